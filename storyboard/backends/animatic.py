@@ -1,0 +1,70 @@
+"""The animatic backend: offline, free, deterministic previz clips through ffmpeg."""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+
+from storyboard.backends.base import ShotContext
+from storyboard.errors import BackendError, MediaError
+from storyboard.media import animatic_clip
+from storyboard.plan import ShotRequest
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise BackendError(f"{name} must be a whole number, got {value!r}") from None
+    if number <= 0:
+        raise BackendError(f"{name} must be positive, got {value!r}")
+    return number
+
+
+class AnimaticBackend:
+    """Stills and title cards with gentle motion; a soft chord or silence for sound.
+
+    Size and frame rate come from the arguments, else ``STORYBOARD_ANIMATIC_SIZE`` (the
+    short side in pixels) and ``STORYBOARD_ANIMATIC_FPS``, else 720 and 24.
+    """
+
+    name = "animatic"
+    paid = False
+
+    def __init__(self, *, short_side: int | None = None, fps: int | None = None) -> None:
+        self.short_side = short_side or _env_int("STORYBOARD_ANIMATIC_SIZE", 720)
+        self.fps = fps or _env_int("STORYBOARD_ANIMATIC_FPS", 24)
+
+    def price(self, request: ShotRequest) -> Decimal | None:
+        return Decimal("0")
+
+    async def generate(self, request: ShotRequest, ctx: ShotContext) -> Path:
+        dest = Path(ctx.work_dir) / f"{request.shot_id}.mp4"
+        ctx.progress(0.0, "running")
+        try:
+            await animatic_clip(
+                dest,
+                duration=float(request.duration),
+                aspect_ratio=request.aspect_ratio,
+                start_image=request.image,
+                end_image=request.end_image,
+                title=request.shot_id,
+                text=request.prompt,
+                sound=request.sound,
+                short_side=self.short_side,
+                fps=self.fps,
+                seed=f"{request.shot_id}\n{request.prompt}",
+                progress=lambda fraction: ctx.progress(fraction, None),
+            )
+        except MediaError as exc:
+            raise BackendError(str(exc), shot=request.shot_id) from exc
+        ctx.progress(1.0, "done")
+        ctx.report(output_meta={"backend": self.name, "short_side": self.short_side, "fps": self.fps})
+        return dest
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,142 @@
+"""A loaded storyboard: the validated file, its shot graph and its rendered prompts.
+
+Pure: reads the storyboard, its images (to check and hash them) and its templates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from storyboard.errors import Problem, SpecError, TemplateError
+from storyboard.graph import ShotGraph
+from storyboard.prompts import PromptError, PromptRenderer
+from storyboard.spec import MAX_PROMPT_CHARS, FrameRef, ResolvedShot, Spec, load_spec
+
+if TYPE_CHECKING:
+    from storyboard.plan import CacheView, Plan
+
+
+@dataclass(frozen=True)
+class Board:
+    """A storyboard ready to plan and render."""
+
+    spec: Spec
+    graph: ShotGraph
+    prompts: Mapping[str, str]
+    vars: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return self.spec.path
+
+    @property
+    def title(self) -> str:
+        return self.spec.model.title or self.spec.path.stem
+
+    @property
+    def shots(self) -> tuple[ResolvedShot, ...]:
+        return self.spec.shots
+
+    @property
+    def cut(self) -> tuple[str, ...]:
+        return self.spec.cut
+
+    @property
+    def output(self) -> Path:
+        return self.spec.output
+
+    def plan(self, *, backend: str | None = None, cache: CacheView | None = None, variant: str = "",
+             force: frozenset[str] = frozenset()) -> Plan:
+        from storyboard.plan import make_plan
+
+        return make_plan(self, backend=backend or self.spec.model.backend, cache=cache, variant=variant, force=force)
+
+
+def build_graph(spec: Spec) -> ShotGraph:
+    edges: list[tuple[str, str, str]] = []
+    for shot in spec.shots:
+        for role, ref in shot.parents():
+            sel = ref.selector if isinstance(ref.selector, str) else f"{ref.selector:g}s"
+            edges.append((ref.shot, shot.id, sel if role == "image" else f"end:{sel}"))
+    graph = ShotGraph((s.id for s in spec.shots), edges, {s.id: float(s.duration) for s in spec.shots})
+    graph.check(str(spec.path))
+    return graph
+
+
+def _shot_context(shot: ResolvedShot) -> dict[str, Any]:
+    return {
+        "id": shot.id,
+        "index": shot.index,
+        "duration": shot.duration,
+        "mode": shot.mode,
+        "aspect_ratio": shot.aspect_ratio,
+        "sound": shot.sound,
+        "app": shot.app,
+        "image": str(shot.image) if shot.image is not None else None,
+        "end_image": str(shot.end_image) if shot.end_image is not None else None,
+        "transition": shot.transition,
+        "vars": dict(shot.vars),
+    }
+
+
+def render_prompts(spec: Spec, overrides: Mapping[str, Any] | None = None) -> tuple[dict[str, str], dict[str, Any]]:
+    """Render every shot's prompt in file order. Collects every problem."""
+    renderer = PromptRenderer(spec.template_dirs)
+    base = {**spec.model.vars, **(overrides or {})}
+    problems: list[Problem] = []
+    rendered: dict[str, str] = {}
+    shots_ctx: dict[str, dict[str, Any]] = {}
+    for shot in spec.shots:
+        context = {**base, **shot.vars, "vars": {**base, **shot.vars}, "shot": _shot_context(shot), "shots": shots_ctx}
+        fld = "prompt" if shot.prompt is not None else "template"
+        try:
+            text = renderer.render(inline=shot.prompt, template=shot.template, context=context)
+        except PromptError as e:
+            problems.append(_prompt_problem(spec, shot, fld, e))
+            continue
+        if len(text) > MAX_PROMPT_CHARS:
+            problems.append(spec.source.problem(
+                f"shot '{shot.id}': the prompt is {len(text)} characters after rendering; Kling allows at most {MAX_PROMPT_CHARS}",
+                spec.shot_path(shot.id, fld)))
+            continue
+        if not text:
+            problems.append(spec.source.problem(
+                f"shot '{shot.id}': the prompt renders to nothing; Kling needs a prompt", spec.shot_path(shot.id, fld)))
+            continue
+        rendered[shot.id] = text
+        shots_ctx[shot.id] = {"id": shot.id, "index": shot.index, "prompt": text, "duration": shot.duration}
+    if problems:
+        raise TemplateError(problems)
+    return rendered, base
+
+
+def _prompt_problem(spec: Spec, shot: ResolvedShot, fld: str, e: PromptError) -> Problem:
+    where = f"shot '{shot.id}'"
+    if e.file is not None:
+        # the problem is inside a template file: point there
+        return Problem(f"{where} (template {e.template}): {e.message}", e.file, e.line)
+    pos = spec.source.locate(spec.shot_path(shot.id, fld))
+    line_note = f" (line {e.line} of the template)" if e.line and e.line > 1 else ""
+    tpl = f" (template {e.template})" if fld == "template" else ""
+    return Problem(f"{where}{tpl}: {fld}: {e.message}{line_note}", spec.source.file,
+                   pos.line if pos else None, pos.column if pos else None)
+
+
+def load(path: str | Path, vars: Mapping[str, Any] | None = None) -> Board:  # noqa: A002 - public API name
+    """Load and validate a storyboard: the file, its graph and its prompts.
+
+    Raises SpecError (with every problem found, each located) when it is invalid.
+    """
+    spec = load_spec(path)
+    try:
+        graph = build_graph(spec)
+    except SpecError:
+        raise
+    prompts, merged = render_prompts(spec, vars)
+    return Board(spec=spec, graph=graph, prompts=prompts, vars=merged)
+
+
+__all__ = ["Board", "FrameRef", "build_graph", "load", "render_prompts"]

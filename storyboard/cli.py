@@ -1,0 +1,354 @@
+"""The ``storyboard`` command.
+
+Exit codes: 0 done; 1 invalid storyboard or a shot failed; 2 usage error; 3 over budget.
+Imports are deferred into the commands so that ``storyboard --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from storyboard.board import Board
+    from storyboard.plan import Plan
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("storyboard")
+    except PackageNotFoundError:  # pragma: no cover
+        return "0+unknown"
+
+
+def _err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@contextmanager
+def _errors(verbose: bool = False) -> Iterator[None]:
+    """Catch StoryboardError once: one clear message, the right exit code."""
+    from storyboard.errors import StoryboardError
+
+    try:
+        yield
+    except StoryboardError as e:
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
+        _err(_redact(f"error: {e}" if "\n" not in str(e) and not _located(str(e)) else str(e)))
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        _err("interrupted; every clip already made is cached, and journalled remote tasks resume on the next render")
+        sys.exit(130)
+    except click.exceptions.Exit:
+        raise
+    except click.ClickException:
+        raise
+    except Exception as e:  # a bug: still no traceback unless asked
+        if verbose:
+            raise
+        _err(_redact(f"internal error: {type(e).__name__}: {e} (run with --verbose for the traceback; please report it)"))
+        sys.exit(1)
+
+
+def _located(text: str) -> bool:
+    head = text.split(": ", 1)[0]
+    return head.count(":") >= 1 and not head.startswith("shot ")
+
+
+def _redact(text: str) -> str:
+    key = os.environ.get("INFERENCE_API_KEY")
+    if key and len(key) >= 4:
+        text = text.replace(key, "***")
+    return text
+
+
+def _parse_sets(pairs: Sequence[str]) -> dict[str, Any]:
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key or not key.replace("_", "a").replace("-", "a").isalnum():
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE (e.g. --set hero='a keeper')", param_hint="--set")
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            parsed = value
+        out[key] = parsed if isinstance(parsed, (str, int, float, bool, list, dict)) or parsed is None else value
+    return out
+
+
+def _budget(value: str | None) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        d = Decimal(value.strip().lstrip("$"))
+    except InvalidOperation:
+        raise click.BadParameter(f"{value!r} is not an amount in USD (e.g. --budget 5 or --budget 2.50)",
+                                 param_hint="--budget") from None
+    if not d.is_finite() or d < 0:
+        raise click.BadParameter(f"{value!r} must be a non-negative amount in USD", param_hint="--budget")
+    return d
+
+
+def _load(file: str, sets: Sequence[str]) -> Board:
+    from storyboard.board import load
+
+    return load(file, vars=_parse_sets(sets))
+
+
+file_arg = click.argument("file", type=click.Path(dir_okay=False, path_type=str))
+set_opt = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a template variable.")
+verbose_opt = click.option("--verbose", "-v", is_flag=True, help="Show detail (ffmpeg/HTTP) and tracebacks.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(_version(), "--version", prog_name="storyboard")
+def main() -> None:
+    """Turn a YAML storyboard into a finished multi-shot film.
+
+    Try: storyboard render examples/harbor.yaml
+    """
+
+
+@main.command()
+@file_arg
+@set_opt
+@verbose_opt
+def validate(file: str, sets: tuple[str, ...], verbose: bool) -> None:
+    """Check a storyboard; print every problem as FILE:LINE:COL: message."""
+    with _errors(verbose):
+        board = _load(file, sets)
+        n = len(board.shots)
+        secs = sum(s.duration for s in board.shots)
+        click.echo(f"{file}: ok — {n} shot{'s' if n != 1 else ''}, {secs} s generated, "
+                   f"{len(board.cut)} in the cut, depth {board.graph.depth()}")
+
+
+def _cache_view(board: Board, cache_dir: str | None) -> Any:
+    from storyboard.cache import Cache
+
+    return Cache.for_board(board.path, cache_dir, create=False)
+
+
+def _backend_variant(name: str) -> str:
+    from storyboard.backends import backend_variant
+
+    return backend_variant(name)
+
+
+@main.command()
+@file_arg
+@set_opt
+@click.option("--backend", default=None, help="Backend to price and key for (default: the file's).")
+@click.option("--cache-dir", default=None, type=click.Path(file_okay=False), help="Cache folder.")
+@click.option("--force", "force", multiple=True, metavar="SHOT", help="Plan as if SHOT were regenerated.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@verbose_opt
+def plan(file: str, sets: tuple[str, ...], backend: str | None, cache_dir: str | None, force: tuple[str, ...],
+         as_json: bool, verbose: bool) -> None:
+    """Show the order, cache hits, cost and critical path. Generates nothing."""
+    with _errors(verbose):
+        board = _load(file, sets)
+        name = backend or board.spec.model.backend
+        _check_force(board, force)
+        p = board.plan(backend=name, cache=_cache_view(board, cache_dir), variant=_backend_variant(name),
+                       force=frozenset(force))
+        if as_json:
+            click.echo(json.dumps(p.to_json(), indent=2))
+        else:
+            print_plan(board, p)
+
+
+def _check_force(board: Board, force: Sequence[str]) -> None:
+    ids = {s.id for s in board.shots}
+    for f in force:
+        if f not in ids:
+            raise click.BadParameter(f"no shot '{f}' in {board.path}", param_hint="--force")
+
+
+def _money(d: Decimal | None) -> str:
+    if d is None:
+        return "unknown"
+    return f"${d.quantize(Decimal('0.001')).normalize():f}" if d else "$0"
+
+
+def print_plan(board: Board, p: Plan, *, file: Any = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=file or sys.stdout, soft_wrap=False)
+    table = Table(title=f"{board.title} — plan ({p.backend})", title_justify="left")
+    for col, kw in (("#", {"justify": "right"}), ("shot", {}), ("image", {}), ("end", {}),
+                    ("dur", {"justify": "right"}), ("mode", {}), ("sound", {}), ("status", {}),
+                    ("cost", {"justify": "right"}), ("key", {})):
+        table.add_column(col, **kw)  # type: ignore[arg-type]
+    for s in p.shots:
+        status = s.status if s.status != "after" else "after " + ", ".join(s.after)
+        if not s.in_cut and s.status != "unused":
+            status += " (not in cut)"
+        table.add_row(str(s.order + 1), s.id, s.request.image_source or "—", s.request.end_image_source or "",
+                      f"{s.request.duration}s", s.request.mode, "yes" if s.request.sound else "no", status,
+                      _money(s.cost), (s.key or s.recipe)[:10] + ("" if s.key else "…"))
+    console.print(table)
+    cp = " → ".join(p.critical_path)
+    console.print(f"to generate: {len(p.pending)} of {len(p.shots)} shots, {p.seconds_to_generate} s; "
+                  f"cost {_money(p.cost)}")
+    if p.backend == "animatic" and p.pending:
+        console.print(f"the same shots on inference.sh (Kling V3.0): about {_money(p.reference_cost)} "
+                      "(public list prices; may differ)")
+    console.print(f"critical path: {cp} ({p.critical_seconds:g} s of footage)")
+
+
+@main.command()
+@file_arg
+@set_opt
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+@verbose_opt
+def graph(file: str, sets: tuple[str, ...], fmt: str, verbose: bool) -> None:
+    """Print the shot graph as Mermaid or Graphviz dot."""
+    with _errors(verbose):
+        board = _load(file, sets)
+        click.echo(board.graph.to_mermaid() if fmt == "mermaid" else board.graph.to_dot(), nl=False)
+
+
+def _concurrency(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    if value < 1:
+        raise click.BadParameter(f"{value} is not a valid number of parallel shots; use 1 or more")
+    return value
+
+
+@main.command()
+@file_arg
+@click.option("--backend", default=None, help="animatic (offline, default), inference, or a plugin's name.")
+@click.option("--output", "-o", default=None, type=click.Path(dir_okay=False), help="Film path.")
+@click.option("--concurrency", "-j", default=4, show_default=True, type=int, callback=_concurrency,
+              help="Shots generated at once.")
+@click.option("--budget", default=None, metavar="USD", help="Refuse before paying anything if the plan costs more.")
+@click.option("--dry-run", is_flag=True, help="Print the plan and what would be paid; generate nothing.")
+@click.option("--force", "force", multiple=True, metavar="SHOT", help="Regenerate SHOT (and the shots chained from it).")
+@set_opt
+@click.option("--cache-dir", default=None, type=click.Path(file_okay=False), help="Cache folder (default .storyboard/).")
+@click.option("--otio", default=None, type=click.Path(dir_okay=False), help="Also write an OpenTimelineIO timeline.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON event per line instead of the progress display.")
+@verbose_opt
+def render(file: str, backend: str | None, output: str | None, concurrency: int, budget: str | None, dry_run: bool,
+           force: tuple[str, ...], sets: tuple[str, ...], cache_dir: str | None, otio: str | None, as_json: bool,
+           verbose: bool) -> None:
+    """Generate what is missing and assemble the film."""
+    budget_value = _budget(budget)
+    vars_ = _parse_sets(sets)
+    _setup_logging(verbose)
+    with _errors(verbose):
+        import asyncio
+
+        from storyboard.board import load
+        from storyboard.runner import Pipeline
+
+        board = load(file, vars=vars_)
+        _check_force(board, force)
+        display = None
+        if not dry_run:
+            from storyboard.progress import make_display
+
+            display = make_display(as_json=as_json, verbose=verbose)
+        pipeline = Pipeline(board, backend=backend, output=output, cache_dir=cache_dir, concurrency=concurrency,
+                            budget=budget_value, force=force, dry_run=dry_run, on_event=display, otio=otio)
+        try:
+            result = asyncio.run(pipeline.run())
+        finally:
+            if display is not None:
+                display.close()
+        if dry_run:
+            if as_json:
+                click.echo(json.dumps(result.plan.to_json(), indent=2))
+            else:
+                print_plan(board, result.plan)
+                click.echo("dry run: nothing generated, nothing paid")
+            return
+        if not as_json:
+            click.echo(f"{result.film} ({result.duration:.2f} s) — paid {_money(result.cost)}; "
+                       f"report {result.report}")
+
+
+def _setup_logging(verbose: bool) -> None:
+    import logging
+
+    if verbose:
+        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+        for noisy in ("asyncio", "PIL"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@main.command()
+@file_arg
+@set_opt
+@click.option("--cache-dir", default=None, type=click.Path(file_okay=False), help="Cache folder.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@verbose_opt
+def cancel(file: str, sets: tuple[str, ...], cache_dir: str | None, yes: bool, verbose: bool) -> None:
+    """Cancel the remote tasks an interrupted render left running (stops paying for them)."""
+    _setup_logging(verbose)
+    with _errors(verbose):
+        import asyncio
+
+        from storyboard.cache import Cache
+
+        board = _load(file, sets)
+        cache = Cache.for_board(board.path, cache_dir, create=False)
+        mine = [(key, data) for key, data in cache.journal_entries()
+                if data.get("storyboard") == str(board.path) and data.get("state", {}).get("task_id")]
+        if not mine:
+            click.echo("no journalled remote tasks for this storyboard; nothing to cancel")
+            return
+        for _key, data in mine:
+            click.echo(f"{data.get('shot')}: task {data['state']['task_id']}")
+        if not yes and not click.confirm(f"cancel {len(mine)} task(s)? The money already spent is not refunded"):
+            return
+        from storyboard.backends import get_backend
+
+        backend = get_backend("inference")
+
+        async def go() -> None:
+            try:
+                for key, data in mine:
+                    await backend.cancel(data["state"]["task_id"])  # type: ignore[attr-defined]
+                    cache.forget(key)
+                    click.echo(f"{data.get('shot')}: cancelled")
+            finally:
+                await backend.aclose()
+
+        asyncio.run(go())
+
+
+@main.command()
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None, help="Write to a file.")
+def schema(output: str | None) -> None:
+    """Print the JSON Schema of the storyboard format (for yaml-language-server)."""
+    from storyboard.spec import json_schema
+
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

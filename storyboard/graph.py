@@ -1,0 +1,116 @@
+"""The shot graph: shots are nodes, frame references are edges (parent → child).
+
+Knows nodes, edges, order and cycles; nothing about video.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import networkx as nx
+
+from storyboard.errors import GraphError, Problem
+
+
+class ShotGraph:
+    """A DAG of shot ids. ``weights`` are node durations (for the critical path)."""
+
+    def __init__(
+        self, nodes: Iterable[str], edges: Iterable[tuple[str, str, str]], weights: Mapping[str, float]
+    ) -> None:
+        g: nx.DiGraph = nx.DiGraph()
+        g.add_nodes_from(nodes)
+        for u, v, label in edges:
+            if g.has_edge(u, v):
+                g.edges[u, v]["label"] += ", " + label
+            else:
+                g.add_edge(u, v, label=label)
+        self.g = g
+        self.weights = dict(weights)
+        self._order: list[str] | None = None
+
+    def check(self, file: str | None = None) -> None:
+        """Raise GraphError naming the shots of a cycle, if there is one."""
+        try:
+            cycle = nx.find_cycle(self.g)
+        except nx.NetworkXNoCycle:
+            return
+        names = [u for u, _ in cycle] + [cycle[0][0]]
+        raise GraphError([Problem("shot cycle: " + " -> ".join(names) + "; a shot cannot need its own frames", file)])
+
+    def order(self) -> list[str]:
+        """Topological order, stable: among ready shots, the earliest in the file first."""
+        if self._order is None:
+            index = {n: i for i, n in enumerate(self.g.nodes)}
+            self._order = list(nx.lexicographical_topological_sort(self.g, key=index.__getitem__))
+        return self._order
+
+    def parents(self, node: str) -> list[str]:
+        return list(self.g.predecessors(node))
+
+    def children(self, node: str) -> list[str]:
+        return list(self.g.successors(node))
+
+    def ancestors(self, node: str) -> set[str]:
+        return set(nx.ancestors(self.g, node))
+
+    def descendants(self, node: str) -> set[str]:
+        return set(nx.descendants(self.g, node))
+
+    def needed_for(self, targets: Iterable[str]) -> set[str]:
+        """The targets and everything they need frames from."""
+        out: set[str] = set()
+        for t in targets:
+            if t not in out:
+                out.add(t)
+                out |= self.ancestors(t)
+        return out
+
+    def critical_path(self) -> tuple[list[str], float]:
+        """The longest chain by summed node weight, and its length."""
+        best: dict[str, tuple[float, str | None]] = {}
+        for n in self.order():
+            w = self.weights.get(n, 0.0)
+            prev = max(
+                ((best[p][0], p) for p in self.g.predecessors(n)),
+                default=(0.0, None),
+            )
+            best[n] = (prev[0] + w, prev[1])
+        if not best:
+            return [], 0.0
+        end = max(best, key=lambda n: best[n][0])
+        length = best[end][0]
+        path: list[str] = []
+        cur: str | None = end
+        while cur is not None:
+            path.append(cur)
+            cur = best[cur][1]
+        return path[::-1], length
+
+    def depth(self) -> int:
+        return len(nx.dag_longest_path(self.g)) if self.g.number_of_nodes() else 0
+
+    def to_mermaid(self, labels: Mapping[str, str] | None = None) -> str:
+        lines = ["graph LR"]
+        for n in self.g.nodes:
+            label = (labels or {}).get(n, n).replace('"', "'")
+            lines.append(f'  {_mid(n)}["{label}"]')
+        for u, v, data in self.g.edges(data=True):
+            sel = data.get("label")
+            lines.append(f"  {_mid(u)} -->|{sel}| {_mid(v)}" if sel else f"  {_mid(u)} --> {_mid(v)}")
+        return "\n".join(lines) + "\n"
+
+    def to_dot(self) -> str:
+        lines = ["digraph storyboard {", "  rankdir=LR;"]
+        for n in self.g.nodes:
+            lines.append(f'  "{n}";')
+        for u, v, data in self.g.edges(data=True):
+            sel = data.get("label")
+            lines.append(f'  "{u}" -> "{v}"' + (f' [label="{sel}"];' if sel else ";"))
+        lines.append("}")
+        return "\n".join(lines) + "\n"
+
+
+def _mid(node: str) -> str:
+    # mermaid ids: keep them simple and unambiguous
+    return "s_" + node.replace("-", "__")

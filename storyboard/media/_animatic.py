@@ -1,0 +1,214 @@
+"""The animatic: an offline, deterministic previz clip made from stills with ffmpeg."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+from storyboard.media._ffmpeg import run_ffmpeg
+from storyboard.media._images import fit_image, frame_size, load_image
+
+ZOOM = 0.06  # how far the start image drifts in over the whole clip
+END_ZOOM = 0.03  # the end image settles from this zoom to none
+CRF = 16  # quality high enough that first/last frames stay >= 40 dB PSNR
+_CHORDS = (  # soft pads, root and two tones above (Hz)
+    (220.00, 277.18, 329.63),
+    (196.00, 246.94, 293.66),
+    (174.61, 220.00, 261.63),
+    (246.94, 293.66, 369.99),
+)
+
+
+def _digest(seed: str) -> bytes:
+    return hashlib.sha256(seed.encode("utf-8")).digest()
+
+
+def motion(seed: str) -> tuple[float, float]:
+    """The pan direction (each in -0.8..0.8) drawn from ``seed``. Pure."""
+    d = _digest("motion:" + seed)
+    return (d[0] / 255 * 1.6 - 0.8, d[1] / 255 * 1.6 - 0.8)
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # Pillow without FreeType
+        return ImageFont.load_default()
+
+
+def title_card(size: tuple[int, int], title: str, text: str, seed: str = "") -> Image.Image:
+    """A dark gradient card with ``title`` and the wrapped ``text``, in Pillow's own font."""
+    width, height = size
+    d = _digest("card:" + seed + title)
+    hue = (d[0] % 60 + 10, d[1] % 40 + 20, d[2] % 60 + 40)
+    top = Image.new("RGB", (1, 2))
+    top.putpixel((0, 0), tuple(c // 3 for c in hue))
+    top.putpixel((0, 1), hue)
+    card = top.resize((width, height), Image.Resampling.BILINEAR)
+    draw = ImageDraw.Draw(card)
+    short = min(width, height)
+    margin = max(4, short // 12)
+    title_font = _font(max(8, short // 10))
+    body_size = max(6, short // 24)
+    body_font = _font(body_size)
+    y = margin
+    draw.text((margin, y), title, font=title_font, fill=(250, 240, 220))
+    y += int(short / 10 * 1.5)
+    char_width = max(1.0, draw.textlength("abcdefghij", font=body_font) / 10)
+    columns = max(8, int((width - 2 * margin) / char_width))
+    line_height = int(body_size * 1.35)
+    max_lines = max(1, (height - y - margin) // max(1, line_height))
+    lines = textwrap.wrap(text.strip(), width=columns) or [""]
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] = lines[-1][: max(0, columns - 1)] + "…"
+    for line in lines:
+        draw.text((margin, y), line, font=body_font, fill=(225, 225, 225))
+        y += line_height
+    return card
+
+
+def tone_expression(seed: str) -> str:
+    """An aevalsrc expression (two channels) for a soft chord chosen by ``seed``. Pure."""
+    d = _digest("tone:" + seed)
+    chord = _CHORDS[d[0] % len(_CHORDS)]
+    amps = (0.05, 0.035, 0.03)
+    swell = "(0.8+0.2*sin(2*PI*0.25*t))"
+    left = "+".join(f"{a}*sin(2*PI*{f}*t)" for a, f in zip(amps, chord, strict=True))
+    right = "+".join(f"{a}*sin(2*PI*{f * 1.002:.3f}*t)" for a, f in zip(amps, chord, strict=True))
+    return f"({left})*{swell}|({right})*{swell}"
+
+
+def animatic_args(
+    dest: Path,
+    *,
+    start_png: Path,
+    end_png: Path | None,
+    size: tuple[int, int],
+    duration: float,
+    fps: int,
+    sound: bool,
+    seed: str = "",
+) -> list[str]:
+    """ffmpeg arguments for an animatic clip from prepared stills. Pure."""
+    width, height = size
+    frames = max(1, round(duration * fps))
+    seconds = frames / fps
+    pan_x, pan_y = motion(seed)
+    last = max(1, frames - 1)
+    ease = f"(on/{last})"
+    zoom = f"1+{ZOOM}*{ease}*{ease}*(3-2*{ease})"
+    x = f"(iw-iw/zoom)*{0.5 + 0.5 * pan_x:.4f}"
+    y = f"(ih-ih/zoom)*{0.5 + 0.5 * pan_y:.4f}"
+    graph = [
+        f"[0:v]format=rgb24,zoompan=z='{zoom}':x='{x}':y='{y}':d={frames}:s={width}x{height}:fps={fps}"
+        + ",format=yuv420p"
+        + ("[v]" if end_png is None else "[a0]")
+    ]
+    args = ["-i", str(start_png)]
+    if end_png is not None:
+        args += ["-i", str(end_png)]
+        fade_frames = max(1, min(round(fps * 1.0), frames // 3))
+        hold = min(2, frames - fade_frames)  # the end image alone for the last frames
+        end_frames = fade_frames + hold
+        end_last = max(1, end_frames - 1)
+        end_zoom = f"1+{END_ZOOM}*max(0,1-on/{end_last})"
+        offset = (frames - end_frames) / fps
+        graph.append(
+            f"[1:v]format=rgb24,zoompan=z='{end_zoom}':x='(iw-iw/zoom)/2':y='(ih-ih/zoom)/2'"
+            f":d={end_frames}:s={width}x{height}:fps={fps},format=yuv420p[b0]"
+        )
+        graph.append(
+            f"[a0][b0]xfade=transition=fade:duration={fade_frames / fps:.6f}:offset={offset:.6f}[v]"
+        )
+    if sound:
+        fade_out = min(0.5, seconds / 3)
+        graph.append(
+            f"aevalsrc=exprs='{tone_expression(seed)}':s=48000:d={seconds:.6f},"
+            f"afade=t=in:d={min(0.3, seconds / 3):.3f},"
+            f"afade=t=out:st={seconds - fade_out:.6f}:d={fade_out:.6f},"
+            "aformat=sample_fmts=fltp:channel_layouts=stereo[a]"
+        )
+    args += ["-filter_complex", ";".join(graph), "-map", "[v]"]
+    if sound:
+        args += ["-map", "[a]", "-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2"]
+    else:
+        args += ["-an"]
+    args += [
+        "-frames:v", str(frames),
+        "-r", str(fps),
+        "-c:v", "libx264",
+        "-preset", "veryfast",
+        "-crf", str(CRF),
+        "-pix_fmt", "yuv420p",
+        "-g", str(2 * fps),
+        "-force_key_frames", f"expr:eq(n,{last})",
+        "-threads", "4",
+        "-fflags", "+bitexact",
+        "-flags:v", "+bitexact",
+        "-flags:a", "+bitexact",
+        "-map_metadata", "-1",
+        "-movflags", "+faststart",
+        "-f", "mp4",
+        str(dest),
+    ]  # fmt: skip
+    return args
+
+
+def prepare_still(src: Path, size: tuple[int, int]) -> Image.Image:
+    """``src`` scaled and centre-cropped to exactly ``size``: what the clip starts/ends on."""
+    return fit_image(load_image(src), size)
+
+
+async def animatic_clip(
+    dest: Path,
+    *,
+    duration: float,
+    aspect_ratio: str,
+    start_image: Path | None,
+    end_image: Path | None,
+    title: str,
+    text: str,
+    sound: bool,
+    short_side: int = 720,
+    fps: int = 24,
+    seed: str = "",
+    progress: Callable[[float], None] | None = None,
+) -> Path:
+    """Render a previz clip to ``dest``: the start image (or a title card) drifting in
+    gently, crossfading to the end image when given; a soft chord or no audio stream.
+    Same inputs, same bytes (on the same machine and ffmpeg)."""
+    dest = Path(dest)
+    size = frame_size(aspect_ratio, short_side)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    seed = seed or f"{title}\n{text}"
+    with tempfile.TemporaryDirectory(prefix=".animatic-", dir=dest.parent) as tmp_dir:
+        tmp = Path(tmp_dir)
+        start_png = tmp / "start.png"
+        if start_image is not None:
+            prepare_still(start_image, size).save(start_png, format="PNG")
+        else:
+            title_card(size, title, text, seed).save(start_png, format="PNG")
+        end_png: Path | None = None
+        if end_image is not None:
+            end_png = tmp / "end.png"
+            prepare_still(end_image, size).save(end_png, format="PNG")
+        out = tmp / "clip.mp4"
+        args = animatic_args(
+            out,
+            start_png=start_png,
+            end_png=end_png,
+            size=size,
+            duration=duration,
+            fps=fps,
+            sound=sound,
+            seed=seed,
+        )
+        await run_ffmpeg(args, progress=progress, total_seconds=duration if progress else None)
+        out.replace(dest)
+    return dest

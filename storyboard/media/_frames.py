@@ -1,0 +1,128 @@
+"""Extracting one exact frame from a clip (PyAV, seeking rather than decoding it all)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import av
+
+from storyboard.errors import MediaError
+
+_BACKOFF_SECONDS = 2.0
+
+
+def parse_selector(selector: str | float) -> str | float:
+    """``"first"``, ``"last"`` or a time in seconds (``2.5``, ``"2.5"``). Pure."""
+    if isinstance(selector, int | float) and not isinstance(selector, bool):
+        if selector < 0:
+            raise MediaError(f"frame time must be >= 0, got {selector}")
+        return float(selector)
+    text = str(selector).strip().lower()
+    if text in ("first", "last"):
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise MediaError(
+            f"bad frame selector {selector!r}: use 'first', 'last' or seconds"
+        ) from None
+    if value < 0:
+        raise MediaError(f"frame time must be >= 0, got {value}")
+    return value
+
+
+def _open_video(clip: Path) -> tuple[Any, Any]:
+    if not clip.is_file():
+        raise MediaError(f"clip not found: {clip}")
+    try:
+        container = av.open(str(clip))
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise MediaError(f"{clip}: not a readable video ({exc})") from exc
+    if not container.streams.video:
+        container.close()
+        raise MediaError(f"{clip}: not a video (no video stream)")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    return container, stream
+
+
+def _frame_time(frame: Any) -> float:
+    return float(frame.pts * frame.time_base) if frame.pts is not None else 0.0
+
+
+def _decode_from(container: Any, stream: Any, seconds: float) -> Any:
+    """Seek to the keyframe at or before ``seconds`` and return the decoded-frame iterator."""
+    target = int(seconds / stream.time_base) + (stream.start_time or 0)
+    container.seek(max(0, target), stream=stream, backward=True, any_frame=False)
+    return container.decode(stream)
+
+
+def _last_keyframe_time(container: Any, stream: Any, duration: float) -> float:
+    """Demux (no decoding) the tail to find the last keyframe, so only its GOP is decoded."""
+    start = max(0.0, duration - _BACKOFF_SECONDS)
+    target = int(start / stream.time_base) + (stream.start_time or 0)
+    container.seek(max(0, target), stream=stream, backward=True, any_frame=False)
+    last_key: float | None = None
+    base = stream.start_time or 0
+    for packet in container.demux(stream):
+        if packet.size and packet.is_keyframe and packet.pts is not None:
+            last_key = float((packet.pts - base) * stream.time_base)
+    return last_key if last_key is not None else 0.0
+
+
+def _stream_duration(container: Any, stream: Any) -> float:
+    if stream.duration is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return float(container.duration / 1_000_000)
+    return 0.0
+
+
+def _extract(clip: Path, selector: str | float, dest: Path) -> Path:
+    choice = parse_selector(selector)
+    container, stream = _open_video(clip)
+    try:
+        chosen: Any = None
+        if choice == "first":
+            for frame in _decode_from(container, stream, 0.0):
+                chosen = frame
+                break
+        elif choice == "last":
+            duration = _stream_duration(container, stream)
+            key = _last_keyframe_time(container, stream, duration)
+            for frame in _decode_from(container, stream, key):
+                chosen = frame
+            if chosen is None and key > 0:  # odd index: fall back to decoding it all
+                for frame in _decode_from(container, stream, 0.0):
+                    chosen = frame
+        else:
+            assert isinstance(choice, float)
+            base = float((stream.start_time or 0) * stream.time_base)
+            for frame in _decode_from(container, stream, choice):
+                if chosen is not None and _frame_time(frame) - base > choice + 1e-6:
+                    break
+                chosen = frame
+        if chosen is None:
+            raise MediaError(f"{clip}: no decodable frame for {selector!r}")
+        image = chosen.to_image()
+    except av.FFmpegError as exc:
+        raise MediaError(f"{clip}: cannot decode a frame ({exc})") from exc
+    finally:
+        container.close()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".tmp")
+    image.save(tmp, format="PNG")
+    tmp.replace(dest)
+    return dest
+
+
+async def extract_frame(clip: Path, selector: str | float, dest: Path) -> Path:
+    """Write one frame of ``clip`` to ``dest`` as PNG.
+
+    ``selector``: ``"first"``; ``"last"`` (the last decoded frame, exactly); or seconds,
+    meaning the frame on screen at that time (the last frame with pts <= t; past the end,
+    the last frame). Seeks, so the cost stays flat as clips get longer.
+    """
+    return await asyncio.to_thread(_extract, Path(clip), selector, Path(dest))

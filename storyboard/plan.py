@@ -1,0 +1,315 @@
+"""ShotRequest, cache keys and the cost estimate. Pure: no I/O."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from storyboard.spec import FrameRef, ImageSource, ResolvedShot
+
+if TYPE_CHECKING:
+    from storyboard.board import Board
+
+
+@dataclass(frozen=True)
+class ShotRequest:
+    """Everything a backend needs to generate one shot.
+
+    ``image`` / ``end_image`` are local paths of images already prepared to the
+    model's rules (the runner fills them in); ``image_source`` / ``end_image_source``
+    say where they come from (a file path or a frame reference like ``@harbor:last``).
+    """
+
+    shot_id: str
+    prompt: str
+    app: str = "klingai/video-v3"
+    mode: str = "std"
+    aspect_ratio: str = "16:9"
+    duration: int = 5
+    sound: bool = True
+    negative_prompt: str | None = None
+    image: Path | None = None
+    end_image: Path | None = None
+    image_source: str | None = None
+    end_image_source: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def model_inputs(self) -> dict[str, Any]:
+        """The Kling input fields other than the images, as sent to the app."""
+        inputs: dict[str, Any] = {
+            "prompt": self.prompt,
+            "mode": self.mode,
+            "aspect_ratio": self.aspect_ratio,
+            "duration": self.duration,
+            "sound": self.sound,
+        }
+        if self.negative_prompt:
+            inputs["negative_prompt"] = self.negative_prompt
+        return inputs
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+class CacheView(Protocol):
+    """What the plan may ask of the cache (read-only)."""
+
+    def clip_hash(self, key: str) -> str | None:
+        """Content hash of the clip cached under shot key ``key``, or None."""
+
+
+Status = Literal["cached", "generate", "after", "forced", "unused"]
+
+
+@dataclass(frozen=True)
+class PlannedShot:
+    """One shot of the plan."""
+
+    id: str
+    order: int
+    request: ShotRequest
+    recipe: str  # hash of the shot's inputs, with parents' recipes (known without a cache)
+    key: str | None  # cache key: known when every parent clip is known
+    status: Status
+    after: tuple[str, ...]  # parents still to be generated
+    cost: Decimal | None  # what generating it costs on this backend (0 when cached)
+    price: Decimal | None  # what it costs on this backend when generated
+    reference_price: Decimal | None  # what it would cost on the paid model
+    in_cut: bool
+    image: Any = None  # ImageSource | None
+    end_image: Any = None
+
+    @property
+    def to_generate(self) -> bool:
+        return self.status in ("generate", "after", "forced")
+
+
+@dataclass(frozen=True)
+class Plan:
+    backend: str
+    shots: tuple[PlannedShot, ...]
+    critical_path: tuple[str, ...]
+    critical_seconds: float
+    board_hash: str
+
+    def __getitem__(self, shot_id: str) -> PlannedShot:
+        for s in self.shots:
+            if s.id == shot_id:
+                return s
+        raise KeyError(shot_id)
+
+    @property
+    def by_id(self) -> dict[str, PlannedShot]:
+        return {s.id: s for s in self.shots}
+
+    @property
+    def pending(self) -> list[PlannedShot]:
+        return [s for s in self.shots if s.to_generate]
+
+    @property
+    def seconds_to_generate(self) -> int:
+        return sum(s.request.duration for s in self.pending)
+
+    @property
+    def cost(self) -> Decimal | None:
+        """What the shots still to generate will cost; None if any price is unknown."""
+        return _sum(s.cost for s in self.shots if s.status != "unused")
+
+    @property
+    def reference_cost(self) -> Decimal | None:
+        """What the shots still to generate would cost on the paid model."""
+        return _sum(s.reference_price for s in self.pending)
+
+    @property
+    def full_cost(self) -> Decimal | None:
+        """What every used shot costs when nothing is cached."""
+        return _sum(s.price for s in self.shots if s.status != "unused")
+
+    def to_json(self) -> dict[str, Any]:
+        def money(d: Decimal | None) -> str | None:
+            return None if d is None else str(d)
+
+        return {
+            "backend": self.backend,
+            "board_hash": self.board_hash,
+            "shots": [
+                {
+                    "order": s.order,
+                    "id": s.id,
+                    "status": s.status,
+                    "after": list(s.after),
+                    "key": s.key,
+                    "recipe": s.recipe,
+                    "image": s.request.image_source,
+                    "end_image": s.request.end_image_source,
+                    "duration": s.request.duration,
+                    "mode": s.request.mode,
+                    "aspect_ratio": s.request.aspect_ratio,
+                    "sound": s.request.sound,
+                    "prompt": s.request.prompt,
+                    "in_cut": s.in_cut,
+                    "cost": money(s.cost),
+                    "price": money(s.price),
+                }
+                for s in self.shots
+            ],
+            "totals": {
+                "shots": len(self.shots),
+                "to_generate": len(self.pending),
+                "seconds_to_generate": self.seconds_to_generate,
+                "cost": money(self.cost),
+                "full_cost": money(self.full_cost),
+                "reference_cost": money(self.reference_cost),
+                "critical_path": list(self.critical_path),
+                "critical_seconds": self.critical_seconds,
+            },
+        }
+
+
+def _sum(values: Iterable[Decimal | None]) -> Decimal | None:
+    total = Decimal(0)
+    for v in values:
+        if v is None:
+            return None
+        total += v
+    return total
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+def _source_label(src: ImageSource | None) -> str | None:
+    if src is None:
+        return None
+    if isinstance(src, FrameRef):
+        return f"@{src.shot}:{src.selector:g}" if isinstance(src.selector, float) else f"@{src.shot}:{src.selector}"
+    return src.rel
+
+
+def request_for(board: Board, shot: ResolvedShot) -> ShotRequest:
+    """The ShotRequest of a shot (images not prepared yet: ``image`` is None)."""
+    return ShotRequest(
+        shot_id=shot.id,
+        prompt=board.prompts[shot.id],
+        app=shot.app,
+        mode=shot.mode,
+        aspect_ratio=shot.aspect_ratio,
+        duration=shot.duration,
+        sound=shot.sound,
+        negative_prompt=shot.negative_prompt,
+        image_source=_source_label(shot.image),
+        end_image_source=_source_label(shot.end_image),
+    )
+
+
+def cache_key(
+    request: ShotRequest,
+    *,
+    backend: str,
+    variant: str = "",
+    images: Mapping[str, Mapping[str, Any] | None],
+) -> str:
+    """A shot's cache key: backend, app, every model input after rendering, and what
+    its start/end images are — a file's content hash, or the content hash of the
+    parent clip actually used plus the selector (a Merkle chain)."""
+    return _digest(
+        {
+            "v": 1,
+            "backend": backend,
+            "variant": variant,
+            "app": request.app,
+            "inputs": request.model_inputs(),
+            "images": dict(images),
+        }
+    )
+
+
+def make_plan(
+    board: Board,
+    *,
+    backend: str,
+    cache: CacheView | None = None,
+    variant: str = "",
+    force: frozenset[str] = frozenset(),
+    price: Callable[[ShotRequest], Decimal | None] | None = None,
+) -> Plan:
+    """The plan: every shot's request, cache key, status and cost. Pure."""
+    from storyboard.pricing import PriceTable
+
+    table = PriceTable.load()
+    reference = table.price
+    if price is None:
+        price = (lambda r: Decimal(0)) if backend == "animatic" else reference
+    needed = board.graph.needed_for(board.cut)
+    in_cut = set(board.cut)
+    recipes: dict[str, str] = {}
+    keys: dict[str, str | None] = {}
+    clip_hashes: dict[str, str | None] = {}
+    status: dict[str, Status] = {}
+    out: list[PlannedShot] = []
+    for order, shot_id in enumerate(board.graph.order()):
+        shot = board.spec.shot(shot_id)
+        req = request_for(board, shot)
+        recipe_images: dict[str, Any] = {}
+        key_images: dict[str, Any] = {}
+        after: list[str] = []
+        for role, src in (("image", shot.image), ("end_image", shot.end_image)):
+            if src is None:
+                recipe_images[role] = key_images[role] = None
+            elif isinstance(src, FrameRef):
+                sel = src.selector
+                recipe_images[role] = {"recipe": recipes[src.shot], "selector": sel}
+                parent_clip = clip_hashes.get(src.shot)
+                if parent_clip is None:
+                    after.append(src.shot)
+                key_images[role] = {"clip": parent_clip, "selector": sel}
+            else:
+                recipe_images[role] = key_images[role] = {"file": src.sha256}
+        recipe = cache_key(req, backend=backend, variant=variant, images=recipe_images)
+        recipes[shot_id] = recipe
+        key = None if after else cache_key(req, backend=backend, variant=variant, images=key_images)
+        keys[shot_id] = key
+        hit = cache.clip_hash(key) if (cache is not None and key is not None) else None
+        st: Status
+        if shot_id not in needed:
+            st = "unused"
+        elif shot_id in force:
+            st, hit = "forced", None
+        elif after:
+            st = "after"
+        elif hit is not None:
+            st = "cached"
+        else:
+            st = "generate"
+        clip_hashes[shot_id] = hit
+        status[shot_id] = st
+        p = price(req)
+        out.append(
+            PlannedShot(
+                id=shot_id,
+                order=order,
+                request=req,
+                recipe=recipe,
+                key=key,
+                status=st,
+                after=tuple(dict.fromkeys(after)),
+                cost=(p if st in ("generate", "after", "forced") else Decimal(0)),
+                price=p,
+                reference_price=reference(req),
+                in_cut=shot_id in in_cut,
+                image=shot.image,
+                end_image=shot.end_image,
+            )
+        )
+    path, seconds = board.graph.critical_path()
+    board_hash = _digest({"cut": list(board.cut), "recipes": recipes, "audio": [
+        (str(p.relative_to(board.spec.folder)), t.model_dump()) for p, t in board.spec.audio
+    ]})
+    return Plan(backend=backend, shots=tuple(out), critical_path=tuple(path), critical_seconds=seconds,
+                board_hash=board_hash)
