@@ -16,7 +16,10 @@ from storyboard.prompts import PromptError, PromptRenderer
 from storyboard.spec import MAX_PROMPT_CHARS, FrameRef, ResolvedShot, Spec, load_spec
 
 if TYPE_CHECKING:
-    from storyboard.plan import CacheView, Plan
+    from collections.abc import Callable
+    from decimal import Decimal
+
+    from storyboard.plan import CacheView, Plan, ShotRequest
 
 
 @dataclass(frozen=True)
@@ -48,11 +51,18 @@ class Board:
     def output(self) -> Path:
         return self.spec.output
 
-    def plan(self, *, backend: str | None = None, cache: CacheView | None = None, variant: str = "",
-             force: frozenset[str] = frozenset()) -> Plan:
+    def plan(self, *, backend: str | None = None, cache: CacheView | None = None, variant: str | None = None,
+             force: frozenset[str] = frozenset(),
+             price: Callable[[ShotRequest], Decimal | None] | None = None) -> Plan:
+        """The plan (pure). Pass ``cache`` (e.g. ``Cache.for_board(path, create=False)``) to
+        see cache hits; without it every shot is to be generated."""
+        from storyboard.backends import backend_variant
         from storyboard.plan import make_plan
 
-        return make_plan(self, backend=backend or self.spec.model.backend, cache=cache, variant=variant, force=force)
+        name = backend or self.spec.model.backend
+        if variant is None:
+            variant = backend_variant(name)
+        return make_plan(self, backend=name, cache=cache, variant=variant, force=force, price=price)
 
 
 def build_graph(spec: Spec) -> ShotGraph:
@@ -125,7 +135,7 @@ def _prompt_problem(spec: Spec, shot: ResolvedShot, fld: str, e: PromptError) ->
                    pos.line if pos else None, pos.column if pos else None)
 
 
-def load(path: str | Path, vars: Mapping[str, Any] | None = None) -> Board:  # noqa: A002 - public API name
+def load(path: str | Path, vars: Mapping[str, Any] | None = None) -> Board:
     """Load and validate a storyboard: the file, its graph and its prompts.
 
     Raises SpecError (with every problem found, each located) when it is invalid.

@@ -350,5 +350,8 @@ def schema(output: str | None) -> None:
         click.echo(text, nl=False)
 
 
+# -- ecosystem commands (report, init) live below this line --
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -312,7 +312,8 @@ class Pipeline:
     def plan(self, cache: Cache | None = None) -> Plan:
         if cache is None:
             cache = Cache.for_board(self.board.path, self.cache_dir, create=False)
-        return self.board.plan(backend=self.backend.name, cache=cache, variant=self.variant, force=self.force)
+        return self.board.plan(backend=self.backend.name, cache=cache, variant=self.variant, force=self.force,
+                               price=self.backend.price)
 
     def check_budget(self, plan: Plan) -> None:
         if self.budget is None or not getattr(self.backend, "paid", True):
@@ -423,7 +424,7 @@ class Pipeline:
                 frame_tasks[k] = asyncio.ensure_future(frame(entry, selector))
             return frame_tasks[k]
 
-        async def prepare(src_path: Path, token: str, aspect: str) -> Path:
+        async def prepare(src_path: Path, token: str, aspect: str, label: str | None) -> Path:
             from storyboard.media import prepare_image
 
             digest = hashlib.sha256(f"{token}|{aspect}|v1".encode()).hexdigest()
@@ -434,8 +435,9 @@ class Pipeline:
             tmp_dir = cache.tmp_dir("prep-")
             try:
                 prepared = await asyncio.to_thread(prepare_image, src_path, aspect, tmp_dir / "image.png")
-                for note in prepared.notes:
-                    self.emit(Warning_(message=f"{token.split('|')[0][:60]}: {note}"))
+                if label is not None:  # frames of preview clips are small on purpose: no warnings
+                    for note in prepared.notes:
+                        self.emit(Warning_(message=f"{label}: {note}"))
                 return cache.publish(prepared.path, cache.prepared_path(digest, prepared.path.suffix))
             finally:
                 shutil.rmtree(tmp_dir, ignore_errors=True)
@@ -444,12 +446,12 @@ class Pipeline:
             if isinstance(src, FrameRef):
                 self.emit(ShotProgress(shot=shot_id, status=f"extracting frame {src}"))
                 raw = await frame_task(entries[src.shot], src.selector)
-                token = f"{entries[src.shot].clip}-{src.selector}"
+                token, label = f"{entries[src.shot].clip}-{src.selector}", None
             else:
-                raw, token = src.path, f"{src.rel}|{src.sha256}"
+                raw, token, label = src.path, f"{src.rel}|{src.sha256}", src.rel
             k = (token, aspect)
             if k not in prep_tasks:
-                prep_tasks[k] = asyncio.ensure_future(prepare(raw, token, aspect))
+                prep_tasks[k] = asyncio.ensure_future(prepare(raw, token, aspect, label))
             return await prep_tasks[k]
 
         async def shot_job(ps: PlannedShot) -> Entry:
@@ -534,8 +536,8 @@ class Pipeline:
         except BaseException:
             for t in tasks:
                 t.cancel()
-            for t in list(frame_tasks.values()) + list(prep_tasks.values()):
-                t.cancel()
+            for side in (*frame_tasks.values(), *prep_tasks.values()):
+                side.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
 

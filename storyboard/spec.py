@@ -30,13 +30,7 @@ MODES = ("std", "pro")
 ID_PATTERN = re.compile(r"^[a-z0-9_-]+$")
 # ffmpeg's xfade transitions (ffmpeg 6+); "cut" means none.
 TRANSITIONS = frozenset(
-    """cut fade fadeblack fadewhite fadegrays dissolve pixelize distance radial hblur
-    wipeleft wiperight wipeup wipedown wipetl wipetr wipebl wipebr
-    slideleft slideright slideup slidedown smoothleft smoothright smoothup smoothdown
-    circlecrop rectcrop circleclose circleopen horzclose horzopen vertclose vertopen
-    diagbl diagbr diagtl diagtr hlslice hrslice vuslice vdslice squeezeh squeezev
-    zoomin hlwind hrwind vuwind vdwind coverleft coverright coverup coverdown
-    revealleft revealright revealup revealdown""".split()
+    ["cut", "fade", "fadeblack", "fadewhite", "fadegrays", "dissolve", "pixelize", "distance", "radial", "hblur", "wipeleft", "wiperight", "wipeup", "wipedown", "wipetl", "wipetr", "wipebl", "wipebr", "slideleft", "slideright", "slideup", "slidedown", "smoothleft", "smoothright", "smoothup", "smoothdown", "circlecrop", "rectcrop", "circleclose", "circleopen", "horzclose", "horzopen", "vertclose", "vertopen", "diagbl", "diagbr", "diagtl", "diagtr", "hlslice", "hrslice", "vuslice", "vdslice", "squeezeh", "squeezev", "zoomin", "hlwind", "hrwind", "vuwind", "vdwind", "coverleft", "coverright", "coverup", "coverdown", "revealleft", "revealright", "revealup", "revealdown"]
 )
 
 Path_ = tuple[str | int, ...]
@@ -277,9 +271,12 @@ def read_text(path: Path) -> str:
 def _compose(text: str, name: str) -> yaml.Node | None:
     loader_cls: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        return yaml.compose(text, Loader=loader_cls)  # type: ignore[no-any-return]
+        node: yaml.Node | None = yaml.compose(text, Loader=loader_cls)
+        return node
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
+        if e.context_mark is not None and "end of stream" in (e.problem or ""):
+            mark = e.context_mark  # where the unterminated thing starts, not the end of the file
         msg = f"YAML syntax: {e.problem or e.context}"
         if e.context and e.problem:
             msg = f"YAML syntax: {e.problem} ({e.context})"
@@ -552,9 +549,9 @@ def check_image_file(folder: Path, rel: str) -> tuple[ImageFile | None, str | No
     data = path.read_bytes()
     if not (data.startswith(_PNG) or data.startswith(_JPEG)):
         return None, f"'{rel}' is not a PNG or JPEG image (its content says otherwise); Kling takes jpg/jpeg/png"
-    from PIL import Image  # deferred: only needed when a storyboard names images
-
     import io
+
+    from PIL import Image  # deferred: only needed when a storyboard names images
 
     try:
         with warnings.catch_warnings():

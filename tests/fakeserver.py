@@ -40,7 +40,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -228,6 +228,7 @@ class Call:
     headers: dict[str, str]  # lower-case names
     body: bytes
     status: int = 0
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
     @property
     def json(self) -> Any:
@@ -274,6 +275,10 @@ class _Server(ThreadingHTTPServer):
         self.fake = fake
         self.role = role
         super().__init__(addr, _Handler, bind_and_activate=False)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients hang up on idle keep-alive connections and on streams: not an error.
+        pass
 
 
 class FakeInference:
@@ -933,7 +938,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
-def gradient_image(path: str | os.PathLike[str], width: int = 640, height: int = 360, seed: int = 0) -> None:
+def gradient_image(
+    path: str | os.PathLike[str], width: int = 640, height: int = 360, seed: int = 0
+) -> None:
     """A smooth test picture (PNG or JPEG by suffix): gradients survive scaling and H.264."""
     x = [i / max(1, width - 1) for i in range(width)]
     im = Image.new("RGB", (width, height))

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import av
-from PIL import Image, ImageChops, ImageDraw, ImageStat
+from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageStat
 
 from storyboard.media import ffmpeg_path
 
@@ -44,7 +44,12 @@ def make_clip(
     width, height = size
     args = ["-f", "lavfi", "-i", f"{source}=size={width}x{height}:rate={fps}:duration={duration}"]
     if audio:
-        args += ["-f", "lavfi", "-i", f"sine=frequency={freq}:sample_rate=48000:duration={duration}"]
+        args += [
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency={freq}:sample_rate=48000:duration={duration}",
+        ]
         args += ["-af", f"volume={volume},aformat=channel_layouts=stereo"]
     args += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
     if gop:
@@ -77,6 +82,8 @@ def make_image(path: Path, size: tuple[int, int], *, seed: int = 0) -> Path:
         (width // 4, height // 4, width // 4 + width // 3, height // 4 + height // 3),
         fill=(230, 170, 60),
     )
+    # photographs have soft edges; a hard saturated edge is what 4:2:0 chroma cannot keep
+    img = img.filter(ImageFilter.GaussianBlur(max(1.0, min(width, height) / 100)))
     img.save(path)
     return path
 
@@ -121,13 +128,17 @@ def stream_durations(path: Path) -> dict[str, float]:
 
 def integrated_loudness(path: Path) -> float:
     """Integrated loudness (LUFS) as ffmpeg's ebur128 measures it."""
-    stderr = ffmpeg("-i", str(path), "-map", "0:a", "-af", "ebur128=framelog=quiet", "-f", "null", "-")
+    stderr = ffmpeg(
+        "-i", str(path), "-map", "0:a", "-af", "ebur128=framelog=quiet", "-f", "null", "-"
+    )
     values = re.findall(r"I:\s+(-?[\d.]+) LUFS", stderr)
     return float(values[-1])
 
 
 def loudnorm_stats(path: Path) -> dict[str, str]:
-    stderr = ffmpeg("-i", str(path), "-map", "0:a", "-af", "loudnorm=print_format=json", "-f", "null", "-")
+    stderr = ffmpeg(
+        "-i", str(path), "-map", "0:a", "-af", "loudnorm=print_format=json", "-f", "null", "-"
+    )
     start = stderr.rindex("{")
     result: dict[str, str] = json.loads(stderr[start : stderr.index("}", start) + 1])
     return result

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakeserver import FakeInference, gradient_image
 
 from storyboard.backends.base import MemoryContext
 from storyboard.backends.inference import (
@@ -28,6 +27,7 @@ from storyboard.backends.inference import (
 from storyboard.errors import AuthError, BackendError, RateLimited, TaskFailed
 from storyboard.media import probe
 from storyboard.plan import ShotRequest
+from tests.fakeserver import FakeInference, gradient_image
 
 FAST = {
     "backoff_base": 0.02,
@@ -144,7 +144,10 @@ def test_price_is_decimal_or_none() -> None:
 
 
 async def test_happy_path_uploads_runs_streams_downloads(
-    fake: FakeInference, make: Callable[..., InferenceBackend], images: dict[str, Path], tmp_path: Path
+    fake: FakeInference,
+    make: Callable[..., InferenceBackend],
+    images: dict[str, Path],
+    tmp_path: Path,
 ) -> None:
     backend = make(fake)
     ctx = ctx_for(tmp_path)
@@ -159,7 +162,15 @@ async def test_happy_path_uploads_runs_streams_downloads(
     (run,) = runs(fake)
     sent = run.json
     assert sent["app"] == "klingai/video-v3"
-    assert set(sent["input"]) == {"prompt", "mode", "aspect_ratio", "duration", "sound", "image", "end_image"}
+    assert set(sent["input"]) == {
+        "prompt",
+        "mode",
+        "aspect_ratio",
+        "duration",
+        "sound",
+        "image",
+        "end_image",
+    }
     assert sent["input"]["image"] != sent["input"]["end_image"]
     assert len(fake.submissions) == 1
     task_id = fake.submissions[0].id
@@ -231,7 +242,9 @@ async def test_shots_run_concurrently_on_one_client(
     fake.latency = 0.6
     backend = make(fake)
     started = time.monotonic()
-    clips = await asyncio.gather(*(backend.generate(req(f"s{i}"), ctx_for(tmp_path, f"s{i}")) for i in range(4)))
+    clips = await asyncio.gather(
+        *(backend.generate(req(f"s{i}"), ctx_for(tmp_path, f"s{i}")) for i in range(4))
+    )
     wall = time.monotonic() - started
     assert len(set(clips)) == 4
     assert fake.max_in_flight == 4
@@ -242,7 +255,10 @@ async def test_shots_run_concurrently_on_one_client(
 
 
 async def test_journalled_task_reattaches_and_submits_nothing(
-    fake: FakeInference, make: Callable[..., InferenceBackend], images: dict[str, Path], tmp_path: Path
+    fake: FakeInference,
+    make: Callable[..., InferenceBackend],
+    images: dict[str, Path],
+    tmp_path: Path,
 ) -> None:
     task = fake.create_task({"app": "klingai/video-v3", "input": {"prompt": "x", "duration": 3}})
     backend = make(fake)
@@ -263,7 +279,9 @@ async def test_dead_journalled_task_is_replaced(
     ctx = ctx_for(tmp_path)
     if journalled == "failed":
         fake.fail_prompt = "doomed"
-        task = fake.create_task({"app": "klingai/video-v3", "input": {"prompt": "doomed", "duration": 3}})
+        task = fake.create_task(
+            {"app": "klingai/video-v3", "input": {"prompt": "doomed", "duration": 3}}
+        )
         task.latency = 0
         fake.fail_prompt = None
         ctx.journal["task_id"] = task.id
@@ -324,18 +342,21 @@ async def test_payment_required_and_rejected(
 ) -> None:
     backend = make(fake)
     fake.payment_required = True
-    with pytest.raises(TaskFailed, match="insufficient balance on inference.sh"):
+    with pytest.raises(TaskFailed, match=r"insufficient balance on inference\.sh"):
         await backend.generate(req(), ctx_for(tmp_path))
     fake.payment_required = False
     fake.reject = True
-    with pytest.raises(TaskFailed, match="insufficient balance on inference.sh") as info:
+    with pytest.raises(TaskFailed, match=r"insufficient balance on inference\.sh") as info:
         await backend.generate(req("b"), ctx_for(tmp_path, "b"))
     assert info.value.shot == "b"
     assert fake.submissions == []
 
 
 async def test_invalid_input_is_422_with_detail(
-    fake: FakeInference, make: Callable[..., InferenceBackend], images: dict[str, Path], tmp_path: Path
+    fake: FakeInference,
+    make: Callable[..., InferenceBackend],
+    images: dict[str, Path],
+    tmp_path: Path,
 ) -> None:
     backend = make(fake)
     with pytest.raises(BackendError, match=r"HTTP 422.*aspect_ratio"):
@@ -351,7 +372,9 @@ async def test_failed_task_names_error_and_shot(
 ) -> None:
     fake.fail_prompt = "explodes"
     with pytest.raises(TaskFailed) as info:
-        await make(fake).generate(req("boom", prompt="the ship explodes"), ctx_for(tmp_path, "boom"))
+        await make(fake).generate(
+            req("boom", prompt="the ship explodes"), ctx_for(tmp_path, "boom")
+        )
     assert info.value.shot == "boom"
     assert "shot 'boom'" in str(info.value)
     assert fake.fail_error in str(info.value)
@@ -386,7 +409,9 @@ async def test_refused_submission_retried_after_retry_after(
     assert len(runs(fake)) == 3 and len(fake.submissions) == 1
 
 
-async def test_retry_after_http_date(fake: FakeInference, make: Callable[..., InferenceBackend], tmp_path: Path) -> None:
+async def test_retry_after_http_date(
+    fake: FakeInference, make: Callable[..., InferenceBackend], tmp_path: Path
+) -> None:
     fake.refuse_runs = 1
     fake.retry_after = email.utils.formatdate(time.time() + 1, usegmt=True)
     await make(fake).generate(req(), ctx_for(tmp_path))
@@ -402,7 +427,9 @@ async def test_rate_limited_after_bounded_attempts(
     assert len(runs(fake)) == 3 and fake.submissions == []
 
 
-async def test_connection_refused_is_retried(make: Callable[..., InferenceBackend], tmp_path: Path) -> None:
+async def test_connection_refused_is_retried(
+    make: Callable[..., InferenceBackend], tmp_path: Path
+) -> None:
     with FakeInference(listen_after=0.5, latency=0.1) as fake:
         backend = make(fake, backoff_base=0.25, backoff_max=1.0, max_attempts=6)
         await backend.generate(req(), ctx_for(tmp_path))
@@ -439,7 +466,7 @@ async def test_stream_faults_reconcile_and_reconnect(
     clip = await backend.generate(req(), ctx_for(tmp_path))
     assert clip.exists()
     task_id = fake.submissions[0].id
-    assert fake.streams_opened >= 2
+    assert fake.streams_opened >= 3 and backend.stats.reconnects >= 2
     assert fake.calls_to("GET", f"/tasks/{task_id}")  # reconciled with GET
     assert len(fake.submissions) == 1
 
@@ -451,16 +478,33 @@ async def test_slow_reconcile_is_retried(
     fake.slow("task", 1.0)
     await make(fake, timeout=0.4).generate(req(), ctx_for(tmp_path))
     assert len(fake.submissions) == 1
+    task_id = fake.submissions[0].id
+    gets = [c for c in fake.calls if c.method == "GET" and c.path == f"/tasks/{task_id}"]
+    assert len(gets) >= 2  # the slow one, then again
 
 
-async def test_stream_that_keeps_stalling_gives_up_keeping_the_journal(
+async def test_quiet_task_waits_until_task_timeout_keeping_the_journal(
     fake: FakeInference, make: Callable[..., InferenceBackend], tmp_path: Path
 ) -> None:
     fake.latency = 30
     fake.heartbeat_streams = 100
     ctx = ctx_for(tmp_path)
-    with pytest.raises(BackendError, match="re-attach"):
-        await make(fake, stall_timeout=0.1, max_attempts=2).generate(req(), ctx)
+    backend = make(fake, stall_timeout=0.1, max_attempts=2, task_timeout=0.6)
+    with pytest.raises(BackendError, match=r"has not finished.*re-attach"):
+        await backend.generate(req(), ctx)
+    assert backend.stats.reconnects >= 2  # quiet streams are not failures
+    assert ctx.journal["task_id"] == fake.submissions[0].id
+
+
+async def test_stream_that_keeps_breaking_gives_up_keeping_the_journal(
+    fake: FakeInference, make: Callable[..., InferenceBackend], tmp_path: Path
+) -> None:
+    fake.latency = 30
+    fake.drop_streams = 100
+    ctx = ctx_for(tmp_path)
+    with pytest.raises(BackendError, match=r"lost the update stream.*re-attach"):
+        await make(fake, max_attempts=3).generate(req(), ctx)
+    assert fake.streams_opened == 3
     assert ctx.journal["task_id"] == fake.submissions[0].id
 
 
@@ -495,7 +539,10 @@ async def test_download_gives_up_after_bounded_attempts(
 
 
 async def test_same_image_uploaded_once(
-    fake: FakeInference, make: Callable[..., InferenceBackend], images: dict[str, Path], tmp_path: Path
+    fake: FakeInference,
+    make: Callable[..., InferenceBackend],
+    images: dict[str, Path],
+    tmp_path: Path,
 ) -> None:
     backend = make(fake)
     copy = tmp_path / "copy.png"

@@ -27,9 +27,10 @@ What is retried, and what never is
   ended failed/cancelled/rejected is replaced by a new submission.
 * Waiting: the stream is read until a terminal status. When it ends, breaks, or
   sends only heartbeats for ``stall_timeout`` seconds, ``GET /tasks/{id}`` reconciles
-  and the stream is reopened after ``poll_interval``. Consecutive stream failures
-  without a real event are bounded by ``max_attempts``; the whole wait by
-  ``task_timeout``. Either way the task id stays journalled: render again to re-attach.
+  and the stream is reopened after ``poll_interval`` (doubling, up to 8×, while
+  streams bring nothing). Consecutive broken streams are bounded by ``max_attempts``;
+  a quiet task only by ``task_timeout`` (a queued Kling task may be silent for
+  minutes). Either way the task id stays journalled: render again to re-attach.
 * A failed, truncated (Content-Length mismatch) or unreadable (``probe``) download is
   retried with a freshly read output URL, never by resubmitting the task.
 
@@ -710,19 +711,17 @@ class InferenceBackend:
         if parse_status(snapshot.get("status")) in TERMINAL:
             return snapshot
         deadline = time.monotonic() + self.task_timeout
-        failures = 0
+        failures = 0  # consecutive broken streams: bounded by max_attempts
+        quiet = 0  # consecutive rounds without a real event: slows the reconnects
         last = ""
         while True:
             try:
                 done, got_events = await self._follow(task_id, snapshot, shot)
                 if done:
                     return snapshot
-                last = (
-                    "the update stream ended without a result"
-                    if got_events
-                    else "the update stream stalled"
-                )
-                failures = 0 if got_events else failures + 1
+                failures = 0
+                quiet = 0 if got_events else quiet + 1
+                last = "the update stream ended" if got_events else "the update stream went quiet"
             except _Retryable as exc:
                 failures += 1
                 last = exc.reason
@@ -737,7 +736,7 @@ class InferenceBackend:
                 return snapshot
             if failures >= self.max_attempts:
                 raise BackendError(
-                    f"lost the update stream of task {task_id} {failures} times ({last}); "
+                    f"lost the update stream of task {task_id} {failures} times in a row ({last}); "
                     "it may still finish: render again to re-attach to it",
                     shot=shot.shot,
                 )
@@ -748,7 +747,9 @@ class InferenceBackend:
                     shot=shot.shot,
                 )
             self.stats.reconnects += 1
-            await asyncio.sleep(self.poll_interval * random.uniform(0.75, 1.25))
+            # A stream that keeps ending at once degrades to polling, not to a busy loop.
+            delay = self.poll_interval * 2 ** min(quiet + failures, 3)
+            await asyncio.sleep(delay * random.uniform(0.75, 1.25))
 
     async def _follow(
         self, task_id: str, snapshot: dict[str, Any], shot: _Shot

@@ -13,7 +13,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from storyboard.errors import MediaError
-from storyboard.media._ffmpeg import run_ffmpeg
+from storyboard.media._ffmpeg import build_command, run_ffmpeg
 from storyboard.media._probe import AudioInfo, ClipInfo, probe, probe_audio
 
 SAMPLE_RATE = 48000
@@ -21,12 +21,7 @@ TRUE_PEAK = -1.5
 LOUDNESS_RANGE = 11.0
 # xfade's transitions (ffmpeg 6-7); "cut" means none.
 TRANSITIONS = frozenset(
-    """fade wipeleft wiperight wipeup wipedown slideleft slideright slideup slidedown
-    circlecrop rectcrop distance fadeblack fadewhite radial smoothleft smoothright smoothup
-    smoothdown circleopen circleclose vertopen vertclose horzopen horzclose dissolve pixelize
-    diagtl diagtr diagbl diagbr hlslice hrslice vuslice vdslice hblur fadegrays wipetl wipetr
-    wipebl wipebr squeezeh squeezev zoomin fadefast fadeslow hlwind hrwind vuwind vdwind
-    coverleft coverright coverup coverdown revealleft revealright revealup revealdown""".split()
+    ["fade", "wipeleft", "wiperight", "wipeup", "wipedown", "slideleft", "slideright", "slideup", "slidedown", "circlecrop", "rectcrop", "distance", "fadeblack", "fadewhite", "radial", "smoothleft", "smoothright", "smoothup", "smoothdown", "circleopen", "circleclose", "vertopen", "vertclose", "horzopen", "horzclose", "dissolve", "pixelize", "diagtl", "diagtr", "diagbl", "diagbr", "hlslice", "hrslice", "vuslice", "vdslice", "hblur", "fadegrays", "wipetl", "wipetr", "wipebl", "wipebr", "squeezeh", "squeezev", "zoomin", "fadefast", "fadeslow", "hlwind", "hrwind", "vuwind", "vdwind", "coverleft", "coverright", "coverup", "coverdown", "revealleft", "revealright", "revealup", "revealdown"]
 )
 # Per-input decoder threads: many inputs are open at once in the filter path; keeping each
 # decoder small keeps memory flat as the number of clips grows.
@@ -327,12 +322,10 @@ def loudnorm_apply(target: float, measured: dict[str, float]) -> str:
 
 def parse_loudnorm(stderr: str) -> dict[str, float] | None:
     """The JSON block loudnorm prints, as floats; None when the audio is silent. Pure."""
-    match = None
-    for match in re.finditer(r"\{[^{}]*\"input_i\"[^{}]*\}", stderr):
-        pass
-    if match is None:
+    found = re.findall(r"\{[^{}]*\"input_i\"[^{}]*\}", stderr)
+    if not found:
         raise MediaError("loudnorm printed no measurement", stderr=stderr)
-    raw = json.loads(match.group(0))
+    raw = json.loads(found[-1])
     values: dict[str, float] = {}
     for key, value in raw.items():
         try:
@@ -432,8 +425,6 @@ async def assemble(
         tmp.unlink(missing_ok=True)
     if progress is not None:
         progress(1.0)
-    from storyboard.media._ffmpeg import build_command
-
     return AssemblyResult(
         path=output, method=method, duration=duration, command=build_command(args), loudness=measured
     )

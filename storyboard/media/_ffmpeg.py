@@ -149,15 +149,13 @@ async def run_ffmpeg(
                 await proc.stdin.wait_closed()
 
     try:
-        tasks = [
-            _read_all(proc.stderr),
-            _read_progress(proc.stdout, progress, total_seconds),
-        ]
+        reading = asyncio.ensure_future(_read_all(proc.stderr))
+        watching = asyncio.ensure_future(_read_progress(proc.stdout, progress, total_seconds))
         if stdin_chunks is not None:
-            results = await asyncio.gather(tasks[0], tasks[1], feed())
+            await asyncio.gather(reading, watching, feed())
         else:
-            results = await asyncio.gather(*tasks)
-        stderr = str(results[0])
+            await asyncio.gather(reading, watching)
+        stderr = reading.result()
         returncode = await proc.wait()
     except BaseException:
         await _kill(proc)

@@ -38,7 +38,7 @@ def _ratio(aspect_ratio: str) -> Fraction:
     return Fraction(int(w), int(h))
 
 
-def _even(value: float) -> int:
+def _even(value: float | Fraction) -> int:
     return max(2, 2 * round(value / 2))
 
 
@@ -83,9 +83,9 @@ def load_image(src: Path) -> Image.Image:
                         f"at most {_MAX_PIXELS} pixels"
                     )
                 probe_img.verify()
-            with Image.open(src) as img:
-                img.load()
-                img = ImageOps.exif_transpose(img)
+            with Image.open(src) as opened:
+                opened.load()
+                img: Image.Image = ImageOps.exif_transpose(opened)
                 if img.mode in ("RGBA", "LA", "P", "PA"):
                     img = img.convert("RGBA")
                     background = Image.new("RGBA", img.size, (0, 0, 0, 255))
@@ -128,7 +128,7 @@ def _encode_png(img: Image.Image) -> bytes:
 
 def _encode_jpeg(img: Image.Image, quality: int) -> bytes:
     buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=quality, subsampling=0, optimize=True)
+    img.save(buf, format="JPEG", quality=quality, subsampling=0)
     return buf.getvalue()
 
 

@@ -67,7 +67,7 @@ def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
 
 def _channels(codec_context: Any) -> int:
     layout = getattr(codec_context, "layout", None)
-    if layout is not None and getattr(layout, "nb_channels", 0):
+    if layout is not None and getattr(layout, "nb_channels", None):
         return int(layout.nb_channels)
     return int(getattr(codec_context, "channels", 0) or 0)
 

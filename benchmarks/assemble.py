@@ -1,0 +1,139 @@
+"""Assembly speed and memory against plain ffmpeg.
+
+    python benchmarks/assemble.py [--quick]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.frames import print_table
+from storyboard.media import AudioTrack, CutClip, assemble, ffmpeg_path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCORE = ROOT / "examples" / "assets" / "score.m4a"
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run([ffmpeg_path(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error", *args], check=True)
+
+
+def _make(path: Path, seconds: float, size: str, freq: int) -> Path:
+    _ffmpeg(
+        "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=24:duration={seconds}",
+        "-f", "lavfi", "-i", f"sine=frequency={freq}:sample_rate=48000:duration={seconds}",
+        "-af", "volume=0.3,aformat=channel_layouts=stereo",
+        "-c:v", "libx264", "-preset", "ultrafast", "-g", "48", "-pix_fmt", "yuv420p",
+        "-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", str(path),
+    )  # fmt: skip
+    return path
+
+
+def _timed(fn: object) -> float:
+    start = time.perf_counter()
+    fn()  # type: ignore[operator]
+    return time.perf_counter() - start
+
+
+def _row(measure: str, ours: float, base: float, target: float, digits: int = 3) -> dict[str, object]:
+    ratio = ours / base
+    return {
+        "measure": measure, "storyboard": round(ours, digits), "baseline": round(base, digits),
+        "ratio": round(ratio, 3), "target": f"<= {target}", "passed": ratio <= target,
+    }  # fmt: skip
+
+
+def _cuts(tmp: Path, clips: list[Path]) -> dict[str, object]:
+    listing = tmp / "raw.txt"
+    listing.write_text("".join(f"file '{c}'\n" for c in clips))
+    base = min(_timed(lambda: _ffmpeg("-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy", str(tmp / "raw.mp4"))) for _ in range(3))
+    ours = min(_timed(lambda: asyncio.run(assemble([CutClip(c) for c in clips], tmp / "ours.mp4"))) for _ in range(3))
+    return _row(f"{len(clips)} cuts, stream copy (s)", ours, base, 1.5)
+
+
+def _handwritten(clips: list[Path], seconds: float, fade: float, out: Path) -> list[str]:
+    n = len(clips)
+    graph, v, a, length = [], "0:v", "0:a", seconds
+    for i in range(1, n):
+        graph.append(f"[{v}][{i}:v]xfade=transition=dissolve:duration={fade}:offset={length - fade}[v{i}]")
+        graph.append(f"[{a}][{i}:a]acrossfade=d={fade}[a{i}]")
+        v, a, length = f"v{i}", f"a{i}", length * 1 + seconds - fade
+    graph.append(f"[{n}:a]volume=0.4,atrim=duration={length}[m]")
+    graph.append(f"[{a}]asplit[s][k]")
+    graph.append("[m][k]sidechaincompress=threshold=0.03:ratio=6:attack=20:release=400[md]")
+    graph.append("[s][md]amix=inputs=2:duration=first:normalize=0[aout]")
+    inputs = [x for c in clips for x in ("-i", str(c))] + ["-stream_loop", "-1", "-i", str(SCORE)]
+    return [*inputs, "-filter_complex", ";".join(graph), "-map", f"[{v}]", "-map", "[aout]",
+            "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p",
+            "-c:a", "aac", "-b:a", "192k", "-movflags", "+faststart", str(out)]  # fmt: skip
+
+
+def _dissolves(tmp: Path, clips: list[Path], seconds: float) -> list[dict[str, object]]:
+    fade = 0.5
+    cut = [CutClip(clips[0])] + [CutClip(c, "dissolve", fade) for c in clips[1:]]
+    music = [AudioTrack(SCORE, volume=0.4, duck=True)]
+    base = _timed(lambda: _ffmpeg(*_handwritten(clips, seconds, fade, tmp / "hand.mp4")))
+    ours = _timed(lambda: asyncio.run(assemble(cut, tmp / "ours.mp4", audio=music, loudness=None)))
+    norm = _timed(lambda: asyncio.run(assemble(cut, tmp / "norm.mp4", audio=music, loudness=-14)))
+    return [
+        _row(f"{len(clips) - 1} dissolves + ducked music (s)", ours, base, 1.1, 2),
+        {**_row("  same + two-pass loudnorm to -14 LUFS (s)", norm, base, 1.1, 2),
+         "target": "info", "passed": True},
+    ]  # fmt: skip
+
+
+_RSS_SCRIPT = """
+import asyncio, resource, sys
+from pathlib import Path
+sys.path.insert(0, {root!r})
+from storyboard.media import CutClip, assemble
+clips = [Path(p) for p in sys.argv[2:]]
+mode = sys.argv[1]
+cut = [CutClip(c, "cut" if mode == "copy" else "dissolve", 0.25) for c in clips]
+result = asyncio.run(assemble(cut, Path({out!r}), loudness=None))
+assert result.method == mode, result.method
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
+def _peak_rss(tmp: Path, mode: str, clips: list[Path]) -> float:
+    script = _RSS_SCRIPT.format(root=str(ROOT), out=str(tmp / f"rss-{mode}.mp4"))
+    done = subprocess.run(
+        [sys.executable, "-c", script, mode, *map(str, clips)], capture_output=True, text=True, check=True
+    )
+    return int(done.stdout.strip().splitlines()[-1]) / 1024  # MiB
+
+
+def _memory(tmp: Path, clip: Path, few: int, many: int) -> list[dict[str, object]]:
+    rows = []
+    for mode in ("copy", "filter"):
+        small = _peak_rss(tmp, mode, [clip] * few)
+        large = _peak_rss(tmp, mode, [clip] * many)
+        rows.append(_row(f"peak RSS of ffmpeg, {mode}: {many} vs {few} clips (MiB)", large, small, 1.2, 1))
+    return rows
+
+
+def run(quick: bool = False) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        size, seconds = ("640x360", 2.0) if quick else ("1920x1080", 5.0)
+        big = [_make(tmp / f"c{i}.mp4", seconds, size, 300 + 40 * i) for i in range(6)]
+        rows.append(_cuts(tmp, big))
+        size, seconds = ("320x180", 2.0) if quick else ("1280x720", 3.0)
+        mid = [_make(tmp / f"m{i}.mp4", seconds, size, 300 + 40 * i) for i in range(6)]
+        rows += _dissolves(tmp, mid, seconds)
+        small = _make(tmp / "s.mp4", 1.0, "320x180", 440)
+        rows += _memory(tmp, small, 6, 20 if quick else 60)
+    return rows
+
+
+if __name__ == "__main__":
+    print_table(run(quick="--quick" in sys.argv))

@@ -1,0 +1,223 @@
+"""Remote-backend benchmark: the inference backend against the loopback fake server.
+
+Twenty shots (eight with ``quick``) whose start images repeat (five distinct stills,
+as characters and locations recur in a storyboard), a task latency of about a
+second, four shots at a time. Measured against the official ``inferencesh`` SDK
+doing the same work the obvious way (``client.run`` with a local image path, which
+uploads every time, in four threads), when the SDK is installed.
+
+Rows: ``{measure, storyboard, baseline, ratio, target, passed}``.
+
+The scheduling is one function, :func:`render_all`: a semaphore around
+``backend.generate`` standing in for the runner until the runner replaces it.
+
+    python benchmarks/remote.py [--quick]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+_ROOT = Path(__file__).resolve().parents[1]
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+from storyboard.backends.base import Backend, MemoryContext  # noqa: E402
+from storyboard.backends.inference import InferenceBackend  # noqa: E402
+from storyboard.plan import ShotRequest  # noqa: E402
+from tests.fakeserver import FakeInference, gradient_image  # noqa: E402
+
+CONCURRENCY = 4
+
+
+async def render_all(
+    backend: Backend,
+    requests: Sequence[ShotRequest],
+    work_dir: Path,
+    *,
+    concurrency: int = CONCURRENCY,
+) -> list[Path]:
+    """Generate every shot, at most ``concurrency`` at a time (the runner's stand-in)."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(request: ShotRequest) -> Path:
+        async with gate:
+            ctx = MemoryContext(shot_id=request.shot_id, work_dir=work_dir / request.shot_id)
+            return await backend.generate(request, ctx)
+
+    return list(await asyncio.gather(*(one(r) for r in requests)))
+
+
+@dataclass
+class Measured:
+    shots: int
+    wall: float
+    requests: int
+    upload_bytes: int
+    bytes_saved: int
+    max_in_flight: int
+
+
+def _shots(images: list[Path], n: int) -> list[ShotRequest]:
+    return [
+        ShotRequest(
+            shot_id=f"shot{i:02d}",
+            prompt=f"shot {i}: the keeper climbs the lighthouse stairs",
+            duration=3,
+            sound=False,
+            image=images[i % len(images)],
+        )
+        for i in range(n)
+    ]
+
+
+def _warm_up() -> None:
+    """Pay one-time costs (lazy imports of the HTTP stack, CA bundle) outside the timing."""
+
+    async def go() -> None:
+        async with httpx.AsyncClient() as client:
+            del client
+
+    asyncio.run(go())
+
+
+def _measure_storyboard(fake: FakeInference, shots: list[ShotRequest], work: Path) -> Measured:
+    async def go() -> tuple[float, InferenceBackend]:
+        backend = InferenceBackend(api_key=fake.api_key, base_url=fake.url, poll_interval=0.2)
+        started = time.perf_counter()
+        try:
+            await render_all(backend, shots, work)
+        finally:
+            await backend.aclose()
+        return time.perf_counter() - started, backend
+
+    wall, backend = asyncio.run(go())
+    return Measured(
+        shots=len(shots),
+        wall=wall,
+        requests=len(fake.calls),
+        upload_bytes=backend.stats.upload_bytes,
+        bytes_saved=backend.stats.bytes_saved,
+        max_in_flight=fake.max_in_flight,
+    )
+
+
+def _measure_sdk(fake: FakeInference, shots: list[ShotRequest]) -> Measured | None:
+    try:
+        import requests
+        from inferencesh import Inference
+    except ImportError:
+        return None
+    client = Inference(api_key=fake.api_key, base_url=fake.url)
+
+    def one(request: ShotRequest) -> None:
+        task = client.run(
+            {"app": request.app, "input": {**request.model_inputs(), "image": str(request.image)}}
+        )
+        assert isinstance(task, dict)
+        requests.get(task["output"]["video"], timeout=60).raise_for_status()
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
+        list(pool.map(one, shots))
+    wall = time.perf_counter() - started
+    uploaded = sum(len(c.body) for c in fake.calls if c.method == "PUT")
+    return Measured(
+        shots=len(shots),
+        wall=wall,
+        requests=len(fake.calls),
+        upload_bytes=uploaded,
+        bytes_saved=0,
+        max_in_flight=fake.max_in_flight,
+    )
+
+
+def _row(
+    measure: str, ours: float, base: float | None, target: str, passed: bool, digits: int = 2
+) -> dict[str, Any]:
+    return {
+        "measure": measure,
+        "storyboard": round(ours, digits),
+        "baseline": None if base is None else round(base, digits),
+        "ratio": None if not base else round(ours / base, 3),
+        "target": target,
+        "passed": passed,
+    }
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    n, latency, distinct = (8, 1.0, 2) if quick else (20, 1.0, 5)
+    with tempfile.TemporaryDirectory(prefix="storyboard-bench-") as tmp:
+        root = Path(tmp)
+        images = []
+        for k in range(distinct):
+            path = root / f"still{k}.png"
+            gradient_image(path, 640, 360, seed=k)
+            images.append(path)
+        shots = _shots(images, n)
+        _warm_up()
+        with FakeInference(latency=latency) as fake:
+            ours = _measure_storyboard(fake, shots, root / "work")
+        with FakeInference(latency=latency) as fake:
+            sdk = _measure_sdk(fake, shots)
+
+    critical = math.ceil(n / CONCURRENCY) * latency
+    per_shot = ours.requests / n
+    rows = [
+        _row(
+            f"HTTP requests per shot ({n} shots, {distinct} distinct stills)",
+            per_shot,
+            sdk.requests / n if sdk else None,
+            "≤ 4",
+            per_shot <= 4,
+        ),
+        _row(
+            f"upload bytes (saved by dedupe: {ours.bytes_saved})",
+            ours.upload_bytes,
+            sdk.upload_bytes if sdk else None,
+            f"≤ {distinct}/{n} of baseline (each still once)",
+            sdk is None or ours.upload_bytes * n <= sdk.upload_bytes * distinct,
+            digits=0,
+        ),
+        _row(
+            f"wall ÷ critical path ({critical:.1f} s = ⌈{n}/{CONCURRENCY}⌉ × {latency} s)",
+            ours.wall / critical,
+            sdk.wall / critical if sdk else None,
+            "≤ 1.3",
+            ours.wall / critical <= 1.3,
+        ),
+        _row(
+            "max tasks in flight",
+            ours.max_in_flight,
+            sdk.max_in_flight if sdk else None,
+            f"= {CONCURRENCY}",
+            ours.max_in_flight == CONCURRENCY,
+            digits=0,
+        ),
+    ]
+    return rows
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    headers = ["measure", "storyboard", "baseline", "ratio", "target", "passed"]
+    cells = [[str(r[h]) if r[h] is not None else "-" for h in headers] for r in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(_table(run(quick="--quick" in sys.argv[1:])))

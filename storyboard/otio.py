@@ -1,0 +1,87 @@
+"""OpenTimelineIO export of the cut: the clips (by their cache paths), the transitions
+and the music tracks, so the film can be reopened in an editor that reads OTIO."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from storyboard.board import Board
+    from storyboard.runner import RenderResult
+
+
+def _rt(seconds: float, rate: float) -> Any:
+    import opentimelineio as otio
+
+    return otio.opentime.RationalTime(round(seconds * rate), rate)
+
+
+def _range(start: float, duration: float, rate: float) -> Any:
+    import opentimelineio as otio
+
+    return otio.opentime.TimeRange(_rt(start, rate), _rt(duration, rate))
+
+
+def build_timeline(board: Board, result: RenderResult) -> Any:
+    """An ``otio.schema.Timeline`` of the cut. Transitions take half their length from
+    each neighbouring clip, so the track lasts as long as the assembled film."""
+    import opentimelineio as otio
+
+    from storyboard.media import probe
+
+    spec = board.spec
+    infos = []
+    for sid in spec.cut:
+        clip = result.shots[sid].clip
+        if clip is None:
+            raise ValueError(f"shot '{sid}' has no clip")
+        infos.append(probe(clip))
+    rate = round(infos[0].fps) or 24
+    timeline = otio.schema.Timeline(name=board.title)
+    timeline.global_start_time = otio.opentime.RationalTime(0, rate)
+    video = otio.schema.Track(name="shots", kind=otio.schema.TrackKind.Video)
+    heads = [0.0] * len(spec.cut)
+    tails = [0.0] * len(spec.cut)
+    for j, sid in enumerate(spec.cut):
+        shot = spec.shot(sid)
+        if j > 0 and shot.transition != "cut":
+            half = shot.transition_duration / 2
+            tails[j - 1] += half
+            heads[j] += half
+    for j, (sid, info) in enumerate(zip(spec.cut, infos, strict=True)):
+        shot = spec.shot(sid)
+        if j > 0 and shot.transition != "cut":
+            half = shot.transition_duration / 2
+            kind = (otio.schema.TransitionTypes.SMPTE_Dissolve if shot.transition in ("dissolve", "fade")
+                    else otio.schema.TransitionTypes.Custom)
+            video.append(otio.schema.Transition(
+                name=shot.transition, transition_type=kind,
+                in_offset=_rt(half, rate), out_offset=_rt(half, rate),
+                metadata={"storyboard": {"xfade": shot.transition, "duration": shot.transition_duration}}))
+        ref = otio.schema.ExternalReference(target_url=Path(info.path).resolve().as_uri(),
+                                            available_range=_range(0, info.duration, rate))
+        start = heads[j]
+        video.append(otio.schema.Clip(
+            name=sid, media_reference=ref,
+            source_range=_range(start, info.duration - start - tails[j], rate),
+            metadata={"storyboard": {"prompt": board.prompts.get(sid), "key": result.shots[sid].key}}))
+    timeline.tracks.append(video)
+    film_seconds = video.duration().to_seconds()
+    for j, (path, track) in enumerate(spec.audio):
+        audio = otio.schema.Track(name=f"audio {j + 1}: {path.name}", kind=otio.schema.TrackKind.Audio)
+        audio.append(otio.schema.Clip(
+            name=path.name,
+            media_reference=otio.schema.ExternalReference(target_url=path.resolve().as_uri()),
+            source_range=_range(0, film_seconds, rate),
+            metadata={"storyboard": {"volume": track.volume, "duck": track.duck, "loop": track.loop}}))
+        timeline.tracks.append(audio)
+    return timeline
+
+
+def write_otio(board: Board, result: RenderResult, path: Path) -> Path:
+    import opentimelineio as otio
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    otio.adapters.write_to_file(build_timeline(board, result), str(path))
+    return path

@@ -1,0 +1,110 @@
+"""The animatic clip and backend, at small sizes."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from storyboard.backends.animatic import AnimaticBackend
+from storyboard.backends.base import Backend, MemoryContext
+from storyboard.media import ASPECT_RATIOS, animatic_clip, frame_size, probe
+from storyboard.media._animatic import animatic_args, prepare_still
+from storyboard.plan import ShotRequest
+from tests.media_helpers import decode_all, make_image, psnr
+
+SHORT = 90
+FPS = 8
+
+
+@pytest.mark.parametrize("ratio", list(ASPECT_RATIOS))
+async def test_every_ratio(tmp_path: Path, ratio: str) -> None:
+    out = await animatic_clip(
+        tmp_path / "a.mp4", duration=1, aspect_ratio=ratio, start_image=None, end_image=None,
+        title="shot", text="a title card", sound=False, short_side=SHORT, fps=FPS,
+    )  # fmt: skip
+    info = probe(out)
+    assert (info.width, info.height) == frame_size(ratio, SHORT)
+    assert info.frames == FPS and info.duration == pytest.approx(1.0, abs=1 / FPS)
+    assert info.pix_fmt == "yuv420p" and info.vcodec == "h264"
+    assert not info.has_audio
+
+
+async def test_first_and_last_frames(tmp_path: Path) -> None:
+    start = make_image(tmp_path / "start.png", (300, 300), seed=1)
+    end = make_image(tmp_path / "end.png", (400, 200), seed=2)
+    out = await animatic_clip(
+        tmp_path / "a.mp4", duration=2, aspect_ratio="16:9", start_image=start, end_image=end,
+        title="s", text="t", sound=True, short_side=180, fps=12,
+    )  # fmt: skip
+    size = frame_size("16:9", 180)
+    frames = decode_all(out)
+    assert len(frames) == 24
+    assert psnr(frames[0], prepare_still(start, size)) >= 40
+    assert psnr(frames[-1], prepare_still(end, size)) >= 40
+    assert psnr(frames[12], prepare_still(start, size)) < 40  # it moved
+    info = probe(out)
+    assert info.has_audio and info.sample_rate == 48000 and info.channels == 2
+
+
+async def test_title_card_moves_and_sound_off(tmp_path: Path) -> None:
+    out = await animatic_clip(
+        tmp_path / "a.mp4", duration=1.5, aspect_ratio="9:16", start_image=None, end_image=None,
+        title="keeper", text="A lighthouse keeper " * 20, sound=False, short_side=SHORT, fps=FPS,
+    )  # fmt: skip
+    frames = decode_all(out)
+    assert psnr(frames[0], frames[-1]) < 45
+    assert not probe(out).has_audio
+
+
+async def test_same_request_same_bytes(tmp_path: Path) -> None:
+    start = make_image(tmp_path / "s.png", (320, 180))
+    kwargs = dict(duration=1.0, aspect_ratio="16:9", start_image=start, end_image=None,
+                  title="a", text="b", sound=True, short_side=SHORT, fps=FPS)  # fmt: skip
+    a = await animatic_clip(tmp_path / "a.mp4", **kwargs)  # type: ignore[arg-type]
+    b = await animatic_clip(tmp_path / "b.mp4", **kwargs)  # type: ignore[arg-type]
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_args_are_pure_and_safe() -> None:
+    args = animatic_args(
+        Path("o.mp4"), start_png=Path("s.png"), end_png=Path("e.png"), size=(160, 90),
+        duration=2, fps=10, sound=False,
+    )  # fmt: skip
+    assert args[-1] == "o.mp4" and "-an" in args
+    for flag in ("-fflags", "-flags:v", "-map_metadata", "-threads", "-movflags"):
+        assert flag in args
+    graph = args[args.index("-filter_complex") + 1]
+    assert "xfade" in graph and "zoompan" in graph
+    assert args == animatic_args(
+        Path("o.mp4"), start_png=Path("s.png"), end_png=Path("e.png"), size=(160, 90),
+        duration=2, fps=10, sound=False,
+    )  # fmt: skip
+
+
+async def test_backend_generates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STORYBOARD_ANIMATIC_SIZE", str(SHORT))
+    monkeypatch.setenv("STORYBOARD_ANIMATIC_FPS", str(FPS))
+    backend = AnimaticBackend()
+    assert isinstance(backend, Backend)
+    assert (backend.short_side, backend.fps, backend.name, backend.paid) == (
+        SHORT,
+        FPS,
+        "animatic",
+        False,
+    )
+    image = make_image(tmp_path / "h.png", (320, 180))
+    request = ShotRequest(
+        shot_id="harbor", prompt="Drone shot", duration=3, image=image, sound=False
+    )
+    assert backend.price(request) == Decimal("0")
+    ctx = MemoryContext(shot_id="harbor", work_dir=tmp_path / "work")
+    ctx.work_dir.mkdir()
+    clip = await backend.generate(request, ctx)
+    assert clip == ctx.work_dir / "harbor.mp4"
+    info = probe(clip)
+    assert info.duration == pytest.approx(3, abs=1 / FPS) and info.height == SHORT
+    fractions = [f for f, _ in ctx.events if f is not None]
+    assert len(fractions) >= 2 and fractions[-1] == 1.0
+    await backend.aclose()

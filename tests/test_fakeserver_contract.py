@@ -1,0 +1,118 @@
+"""The official inferencesh SDK against the fake server: if they disagree, the fake is wrong.
+
+The SDK's synchronous client (``requests``) is used; its async client needs aiohttp,
+which is not a dependency here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakeserver import FakeInference, gradient_image
+
+inferencesh = pytest.importorskip(
+    "inferencesh", reason="the official SDK (dev extra) is not installed"
+)
+requests = pytest.importorskip("requests", reason="the SDK's sync client needs requests")
+
+from inferencesh import Inference, TaskStatus  # noqa: E402
+from inferencesh.client import parse_status  # noqa: E402
+from inferencesh.models.errors import APIError  # noqa: E402
+
+from storyboard.media import probe  # noqa: E402
+
+APP = "klingai/video-v3"
+
+
+@pytest.fixture(params=["int", "string"], ids=["int-statuses", "string-statuses"])
+def fake(request: pytest.FixtureRequest) -> Iterator[FakeInference]:
+    with FakeInference(files_host="127.0.0.2", latency=0.3, statuses=request.param) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def start_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sdk") / "start.png"
+    gradient_image(path, 640, 360)
+    return path
+
+
+def client_for(fake: FakeInference, key: str | None = None) -> Inference:
+    return Inference(api_key=key or fake.api_key, base_url=fake.url)
+
+
+def test_sdk_uploads_runs_waits_and_gets_the_video(
+    fake: FakeInference, start_image: Path, tmp_path: Path
+) -> None:
+    client = client_for(fake)
+    file = client.files.upload(str(start_image))
+    assert file["uri"] and file["upload_url"]
+    assert fake.files[file["id"]].data == start_image.read_bytes()
+
+    result = client.run(
+        {"app": APP, "input": {"prompt": "a harbour at dawn", "image": file["uri"], "duration": 3}}
+    )
+    assert isinstance(result, dict)
+    assert parse_status(result["status"]) == TaskStatus.COMPLETED
+    url = result["output"]["video"]
+    assert isinstance(url, str) and url.startswith(fake.files_url)
+
+    response = requests.get(url, timeout=30)
+    assert response.status_code == 200
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(response.content)
+    info = probe(clip)
+    assert abs(info.duration - 3) <= 0.15 and (info.width, info.height) == (160, 90)
+
+    task = client.tasks.get(result["id"]).data
+    assert task["id"] == result["id"]
+    assert parse_status(task["status"]) == TaskStatus.COMPLETED
+    assert len(fake.submissions) == 1
+
+
+def test_sdk_stream_sees_partial_updates_and_the_result(fake: FakeInference) -> None:
+    client = client_for(fake)
+    stream = client.run(
+        {"app": APP, "input": {"prompt": "gulls", "duration": 3, "sound": False}}, stream=True
+    )
+    statuses = [parse_status(update.get("status")) for update in stream]
+    assert statuses[-1] == TaskStatus.COMPLETED
+    assert TaskStatus.RUNNING in statuses  # a partial update carried it
+    assert stream.result is not None and stream.result["output"]["video"]
+
+
+def test_sdk_reconciles_a_stream_that_ends_early(fake: FakeInference) -> None:
+    fake.end_streams = 1
+    client = client_for(fake)
+    result = client.run({"app": APP, "input": {"prompt": "tide", "duration": 3}})
+    assert isinstance(result, dict)
+    assert parse_status(result["status"]) == TaskStatus.COMPLETED
+    assert fake.streams_opened == 2
+
+
+def test_sdk_sees_failures_refusals_and_cancel(fake: FakeInference) -> None:
+    client = client_for(fake)
+    fake.fail_prompt = "storm"
+    with pytest.raises(RuntimeError, match=fake.fail_error):
+        client.run({"app": APP, "input": {"prompt": "a storm", "duration": 3}})
+
+    with pytest.raises(APIError) as info:
+        client.run({"app": APP, "input": {"prompt": "x", "duration": 20}})
+    assert info.value.status_code == 422 and "duration" in str(info.value)
+
+    with pytest.raises(APIError) as info:
+        client_for(fake, key="sk-wrong").run({"app": APP, "input": {"prompt": "x"}})
+    assert info.value.status_code == 401
+
+    fake.latency = 5
+    task = client.run({"app": APP, "input": {"prompt": "calm sea"}}, wait=False)
+    assert isinstance(task, dict)
+    client.tasks.cancel(task["id"])
+    assert parse_status(client.tasks.get(task["id"]).data["status"]) == TaskStatus.CANCELLED
+
+    fake.reject = True
+    with pytest.raises(RuntimeError, match="rejected"):
+        client.run({"app": APP, "input": {"prompt": "no money"}})

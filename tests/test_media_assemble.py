@@ -1,0 +1,205 @@
+"""assemble: stream copy when possible, else one filtergraph; durations, audio, loudness."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import pytest
+
+from storyboard.errors import MediaError
+from storyboard.media import AudioTrack, CutClip, assemble, probe
+from storyboard.media._assemble import (
+    can_copy,
+    concat_list,
+    copy_args,
+    parse_loudnorm,
+    plan_filter,
+    render_args,
+)
+from tests.media_helpers import integrated_loudness, make_audio, make_clip
+
+FPS = 10
+FRAME = 1 / FPS
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("assemble")
+    return {
+        "a": make_clip(d / "a.mp4", duration=2.0, fps=FPS, freq=440),
+        "b": make_clip(d / "b.mp4", duration=1.5, fps=FPS, freq=550),
+        "c": make_clip(d / "c.mp4", duration=2.0, fps=FPS, freq=660),
+        "mute": make_clip(d / "mute.mp4", duration=1.0, fps=FPS, audio=False),
+        "big": make_clip(d / "big.mp4", duration=1.0, fps=FPS, size=(320, 240), source="testsrc"),
+        "music": make_audio(d / "music.m4a", duration=1.7),
+    }
+
+
+def _stream_seconds(path: Path) -> dict[str, float]:
+    with av.open(str(path)) as container:
+        return {
+            s.type: float(s.duration * s.time_base)
+            for s in container.streams
+            if s.duration is not None and s.type in ("video", "audio")
+        }
+
+
+def _packets(path: Path) -> list[bytes]:
+    with av.open(str(path)) as container:
+        return [bytes(p) for p in container.demux(video=0) if p.size]
+
+
+async def test_copy_path(clips: dict[str, Path], tmp_path: Path) -> None:
+    cut = [CutClip(clips["a"]), CutClip(clips["b"]), CutClip(clips["c"])]
+    result = await assemble(cut, tmp_path / "film.mp4")
+    assert result.method == "copy"
+    assert result.duration == pytest.approx(5.5, abs=FRAME)
+    out, ins = _packets(result.path), [p for c in cut for p in _packets(c.path)]
+    assert len(out) == len(ins)
+    # stream copy: identical packets, except that the demuxer puts each file's SPS/PPS
+    # in front of its first keyframe (a few dozen bytes)
+    changed = [i for i, (x, y) in enumerate(zip(out, ins, strict=True)) if x != y]
+    assert changed == [0, 20, 35]
+    assert all(len(out[i]) - len(ins[i]) < 100 and out[i].endswith(ins[i][-200:]) for i in changed)
+    seconds = _stream_seconds(result.path)
+    assert seconds["audio"] == pytest.approx(seconds["video"], abs=0.05)
+    assert "-c" in result.command and "copy" in result.command
+
+
+async def test_dissolve_duration(clips: dict[str, Path], tmp_path: Path) -> None:
+    cut = [
+        CutClip(clips["a"]),
+        CutClip(clips["b"], transition="dissolve", transition_duration=0.5),
+        CutClip(clips["c"], transition="wipeleft", transition_duration=0.3),
+    ]
+    result = await assemble(cut, tmp_path / "film.mp4", loudness=None)
+    assert result.method == "filter"
+    assert result.duration == pytest.approx(2.0 + 1.5 + 2.0 - 0.5 - 0.3, abs=FRAME)
+    seconds = _stream_seconds(result.path)
+    assert seconds["audio"] == pytest.approx(seconds["video"], abs=0.05)
+    assert "xfade=transition=dissolve" in " ".join(result.command)
+
+
+async def test_silent_clips_get_silence(clips: dict[str, Path], tmp_path: Path) -> None:
+    cut = [
+        CutClip(clips["mute"]),
+        CutClip(clips["a"], transition="fade", transition_duration=0.4),
+        CutClip(clips["mute"]),
+        CutClip(clips["big"]),  # another size: scaled and padded
+    ]
+    result = await assemble(cut, tmp_path / "film.mp4")
+    assert result.method == "filter"
+    info = probe(result.path)
+    assert (info.width, info.height) == (160, 90) and info.has_audio
+    assert info.duration == pytest.approx(1.0 + 2.0 + 1.0 + 1.0 - 0.4, abs=FRAME)
+    seconds = _stream_seconds(result.path)
+    assert seconds["audio"] == pytest.approx(seconds["video"], abs=0.05)
+
+
+async def test_seam_trim(clips: dict[str, Path], tmp_path: Path) -> None:
+    keep = await assemble(
+        [CutClip(clips["a"]), CutClip(clips["c"])], tmp_path / "keep.mp4", loudness=None,
+        audio=[AudioTrack(clips["music"], volume=0.2)],
+    )  # fmt: skip
+    trim = await assemble(
+        [CutClip(clips["a"]), CutClip(clips["c"], trim_first_frame=True)], tmp_path / "trim.mp4",
+        loudness=None, audio=[AudioTrack(clips["music"], volume=0.2)],
+    )  # fmt: skip
+    assert keep.duration == pytest.approx(4.0, abs=FRAME / 2)
+    assert trim.duration == pytest.approx(4.0 - FRAME, abs=FRAME / 2)
+    assert probe(keep.path).frames == 40 and probe(trim.path).frames == 39
+
+
+async def test_music_duck_and_loudness(clips: dict[str, Path], tmp_path: Path) -> None:
+    cut = [CutClip(clips["a"]), CutClip(clips["mute"]), CutClip(clips["b"])]
+    seen: list[float] = []
+    result = await assemble(
+        cut, tmp_path / "film.mp4", audio=[AudioTrack(clips["music"], volume=0.5, duck=True)],
+        loudness=-16.0, progress=seen.append,
+    )  # fmt: skip
+    assert result.method == "filter"
+    graph = " ".join(result.command)
+    assert "sidechaincompress" in graph and "amix" in graph and "linear=true" in graph
+    assert "-stream_loop" in result.command  # the 1.7 s track loops under a 4.5 s film
+    seconds = _stream_seconds(result.path)
+    assert seconds["video"] == pytest.approx(4.5, abs=FRAME)
+    assert seconds["audio"] == pytest.approx(seconds["video"], abs=0.05)
+    assert integrated_loudness(result.path) == pytest.approx(-16.0, abs=1.0)
+    assert seen and seen[-1] == 1.0 and seen == sorted(seen)
+
+
+async def test_bad_inputs_name_the_file(clips: dict[str, Path], tmp_path: Path) -> None:
+    bad = tmp_path / "broken.mp4"
+    bad.write_text("nope")
+    with pytest.raises(MediaError, match=r"broken\.mp4"):
+        await assemble([CutClip(clips["a"]), CutClip(bad)], tmp_path / "f.mp4")
+    with pytest.raises(MediaError, match=r"gone\.m4a"):
+        await assemble(
+            [CutClip(clips["a"])], tmp_path / "f.mp4", audio=[AudioTrack(tmp_path / "gone.m4a")]
+        )
+    with pytest.raises(MediaError, match=r"mute\.mp4"):
+        await assemble([CutClip(clips["a"])], tmp_path / "f.mp4", audio=[AudioTrack(clips["mute"])])
+    with pytest.raises(MediaError, match=r"swirl"):
+        await assemble([CutClip(clips["a"]), CutClip(clips["b"], "swirl", 0.5)], tmp_path / "f.mp4")
+    assert not (tmp_path / "f.mp4").exists()
+    assert not list(tmp_path.glob(".f.*"))
+
+
+# ---- pure builders ----------------------------------------------------------------------
+
+
+def test_can_copy_rules(clips: dict[str, Path]) -> None:
+    a, b, mute, big = (probe(clips[k]) for k in ("a", "b", "mute", "big"))
+    cut2 = [CutClip(a.path), CutClip(b.path)]
+    assert can_copy(cut2, [a, b], [])
+    assert not can_copy(cut2, [a, b], [AudioTrack(clips["music"])])
+    assert not can_copy([CutClip(a.path), CutClip(b.path, "fade", 0.5)], [a, b], [])
+    assert not can_copy([CutClip(a.path), CutClip(b.path, trim_first_frame=True)], [a, b], [])
+    assert not can_copy([CutClip(a.path), CutClip(mute.path)], [a, mute], [])
+    assert not can_copy([CutClip(a.path), CutClip(big.path)], [a, big], [])
+
+
+def test_concat_list_quotes_paths(tmp_path: Path, clips: dict[str, Path]) -> None:
+    info = probe(clips["a"])
+    odd = tmp_path / "it's here.mp4"
+    odd.write_bytes(clips["a"].read_bytes())
+    text = concat_list([probe(odd), info])
+    assert "file '" + str(tmp_path) + "/it'\\''s here.mp4'" in text
+    assert text.count("duration 2.000000") == 2
+    assert copy_args(Path("l.txt"), Path("o.mp4"))[-1] == "o.mp4"
+
+
+def test_plan_filter_offsets(clips: dict[str, Path]) -> None:
+    infos = [probe(clips[k]) for k in ("a", "b", "c")]
+    cut = [CutClip(infos[0].path), CutClip(infos[1].path, "dissolve", 0.5), CutClip(infos[2].path)]
+    plan = plan_filter(cut, infos)
+    assert "xfade=transition=dissolve:duration=0.500000:offset=1.500000" in plan.graph
+    assert "acrossfade=ns=24000" in plan.graph
+    assert plan.frames == 50 and plan.samples == 5 * 48000
+    args = render_args(plan, Path("out.mp4"))
+    assert args[-1] == "out.mp4" and "+faststart" in args
+    silent = plan_filter(cut, infos, video=False)
+    assert "xfade" not in silent.graph and "acrossfade" in silent.graph
+
+
+def test_parse_loudnorm() -> None:
+    stderr = """[Parsed_loudnorm_0 @ 0x1]
+{
+	"input_i" : "-27.61",
+	"input_tp" : "-4.47",
+	"input_lra" : "18.06",
+	"input_thresh" : "-39.20",
+	"output_i" : "-16.58",
+	"output_tp" : "-1.50",
+	"output_lra" : "14.78",
+	"output_thresh" : "-27.71",
+	"normalization_type" : "dynamic",
+	"target_offset" : "0.58"
+}
+"""
+    values = parse_loudnorm(stderr)
+    assert values is not None and values["input_i"] == -27.61 and values["target_offset"] == 0.58
+    assert parse_loudnorm(stderr.replace('"-27.61"', '"-inf"')) is None
+    with pytest.raises(MediaError):
+        parse_loudnorm("no json here")
