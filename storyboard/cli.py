@@ -24,15 +24,6 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("storyboard")
-    except PackageNotFoundError:  # pragma: no cover
-        return "0+unknown"
-
-
 def _err(message: str) -> None:
     click.echo(message, err=True)
 
@@ -119,7 +110,7 @@ verbose_opt = click.option("--verbose", "-v", is_flag=True, help="Show detail (f
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(_version(), "--version", prog_name="storyboard")
+@click.version_option(None, "--version", package_name="storyboard", prog_name="storyboard")
 def main() -> None:
     """Turn a YAML storyboard into a finished multi-shot film.
 
@@ -193,7 +184,8 @@ def print_plan(board: Board, p: Plan, *, file: Any = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=file or sys.stdout, soft_wrap=False)
+    out = file or sys.stdout
+    console = Console(file=out, soft_wrap=False, width=None if out.isatty() else 160)
     table = Table(title=f"{board.title} — plan ({p.backend})", title_justify="left")
     for col, kw in (("#", {"justify": "right"}), ("shot", {}), ("image", {}), ("end", {}),
                     ("dur", {"justify": "right"}), ("mode", {}), ("sound", {}), ("status", {}),

@@ -332,6 +332,7 @@ class FakeInference:
         self.drop_streams = 0  # streams cut (no final chunk) after the first snapshot
         self.end_streams = 0  # streams ended cleanly after the first snapshot
         self.heartbeat_streams = 0  # streams that only ever send heartbeats
+        self.terminal_partial = False  # the final event is a partial update without output
         self.output_404 = 0  # output downloads answered 404
         self.truncate_downloads = 0  # downloads cut short of their Content-Length
         self.corrupt_downloads = 0  # downloads of half the file, no Content-Length
@@ -456,8 +457,8 @@ class FakeInference:
     def _status_value(self, code: int) -> int | str:
         return STATUS_NAMES[code] if self.statuses == "string" else code
 
-    def snapshot(self, task: FakeTask) -> dict[str, Any]:
-        code = self.status_of(task)
+    def snapshot(self, task: FakeTask, code: int | None = None) -> dict[str, Any]:
+        code = self.status_of(task) if code is None else code
         output: dict[str, Any] | None = None
         error = task.error
         if code == COMPLETED:
@@ -908,11 +909,17 @@ class _Handler(BaseHTTPRequestHandler):
         until = time.monotonic() + 120
         while time.monotonic() < until:
             code = fake.status_of(task)
+            snap = fake.snapshot(task, code)  # one instant: status and output agree
             if code in TERMINAL:
-                self._chunk(fake.snapshot(task))
+                if fake.terminal_partial:
+                    self._chunk(
+                        {"data": {"id": task.id, "status": snap["status"]}, "fields": ["status"]}
+                    )
+                else:
+                    self._chunk(snap)
                 break
             if last is None:
-                self._chunk(fake.snapshot(task))
+                self._chunk(snap)
                 if mode == "drop":
                     self._chunk(heartbeat)
                     self._cut()
@@ -920,7 +927,6 @@ class _Handler(BaseHTTPRequestHandler):
                 if mode == "end":
                     break
             elif code != last:
-                snap = fake.snapshot(task)
                 if fake.partial_updates:
                     fields = ["status", "updated_at"]
                     self._chunk(

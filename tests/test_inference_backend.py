@@ -471,6 +471,16 @@ async def test_stream_faults_reconcile_and_reconnect(
     assert len(fake.submissions) == 1
 
 
+async def test_terminal_partial_update_without_output_is_reconciled(
+    fake: FakeInference, make: Callable[..., InferenceBackend], tmp_path: Path
+) -> None:
+    fake.terminal_partial = True
+    clip = await make(fake).generate(req(), ctx_for(tmp_path))
+    assert clip.exists()
+    task_id = fake.submissions[0].id
+    assert [c for c in fake.calls if c.method == "GET" and c.path == f"/tasks/{task_id}"]
+
+
 async def test_slow_reconcile_is_retried(
     fake: FakeInference, make: Callable[..., InferenceBackend], tmp_path: Path
 ) -> None:

@@ -717,7 +717,7 @@ class InferenceBackend:
         while True:
             try:
                 done, got_events = await self._follow(task_id, snapshot, shot)
-                if done:
+                if done and not self._lacks_output(snapshot):
                     return snapshot
                 failures = 0
                 quiet = 0 if got_events else quiet + 1
@@ -750,6 +750,12 @@ class InferenceBackend:
             # A stream that keeps ending at once degrades to polling, not to a busy loop.
             delay = self.poll_interval * 2 ** min(quiet + failures, 3)
             await asyncio.sleep(delay * random.uniform(0.75, 1.25))
+
+    @staticmethod
+    def _lacks_output(snapshot: dict[str, Any]) -> bool:
+        """Completed per a partial update that did not carry the output: read the task."""
+        completed = parse_status(snapshot.get("status")) == TaskStatus.COMPLETED
+        return completed and video_url(snapshot.get("output")) is None
 
     async def _follow(
         self, task_id: str, snapshot: dict[str, Any], shot: _Shot
