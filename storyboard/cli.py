@@ -345,5 +345,54 @@ def schema(output: str | None) -> None:
 # -- ecosystem commands (report, init) live below this line --
 
 
+@main.command()
+@file_arg
+@set_opt
+@click.option("--output", "-o", default=None, type=click.Path(dir_okay=False),
+              help="The film, as given to render --output (default: the storyboard's output).")
+@click.option("--html", "html_path", default=None, type=click.Path(dir_okay=False),
+              help="Where to write the page (default: the film's path with .html).")
+@click.option("--cache-dir", default=None, type=click.Path(file_okay=False), help="Cache folder the render used.")
+@click.option("--contact-sheet", "sheet_copy", default=None, type=click.Path(dir_okay=False),
+              help="Also copy the contact sheet PNG (first/last frame of every shot) here.")
+@verbose_opt
+def report(file: str, sets: tuple[str, ...], output: str | None, html_path: str | None, cache_dir: str | None,
+           sheet_copy: str | None, verbose: bool) -> None:
+    """Write an HTML page of the last render beside the film: the film, a contact
+    sheet, each shot's prompt, cache hit, cost and timings, and the shot graph."""
+    with _errors(verbose):
+        from storyboard.report import report_json_path, write_report_html
+
+        board = _load(file, sets)
+        film = Path(output) if output else board.output
+        page = write_report_html(board, report_json_path(film), output=html_path, cache_dir=cache_dir)
+        if sheet_copy:
+            import shutil
+
+            sheet = page.with_name(page.stem + ".report") / "contact-sheet.png"
+            if sheet.is_file():
+                Path(sheet_copy).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(sheet, sheet_copy)
+        click.echo(str(page))
+
+
+@main.command()
+@click.argument("name")
+@click.option("--dir", "parent", default=".", show_default=True, type=click.Path(file_okay=False),
+              help="Folder to create NAME/ in.")
+@click.option("--title", default=None, help="The storyboard's title (default: from NAME).")
+def init(name: str, parent: str, title: str | None) -> None:
+    """Create NAME/ with a storyboard that renders offline, its schema, a template
+    and a start image."""
+    with _errors():
+        from storyboard.scaffold import scaffold
+
+        where = Path(name)
+        made = scaffold(where.name, Path(parent) / where.parent, title=title)
+        click.echo(f"created {made.folder}/: {made.storyboard.name}, {made.schema.name}, "
+                   f"templates/{made.template.name}, assets/{made.image.name}")
+        click.echo(f"next: storyboard render {made.storyboard}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -24,9 +24,10 @@ from storyboard.backends.inference import (
     retry_after_seconds,
     video_url,
 )
-from storyboard.errors import AuthError, BackendError, RateLimited, TaskFailed
+from storyboard.errors import AuthError, BackendError, RateLimited, StoryboardError, TaskFailed
 from storyboard.media import probe
 from storyboard.plan import ShotRequest
+from storyboard.pricing import PriceTable
 from tests.fakeserver import FakeInference, gradient_image
 
 FAST = {
@@ -138,6 +139,23 @@ def test_price_is_decimal_or_none() -> None:
     assert backend.price(req(duration=5, mode="std", sound=True)) == Decimal("0.630")
     assert backend.price(req(duration=10, mode="pro", sound=False)) == Decimal("1.120")
     assert backend.price(req(app="someone/other-model")) is None
+
+
+def test_price_table_override_file_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    override = tmp_path / "prices.json"
+    override.write_text(
+        '{"klingai/video-v3": {"std": {"sound": 0.2}}, "acme/vid": {"fast": {"silent": 0.01}}}'
+    )
+    table = PriceTable.load(override)
+    assert table.per_second("klingai/video-v3", "std", True) == Decimal("0.2")
+    assert table.per_second("klingai/video-v3", "std", False) == Decimal("0.084")  # kept
+    assert table.per_second("acme/vid@v2", "fast", False) == Decimal("0.01")
+    assert table.per_second("acme/vid", "fast", True) is None  # unknown is None, never 0
+    monkeypatch.setenv("STORYBOARD_PRICES", str(override))
+    assert PriceTable.load().per_second("acme/vid", "fast", False) == Decimal("0.01")
+    override.write_text("{not json")
+    with pytest.raises(StoryboardError, match=r"prices\.json"):
+        PriceTable.load(override)
 
 
 # ---------------------------------------------------------------- happy paths
