@@ -200,6 +200,7 @@ class RenderResult:
     seconds: float = 0.0
     method: str | None = None
     otio: Path | None = None
+    film_key: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -574,17 +575,44 @@ class Pipeline:
                                  trim_first_frame=chained and shot.seam == "trim"))
         return clips
 
+    def film_key(self, result: RenderResult) -> str:
+        """What the film is made of: clips (content hashes), transitions, seams, audio, loudness."""
+        from storyboard.cache import file_sha256
+
+        clips = [(c.path.stem, c.transition, c.transition_duration, c.trim_first_frame) for c in self.cut_clips(result)]
+        audio = [(file_sha256(p), t.volume, t.duck, t.loop) for p, t in self.board.spec.audio]
+        blob = json.dumps({"v": 1, "clips": clips, "audio": audio, "loudness": self.board.spec.model.loudness})
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def _unchanged_film(self, key: str) -> dict[str, Any] | None:
+        """The previous report, when the film on disk is exactly what this render would make."""
+        try:
+            previous = json.loads(self.report_path().read_text())
+            st = self.output.stat()
+        except (OSError, ValueError):
+            return None
+        if (isinstance(previous, dict) and previous.get("film_key") == key
+                and previous.get("film_size") == st.st_size and previous.get("film_mtime_ns") == st.st_mtime_ns):
+            return previous
+        return None
+
     async def _assemble(self, result: RenderResult) -> None:
         from storyboard.media import AudioTrack, assemble
 
         spec = self.board.spec
-        tracks = [AudioTrack(path=p, volume=t.volume, duck=t.duck, loop=t.loop) for p, t in spec.audio]
-        self.output.parent.mkdir(parents=True, exist_ok=True)
-        self.emit(AssemblyProgress(fraction=0.0))
-        done = await assemble(self.cut_clips(result), self.output, audio=tracks, loudness=spec.model.loudness,
-                              progress=lambda f: self.emit(AssemblyProgress(fraction=f)))
-        self.emit(AssemblyProgress(fraction=1.0))
-        result.film, result.duration, result.method = done.path, done.duration, done.method
+        key = self.film_key(result)
+        result.film_key = key
+        previous = self._unchanged_film(key)
+        if previous is not None:  # nothing changed: keep the film as it is
+            result.film, result.duration, result.method = self.output, previous.get("duration"), "unchanged"
+        else:
+            tracks = [AudioTrack(path=p, volume=t.volume, duck=t.duck, loop=t.loop) for p, t in spec.audio]
+            self.output.parent.mkdir(parents=True, exist_ok=True)
+            self.emit(AssemblyProgress(fraction=0.0))
+            done = await assemble(self.cut_clips(result), self.output, audio=tracks, loudness=spec.model.loudness,
+                                  progress=lambda f: self.emit(AssemblyProgress(fraction=f)))
+            self.emit(AssemblyProgress(fraction=1.0))
+            result.film, result.duration, result.method = done.path, done.duration, done.method
         if self.otio is not None:
             from storyboard.otio import write_otio
 
@@ -605,6 +633,9 @@ class Pipeline:
             "film": str(result.film) if result.film else None,
             "duration": result.duration,
             "assembly": result.method,
+            "film_key": result.film_key,
+            "film_size": result.film.stat().st_size if result.film and result.film.exists() else None,
+            "film_mtime_ns": result.film.stat().st_mtime_ns if result.film and result.film.exists() else None,
             "cost": str(result.cost),
             "estimate": None if result.plan.cost is None else str(result.plan.cost),
             "seconds": round(result.seconds, 3),

@@ -64,6 +64,13 @@ def test_render_then_unchanged_rerender_calls_nothing(board_path: Path) -> None:
     assert again.calls == []
     assert {e.shot for e in events if isinstance(e, ShotCached)} == {"a", "b", "c", "d"}
     assert result2.film is not None and result2.film.read_bytes() == result.film.read_bytes()
+    assert result2.method == "unchanged"  # nothing changed: not even re-assembled
+
+    # A film that was touched or deleted is assembled again from the cached clips.
+    result.film.unlink()
+    result3 = run(storyboard.load(board_path), RecordingBackend())
+    assert result3.method != "unchanged" and result3.film is not None and result3.film.exists()
+    assert probe(result3.film).duration == pytest.approx(probe(result2.film).duration, abs=0.15)
 
 
 def test_editing_one_prompt_regenerates_it_and_its_descendants_only(board_path: Path) -> None:

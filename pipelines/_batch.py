@@ -1,0 +1,228 @@
+"""What the recipes share: a batch of films from one storyboard, a budget checked over
+the whole batch before anything is generated, sequential rendering through one cache,
+and a summary."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import click
+
+from storyboard import Board, BudgetError, Pipeline, StoryboardError, UsageError
+from storyboard.backends import Backend, get_backend
+from storyboard.plan import Plan
+from storyboard.runner import Event, RenderResult
+
+
+@dataclass(frozen=True)
+class Job:
+    """One film of a batch."""
+
+    name: str
+    board: Board
+    output: Path
+    vars: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FilmSummary:
+    name: str
+    output: Path
+    film: Path | None = None
+    duration: float | None = None
+    cost: Decimal = Decimal(0)
+    generated: int = 0
+    cached: int = 0
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "film": str(self.film) if self.film else None, "output": str(self.output),
+                "duration": self.duration, "cost": str(self.cost), "generated": self.generated,
+                "cached": self.cached, "error": self.error}
+
+
+@dataclass
+class BatchEstimate:
+    """The batch's cost before rendering: every shot still to generate, counted once
+    however many films share it (shots are the same when their recipes are)."""
+
+    plans: dict[str, Plan]
+    shots: int  # distinct shots to generate
+    shots_naive: int  # counting each film on its own
+    cost: Decimal | None
+    cost_naive: Decimal | None
+
+
+@dataclass
+class BatchResult:
+    estimate: BatchEstimate
+    films: list[FilmSummary]
+
+    @property
+    def cost(self) -> Decimal:
+        return sum((f.cost for f in self.films), Decimal(0))
+
+    @property
+    def ok(self) -> bool:
+        return all(f.error is None for f in self.films)
+
+    def to_dict(self) -> dict[str, Any]:
+        est = self.estimate
+        return {
+            "films": [f.to_dict() for f in self.films],
+            "cost": str(self.cost),
+            "generated": sum(f.generated for f in self.films),
+            "cached": sum(f.cached for f in self.films),
+            "estimate": {"cost": None if est.cost is None else str(est.cost), "shots": est.shots,
+                         "cost_without_sharing": None if est.cost_naive is None else str(est.cost_naive),
+                         "shots_without_sharing": est.shots_naive},
+        }
+
+
+def safe_name(text: str) -> str:
+    """A file-name-safe form of a row's name."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", text.strip()).strip("-.")
+    return name or "film"
+
+
+def _backend(backend: str | Backend | None, board: Board) -> Backend:
+    if backend is None or isinstance(backend, str):
+        return get_backend(backend or board.spec.model.backend)
+    return backend
+
+
+def estimate(jobs: Sequence[Job], *, backend: str | Backend | None = None,
+             cache_dir: str | Path | None = None) -> BatchEstimate:
+    """Plan every film (pure; nothing generated) and total what the batch will cost."""
+    plans: dict[str, Plan] = {}
+    distinct: dict[str, Decimal | None] = {}
+    naive: list[Decimal | None] = []
+    for job in jobs:
+        plan = Pipeline(job.board, backend=backend, cache_dir=cache_dir, output=job.output).plan()
+        plans[job.name] = plan
+        for shot in plan.pending:
+            naive.append(shot.cost)
+            distinct.setdefault(shot.recipe, shot.cost)
+
+    def total(values: Sequence[Decimal | None]) -> Decimal | None:
+        return None if any(v is None for v in values) else sum((v for v in values if v is not None), Decimal(0))
+
+    return BatchEstimate(plans=plans, shots=len(distinct), shots_naive=len(naive),
+                         cost=total(list(distinct.values())), cost_naive=total(naive))
+
+
+def check_budget(est: BatchEstimate, budget: Decimal | None, *, paid: bool = True) -> None:
+    """Refuse (BudgetError, exit 3) when the batch would cost more than ``budget``."""
+    if budget is None or not paid or est.shots == 0:
+        return
+    if est.cost is None:
+        raise BudgetError("over budget: some shot prices are unknown for this backend, and unknown prices count "
+                          "as over any --budget; nothing was generated")
+    if est.cost > budget:
+        raise BudgetError(f"over budget: {len(est.plans)} film(s), {est.shots} distinct shot(s) to generate, would "
+                          f"cost ${est.cost:.3f}; --budget is ${budget:.2f}. Nothing was generated.")
+
+
+def render_batch(jobs: Sequence[Job], *, backend: str | Backend | None = None, cache_dir: str | Path | None = None,
+                 concurrency: int = 4, budget: Decimal | None = None, dry_run: bool = False,
+                 on_event: Callable[[str, Event], Any] | None = None) -> BatchResult:
+    """Check the whole batch against ``budget``, then render the films one after
+    another through one cache (a shot shared by two films is made once: the second
+    film finds it cached). A failed film does not stop the others."""
+    if not jobs:
+        raise UsageError("nothing to render: the batch is empty")
+    names = [j.name for j in jobs]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise UsageError(f"two films would have the same name: {', '.join(dupes)}; give every row its own name")
+    est = estimate(jobs, backend=backend, cache_dir=cache_dir)
+    probe = _backend(backend, jobs[0].board)
+    check_budget(est, budget, paid=bool(getattr(probe, "paid", True)))
+    if dry_run:
+        return BatchResult(est, [FilmSummary(j.name, j.output) for j in jobs])
+
+    async def run_all() -> list[FilmSummary]:
+        out: list[FilmSummary] = []
+        for job in jobs:
+            summary = FilmSummary(job.name, job.output)
+            listener = (lambda e, n=job.name: on_event(n, e)) if on_event is not None else None
+            try:
+                result: RenderResult = await Pipeline(
+                    job.board, backend=backend, output=job.output, cache_dir=cache_dir,
+                    concurrency=concurrency, on_event=listener).run()
+            except BudgetError:
+                raise
+            except StoryboardError as e:
+                summary.error = str(e)
+            else:
+                summary.film, summary.duration, summary.cost = result.film, result.duration, result.cost
+                summary.generated = sum(1 for r in result.shots.values() if r.status == "generated")
+                summary.cached = sum(1 for r in result.shots.values() if r.status == "cached")
+            out.append(summary)
+        return out
+
+    return BatchResult(est, asyncio.run(run_all()))
+
+
+# --------------------------------------------------------------------------- command-line helpers
+
+
+def parse_budget(value: str | None) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        d = Decimal(value.strip().lstrip("$"))
+    except InvalidOperation:
+        raise click.BadParameter(f"{value!r} is not an amount in USD", param_hint="--budget") from None
+    if not d.is_finite() or d < 0:
+        raise click.BadParameter(f"{value!r} must be a non-negative amount in USD", param_hint="--budget")
+    return d
+
+
+def money(d: Decimal | None) -> str:
+    if d is None:
+        return "unknown"
+    return f"${d.quantize(Decimal('0.001')).normalize():f}" if d else "$0"
+
+
+def print_summary(result: BatchResult, *, title: str, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for col, justify in (("film", "left"), ("generated", "right"), ("cached", "right"), ("cost", "right"),
+                         ("length", "right"), ("output", "left")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for f in result.films:
+        table.add_row(f.name, str(f.generated), str(f.cached), money(f.cost),
+                      f"{f.duration:.2f} s" if f.duration else "—",
+                      str(f.film) if f.film else f"[red]{(f.error or 'not rendered').splitlines()[0]}[/red]")
+    console = Console(soft_wrap=False)
+    console.print(table)
+    est = result.estimate
+    saved = ""
+    if est.shots_naive > est.shots:
+        saved = f" ({est.shots_naive - est.shots} shared shot(s) counted once; without sharing: {money(est.cost_naive)})"
+    console.print(f"total: {money(result.cost)} paid; estimate was {money(est.cost)} for {est.shots} shot(s){saved}")
+
+
+@contextmanager
+def exit_codes() -> Iterator[None]:
+    """StoryboardError → one line on stderr and its exit code (1, 2 or 3)."""
+    try:
+        yield
+    except StoryboardError as e:
+        click.echo(f"error: {e}" if "\n" not in str(e) else str(e), err=True)
+        sys.exit(e.exit_code)
