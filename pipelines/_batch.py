@@ -204,7 +204,7 @@ def print_summary(result: BatchResult, *, title: str, as_json: bool) -> None:
     table = Table(title=title, title_justify="left")
     for col, justify in (("film", "left"), ("generated", "right"), ("cached", "right"), ("cost", "right"),
                          ("length", "right"), ("output", "left")):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+        table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for f in result.films:
         table.add_row(f.name, str(f.generated), str(f.cached), money(f.cost),
                       f"{f.duration:.2f} s" if f.duration else "—",

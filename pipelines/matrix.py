@@ -1,0 +1,118 @@
+"""One film per row of a CSV file: the row's values become the storyboard's vars.
+
+    python -m pipelines.matrix examples/product_spot.yaml pipelines/data/products.csv \\
+        --name-column name --budget 20
+
+Every row is loaded and validated first; then the whole matrix is priced, counting
+a shot shared by several rows once (same vars → same prompts → same shot), and
+refused (exit 3) if it costs more than --budget. The films are rendered one after
+another through one cache, so a shared shot is generated once and the later films
+find it cached. A rich table (or --json) sums up what each film cost.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import click
+
+import storyboard
+from pipelines._batch import (
+    BatchResult,
+    Job,
+    exit_codes,
+    parse_budget,
+    print_summary,
+    render_batch,
+    safe_name,
+)
+from storyboard import SpecError, UsageError
+from storyboard.backends import Backend
+from storyboard.runner import Event
+
+
+def read_rows(path: str | Path) -> list[dict[str, str]]:
+    """The rows of a CSV file with a header line, as dicts (empty rows skipped)."""
+    path = Path(path)
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            if not reader.fieldnames:
+                raise UsageError(f"{path}: no header line; the first line names the columns (the vars)")
+            rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k} for row in reader]
+    except FileNotFoundError:
+        raise UsageError(f"no such CSV file: {path}") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise UsageError(f"cannot read {path}: {e}") from None
+    return [r for r in rows if any(r.values())]
+
+
+def jobs_for(board_path: str | Path, rows: Sequence[Mapping[str, Any]], *, name_column: str | None = None,
+             output_dir: str | Path | None = None) -> list[Job]:
+    """Load the storyboard once per row (its values as vars). Every row is checked
+    before any film is made; the problems of all rows are reported together."""
+    board_path = Path(board_path)
+    out_dir = Path(output_dir) if output_dir else board_path.parent / "out" / board_path.stem
+    jobs: list[Job] = []
+    problems: list[str] = []
+    for i, row in enumerate(rows, start=1):
+        if name_column is not None:
+            if name_column not in row:
+                raise UsageError(f"--name-column {name_column!r} is not a column; columns: {', '.join(row)}")
+            name = safe_name(str(row[name_column]) or f"row-{i}")
+        else:
+            name = f"{board_path.stem}-{i}"
+        try:
+            board = storyboard.load(board_path, vars=dict(row))
+        except SpecError as e:
+            problems.append(f"row {i} ({name}):\n{e}")
+            continue
+        jobs.append(Job(name=name, board=board, output=out_dir / f"{name}.mp4", vars=dict(row)))
+    if problems:
+        raise SpecError("\n".join(problems))
+    return jobs
+
+
+def run_matrix(board_path: str | Path, rows: Sequence[Mapping[str, Any]], *, name_column: str | None = None,
+               output_dir: str | Path | None = None, backend: str | Backend | None = None,
+               cache_dir: str | Path | None = None, concurrency: int = 4, budget: Decimal | None = None,
+               dry_run: bool = False, on_event: Callable[[str, Event], Any] | None = None) -> BatchResult:
+    """Render one film per row. ``backend`` is a name or a Backend object (shared by
+    every film). Raises BudgetError before generating anything when over ``budget``."""
+    jobs = jobs_for(board_path, rows, name_column=name_column, output_dir=output_dir)
+    return render_batch(jobs, backend=backend, cache_dir=cache_dir, concurrency=concurrency, budget=budget,
+                        dry_run=dry_run, on_event=on_event)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("storyboard_file", metavar="STORYBOARD", type=click.Path(exists=True, dir_okay=False))
+@click.argument("csv_file", metavar="CSV", type=click.Path(exists=True, dir_okay=False))
+@click.option("--name-column", default=None, help="Column naming each film (default: STORYBOARD-<row number>).")
+@click.option("--output-dir", "-o", default=None, type=click.Path(file_okay=False),
+              help="Where the films go (default: out/<storyboard stem>/ beside the storyboard).")
+@click.option("--backend", default=None, help="animatic (offline), inference, or a plugin's name.")
+@click.option("--cache-dir", default=None, type=click.Path(file_okay=False), help="Shared cache folder.")
+@click.option("--concurrency", "-j", default=4, show_default=True, type=click.IntRange(min=1),
+              help="Shots generated at once (within a film).")
+@click.option("--budget", default=None, metavar="USD", help="Refuse (exit 3) if the whole matrix costs more.")
+@click.option("--dry-run", is_flag=True, help="Price the matrix; generate nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def main(storyboard_file: str, csv_file: str, name_column: str | None, output_dir: str | None, backend: str | None,
+         cache_dir: str | None, concurrency: int, budget: str | None, dry_run: bool, as_json: bool) -> None:
+    """Render STORYBOARD once per row of CSV, the row's values as its vars."""
+    limit = parse_budget(budget)
+    with exit_codes():
+        result = run_matrix(storyboard_file, read_rows(csv_file), name_column=name_column, output_dir=output_dir,
+                            backend=backend, cache_dir=cache_dir, concurrency=concurrency, budget=limit,
+                            dry_run=dry_run)
+        print_summary(result, title=f"{Path(storyboard_file).name} × {Path(csv_file).name}", as_json=as_json)
+        if not result.ok:
+            raise SystemExit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

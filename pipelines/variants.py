@@ -1,0 +1,128 @@
+"""The same storyboard in several aspect ratios and/or modes.
+
+    python -m pipelines.variants examples/product_spot.yaml --aspect 9:16 --aspect 1:1
+    python -m pipelines.variants examples/harbor.yaml --mode std --mode pro --budget 10
+
+A variant overrides ``aspect_ratio`` / ``mode`` for every shot (the defaults and any
+shot that sets its own), then the storyboard is checked and its prompts rendered
+again (a prompt may mention ``shot.aspect_ratio``). Variants are priced together,
+refused over --budget (exit 3), and rendered through one cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import click
+
+import storyboard
+from pipelines._batch import (
+    BatchResult,
+    Job,
+    exit_codes,
+    parse_budget,
+    print_summary,
+    render_batch,
+)
+from storyboard import Board, UsageError
+from storyboard.backends import Backend
+from storyboard.board import build_graph, render_prompts
+from storyboard.spec import ASPECT_RATIOS, MODES
+
+
+def with_inputs(board: Board, *, aspect_ratio: str | None = None, mode: str | None = None) -> Board:
+    """A copy of ``board`` with every shot's aspect ratio and/or mode replaced."""
+    if aspect_ratio is not None and aspect_ratio not in ASPECT_RATIOS:
+        raise UsageError(f"unknown aspect ratio {aspect_ratio!r}; allowed: {', '.join(ASPECT_RATIOS)}")
+    if mode is not None and mode not in MODES:
+        raise UsageError(f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
+    changes: dict[str, Any] = {k: v for k, v in (("aspect_ratio", aspect_ratio), ("mode", mode)) if v is not None}
+    if not changes:
+        return board
+    spec = board.spec
+    model = spec.model.model_copy(update={"defaults": spec.model.defaults.model_copy(update=changes)})
+    shots = tuple(dataclasses.replace(s, **changes) for s in spec.shots)
+    new_spec = dataclasses.replace(spec, model=model, shots=shots)
+    extra = {k: v for k, v in board.vars.items() if spec.model.vars.get(k, object()) != v}
+    prompts, merged = render_prompts(new_spec, extra)
+    return Board(spec=new_spec, graph=build_graph(new_spec), prompts=prompts, vars=merged)
+
+
+def variant_name(stem: str, aspect_ratio: str | None, mode: str | None) -> str:
+    parts = [stem]
+    if aspect_ratio:
+        parts.append(aspect_ratio.replace(":", "x"))
+    if mode:
+        parts.append(mode)
+    return "-".join(parts)
+
+
+def jobs_for(board: Board, *, aspects: Sequence[str] = (), modes: Sequence[str] = (),
+             output_dir: str | Path | None = None) -> list[Job]:
+    """One job per combination of the given aspect ratios and modes."""
+    if not aspects and not modes:
+        raise UsageError("name at least one variant: --aspect RATIO and/or --mode std|pro")
+    out_dir = Path(output_dir) if output_dir else board.spec.folder / "out" / "variants"
+    jobs = []
+    aspect_list: list[str | None] = [*dict.fromkeys(aspects)] or [None]
+    mode_list: list[str | None] = [*dict.fromkeys(modes)] or [None]
+    for aspect, mode in itertools.product(aspect_list, mode_list):
+        name = variant_name(board.path.stem, aspect, mode)
+        jobs.append(Job(name=name, board=with_inputs(board, aspect_ratio=aspect, mode=mode),
+                        output=out_dir / f"{name}.mp4"))
+    return jobs
+
+
+def run_variants(board_path: str | Path, *, aspects: Sequence[str] = (), modes: Sequence[str] = (),
+                 vars: dict[str, str] | None = None, output_dir: str | Path | None = None,
+                 backend: str | Backend | None = None, cache_dir: str | Path | None = None, concurrency: int = 4,
+                 budget: Decimal | None = None, dry_run: bool = False) -> BatchResult:
+    if not aspects and not modes:
+        raise UsageError("name at least one variant: --aspect RATIO and/or --mode std|pro")
+    board = storyboard.load(board_path, vars=vars)
+    jobs = jobs_for(board, aspects=aspects, modes=modes, output_dir=output_dir)
+    return render_batch(jobs, backend=backend, cache_dir=cache_dir, concurrency=concurrency, budget=budget,
+                        dry_run=dry_run)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("storyboard_file", metavar="STORYBOARD", type=click.Path(exists=True, dir_okay=False))
+@click.option("--aspect", "aspects", multiple=True, type=click.Choice(ASPECT_RATIOS), help="An aspect ratio (repeat).")
+@click.option("--mode", "modes", multiple=True, type=click.Choice(MODES), help="A mode (repeat).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Set a template variable (repeat).")
+@click.option("--output-dir", "-o", default=None, type=click.Path(file_okay=False),
+              help="Where the films go (default: out/variants/ beside the storyboard).")
+@click.option("--backend", default=None, help="animatic (offline), inference, or a plugin's name.")
+@click.option("--cache-dir", default=None, type=click.Path(file_okay=False), help="Shared cache folder.")
+@click.option("--concurrency", "-j", default=4, show_default=True, type=click.IntRange(min=1))
+@click.option("--budget", default=None, metavar="USD", help="Refuse (exit 3) if the variants together cost more.")
+@click.option("--dry-run", is_flag=True, help="Price the variants; generate nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def main(storyboard_file: str, aspects: tuple[str, ...], modes: tuple[str, ...], sets: tuple[str, ...],
+         output_dir: str | None,
+         backend: str | None, cache_dir: str | None, concurrency: int, budget: str | None, dry_run: bool,
+         as_json: bool) -> None:
+    """Render STORYBOARD in every combination of --aspect and --mode."""
+    limit = parse_budget(budget)
+    values: dict[str, str] = {}
+    for pair in sets:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--set")
+        values[key.strip()] = value
+    with exit_codes():
+        result = run_variants(storyboard_file, aspects=aspects, modes=modes, vars=values, output_dir=output_dir,
+                              backend=backend, cache_dir=cache_dir, concurrency=concurrency, budget=limit,
+                              dry_run=dry_run)
+        print_summary(result, title=f"{Path(storyboard_file).name}: variants", as_json=as_json)
+        if not result.ok:
+            raise SystemExit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,128 @@
+"""The HTML render report: a page beside the film that opens from disk, with no
+server and no network, and a contact sheet PNG."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+import storyboard
+from storyboard.cli import main
+from storyboard.report import contact_sheet, extract_frames, read_render_report, write_report_html
+
+ROOT = Path(__file__).resolve().parent.parent
+HARBOR = ROOT / "examples" / "harbor.yaml"
+
+
+class Page(HTMLParser):
+    """Collects every reference to another file, and the text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refs: list[tuple[str, str]] = []
+        self.tags: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        for name, value in attrs:
+            if name in ("src", "href", "poster", "data") and value is not None:
+                self.refs.append((tag, value))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[storyboard.Board, Path, Path]:
+    tmp = tmp_path_factory.mktemp("report")
+    board = storyboard.load(HARBOR)
+    film, cache = tmp / "films" / "harbor.mp4", tmp / "cache"
+    storyboard.render(board, backend="animatic", output=film, cache_dir=cache)
+    # the second render finds every shot cached: the report shows the hits
+    storyboard.render(board, backend="animatic", output=film, cache_dir=cache)
+    return board, film, cache
+
+
+def parse(page: Path) -> Page:
+    parser = Page()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return parser
+
+
+def test_page_references_only_local_files_that_exist(rendered: tuple[storyboard.Board, Path, Path]) -> None:
+    board, film, cache = rendered
+    page = write_report_html(board, film.with_name(film.name + ".render.json"), cache_dir=cache)
+    assert page == film.with_suffix(".html")
+    parsed = parse(page)
+    assert "script" not in parsed.tags, "the page must work without scripts"
+    assert ("video", "harbor.mp4") in parsed.refs, "the film is linked relatively"
+    imgs = [ref for tag, ref in parsed.refs if tag == "img"]
+    assert len(imgs) == 2 * len(board.shots) + 1  # first + last of each shot, and the contact sheet
+    for _tag, ref in parsed.refs:
+        assert "://" not in ref and not ref.startswith("/"), f"{ref} is not a relative path"
+        assert (page.parent / ref).is_file(), f"{ref} does not exist"
+    assert all(ref.startswith("harbor.report/") for ref in imgs)
+
+
+def test_page_shows_prompts_hits_costs_and_graph(rendered: tuple[storyboard.Board, Path, Path]) -> None:
+    board, film, cache = rendered
+    page = write_report_html(board, film.with_name(film.name + ".render.json"), cache_dir=cache)
+    text = " ".join(" ".join(parse(page).text).split())
+    for sid, prompt in board.prompts.items():
+        assert sid in text
+        assert prompt in text
+    assert text.count("cache hit") == len(board.shots)
+    assert "$0" in text
+    assert "graph LR" in text  # the mermaid source
+    for u, v in board.graph.g.edges:
+        assert f"{u} → {v}" in text
+
+
+def test_report_command(rendered: tuple[storyboard.Board, Path, Path], tmp_path: Path) -> None:
+    _board, film, cache = rendered
+    sheet = tmp_path / "sheet.png"
+    html_path = tmp_path / "elsewhere" / "page.html"
+    result = CliRunner().invoke(main, ["report", str(HARBOR), "-o", str(film), "--cache-dir", str(cache),
+                                       "--html", str(html_path), "--contact-sheet", str(sheet)])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == str(html_path)
+    parsed = parse(html_path)
+    for _tag, ref in parsed.refs:
+        assert (html_path.parent / ref).is_file(), ref
+    assert any(tag == "video" and ref.endswith("films/harbor.mp4") for tag, ref in parsed.refs)
+    with Image.open(sheet) as im:
+        assert im.format == "PNG" and im.width > 200
+
+
+def test_report_without_a_render_is_a_usage_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["report", str(HARBOR), "-o", str(tmp_path / "none.mp4")])
+    assert result.exit_code == 2
+    assert "render the storyboard first" in result.output
+
+
+def test_contact_sheet_grid(rendered: tuple[storyboard.Board, Path, Path], tmp_path: Path) -> None:
+    board, film, cache = rendered
+    data = read_render_report(film.with_name(film.name + ".render.json"))
+    frames = extract_frames(board, data, tmp_path / "frames", cache)
+    assert [f.shot for f in frames] == list(board.cut)
+    one = contact_sheet(frames, tmp_path / "one.png", columns=1, thumb_height=60)
+    two = contact_sheet(frames, tmp_path / "two.png", columns=2, thumb_height=60)
+    with Image.open(one) as a, Image.open(two) as b:
+        assert a.height > b.height and a.width < b.width
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs /usr/bin/chromium")
+def test_page_opens_in_headless_chromium(rendered: tuple[storyboard.Board, Path, Path]) -> None:
+    board, film, cache = rendered
+    page = write_report_html(board, film.with_name(film.name + ".render.json"), cache_dir=cache)
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    out = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=60, check=True)
+    assert "<video" in out.stdout and board.title in out.stdout
