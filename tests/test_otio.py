@@ -1,0 +1,101 @@
+"""OpenTimelineIO export: the timeline written beside a render reads back as the cut,
+with its transitions, its music and media references to files that exist."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import opentimelineio as otio
+import pytest
+
+import storyboard
+from storyboard.media import probe
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def branches(tmp_path_factory: pytest.TempPathFactory) -> tuple[storyboard.Board, Any, Any]:
+    tmp = tmp_path_factory.mktemp("otio")
+    board = storyboard.load(ROOT / "examples" / "branches.yaml")
+    result = storyboard.render(board, backend="animatic", output=tmp / "branches.mp4", cache_dir=tmp / "cache",
+                               otio=tmp / "branches.otio")
+    assert result.otio is not None and result.otio.is_file()
+    return board, result, otio.adapters.read_from_file(str(result.otio))
+
+
+def local_path(ref: Any) -> Path:
+    url = urlparse(ref.target_url)
+    assert url.scheme == "file", ref.target_url
+    return Path(unquote(url.path))
+
+
+def test_clips_are_the_cut(branches: tuple[storyboard.Board, Any, Any]) -> None:
+    board, _result, timeline = branches
+    video = timeline.video_tracks()
+    assert len(video) == 1
+    clips = list(video[0].find_clips())
+    assert len(clips) == len(board.cut)
+    assert [c.name for c in clips] == list(board.cut)
+    for c in clips:
+        assert c.metadata["storyboard"]["prompt"] == board.prompts[c.name]
+
+
+def test_transitions_where_the_storyboard_has_them(branches: tuple[storyboard.Board, Any, Any]) -> None:
+    board, _result, timeline = branches
+    track = timeline.video_tracks()[0]
+    items = list(track)
+    found = {}
+    for i, item in enumerate(items):
+        if isinstance(item, otio.schema.Transition):
+            after = items[i + 1]
+            assert isinstance(after, otio.schema.Clip)
+            found[after.name] = item
+    expected = {s.id: s for s in board.shots if s.id in board.cut and s.transition != "cut"}
+    assert set(found) == set(expected) == {"gulls", "memory"}
+    assert found["gulls"].transition_type == otio.schema.TransitionTypes.SMPTE_Dissolve
+    for sid, tr in found.items():
+        length = (tr.in_offset + tr.out_offset).to_seconds()
+        assert length == pytest.approx(expected[sid].transition_duration, abs=0.13)
+        assert tr.metadata["storyboard"]["xfade"] == expected[sid].transition
+
+
+def test_track_lasts_as_long_as_the_film(branches: tuple[storyboard.Board, Any, Any]) -> None:
+    _board, result, timeline = branches
+    info = probe(result.film)
+    frame = 1 / info.fps
+    assert timeline.video_tracks()[0].duration().to_seconds() == pytest.approx(info.duration, abs=frame + 1e-6)
+    assert timeline.duration().to_seconds() == pytest.approx(info.duration, abs=frame + 1e-6)
+
+
+def test_audio_tracks(branches: tuple[storyboard.Board, Any, Any]) -> None:
+    board, _result, timeline = branches
+    audio = timeline.audio_tracks()
+    assert len(audio) == len(board.spec.audio) == 1
+    clip = next(iter(audio[0].find_clips()))
+    assert clip.name == "score.m4a"
+    assert clip.metadata["storyboard"]["duck"] is True
+    assert local_path(clip.media_reference) == (ROOT / "examples" / "assets" / "score.m4a").resolve()
+
+
+def test_media_references_exist(branches: tuple[storyboard.Board, Any, Any]) -> None:
+    _board, result, timeline = branches
+    for clip in timeline.find_clips():
+        path = local_path(clip.media_reference)
+        assert path.is_file(), path
+    for clip in timeline.video_tracks()[0].find_clips():
+        assert local_path(clip.media_reference) == result.shots[clip.name].clip.resolve()
+        # the used range lies inside the clip
+        avail = clip.media_reference.available_range
+        used = clip.source_range
+        assert used.start_time >= avail.start_time
+        assert used.end_time_exclusive() <= avail.end_time_exclusive()
+
+
+def test_timeline_round_trips(branches: tuple[storyboard.Board, Any, Any], tmp_path: Path) -> None:
+    _board, _result, timeline = branches
+    again = tmp_path / "again.otio"
+    otio.adapters.write_to_file(timeline, str(again))
+    assert otio.adapters.read_from_file(str(again)).duration() == timeline.duration()
