@@ -23,9 +23,16 @@ def _range(start: float, duration: float, rate: float) -> Any:
     return otio.opentime.TimeRange(_rt(start, rate), _rt(duration, rate))
 
 
+def _chained(image: object, previous: str) -> bool:
+    from storyboard.spec import FrameRef
+
+    return isinstance(image, FrameRef) and image.shot == previous and image.selector == "last"
+
+
 def build_timeline(board: Board, result: RenderResult) -> Any:
     """An ``otio.schema.Timeline`` of the cut. Transitions take half their length from
-    each neighbouring clip, so the track lasts as long as the assembled film."""
+    each neighbouring clip, and a trimmed seam drops a chained clip's first frame, as
+    the assembly does, so the track lasts as long as the assembled film."""
     import opentimelineio as otio
 
     from storyboard.media import probe
@@ -49,6 +56,9 @@ def build_timeline(board: Board, result: RenderResult) -> Any:
             half = shot.transition_duration / 2
             tails[j - 1] += half
             heads[j] += half
+        elif j > 0 and shot.seam == "trim" and _chained(shot.image, spec.cut[j - 1]):
+            # the assembly drops the first frame of a chained cut: it repeats the last one
+            heads[j] += 1 / (infos[j].fps or rate)
     for j, (sid, info) in enumerate(zip(spec.cut, infos, strict=True)):
         shot = spec.shot(sid)
         if j > 0 and shot.transition != "cut":

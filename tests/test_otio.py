@@ -11,16 +11,21 @@ import opentimelineio as otio
 import pytest
 
 import storyboard
+from storyboard.backends.animatic import AnimaticBackend
 from storyboard.media import probe
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Module-scoped fixtures run before conftest's (function-scoped) small-size settings:
+# say the size here.
+SMALL = AnimaticBackend(short_side=90, fps=8)
 
 
 @pytest.fixture(scope="module")
 def branches(tmp_path_factory: pytest.TempPathFactory) -> tuple[storyboard.Board, Any, Any]:
     tmp = tmp_path_factory.mktemp("otio")
     board = storyboard.load(ROOT / "examples" / "branches.yaml")
-    result = storyboard.render(board, backend="animatic", output=tmp / "branches.mp4", cache_dir=tmp / "cache",
+    result = storyboard.render(board, backend=SMALL, output=tmp / "branches.mp4", cache_dir=tmp / "cache",
                                otio=tmp / "branches.otio")
     assert result.otio is not None and result.otio.is_file()
     return board, result, otio.adapters.read_from_file(str(result.otio))

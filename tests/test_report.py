@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 import storyboard
+from storyboard.backends.animatic import AnimaticBackend
 from storyboard.cli import main
 from storyboard.report import contact_sheet, extract_frames, read_render_report, write_report_html
 
@@ -38,15 +39,19 @@ class Page(HTMLParser):
     def handle_data(self, data: str) -> None:
         self.text.append(data)
 
+# Module-scoped fixtures run before conftest's (function-scoped) small-size settings:
+# say the size here.
+SMALL = AnimaticBackend(short_side=90, fps=8)
+
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[storyboard.Board, Path, Path]:
     tmp = tmp_path_factory.mktemp("report")
     board = storyboard.load(HARBOR)
     film, cache = tmp / "films" / "harbor.mp4", tmp / "cache"
-    storyboard.render(board, backend="animatic", output=film, cache_dir=cache)
+    storyboard.render(board, backend=SMALL, output=film, cache_dir=cache)
     # the second render finds every shot cached: the report shows the hits
-    storyboard.render(board, backend="animatic", output=film, cache_dir=cache)
+    storyboard.render(board, backend=SMALL, output=film, cache_dir=cache)
     return board, film, cache
 
 
