@@ -11,7 +11,6 @@ refused over --budget (exit 3), and rendered through one cache.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from collections.abc import Sequence
 from decimal import Decimal
@@ -31,26 +30,16 @@ from pipelines._batch import (
 )
 from storyboard import Board, UsageError
 from storyboard.backends import Backend
-from storyboard.board import build_graph, render_prompts
 from storyboard.spec import ASPECT_RATIOS, MODES
 
 
-def with_inputs(board: Board, *, aspect_ratio: str | None = None, mode: str | None = None) -> Board:
-    """A copy of ``board`` with every shot's aspect ratio and/or mode replaced."""
+def variant_inputs(aspect_ratio: str | None = None, mode: str | None = None) -> dict[str, Any]:
+    """The model-input overrides of one variant (checked)."""
     if aspect_ratio is not None and aspect_ratio not in ASPECT_RATIOS:
         raise UsageError(f"unknown aspect ratio {aspect_ratio!r}; allowed: {', '.join(ASPECT_RATIOS)}")
     if mode is not None and mode not in MODES:
         raise UsageError(f"unknown mode {mode!r}; allowed: {', '.join(MODES)}")
-    changes: dict[str, Any] = {k: v for k, v in (("aspect_ratio", aspect_ratio), ("mode", mode)) if v is not None}
-    if not changes:
-        return board
-    spec = board.spec
-    model = spec.model.model_copy(update={"defaults": spec.model.defaults.model_copy(update=changes)})
-    shots = tuple(dataclasses.replace(s, **changes) for s in spec.shots)
-    new_spec = dataclasses.replace(spec, model=model, shots=shots)
-    extra = {k: v for k, v in board.vars.items() if spec.model.vars.get(k, object()) != v}
-    prompts, merged = render_prompts(new_spec, extra)
-    return Board(spec=new_spec, graph=build_graph(new_spec), prompts=prompts, vars=merged)
+    return {k: v for k, v in (("aspect_ratio", aspect_ratio), ("mode", mode)) if v is not None}
 
 
 def variant_name(stem: str, aspect_ratio: str | None, mode: str | None) -> str:
@@ -63,7 +52,7 @@ def variant_name(stem: str, aspect_ratio: str | None, mode: str | None) -> str:
 
 
 def jobs_for(board: Board, *, aspects: Sequence[str] = (), modes: Sequence[str] = (),
-             output_dir: str | Path | None = None) -> list[Job]:
+             output_dir: str | Path | None = None, vars: dict[str, str] | None = None) -> list[Job]:
     """One job per combination of the given aspect ratios and modes."""
     if not aspects and not modes:
         raise UsageError("name at least one variant: --aspect RATIO and/or --mode std|pro")
@@ -73,8 +62,8 @@ def jobs_for(board: Board, *, aspects: Sequence[str] = (), modes: Sequence[str] 
     mode_list: list[str | None] = [*dict.fromkeys(modes)] or [None]
     for aspect, mode in itertools.product(aspect_list, mode_list):
         name = variant_name(board.path.stem, aspect, mode)
-        jobs.append(Job(name=name, board=with_inputs(board, aspect_ratio=aspect, mode=mode),
-                        output=out_dir / f"{name}.mp4"))
+        variant = storyboard.load(board.path, vars=vars, overrides=variant_inputs(aspect, mode))
+        jobs.append(Job(name=name, board=variant, output=out_dir / f"{name}.mp4"))
     return jobs
 
 
@@ -85,7 +74,7 @@ def run_variants(board_path: str | Path, *, aspects: Sequence[str] = (), modes: 
     if not aspects and not modes:
         raise UsageError("name at least one variant: --aspect RATIO and/or --mode std|pro")
     board = storyboard.load(board_path, vars=vars)
-    jobs = jobs_for(board, aspects=aspects, modes=modes, output_dir=output_dir)
+    jobs = jobs_for(board, aspects=aspects, modes=modes, output_dir=output_dir, vars=vars)
     return render_batch(jobs, backend=backend, cache_dir=cache_dir, concurrency=concurrency, budget=budget,
                         dry_run=dry_run)
 

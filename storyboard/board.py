@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from storyboard.errors import Problem, SpecError, TemplateError
 from storyboard.graph import ShotGraph
-from storyboard.prompts import PromptError, PromptRenderer
+from storyboard.prompts import PromptError, PromptRenderer, library_dir
 from storyboard.spec import MAX_PROMPT_CHARS, FrameRef, ResolvedShot, Spec, load_spec
 
 if TYPE_CHECKING:
@@ -125,6 +125,9 @@ def render_prompts(spec: Spec, overrides: Mapping[str, Any] | None = None) -> tu
 
 def _prompt_problem(spec: Spec, shot: ResolvedShot, fld: str, e: PromptError) -> Problem:
     where = f"shot '{shot.id}'"
+    if e.file is not None and Path(e.file).is_relative_to(library_dir()):
+        # an error raised inside the shipped library: the storyboard's line is the useful one
+        e = PromptError(e.message, template=e.template)
     if e.file is not None:
         # the problem is inside a template file: point there
         return Problem(f"{where} (template {e.template}): {e.message}", e.file, e.line)
@@ -135,16 +138,19 @@ def _prompt_problem(spec: Spec, shot: ResolvedShot, fld: str, e: PromptError) ->
                    pos.line if pos else None, pos.column if pos else None)
 
 
-def load(path: str | Path, vars: Mapping[str, Any] | None = None) -> Board:
+def load(
+    path: str | Path,
+    vars: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Board:
     """Load and validate a storyboard: the file, its graph and its prompts.
 
-    Raises SpecError (with every problem found, each located) when it is invalid.
+    ``vars`` override the file's template variables; ``overrides`` set model inputs
+    (mode, aspect_ratio, duration, sound, negative_prompt, app) on every shot — e.g. one
+    variant of a film in 9:16. Raises SpecError (every problem found, each located).
     """
-    spec = load_spec(path)
-    try:
-        graph = build_graph(spec)
-    except SpecError:
-        raise
+    spec = load_spec(path, dict(overrides) if overrides else None)
+    graph = build_graph(spec)
     prompts, merged = render_prompts(spec, vars)
     return Board(spec=spec, graph=graph, prompts=prompts, vars=merged)
 

@@ -106,7 +106,7 @@ class Cache:
     """A cache folder. Safe to share between storyboards and concurrent renders."""
 
     def __init__(self, root: Path, *, create: bool = True) -> None:
-        self.root = root
+        self.root = root.absolute()  # reports and journals name clips by absolute path
         self.dropped: list[tuple[str, str]] = []  # (key, why) of entries found broken
         self._verified: dict[str, Path] = {}
         if create:

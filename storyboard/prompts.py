@@ -8,6 +8,7 @@ library shipped with the package (``storyboard.templates``).
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 import time
 import types
@@ -21,16 +22,27 @@ from typing import Any
 import jinja2
 from jinja2 import StrictUndefined, TemplateNotFound, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
+from jinja2.loaders import split_template_path
 from jinja2.sandbox import SandboxedEnvironment
 
 MAX_RENDER_CHARS = 100_000  # a template producing more than this is stopped
 MAX_RENDER_SECONDS = 2.0  # per prompt
 MAX_RANGE = 10_000
 MAX_REPEAT = 100_000
+MAX_RENDER_MEMORY = 512 * 1024 * 1024  # address space one render may add (Linux)
+MAX_TEMPLATE_BYTES = 1024 * 1024  # a template file
 
 
 class RenderTimeout(Exception):
     """Raised inside a template that runs for too long."""
+
+
+class _TemplateRaised(Exception):
+    """Raised by the ``template_error(message)`` global a template may call."""
+
+
+def _template_error(message: str) -> str:
+    raise _TemplateRaised(str(message))
 
 
 class PromptError(Exception):
@@ -75,6 +87,57 @@ class _Sandbox(SandboxedEnvironment):
                 raise SecurityError("exponents above 64 are not allowed in templates")
             return left**right
         return super().call_binop(context, operator, left, right)  # pragma: no cover
+
+
+class _ContainedLoader(jinja2.FileSystemLoader):
+    """A FileSystemLoader that reads only files really inside its folders: a template
+    that is a symlink to a file elsewhere (``/etc/passwd``, a key file) would otherwise be
+    read and sent to the API as part of a prompt."""
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
+        pieces = split_template_path(template)
+        for folder in self.searchpath:
+            filename = os.path.join(folder, *pieces)
+            if not os.path.isfile(filename):
+                continue
+            root, real = os.path.realpath(folder), os.path.realpath(filename)
+            if os.path.commonpath([root, real]) != root:
+                raise SecurityError(f"template '{template}' points outside its folder {folder} (a symlink?)")
+            if os.path.getsize(real) > MAX_TEMPLATE_BYTES:
+                raise SecurityError(f"template '{template}' is larger than {MAX_TEMPLATE_BYTES // 1024} KB")
+            break
+        return super().get_source(environment, template)
+
+
+@contextmanager
+def _memory_limit(extra: int) -> Iterator[None]:
+    """Cap the process's address space at its current size plus ``extra`` while a
+    template renders, so a template that builds a huge string (``'x'.ljust(10**10)``,
+    ``'%0999999999d' % 1``, a string doubled in a loop) fails with MemoryError instead
+    of exhausting the machine. Best effort: Linux only; restored afterwards."""
+    previous: tuple[int, int] | None = None
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        with open("/proc/self/statm") as f:
+            limit = int(f.read().split()[0]) * resource.getpagesize() + extra
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        if soft == resource.RLIM_INFINITY or soft > limit:
+            resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+            previous = (soft, hard)
+    except (ImportError, OSError, ValueError):
+        previous = None
+    try:
+        yield
+    finally:
+        while previous is not None:
+            try:
+                resource.setrlimit(resource.RLIMIT_AS, previous)
+                previous = None
+            except RenderTimeout:  # the watchdog's interrupt may land here: restore anyway
+                continue
 
 
 class _Watchdog:
@@ -141,7 +204,7 @@ class PromptRenderer:
     def __init__(self, template_dirs: Sequence[Path] = ()) -> None:
         self.dirs = [*template_dirs, library_dir()]
         self.env = _Sandbox(
-            loader=jinja2.FileSystemLoader([str(d) for d in self.dirs], followlinks=False),
+            loader=_ContainedLoader([str(d) for d in self.dirs], followlinks=False),
             undefined=StrictUndefined,
             autoescape=False,
             keep_trailing_newline=False,
@@ -149,6 +212,7 @@ class PromptRenderer:
             lstrip_blocks=True,
         )
         self.env.globals["range"] = _safe_range
+        self.env.globals["template_error"] = _template_error
         self._compiled: dict[str, jinja2.Template] = {}
 
     def _known(self, filename: str) -> bool:
@@ -160,18 +224,20 @@ class PromptRenderer:
         """Render an inline template or a template file. Raises PromptError."""
         label = template or "prompt"
         try:
-            if inline is not None:
-                if not any(tok in inline for tok in ("{{", "{%", "{#")):
-                    return inline.strip()
-                tpl = self._compiled.get(inline)
-                if tpl is None:
-                    tpl = self.env.from_string(inline)
-                    self._compiled[inline] = tpl
-            elif template is not None:
-                tpl = self.env.get_template(template)
-            else:  # pragma: no cover - the spec guarantees one of them
-                raise PromptError("no prompt")
-            return self._generate(tpl, context).strip()
+            if inline is not None and not any(tok in inline for tok in ("{{", "{%", "{#")):
+                return inline.strip()
+            # Compiling is guarded too: Jinja folds constant expressions at compile time.
+            with _RENDER_LOCK, _memory_limit(MAX_RENDER_MEMORY), _WATCHDOG.limit(MAX_RENDER_SECONDS):
+                if inline is not None:
+                    tpl = self._compiled.get(inline)
+                    if tpl is None:
+                        tpl = self.env.from_string(inline)
+                        self._compiled[inline] = tpl
+                elif template is not None:
+                    tpl = self.env.get_template(template)
+                else:  # pragma: no cover - the spec guarantees one of them
+                    raise PromptError("no prompt")
+                return self._generate(tpl, context).strip()
         except TemplateSyntaxError as e:
             raise PromptError(
                 f"template syntax error: {e.message}", template=e.name or label,
@@ -184,6 +250,9 @@ class PromptRenderer:
         except UndefinedError as e:
             w = _template_frame(e.__traceback__, self._known)
             raise PromptError(f"{e.message}", template=label, file=w.file, line=w.line) from None
+        except _TemplateRaised as e:
+            w = _template_frame(e.__traceback__, self._known)
+            raise PromptError(str(e), template=label, file=w.file, line=w.line) from None
         except SecurityError as e:
             w = _template_frame(e.__traceback__, self._known)
             raise PromptError(f"not allowed in a template: {e}", template=label, file=w.file, line=w.line) from None
@@ -192,6 +261,11 @@ class PromptRenderer:
             raise PromptError(
                 f"the template ran for more than {MAX_RENDER_SECONDS:g} s and was stopped", template=label,
                 file=w.file, line=w.line,
+            ) from None
+        except MemoryError:
+            raise PromptError(
+                f"the template needs more than {MAX_RENDER_MEMORY // (1024 * 1024)} MB of memory and was stopped",
+                template=label,
             ) from None
         except PromptError:
             raise
@@ -202,10 +276,9 @@ class PromptRenderer:
     def _generate(self, tpl: jinja2.Template, context: Mapping[str, Any]) -> str:
         parts: list[str] = []
         size = 0
-        with _RENDER_LOCK, _WATCHDOG.limit(MAX_RENDER_SECONDS):
-            for chunk in tpl.generate(dict(context)):
-                size += len(chunk)
-                if size > MAX_RENDER_CHARS:
-                    raise PromptError(f"the template renders more than {MAX_RENDER_CHARS} characters; stopped")
-                parts.append(chunk)
+        for chunk in tpl.generate(dict(context)):
+            size += len(chunk)
+            if size > MAX_RENDER_CHARS:
+                raise PromptError(f"the template renders more than {MAX_RENDER_CHARS} characters; stopped")
+            parts.append(chunk)
         return "".join(parts)

@@ -491,6 +491,12 @@ class Pipeline:
             end_image = await image_for(ps.end_image, aspect, entries, ps.id) if ps.end_image is not None else None
             request: ShotRequest = dataclasses.replace(ps.request, image=image, end_image=end_image)
             if cache.recall(key, "task_id") is None:
+                if cache.recall(key, "submitting"):  # a render died mid-submission (see inference.py)
+                    res.facts["uncertain_submission"] = cache.recall(key, "submitting")
+                    self.emit(Warning_(shot=ps.id, message=(
+                        f"shot '{ps.id}': an earlier render stopped while submitting this shot and never got "
+                        "its task id; that task may exist (and be billed) but cannot be found to re-attach, so "
+                        "the shot is submitted again — check your tasks on inference.sh")))
                 self.emit(ShotProgress(shot=ps.id, status="queued for a slot"))
             async with sem:
                 res.started = time.time()

@@ -6,6 +6,7 @@ Pure: reads the storyboard file (and checks the image files it names), nothing e
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import re
@@ -22,6 +23,8 @@ from storyboard.errors import Problem, SpecError
 
 FORMAT_VERSION = 1
 MAX_FILE_BYTES = 8 * 1024 * 1024
+MAX_IMAGE_FILE_BYTES = 64 * 1024 * 1024  # Kling takes ≤ 10 MB; bigger files are recompressed, huge ones refused
+MAX_NESTING = 64  # YAML nesting depth (deeper input crashes recursive parsers)
 MAX_PROMPT_CHARS = 2500
 MIN_IMAGE_SIDE = 64  # below this an image is refused outright; below 300 it is upscaled
 MODEL_MIN_IMAGE_SIDE = 300
@@ -254,7 +257,17 @@ def read_text(path: Path) -> str:
             f"file is {size / 1e6:.1f} MB; a storyboard may be at most {MAX_FILE_BYTES // (1024 * 1024)} MB",
             file=name,
         )
-    data = path.read_bytes()
+    try:
+        with path.open("rb") as f:  # bounded: a device or pipe (/dev/zero) has no size to stat
+            data = f.read(MAX_FILE_BYTES + 1)
+    except OSError as e:
+        raise SpecError(f"cannot read: {e.strerror}", file=name) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise SpecError(
+            f"file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB; a storyboard may be at most "
+            f"{MAX_FILE_BYTES // (1024 * 1024)} MB",
+            file=name,
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -268,9 +281,27 @@ def read_text(path: Path) -> str:
         ) from None
 
 
+def _check_nesting(text: str, name: str, loader_cls: Any) -> None:
+    """Refuse very deep nesting before composing: the composers recurse (libyaml's
+    crashes the process on a deep enough "[[[[…" file), and so does the builder below."""
+    depth = 0
+    for event in yaml.parse(text, Loader=loader_cls):
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            depth += 1
+            if depth > MAX_NESTING:
+                mark = event.start_mark
+                raise SpecError(
+                    f"the file nests lists/mappings more than {MAX_NESTING} levels deep; refusing to read it",
+                    file=name, line=mark.line + 1, column=mark.column + 1,
+                )
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            depth -= 1
+
+
 def _compose(text: str, name: str) -> yaml.Node | None:
     loader_cls: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
+        _check_nesting(text, name, loader_cls)
         node: yaml.Node | None = yaml.compose(text, Loader=loader_cls)
         return node
     except yaml.MarkedYAMLError as e:
@@ -283,6 +314,13 @@ def _compose(text: str, name: str) -> yaml.Node | None:
         raise SpecError(
             msg, file=name, line=mark.line + 1 if mark else None, column=mark.column + 1 if mark else None
         ) from None
+    except yaml.reader.ReaderError as e:  # e.g. a NUL byte: locate it
+        pos = e.position if isinstance(e.position, int) else 0
+        line = text.count("\n", 0, pos) + 1
+        column = pos - (text.rfind("\n", 0, pos) + 1) + 1
+        ch = e.character if isinstance(e.character, int) else ord(str(e.character)[:1] or "\0")
+        raise SpecError(f"YAML: the character U+{ch:04X} is not allowed ({e.reason})", file=name, line=line,
+                        column=column) from None
     except yaml.YAMLError as e:
         raise SpecError(f"YAML: {e}", file=name) from None
 
@@ -333,7 +371,12 @@ class _Builder:
             except yaml.YAMLError as e:
                 self.problems.append(self._at(node, f"unsupported YAML value: {getattr(e, 'problem', e)}"))
                 return None
+            except (ValueError, OverflowError) as e:  # e.g. an integer of thousands of digits
+                self.problems.append(self._at(node, f"unsupported YAML value: {str(e).split(';')[0]}"))
+                return None
         if isinstance(node, yaml.SequenceNode):
+            if node.tag != "tag:yaml.org,2002:seq":
+                self.problems.append(self._at(node, f"unsupported YAML tag {node.tag}"))
             return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
         if isinstance(node, yaml.MappingNode):
             if node.tag not in ("tag:yaml.org,2002:map",):
@@ -348,7 +391,11 @@ class _Builder:
                 if not isinstance(key_node, yaml.ScalarNode):
                     self.problems.append(self._at(key_node, "mapping keys must be plain names"))
                     continue
-                key = self._scalars.construct_object(key_node)
+                try:
+                    key = self._scalars.construct_object(key_node)
+                except (yaml.YAMLError, ValueError, OverflowError):
+                    self.problems.append(self._at(key_node, "mapping keys must be plain names"))
+                    continue
                 if not isinstance(key, str):
                     key = str(key)
                 if key in out:
@@ -546,6 +593,10 @@ def check_image_file(folder: Path, rel: str) -> tuple[ImageFile | None, str | No
         return None, f"image file '{rel}' does not exist"
     if not path.is_file():
         return None, f"'{rel}' is not a file"
+    size = path.stat().st_size
+    if size > MAX_IMAGE_FILE_BYTES:
+        return None, (f"'{rel}' is {size / 1e6:.0f} MB; images may be at most "
+                      f"{MAX_IMAGE_FILE_BYTES // (1024 * 1024)} MB (Kling takes up to 10 MB)")
     data = path.read_bytes()
     if not (data.startswith(_PNG) or data.startswith(_JPEG)):
         return None, f"'{rel}' is not a PNG or JPEG image (its content says otherwise); Kling takes jpg/jpeg/png"
@@ -585,7 +636,23 @@ def _transition(shot: Shot) -> tuple[str, float]:
     return t.type, (0.0 if t.type == "cut" else t.duration)
 
 
-def load_spec(path: str | Path) -> Spec:
+OVERRIDABLE = ("app", "mode", "aspect_ratio", "duration", "sound", "negative_prompt")
+
+
+def check_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Validate model-input overrides that apply to every shot (e.g. an aspect-ratio variant)."""
+    unknown = [k for k in overrides if k not in OVERRIDABLE]
+    if unknown:
+        raise SpecError(f"cannot override '{unknown[0]}'; allowed: {', '.join(OVERRIDABLE)}")
+    try:
+        checked = Defaults.model_validate(overrides)
+    except ValidationError as err:
+        e = err.errors()[0]
+        raise SpecError(f"override {'.'.join(str(x) for x in e['loc'])}: {e['msg']} (got {e.get('input')!r})") from None
+    return {k: getattr(checked, k) for k in overrides}
+
+
+def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> Spec:
     """Read and validate a storyboard file (everything but prompts). Raises SpecError
     listing every problem found, each with file, line and column."""
     path = Path(path)
@@ -612,10 +679,10 @@ def load_spec(path: str | Path) -> Spec:
         model = StoryboardModel.model_validate(data)
     except ValidationError as err:
         raise SpecError(_problems_from_validation(err, data, source)) from None
-    return _resolve(path, model, source)
+    return _resolve(path, model, source, check_overrides(dict(overrides)) if overrides else {})
 
 
-def _resolve(path: Path, model: StoryboardModel, source: SourceMap) -> Spec:
+def _resolve(path: Path, model: StoryboardModel, source: SourceMap, overrides: dict[str, Any]) -> Spec:
     folder = path.parent
     problems: list[Problem] = []
 
@@ -635,6 +702,8 @@ def _resolve(path: Path, model: StoryboardModel, source: SourceMap) -> Spec:
 
     # resolve each shot's inputs first (durations are needed to check frame times)
     durations = {s.id: (s.duration if s.duration is not None else d.duration) for s in model.shots}
+    if "duration" in overrides:
+        durations = dict.fromkeys(durations, overrides["duration"])
     image_cache: dict[str, tuple[ImageFile | None, str | None]] = {}
 
     def source_of(value: str, i: int, fld: str) -> ImageSource | None:
@@ -698,26 +767,27 @@ def _resolve(path: Path, model: StoryboardModel, source: SourceMap) -> Spec:
         for fld, text in (("negative_prompt", shot.negative_prompt), ):
             if text is not None and len(text) > MAX_PROMPT_CHARS:
                 bad(f"shot '{shot.id}': {fld} is {len(text)} characters; Kling allows at most {MAX_PROMPT_CHARS}", "shots", i, fld)
-        resolved.append(
-            ResolvedShot(
-                index=i,
-                id=shot.id,
-                prompt=shot.prompt,
-                template=shot.template,
-                image=image,
-                end_image=end_image,
-                vars=dict(shot.vars),
-                transition=ttype,
-                transition_duration=tdur,
-                seam=shot.seam or model.seam,
-                app=shot.app or d.app,
-                mode=shot.mode or d.mode,
-                aspect_ratio=shot.aspect_ratio or d.aspect_ratio,
-                duration=durations[shot.id],
-                sound=d.sound if shot.sound is None else shot.sound,
-                negative_prompt=shot.negative_prompt if shot.negative_prompt is not None else d.negative_prompt,
-            )
+        resolved_shot = ResolvedShot(
+            index=i,
+            id=shot.id,
+            prompt=shot.prompt,
+            template=shot.template,
+            image=image,
+            end_image=end_image,
+            vars=dict(shot.vars),
+            transition=ttype,
+            transition_duration=tdur,
+            seam=shot.seam or model.seam,
+            app=shot.app or d.app,
+            mode=shot.mode or d.mode,
+            aspect_ratio=shot.aspect_ratio or d.aspect_ratio,
+            duration=durations[shot.id],
+            sound=d.sound if shot.sound is None else shot.sound,
+            negative_prompt=shot.negative_prompt if shot.negative_prompt is not None else d.negative_prompt,
         )
+        if overrides:
+            resolved_shot = dataclasses.replace(resolved_shot, **overrides)
+        resolved.append(resolved_shot)
     if d.negative_prompt is not None and len(d.negative_prompt) > MAX_PROMPT_CHARS:
         bad(f"defaults: negative_prompt is {len(d.negative_prompt)} characters; Kling allows at most {MAX_PROMPT_CHARS}",
             "defaults", "negative_prompt")
@@ -776,9 +846,19 @@ def _resolve(path: Path, model: StoryboardModel, source: SourceMap) -> Spec:
         else:
             template_dirs.append(p)
 
+    output = folder / "out" / f"{path.stem}.mp4"
+    if model.output:
+        # A storyboard must not write outside its folder (--output may, on purpose),
+        # nor over itself.
+        out_path, why = _inside(folder, model.output)
+        if out_path is None:
+            bad(f"output: {why} (use --output to write the film elsewhere)", "output")
+        elif out_path.resolve() == path.resolve():
+            bad("output: is the storyboard file itself; name a video file such as out/film.mp4", "output")
+        else:
+            output = out_path
     if problems:
         raise SpecError(problems)
-    output = folder / model.output if model.output else folder / "out" / f"{path.stem}.mp4"
     return Spec(
         path=path,
         model=model,

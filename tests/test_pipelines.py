@@ -181,7 +181,7 @@ def test_variant_overrides_every_shot(write_board: Callable[..., Path], make_ima
             aspect_ratio: "4:3"
             prompt: "b"
         """)
-    board = variants.with_inputs(storyboard.load(path), aspect_ratio="21:9", mode="pro")
+    board = storyboard.load(path, overrides=variants.variant_inputs(aspect_ratio="21:9", mode="pro"))
     assert {s.aspect_ratio for s in board.shots} == {"21:9"}
     assert {s.mode for s in board.shots} == {"pro"}
     assert board.prompts["a"] == "framed 21:9 in pro"

@@ -295,6 +295,10 @@ class _Retryable(Exception):
         self.busy = busy  # 429/503: the server asked us to slow down
 
 
+class _MaybeSubmitted(BackendError):
+    """The submission failed in a way that may have left a (billed) task behind."""
+
+
 @dataclass
 class _Shot:
     """Per-shot state of one ``generate`` call."""
@@ -501,7 +505,7 @@ class InferenceBackend:
                     ) from exc
                 except httpx.TransportError as exc:
                     if submit:
-                        raise BackendError(
+                        raise _MaybeSubmitted(
                             f"the connection failed after the task was sent ({_describe(exc)}); "
                             "inference.sh may have accepted it (and may bill it) but no task id came "
                             "back, so it was not resubmitted: check your tasks on inference.sh "
@@ -518,7 +522,7 @@ class InferenceBackend:
                     )
                 if code >= 500:
                     if submit:
-                        raise BackendError(
+                        raise _MaybeSubmitted(
                             f"inference.sh answered HTTP {code} to the submission "
                             f"({self._redact(_problem_detail(response))}); it may have been accepted, so "
                             "it was not resubmitted: check your tasks on inference.sh before rendering "
@@ -636,17 +640,25 @@ class InferenceBackend:
             inputs["image"] = await self._upload(Path(request.image), shot)
             if request.end_image is not None:
                 inputs["end_image"] = await self._upload(Path(request.end_image), shot)
-        task = await self._api(
-            "POST",
-            "/apps/run",
-            what="submit",
-            shot=shot.shot,
-            body={"app": request.app, "input": inputs},
-            submit=True,
-        )
+        # Journalled before the paid call: if this process dies before the task id comes
+        # back, the next render knows a task may exist that it cannot find (and says so).
+        shot.ctx.remember("submitting", time.strftime("%Y-%m-%dT%H:%M:%S"))
+        try:
+            task = await self._api(
+                "POST",
+                "/apps/run",
+                what="submit",
+                shot=shot.shot,
+                body={"app": request.app, "input": inputs},
+                submit=True,
+            )
+        except BackendError as exc:
+            if not isinstance(exc, _MaybeSubmitted):  # clearly refused: nothing was started
+                shot.ctx.remember("submitting", "")
+            raise
         task_id = task.get("id") if isinstance(task, dict) else None
         if not isinstance(task_id, str) or not task_id:
-            raise BackendError(
+            raise _MaybeSubmitted(
                 "inference.sh accepted the submission but returned no task id; "
                 "check your tasks on inference.sh before rendering again",
                 shot=shot.shot,

@@ -1,18 +1,27 @@
-"""Reading container metadata with PyAV (no decoding of the whole file)."""
+"""Reading container metadata with PyAV: headers only, no decoding; results cached per
+(path, size, mtime) within the process."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import av
 
 from storyboard.errors import MediaError
 
 _TAIL_SECONDS = 1.0
+# Read only the header: MP4/MOV carry everything probe needs in moov, so nothing has to be
+# decoded. What a header leaves out (pix_fmt outside H.264, an MKV's frame rate) sends
+# probe back to a full open.
+_QUICK = {"probesize": "32", "analyzeduration": "0"}
+_CACHE_SIZE = 512
 
 
 @dataclass(frozen=True)
@@ -49,14 +58,138 @@ class AudioInfo:
     codec: str
 
 
-def _open(path: Path, what: str) -> Any:
+def _open(path: Path, what: str, *, quick: bool = False) -> Any:
     path = Path(path)
     if not path.is_file():
         raise MediaError(f"{what} not found: {path}")
     try:
-        return av.open(str(path))
+        return av.open(str(path), options=_QUICK if quick else None)
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise MediaError(f"{path}: not a readable {what} ({exc})") from exc
+
+
+_Info = TypeVar("_Info", "ClipInfo", "AudioInfo")
+_cache: OrderedDict[tuple[object, ...], ClipInfo | AudioInfo] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _cached(kind: str, path: Path, read: Callable[[Path], _Info], cls: type[_Info]) -> _Info:
+    """``read(path)``, remembered while the file keeps its size and mtime."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return read(path)  # raises the "not found" MediaError
+    key = (kind, str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+    if isinstance(hit, cls):
+        return hit if hit.path == path else replace(hit, path=path)
+    info = read(path)
+    with _cache_lock:
+        _cache[key] = info
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return info
+
+
+class _Bits:
+    """An MSB-first bit reader for H.264 parameter sets (exp-Golomb codes)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.value = int.from_bytes(data, "big")
+        self.left = len(data) * 8
+
+    def u(self, n: int) -> int:
+        if n > self.left:
+            raise ValueError("short SPS")
+        self.left -= n
+        return (self.value >> self.left) & ((1 << n) - 1)
+
+    def ue(self) -> int:
+        zeros = 0
+        while self.u(1) == 0:
+            zeros += 1
+            if zeros > 31:
+                raise ValueError("bad exp-Golomb code")
+        return (1 << zeros) - 1 + self.u(zeros)
+
+    def se(self) -> int:
+        code = self.ue()
+        return (code + 1) // 2 if code % 2 else -(code // 2)
+
+
+_HIGH_PROFILES = frozenset([100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135])
+
+
+def h264_pix_fmt(extradata: bytes | None) -> str | None:
+    """The pixel format ffmpeg's H.264 decoder gives a stream, read from the SPS in its
+    avcC record; None when unsure (full range, 4:4:4, monochrome, odd depths). Pure."""
+    if not extradata or len(extradata) < 8 or extradata[0] != 1 or not extradata[5] & 0x1F:
+        return None
+    length = int.from_bytes(extradata[6:8], "big")
+    nal = extradata[8 : 8 + length]
+    if len(nal) != length or not nal or nal[0] & 0x1F != 7:
+        return None
+    rbsp = nal[1:].replace(b"\x00\x00\x03", b"\x00\x00")
+    try:
+        bits = _Bits(rbsp)
+        profile = bits.u(8)
+        bits.u(16)  # constraint flags, level
+        bits.ue()  # seq_parameter_set_id
+        chroma, depth = 1, 8
+        if profile in _HIGH_PROFILES:
+            chroma = bits.ue()
+            if chroma == 3:
+                bits.u(1)
+            depth = bits.ue() + 8
+            bits.ue()  # chroma bit depth
+            bits.u(1)
+            if bits.u(1):  # scaling matrices: skip them
+                for i in range(12 if chroma == 3 else 8):
+                    if bits.u(1):
+                        last = following = 8
+                        for _ in range(16 if i < 6 else 64):
+                            if following:
+                                following = (last + bits.se() + 256) % 256
+                            last = following or last
+        bits.ue()  # log2_max_frame_num
+        poc_type = bits.ue()
+        if poc_type == 0:
+            bits.ue()
+        elif poc_type == 1:
+            bits.u(1)
+            bits.se()
+            bits.se()
+            for _ in range(bits.ue()):
+                bits.se()
+        bits.ue()  # max_num_ref_frames
+        bits.u(1)
+        bits.ue()  # width in macroblocks
+        bits.ue()  # height in map units
+        if not bits.u(1):  # frame_mbs_only
+            bits.u(1)
+        bits.u(1)
+        if bits.u(1):  # cropping
+            for _ in range(4):
+                bits.ue()
+        full_range = False
+        if bits.u(1):  # VUI
+            if bits.u(1) and bits.u(8) == 255:  # aspect ratio, extended SAR
+                bits.u(32)
+            if bits.u(1):  # overscan
+                bits.u(1)
+            if bits.u(1):  # video signal type
+                bits.u(3)
+                full_range = bool(bits.u(1))
+    except ValueError:
+        return None
+    if full_range:
+        return None
+    return {(1, 8): "yuv420p", (2, 8): "yuv422p", (1, 10): "yuv420p10le", (2, 10): "yuv422p10le"}.get(
+        (chroma, depth)
+    )
 
 
 def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
@@ -98,9 +231,22 @@ def _check_tail(container: Any, path: Path, duration: float) -> None:
 
 def probe(path: Path) -> ClipInfo:
     """Container metadata of a video clip. Raises MediaError naming the file when it is
-    missing, not a video, or truncated."""
+    missing, not a video, or truncated. Cached while the file is unchanged."""
     path = Path(path)
-    container = _open(path, "video")
+    return _cached("video", path, _read_clip, ClipInfo)
+
+
+def _read_clip(path: Path) -> ClipInfo:
+    return _read_clip_from(path, quick=True) or _read_clip_from(path, quick=False) or _unusable(path)
+
+
+def _unusable(path: Path) -> ClipInfo:
+    raise MediaError(f"{path}: not a usable video (no duration, size or frame rate)")
+
+
+def _read_clip_from(path: Path, *, quick: bool) -> ClipInfo | None:
+    """The clip's metadata; None when a header-only read (``quick``) left something out."""
+    container = _open(path, "video", quick=quick)
     try:
         if not container.streams.video:
             raise MediaError(f"{path}: not a video (no video stream)")
@@ -114,11 +260,17 @@ def probe(path: Path) -> ClipInfo:
         frames = int(video.frames) if video.frames else None
         if duration is None and frames and fps:
             duration = frames / fps
-        if not duration or not ctx.width or not ctx.height or not fps:
-            raise MediaError(f"{path}: not a usable video (no duration, size or frame rate)")
+        pix_fmt = ctx.pix_fmt
+        if quick and not pix_fmt and ctx.name == "h264":
+            pix_fmt = h264_pix_fmt(ctx.extradata)
+        audio = container.streams.audio[0] if container.streams.audio else None
+        usable = bool(duration and ctx.width and ctx.height and fps)
+        if quick and (not usable or not pix_fmt or (audio is not None and not _audio_ok(audio))):
+            return None
+        if not duration or not usable:
+            return None
         if frames is None:
             frames = round(duration * fps)
-        audio = container.streams.audio[0] if container.streams.audio else None
         _check_tail(container, path, duration)
         return ClipInfo(
             path=path,
@@ -127,7 +279,7 @@ def probe(path: Path) -> ClipInfo:
             height=int(ctx.height),
             fps=fps,
             vcodec=str(ctx.name),
-            pix_fmt=str(ctx.pix_fmt or ""),
+            pix_fmt=str(pix_fmt or ""),
             has_audio=audio is not None,
             acodec=str(audio.codec_context.name) if audio is not None else None,
             sample_rate=int(audio.codec_context.sample_rate) if audio is not None else None,
@@ -140,11 +292,28 @@ def probe(path: Path) -> ClipInfo:
         container.close()
 
 
+def _audio_ok(stream: Any) -> bool:
+    ctx = stream.codec_context
+    return bool(ctx.sample_rate and _channels(ctx))
+
+
 def probe_audio(path: Path) -> AudioInfo:
     """Metadata of an audio file (or the first audio stream of a video). Raises
-    MediaError naming the file when it holds no audio."""
+    MediaError naming the file when it holds no audio. Cached while the file is unchanged."""
     path = Path(path)
-    container = _open(path, "audio file")
+    return _cached("audio", path, _read_audio, AudioInfo)
+
+
+def _read_audio(path: Path) -> AudioInfo:
+    return _read_audio_from(path, quick=True) or _read_audio_from(path, quick=False) or _no_audio(path)
+
+
+def _no_audio(path: Path) -> AudioInfo:
+    raise MediaError(f"{path}: not a usable audio file (no duration or sample rate)")
+
+
+def _read_audio_from(path: Path, *, quick: bool) -> AudioInfo | None:
+    container = _open(path, "audio file", quick=quick)
     try:
         if not container.streams.audio:
             raise MediaError(f"{path}: not an audio file (no audio stream)")
@@ -153,8 +322,8 @@ def probe_audio(path: Path) -> AudioInfo:
         duration = _seconds(audio.duration, audio.time_base)
         if duration is None and container.duration is not None:
             duration = container.duration / 1_000_000
-        if not duration or not ctx.sample_rate:
-            raise MediaError(f"{path}: not a usable audio file (no duration or sample rate)")
+        if not duration or not _audio_ok(audio):
+            return None
         _check_tail(container, path, duration)
         return AudioInfo(
             path=path,
