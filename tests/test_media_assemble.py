@@ -1,4 +1,5 @@
-"""assemble: stream copy when possible, else one filtergraph; durations, audio, loudness."""
+"""assemble: stream copy when possible, else one filtergraph or bounded segments joined by
+stream copy; durations, audio, loudness."""
 
 from __future__ import annotations
 
@@ -10,14 +11,19 @@ import pytest
 from storyboard.errors import MediaError
 from storyboard.media import AudioTrack, CutClip, assemble, probe
 from storyboard.media._assemble import (
+    WINDOW,
     can_copy,
     concat_list,
     copy_args,
+    parse_ebur128,
     parse_loudnorm,
     plan_filter,
+    plan_timeline,
     render_args,
+    split_segments,
 )
-from tests.media_helpers import integrated_loudness, make_audio, make_clip
+from storyboard.media._ffmpeg import run_ffmpeg
+from tests.media_helpers import decode_all, integrated_loudness, make_audio, make_clip, psnr, stream_durations
 
 FPS = 10
 FRAME = 1 / FPS
@@ -79,6 +85,7 @@ async def test_dissolve_duration(clips: dict[str, Path], tmp_path: Path) -> None
     seconds = _stream_seconds(result.path)
     assert seconds["audio"] == pytest.approx(seconds["video"], abs=0.05)
     assert "xfade=transition=dissolve" in " ".join(result.command)
+    assert result.commands[-1] == result.command
 
 
 async def test_silent_clips_get_silence(clips: dict[str, Path], tmp_path: Path) -> None:
@@ -146,6 +153,61 @@ async def test_bad_inputs_name_the_file(clips: dict[str, Path], tmp_path: Path) 
     assert not list(tmp_path.glob(".f.*"))
 
 
+async def test_segments_cuts_transitions_silence_music(clips: dict[str, Path], tmp_path: Path) -> None:
+    # more clips than one window holds: rendered in segments, joined by stream copy
+    cut = [
+        CutClip(clips["a"]),
+        CutClip(clips["b"], "dissolve", 0.5),
+        CutClip(clips["mute"]),  # plain cut, no sound of its own
+        CutClip(clips["c"]),
+        CutClip(clips["a"], trim_first_frame=True),
+        CutClip(clips["b"], "fade", 0.3),
+        CutClip(clips["mute"]),
+        CutClip(clips["c"], "wipeleft", 0.4),
+    ]
+    assert len(cut) > WINDOW
+    seen: list[float] = []
+    result = await assemble(
+        cut, tmp_path / "film.mp4", audio=[AudioTrack(clips["music"], volume=0.5, duck=True)],
+        loudness=-16.0, progress=seen.append,
+    )  # fmt: skip
+    assert result.method == "segments"
+    assert len(result.commands) >= 4  # two segments or more, a measure, the join
+    expected = 2.0 + 1.5 + 1.0 + 2.0 + 2.0 + 1.5 + 1.0 + 2.0 - 0.5 - FRAME - 0.3 - 0.4
+    assert result.duration == pytest.approx(expected, abs=FRAME / 2)
+    decoded = stream_durations(result.path)
+    assert decoded["video_frames"] == round(expected * FPS)
+    assert decoded["audio"] == pytest.approx(decoded["video"], abs=0.05)
+    assert integrated_loudness(result.path) == pytest.approx(-16.0, abs=1.0)
+    joined = " ".join(result.command)
+    assert "-c:v copy" in joined and "linear=true" in joined and "sidechaincompress" in joined
+    assert seen and seen[-1] == 1.0 and seen == sorted(seen)
+    assert not list(tmp_path.glob(".assemble-*")) and not list(tmp_path.glob(".film.*"))
+
+
+async def test_windows_match_one_pass(clips: dict[str, Path], tmp_path: Path) -> None:
+    # a long run of dissolves is split inside clips; the film must equal a one-pass render
+    cut = [CutClip(clips["a"])] + [CutClip(clips[k], "dissolve", 0.3) for k in "bcabcab"]
+    result = await assemble(cut, tmp_path / "film.mp4", loudness=None)
+    assert result.method == "segments"
+    infos = [probe(c.path) for c in cut]
+    reference = tmp_path / "reference.mp4"
+    await run_ffmpeg(render_args(plan_filter(cut, infos), reference))
+    ours, theirs = decode_all(result.path), decode_all(reference)
+    assert len(ours) == len(theirs) == plan_timeline(cut, infos).total
+    assert min(psnr(x, y) for x, y in zip(ours, theirs, strict=True)) > 35
+    seconds = _stream_seconds(result.path)
+    assert seconds["audio"] == pytest.approx(seconds["video"], abs=0.05)
+
+
+async def test_one_segment_with_loudness(clips: dict[str, Path], tmp_path: Path) -> None:
+    cut = [CutClip(clips["a"]), CutClip(clips["b"], "dissolve", 0.5)]
+    result = await assemble(cut, tmp_path / "film.mp4", loudness=-20.0)
+    assert result.method == "filter" and len(result.commands) == 2  # measure, render
+    assert result.loudness is not None and "input_i" in result.loudness
+    assert integrated_loudness(result.path) == pytest.approx(-20.0, abs=1.0)
+
+
 # ---- pure builders ----------------------------------------------------------------------
 
 
@@ -203,3 +265,69 @@ def test_parse_loudnorm() -> None:
     assert parse_loudnorm(stderr.replace('"-27.61"', '"-inf"')) is None
     with pytest.raises(MediaError):
         parse_loudnorm("no json here")
+
+
+def test_split_segments(clips: dict[str, Path]) -> None:
+    infos = [probe(clips[k]) for k in ("a", "b", "c", "a", "b", "c")]
+    cut = [
+        CutClip(infos[0].path), CutClip(infos[1].path, "dissolve", 0.5), CutClip(infos[2].path),
+        CutClip(infos[3].path, "fade", 0.3), CutClip(infos[4].path, "fade", 0.3), CutClip(infos[5].path),
+    ]  # fmt: skip
+    timeline = plan_timeline(cut, infos)
+    assert timeline.total == 20 + 15 + 20 + 20 + 15 + 20 - 5 - 3 - 3
+    assert split_segments(timeline, 6) == split_segments(timeline, 10)  # all fits: one piece
+    assert len(split_segments(timeline, 6)) == 1
+    for window in (1, 2, 3):
+        segments = split_segments(timeline, window)
+        assert segments[0].start == 0 and segments[-1].end == timeline.total
+        assert all(x.end == y.start for x, y in zip(segments, segments[1:], strict=False))
+        assert all(len(s.pieces) <= max(window, 2) for s in segments)
+        for s in segments:  # no segment starts or ends inside a transition
+            assert timeline.clean(s.start) or s.start == 0
+        # every clip frame is used exactly once
+        used = [0] * len(cut)
+        for s in segments:
+            for piece in s.pieces:
+                used[piece.clip] += piece.end - piece.start
+        assert used == list(timeline.frames)
+    # the plain cuts (before clips 2 and 5) are where a window of 3 splits
+    assert [s.start for s in split_segments(timeline, 3)][:2] == [0, timeline.starts[2]]
+
+
+def test_plan_segment_trims_pieces(clips: dict[str, Path]) -> None:
+    infos = [probe(clips[k]) for k in ("a", "b", "c")]
+    cut = [CutClip(infos[0].path), CutClip(infos[1].path, "dissolve", 0.5), CutClip(infos[2].path, "fade", 0.5)]
+    timeline = plan_timeline(cut, infos)
+    second = split_segments(timeline, 2)[1]
+    plan = plan_filter(cut, infos, second)
+    assert plan.frames == second.end - second.start
+    assert plan.samples == timeline.samples(second.end) - timeline.samples(second.start)
+    assert "trim=start_frame=" in plan.graph and "atrim=start_sample=" in plan.graph
+    args = render_args(plan, Path("seg.mp4"), sound=Path("seg.wav"))
+    assert args[-1] == "seg.wav" and "pcm_f32le" in args and "+faststart" not in args
+
+
+def test_parse_ebur128() -> None:
+    stderr = """[Parsed_ebur128_0 @ 0x1] Summary:
+
+  Integrated loudness:
+    I:         -20.6 LUFS
+    Threshold: -30.6 LUFS
+
+  Loudness range:
+    LRA:         1.8 LU
+    Threshold: -40.4 LUFS
+    LRA low:   -21.5 LUFS
+    LRA high:  -19.8 LUFS
+
+  True peak:
+    Peak:      -13.7 dBFS
+"""
+    values = parse_ebur128(stderr)
+    assert values == {
+        "input_i": -20.6, "input_thresh": -30.6, "input_lra": 1.8, "input_tp": -13.7, "target_offset": 0.0
+    }  # fmt: skip
+    silent = stderr.replace("-20.6 LUFS", "-70.0 LUFS").replace("-13.7 dBFS", "-inf dBFS")
+    assert parse_ebur128(silent) is None
+    with pytest.raises(MediaError):
+        parse_ebur128("no summary")
