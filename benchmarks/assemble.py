@@ -83,9 +83,12 @@ def _dissolves(tmp: Path, clips: list[Path], seconds: float) -> list[dict[str, o
     fade = 0.5
     cut = [CutClip(clips[0])] + [CutClip(c, "dissolve", fade) for c in clips[1:]]
     music = [AudioTrack(SCORE, volume=0.4, duck=True)]
-    base = _timed(lambda: _ffmpeg(*_handwritten(clips, seconds, fade, tmp / "hand.mp4")))
-    ours = _timed(lambda: asyncio.run(assemble(cut, tmp / "ours.mp4", audio=music, loudness=None)))
-    norm = _timed(lambda: asyncio.run(assemble(cut, tmp / "norm.mp4", audio=music, loudness=-14)))
+    # best of two, interleaved: timings on a shared 2-core machine wander by ±20 %
+    base, ours, norm = float("inf"), float("inf"), float("inf")
+    for _ in range(2):
+        base = min(base, _timed(lambda: _ffmpeg(*_handwritten(clips, seconds, fade, tmp / "hand.mp4"))))
+        ours = min(ours, _timed(lambda: asyncio.run(assemble(cut, tmp / "ours.mp4", audio=music, loudness=None))))
+        norm = min(norm, _timed(lambda: asyncio.run(assemble(cut, tmp / "norm.mp4", audio=music, loudness=-14))))
     return [
         _row(f"{len(clips) - 1} dissolves + ducked music (s)", ours, base, 1.1, 2),
         {**_row("  same + two-pass loudnorm to -14 LUFS (s)", norm, base, 1.1, 2),

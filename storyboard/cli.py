@@ -69,7 +69,8 @@ def _redact(text: str) -> str:
 
 
 def _parse_sets(pairs: Sequence[str]) -> dict[str, Any]:
-    import yaml
+    from storyboard.errors import SpecError
+    from storyboard.spec import parse_yaml
 
     out: dict[str, Any] = {}
     for pair in pairs:
@@ -77,9 +78,11 @@ def _parse_sets(pairs: Sequence[str]) -> dict[str, Any]:
         key = key.strip()
         if not sep or not key or not key.replace("_", "a").replace("-", "a").isalnum():
             raise click.BadParameter(f"{pair!r} is not KEY=VALUE (e.g. --set hero='a keeper')", param_hint="--set")
-        try:
-            parsed = yaml.safe_load(value) if value.strip() else ""
-        except yaml.YAMLError:
+        try:  # the storyboard's own bounded parser: no alias bombs, no deep nesting
+            parsed = parse_yaml(value, "--set")[0] if value.strip() else ""
+        except SpecError as e:
+            if "too many values" in str(e) or "levels deep" in str(e):
+                raise click.BadParameter(f"{key}: {e.problems[0].message}", param_hint="--set") from None
             parsed = value
         out[key] = parsed if isinstance(parsed, (str, int, float, bool, list, dict)) or parsed is None else value
     return out

@@ -16,14 +16,15 @@ import re
 import struct
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from PIL import Image
 
 from storyboard.cli import main
-from tests.fakeserver import FakeInference, gradient_image
+from tests.fakeserver import FakeInference
 from tests.test_validate import CASES as VALIDATE_CASES
 
 BAD = Path(__file__).parent / "bad"
@@ -74,9 +75,8 @@ def work(tmp_path: Path) -> Path:
     folder = tmp_path / "work"
     (folder / "assets").mkdir(parents=True)
     (folder / "tpl").mkdir()
-    gradient_image(folder / "ok.png", 640, 360)
-    gradient_image(folder / "assets" / "ok.png", 640, 360)
-    gradient_image(folder / "tiny.png", 10, 10)
+    for name, size in (("ok.png", (640, 360)), ("assets/ok.png", (640, 360)), ("tiny.png", (10, 10))):
+        Image.new("RGB", size, (200, 120, 40)).save(folder / name)
     (folder / "notes.png").write_text("this is a text file, renamed\n")
     _png_bomb(folder / "bomb.png")
     (folder / "broken.png").write_bytes((folder / "ok.png").read_bytes()[:120])
@@ -256,12 +256,13 @@ def test_set_with_an_alias_bomb_is_bounded(fake: FakeInference, work: Path) -> N
     ) + "]"
     started = time.monotonic()
     result = render(fake, str(board), "--set", f"x={bomb}")
-    assert time.monotonic() - started < 20
-    assert result.exit_code in (1, 2), result.output
+    assert time.monotonic() - started < 2
+    assert result.exit_code == 2, result.output
+    assert "too many values" in result.output
     assert "Traceback" not in result.output and fake.calls == []
 
 
-def test_inline_key_symbols_do_not_execute(make_image: Callable[..., Path], fake: FakeInference, work: Path) -> None:
+def test_template_cannot_run_commands(fake: FakeInference, work: Path) -> None:
     board = work / "film.yaml"
     board.write_text("storyboard: 1\nshots:\n  - id: a\n    prompt: \"{{ lipsum.__globals__['os'].system('touch pwned.txt') }}\"\n")
     result = render(fake, str(board))

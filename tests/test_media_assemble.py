@@ -3,6 +3,7 @@ stream copy; durations, audio, loudness."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import av
@@ -23,7 +24,14 @@ from storyboard.media._assemble import (
     split_segments,
 )
 from storyboard.media._ffmpeg import run_ffmpeg
-from tests.media_helpers import decode_all, integrated_loudness, make_audio, make_clip, psnr, stream_durations
+from tests.media_helpers import (
+    decode_all,
+    integrated_loudness,
+    make_audio,
+    make_clip,
+    psnr,
+    stream_durations,
+)
 
 FPS = 10
 FRAME = 1 / FPS
@@ -195,7 +203,8 @@ async def test_windows_match_one_pass(clips: dict[str, Path], tmp_path: Path) ->
     await run_ffmpeg(render_args(plan_filter(cut, infos), reference))
     ours, theirs = decode_all(result.path), decode_all(reference)
     assert len(ours) == len(theirs) == plan_timeline(cut, infos).total
-    assert min(psnr(x, y) for x, y in zip(ours, theirs, strict=True)) > 35
+    # two encodes of the same frames (~35-50 dB here; a frame out of step gives ~16 dB)
+    assert min(psnr(x, y) for x, y in zip(ours, theirs, strict=True)) > 30
     seconds = _stream_seconds(result.path)
     assert seconds["audio"] == pytest.approx(seconds["video"], abs=0.05)
 
@@ -280,7 +289,7 @@ def test_split_segments(clips: dict[str, Path]) -> None:
     for window in (1, 2, 3):
         segments = split_segments(timeline, window)
         assert segments[0].start == 0 and segments[-1].end == timeline.total
-        assert all(x.end == y.start for x, y in zip(segments, segments[1:], strict=False))
+        assert all(x.end == y.start for x, y in itertools.pairwise(segments))
         assert all(len(s.pieces) <= max(window, 2) for s in segments)
         for s in segments:  # no segment starts or ends inside a transition
             assert timeline.clean(s.start) or s.start == 0

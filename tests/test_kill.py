@@ -1,0 +1,162 @@
+"""SIGKILL of a real ``storyboard render --backend inference --json`` process at each
+point of a shot's life, then a second render: it must finish the film, and the total
+number of paid submissions must equal the number of shots.
+
+The one exception is a process killed after inference.sh accepted a submission but
+before its answer (the task id) arrived: that task exists and is billed, but the API
+offers no way to find it. The next render warns, out loud, that it submits the shot
+again; the test counts that extra payment (see docs/reliability.md).
+
+The fake server runs in this process; kill points are detected from the server's side
+(its call log, with a delay holding the renderer at that point) or from the renderer's
+``--json`` event stream.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from storyboard.cache import Cache
+from storyboard.cli import main
+from storyboard.media import probe
+from tests.fakeserver import FakeInference
+from tests.test_faults import BOARD, KEY, SHOTS
+
+HOLD = 60.0  # seconds a held request waits: far longer than any kill takes
+
+
+class Render:
+    """A render in a subprocess, its --json events read as they come."""
+
+    def __init__(self, board: Path, fake: FakeInference) -> None:
+        env = {**os.environ, "INFERENCE_API_KEY": KEY, "INFERENCE_BASE_URL": fake.url}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "storyboard.cli", "render", str(board), "--backend", "inference", "--json"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        self.events: list[dict[str, Any]] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            try:
+                self.events.append(json.loads(line))
+            except ValueError:
+                continue
+
+    def kinds(self) -> list[str]:
+        return [e.get("event", "") for e in list(self.events)]
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        assert self.proc.stderr is not None
+        self.proc.stderr.close()
+
+
+def settled(fake: FakeInference) -> bool:
+    """Every task the server created has been followed by its client, which journals
+    the task id before it opens the stream."""
+    followed = {c.path.split("/")[2] for c in fake.calls_to("GET", "/tasks/")}
+    return bool(fake.submissions) and {t.id for t in fake.submissions} <= followed
+
+
+def wait_for(condition: Callable[[], bool], render: Render, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if render.proc.poll() is not None:
+            pytest.fail(f"the render ended (rc {render.proc.returncode}) before {what}: {render.kinds()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"never reached {what}: {render.kinds()}")
+        time.sleep(0.02)
+
+
+Condition = Callable[[Render], bool]
+
+
+# kill point -> arrange the fake; return the condition to kill on
+def _before_submit(fake: FakeInference) -> Condition:
+    fake.delays["files"] = HOLD  # the uploads (every shot has a start image) are held
+    return lambda r: bool(fake.calls_to("POST", "/files"))
+
+
+def _after_submit(fake: FakeInference) -> Condition:
+    fake.delays["run"] = HOLD  # tasks are created, their answers held: no task id reaches the client
+    return lambda r: bool(fake.submissions)
+
+
+def _while_waiting(fake: FakeInference) -> Condition:
+    fake.latency = 30.0
+    return lambda r: settled(fake) and fake.streams_opened >= 1
+
+
+def _while_downloading(fake: FakeInference) -> Condition:
+    fake.delays["download"] = HOLD
+    return lambda r: bool(fake.calls_to("GET", "/outputs/")) and settled(fake)
+
+
+def _while_assembling(fake: FakeInference) -> Condition:
+    return lambda r: "assembly_progress" in r.kinds()
+
+
+POINTS: dict[str, Callable[[FakeInference], Condition]] = {
+    "before_submit": _before_submit,
+    "after_submit_before_journal": _after_submit,
+    "while_waiting": _while_waiting,
+    "while_downloading": _while_downloading,
+    "while_assembling": _while_assembling,
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", list(POINTS))
+def test_sigkill_then_render_again_finishes_paying_each_shot_once(
+    point: str, write_board: Callable[..., Path], make_image: Callable[..., Path]
+) -> None:
+    make_image("start.png")
+    board = write_board(BOARD)
+    film = board.parent / "out" / "film.mp4"
+    with FakeInference(api_key=KEY, latency=0.5) as fake:
+        condition = POINTS[point](fake)
+        render = Render(board, fake)
+        try:
+            wait_for(lambda: condition(render), render, point)
+            if point == "after_submit_before_journal":
+                time.sleep(0.5)  # let any sibling submission arrive too
+        finally:
+            render.kill()
+        held = len(fake.submissions) if point == "after_submit_before_journal" else 0
+        fake.delays, fake.latency = {}, 0.5
+
+        if point != "while_assembling":
+            assert not film.exists(), "a killed render left a film"
+        elif film.exists():  # assembly writes a temp file and renames it: a film is whole or absent
+            probe(film)
+
+        result = CliRunner().invoke(
+            main, ["render", str(board), "--backend", "inference", "--json"],
+            env={"INFERENCE_API_KEY": KEY, "INFERENCE_BASE_URL": fake.url},
+        )
+        assert result.exit_code == 0, result.output
+        assert film.exists() and probe(film).duration > 8
+        events = [json.loads(ln) for ln in result.stdout.splitlines() if ln.startswith("{")]
+        warnings = [e for e in events if e["event"] == "warning" and "while submitting" in e["message"]]
+        assert len(fake.submissions) == SHOTS + held, [t.input["prompt"] for t in fake.submissions]
+        assert len(warnings) == held
+        if point == "after_submit_before_journal":
+            assert held >= 1
+        assert list(Cache.for_board(board).journal_entries()) == []
