@@ -62,6 +62,29 @@ def _cuts(tmp: Path, clips: list[Path]) -> dict[str, object]:
     return _row(f"{len(clips)} cuts, stream copy (s)", ours, base, 1.5)
 
 
+def _moviepy(tmp: Path, clips: list[Path]) -> dict[str, object] | None:
+    """The same cut with moviepy, the library users reach for today (optional)."""
+    try:
+        from moviepy import VideoFileClip, concatenate_videoclips
+    except ImportError:
+        return {"measure": f"{len(clips)} cuts vs moviepy (moviepy not installed: skipped)", "passed": None}
+
+    def cut() -> None:
+        parts = [VideoFileClip(str(c)) for c in clips]
+        try:
+            concatenate_videoclips(parts).write_videofile(str(tmp / "moviepy.mp4"), logger=None)
+        finally:
+            for p in parts:
+                p.close()
+
+    base = _timed(cut)
+    ours = min(_timed(lambda: asyncio.run(assemble([CutClip(c) for c in clips], tmp / "ours.mp4"))) for _ in range(3))
+    row = _row(f"{len(clips)} cuts, storyboard vs moviepy concatenate (s)", ours, base, 1.0)
+    row["target"] = "report"
+    row["passed"] = None
+    return row
+
+
 def _handwritten(clips: list[Path], seconds: float, fade: float, out: Path) -> list[str]:
     n = len(clips)
     graph, v, a, length = [], "0:v", "0:a", seconds
@@ -179,6 +202,9 @@ def run(quick: bool = False) -> list[dict[str, object]]:
         size, seconds = ("640x360", 2.0) if quick else ("1920x1080", 5.0)
         big = [_make(tmp / f"c{i}.mp4", seconds, size, 300 + 40 * i) for i in range(6)]
         rows.append(_cuts(tmp, big))
+        movie = _moviepy(tmp, big)
+        if movie is not None:
+            rows.append(movie)
         size, seconds = ("320x180", 2.0) if quick else ("1280x720", 3.0)
         mid = [_make(tmp / f"m{i}.mp4", seconds, size, 300 + 40 * i) for i in range(6)]
         rows += _dissolves(tmp, mid, seconds)

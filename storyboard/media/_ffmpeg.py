@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import os
+import shlex
 import shutil
 from collections.abc import AsyncIterator, Callable, Sequence
 
@@ -27,6 +29,9 @@ def ffmpeg_path() -> str:
     import imageio_ffmpeg
 
     return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+log = logging.getLogger("storyboard.media")
 
 
 def build_command(
@@ -125,6 +130,7 @@ async def run_ffmpeg(
     to ffmpeg's stdin, for raw frames made in Python.
     """
     command = build_command(args, progress=progress is not None, stdin=stdin_chunks is not None)
+    log.debug("ffmpeg: %s", shlex.join(command))
     try:
         proc = await asyncio.create_subprocess_exec(
             *command,
