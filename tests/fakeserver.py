@@ -305,6 +305,7 @@ class FakeInference:
         listen_after: float = 0.0,
         redirect_outputs: bool = False,
         video_as_object: bool = False,
+        match_first_frame: bool = True,
     ) -> None:
         self.api_key = api_key
         self.host = host
@@ -319,6 +320,9 @@ class FakeInference:
         self.listen_after = listen_after
         self.redirect_outputs = redirect_outputs
         self.video_as_object = video_as_object
+        # False: one clip per parameter set, whatever the images (benchmarks: keeps the
+        # fake's own ffmpeg work off the machine that measures the client)
+        self.match_first_frame = match_first_frame
 
         # --- fault knobs -------------------------------------------------
         self.refuse_runs = 0  # first N POST /apps/run answered refuse_status
@@ -615,8 +619,8 @@ class FakeInference:
                 duration=float(inp.get("duration", 5)),
                 fps=self.fps,
                 sound=bool(inp.get("sound", True)),
-                image=self._file_bytes(inp.get("image")),
-                end_image=self._file_bytes(inp.get("end_image")),
+                image=self._file_bytes(inp.get("image")) if self.match_first_frame else None,
+                end_image=self._file_bytes(inp.get("end_image")) if self.match_first_frame else None,
             )
         with self._lock:
             self.tasks[task.id] = task

@@ -166,7 +166,10 @@ def prepare_image(
             f"(short side below {min_short_side} px; expect softness)"
         )
         img = img.resize(size, Image.Resampling.LANCZOS)
-    data = _encode_png(img)
+    raw = src.read_bytes()
+    plain_rgb_png = raw.startswith(b"\x89PNG\r\n\x1a\n") and raw[24:26] == b"\x08\x02" and b"eXIf" not in raw[:4096]
+    # an image that already fits every rule (e.g. a frame of a model's clip) is not re-encoded
+    data = raw if not notes and plain_rgb_png and len(raw) <= max_bytes else _encode_png(img)
     out = dest
     if len(data) > max_bytes:
         for quality in (95, 90, 85, 75, 60):
