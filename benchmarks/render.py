@@ -63,7 +63,7 @@ def remote_rows(quick: bool) -> list[dict[str, Any]]:
     chains, depth = (2, 3) if quick else (4, 5)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp, FakeInference(api_key=KEY, latency=latency, heartbeat_interval=0.01,
-                                                                match_first_frame=False) as fake:
+                                                                match_first_frame=False, short_side=360) as fake:
         path = _board(Path(tmp), chains, depth)
         board = storyboard.load(path)
         backend = InferenceBackend(api_key=KEY, base_url=fake.url, poll_interval=0.05)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from storyboard.errors import Problem, SpecError, TemplateError
+from storyboard.errors import Problem, TemplateError
 from storyboard.graph import ShotGraph
 from storyboard.prompts import PromptError, PromptRenderer, library_dir
 from storyboard.spec import MAX_PROMPT_CHARS, FrameRef, ResolvedShot, Spec, load_spec

@@ -50,11 +50,13 @@ def _oserror(action: str, path: Path, e: OSError) -> CacheError:
     if e.errno == errno.ENOSPC:
         return CacheError(f"disk full while {action} {path}; free some space (clips made so far are kept)")
     if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        why = "the file system is read-only" if e.errno == errno.EROFS else "permission denied"
         return CacheError(
-            f"cannot write the cache: permission denied while {action} {path}; "
+            f"cannot write the cache: {why} while {action} {path}; "
             f"make the folder writable or choose another with --cache-dir or {CACHE_ENV}"
         )
-    return CacheError(f"cache error while {action} {path}: {e.strerror or e}")
+    return CacheError(f"cache error while {action} {path}: {e.strerror or e}; "
+                      f"fix it or choose another cache folder with --cache-dir or {CACHE_ENV}")
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -307,8 +309,9 @@ class Cache:
                 raise LockedError(
                     f"already rendering {output} ({holder or 'another process'}); wait for it to finish"
                 ) from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"pid {os.getpid()}, started {time.strftime('%H:%M:%S')}".encode(), 0)
+            with contextlib.suppress(OSError):  # who holds it: informative only (the disk may be full)
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"pid {os.getpid()}, started {time.strftime('%H:%M:%S')}".encode(), 0)
             yield
         finally:
             os.close(fd)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -532,6 +533,10 @@ class Pipeline:
                 raise
             except StoryboardError as e:
                 self._fail(result, ps.id, str(e), fut, e)
+            except OSError as e:
+                why = ("the disk is full; free some space, then render again (a paid task stays journalled)"
+                       if e.errno == errno.ENOSPC else f"{type(e).__name__}: {e}")
+                self._fail(result, ps.id, why, fut, e)
             except Exception as e:  # a backend bug must not lose the other shots
                 self._fail(result, ps.id, f"{type(e).__name__}: {e}", fut, e)
             else:

@@ -292,7 +292,7 @@ def _check_nesting(text: str, name: str, loader_cls: Any) -> None:
                 mark = event.start_mark
                 raise SpecError(
                     f"the file nests lists/mappings more than {MAX_NESTING} levels deep; refusing to read it",
-                    file=name, line=mark.line + 1, column=mark.column + 1,
+                    file=name, line=mark.line + 1 if mark else None, column=mark.column + 1 if mark else None,
                 )
         elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
             depth -= 1

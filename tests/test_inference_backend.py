@@ -192,7 +192,7 @@ async def test_happy_path_uploads_runs_streams_downloads(
     assert sent["input"]["image"] != sent["input"]["end_image"]
     assert len(fake.submissions) == 1
     task_id = fake.submissions[0].id
-    assert ctx.journal == {"task_id": task_id}
+    assert ctx.journal["task_id"] == task_id  # (beside the "submitting" marker written before the paid call)
     assert ctx.facts["task_id"] == task_id
     assert ctx.facts["billed_seconds"] == 3.0
     assert ctx.facts["output_meta"]["outputs"][0]["type"] == "video"
