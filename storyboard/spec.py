@@ -311,6 +311,8 @@ def _compose(text: str, name: str) -> yaml.Node | None:
         msg = f"YAML syntax: {e.problem or e.context}"
         if e.context and e.problem:
             msg = f"YAML syntax: {e.problem} ({e.context})"
+        if "nesting depth" in (e.problem or ""):  # PyYAML >= 6.0.4 stops deep nesting itself
+            msg = f"the file nests lists/mappings more than {MAX_NESTING} levels deep; refusing to read it"
         raise SpecError(
             msg, file=name, line=mark.line + 1 if mark else None, column=mark.column + 1 if mark else None
         ) from None
