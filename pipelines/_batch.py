@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -174,18 +174,6 @@ def render_batch(jobs: Sequence[Job], *, backend: str | Backend | None = None, c
 
 
 # --------------------------------------------------------------------------- command-line helpers
-
-
-def parse_budget(value: str | None) -> Decimal | None:
-    if value is None:
-        return None
-    try:
-        d = Decimal(value.strip().lstrip("$"))
-    except InvalidOperation:
-        raise click.BadParameter(f"{value!r} is not an amount in USD", param_hint="--budget") from None
-    if not d.is_finite() or d < 0:
-        raise click.BadParameter(f"{value!r} must be a non-negative amount in USD", param_hint="--budget")
-    return d
 
 
 def money(d: Decimal | None) -> str:

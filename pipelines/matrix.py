@@ -25,13 +25,13 @@ from pipelines._batch import (
     BatchResult,
     Job,
     exit_codes,
-    parse_budget,
     print_summary,
     render_batch,
     safe_name,
 )
 from storyboard import SpecError, UsageError
 from storyboard.backends import Backend
+from storyboard.cli import parse_budget
 from storyboard.runner import Event
 
 

@@ -24,12 +24,12 @@ from pipelines._batch import (
     BatchResult,
     Job,
     exit_codes,
-    parse_budget,
     print_summary,
     render_batch,
 )
 from storyboard import Board, UsageError
 from storyboard.backends import Backend
+from storyboard.cli import parse_budget
 from storyboard.spec import ASPECT_RATIOS, MODES
 
 

@@ -88,7 +88,8 @@ def _parse_sets(pairs: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def _budget(value: str | None) -> Decimal | None:
+def parse_budget(value: str | None) -> Decimal | None:
+    """``--budget`` as USD (``5``, ``2.50``, ``$3``); a bad value is a usage error."""
     if value is None:
         return None
     try:
@@ -247,7 +248,7 @@ def render(file: str, backend: str | None, output: str | None, concurrency: int,
            force: tuple[str, ...], sets: tuple[str, ...], cache_dir: str | None, otio: str | None, as_json: bool,
            verbose: bool) -> None:
     """Generate what is missing and assemble the film."""
-    budget_value = _budget(budget)
+    budget_value = parse_budget(budget)
     vars_ = _parse_sets(sets)
     _setup_logging(verbose)
     with _errors(verbose):
