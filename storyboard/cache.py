@@ -123,6 +123,22 @@ class Cache:
                     f"--cache-dir or {CACHE_ENV}"
                 )
 
+    def sweep_tmp(self, older_than: float = 24 * 3600) -> int:
+        """Remove work folders a killed render left in tmp/ (only old ones: a render
+        running right now may share this cache). Returns how many were removed."""
+        removed = 0
+        cutoff = time.time() - older_than
+        with contextlib.suppress(OSError):
+            for entry in (self.root / "tmp").iterdir():
+                with contextlib.suppress(OSError):
+                    if entry.lstat().st_mtime < cutoff:
+                        if entry.is_dir() and not entry.is_symlink():
+                            shutil.rmtree(entry, ignore_errors=True)
+                        else:
+                            entry.unlink()
+                        removed += 1
+        return removed
+
     @classmethod
     def for_board(cls, board_path: Path, cache_dir: str | Path | None = None, *, create: bool = True) -> Cache:
         if cache_dir is None:

@@ -361,6 +361,7 @@ class Pipeline:
             self.check_budget(plan)
             return RenderResult(plan=plan)
         cache = Cache.for_board(self.board.path, self.cache_dir)
+        cache.sweep_tmp()
         with cache.lock(self.output):
             plan = self.plan(cache)
             for key, why in cache.dropped:

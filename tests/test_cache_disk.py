@@ -192,3 +192,19 @@ def test_two_storyboards_sharing_a_cache_render_at_once(fake: FakeInference, tmp
         assert (b.parent / "out" / "film.mp4").exists()
     assert len(fake.submissions) == 2 * SHOTS
     assert list(Cache(cache).journal_entries()) == []
+
+
+def test_old_work_folders_are_swept_and_new_ones_kept(tmp_path: Path) -> None:
+    import os
+    import time as _time
+
+    from storyboard.cache import Cache
+
+    cache = Cache(tmp_path / "c")
+    old = cache.tmp_dir("killed-")
+    (old / "half.mp4").write_bytes(b"x")
+    stale = _time.time() - 3 * 24 * 3600
+    os.utime(old, (stale, stale))
+    fresh = cache.tmp_dir("running-")
+    assert cache.sweep_tmp() == 1
+    assert not old.exists() and fresh.exists()
