@@ -54,41 +54,67 @@ def _wait4(argv: list[str], env: dict[str, str]) -> tuple[float, float, int]:
     return time.perf_counter() - start, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
 
 
+class _FakeProcess:
+    """The fake inference.sh in a process of its own, so that its threads do not share
+    the measured process's interpreter lock (a real server is on another machine)."""
+
+    def __init__(self, latency: float, short_side: int = 360) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.fake_server_main", "--key", KEY, "--latency", str(latency),
+             "--short-side", str(short_side), "--heartbeat", "0.01", "--reuse-clips"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=_ROOT)
+        assert self.proc.stdout is not None
+        self.url = self.proc.stdout.readline().strip()
+        self.stats: dict[str, Any] = {}
+
+    def close(self) -> None:
+        import json
+
+        out, _ = self.proc.communicate("", timeout=30)
+        self.stats = json.loads(out.strip().splitlines()[-1])
+
+
 def remote_rows(quick: bool) -> list[dict[str, Any]]:
     import storyboard
     from storyboard.backends.inference import InferenceBackend
-    from tests.fakeserver import FakeInference
 
     latency = 1.0
     chains, depth = (2, 3) if quick else (4, 5)
     rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory() as tmp, FakeInference(api_key=KEY, latency=latency, heartbeat_interval=0.01,
-                                                                match_first_frame=False, short_side=360) as fake:
-        path = _board(Path(tmp), chains, depth)
-        board = storyboard.load(path)
-        backend = InferenceBackend(api_key=KEY, base_url=fake.url, poll_interval=0.05)
-        start = time.perf_counter()
-        result = asyncio.run(storyboard.Pipeline(board, backend=backend, concurrency=4).run())
-        generation = max(r.finished or 0 for r in result.shots.values()) - min(
-            r.started or 1e18 for r in result.shots.values())
-        wall = time.perf_counter() - start
-        critical = depth * latency
-        n = chains * depth
-        rows.append({
-            "measure": f"remote render, {n} shots depth {depth}, {latency:g} s latency: generation wall ÷ critical path",
-            "storyboard": round(generation, 2), "baseline": critical, "ratio": round(generation / critical, 3),
-            "target": "<= 1.05", "passed": generation / critical <= 1.05,
-        })
-        rows.append({
-            "measure": f"remote render, {n} shots: whole render incl. assembly (s)",
-            "storyboard": round(wall, 2), "baseline": critical, "ratio": round(wall / critical, 3),
-            "target": "report", "passed": None,
-        })
-        rows.append({
-            "measure": f"remote render, {n} shots: paid submissions",
-            "storyboard": len(fake.submissions), "baseline": n, "ratio": round(len(fake.submissions) / n, 3),
-            "target": "= 1", "passed": len(fake.submissions) == n,
-        })
+    fake = _FakeProcess(latency)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            # Warm up: the fake renders its one clip, imports and connections happen once.
+            warm = Path(tmp) / "warm"
+            warm.mkdir()
+            warm_backend = InferenceBackend(api_key=KEY, base_url=fake.url, poll_interval=0.05)
+            asyncio.run(storyboard.Pipeline(storyboard.load(_board(warm, 1, 2)), backend=warm_backend).run())
+            board = storyboard.load(_board(Path(tmp), chains, depth))
+            backend = InferenceBackend(api_key=KEY, base_url=fake.url, poll_interval=0.05)
+            start = time.perf_counter()
+            result = asyncio.run(storyboard.Pipeline(board, backend=backend, concurrency=4).run())
+            wall = time.perf_counter() - start
+    finally:
+        fake.close()
+    generation = max(r.finished or 0 for r in result.shots.values()) - min(
+        r.started or 1e18 for r in result.shots.values())
+    critical = depth * latency
+    n = chains * depth
+    paid = fake.stats["submissions"] - 2  # less the warm-up shots
+    rows.append({
+        "measure": f"remote render, {n} shots depth {depth}, {latency:g} s latency: generation wall ÷ critical path",
+        "storyboard": round(generation, 2), "baseline": critical, "ratio": round(generation / critical, 3),
+        "target": "<= 1.05", "passed": generation / critical <= 1.05,
+    })
+    rows.append({
+        "measure": f"remote render, {n} shots: whole render incl. assembly (s)",
+        "storyboard": round(wall, 2), "baseline": critical, "ratio": round(wall / critical, 3),
+        "target": "report", "passed": None,
+    })
+    rows.append({
+        "measure": f"remote render, {n} shots: paid submissions (max {fake.stats['max_in_flight']} in flight)",
+        "storyboard": paid, "baseline": n, "ratio": round(paid / n, 3), "target": "= 1", "passed": paid == n,
+    })
     return rows
 
 

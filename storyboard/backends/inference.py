@@ -377,6 +377,7 @@ class InferenceBackend:
             )
         if self._api_origin[0] not in ("http", "https") or not self._api_origin[1]:
             raise BackendError(f"{BASE_URL_ENV} must be an http(s) URL, got {self.base_url!r}")
+        self._http()  # build the client now (CA bundle, pools): not on the first shot's clock
 
     def price(self, request: ShotRequest) -> Decimal | None:
         if self._prices is None:

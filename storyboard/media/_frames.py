@@ -113,7 +113,9 @@ def _extract(clip: Path, selector: str | float, dest: Path) -> Path:
         container.close()
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".tmp")
-    image.save(tmp, format="PNG")
+    # zlib level 1: a third of the time of the default for ~15 % more bytes; frames are
+    # intermediates on the chain's critical path (extracted, then uploaded)
+    image.save(tmp, format="PNG", compress_level=1)
     tmp.replace(dest)
     return dest
 
