@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import resource
 import subprocess
@@ -161,7 +162,11 @@ def _peak_rss(tmp: Path, mode: str, clips: list[Path]) -> tuple[float, float, st
     whole process tree at once, sampled every 2 ms, which adds up ffmpegs running side
     by side and the Python itself), and the method used."""
     script = _RSS_SCRIPT.format(root=str(ROOT), out=str(tmp / f"rss-{mode}.mp4"))
-    proc = subprocess.Popen([sys.executable, "-c", script, mode, *map(str, clips)], stdout=subprocess.PIPE, text=True)
+    result = tmp / f"rss-{mode}-{len(clips)}.json"
+    # through the launcher: a child forked from this (large) process would inherit its RSS high-water mark
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks._measure", str(result), "--",
+                             sys.executable, "-c", script, mode, *map(str, clips)],
+                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
     peak = [0]
     done = threading.Event()
 
@@ -174,12 +179,12 @@ def _peak_rss(tmp: Path, mode: str, clips: list[Path]) -> tuple[float, float, st
     sampler.start()
     assert proc.stdout is not None
     method = proc.stdout.read().strip()
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc.wait()
     done.set()
     sampler.join()
-    proc.returncode = os.waitstatus_to_exitcode(status)
     assert proc.returncode == 0, proc.returncode
-    return usage.ru_maxrss / 1024, peak[0] / 1024, method
+    largest = json.loads(result.read_text())["maxrss_mb"]
+    return largest, peak[0] / 1024, method
 
 
 def _memory(tmp: Path, clip: Path, few: int, many: int) -> list[dict[str, object]]:

@@ -7,11 +7,8 @@ only parses the same YAML (the floor any tool pays).
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +36,12 @@ def make_storyboard(folder: Path, shots: int) -> Path:
 
 def measure(argv: list[str]) -> tuple[float, float]:
     """(seconds, peak RSS MB) of one child process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{argv} failed: {proc.stderr.read().decode() if proc.stderr else ''}")
-    return seconds, usage.ru_maxrss / 1024
+    from benchmarks._measure import measure as run_measured
+
+    seconds, rss, code = run_measured(argv)
+    if code != 0:
+        raise RuntimeError(f"{argv} failed with exit {code}")
+    return seconds, rss
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:

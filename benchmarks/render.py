@@ -48,10 +48,9 @@ def _board(folder: Path, chains: int, depth: int, duration: int = 3) -> Path:
 
 
 def _wait4(argv: list[str], env: dict[str, str]) -> tuple[float, float, int]:
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
-    return time.perf_counter() - start, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
+    from benchmarks._measure import measure
+
+    return measure(argv, env)
 
 
 class _FakeProcess:

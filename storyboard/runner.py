@@ -338,6 +338,8 @@ class Pipeline:
 
     def check_media(self) -> None:
         """Probe the audio tracks before anything is paid for."""
+        if not self.board.spec.audio:
+            return
         from storyboard.media import probe_audio
 
         problems: list[Problem] = []
@@ -567,11 +569,10 @@ class Pipeline:
 
     # ----------------------------------------------------------------- assembly
 
-    def cut_clips(self, result: RenderResult) -> list[Any]:
-        from storyboard.media import CutClip
-
+    def cut_layout(self, result: RenderResult) -> list[tuple[Path, str, float, bool]]:
+        """The film in cut order: (clip, transition into it, its length, trim the seam frame)."""
         spec = self.board.spec
-        clips = []
+        out = []
         for j, sid in enumerate(spec.cut):
             shot = spec.shot(sid)
             clip = result.shots[sid].clip
@@ -583,15 +584,20 @@ class Pipeline:
                 and shot.image.selector == "last"
                 and shot.transition == "cut"
             )
-            clips.append(CutClip(path=clip, transition=shot.transition, transition_duration=shot.transition_duration,
-                                 trim_first_frame=chained and shot.seam == "trim"))
-        return clips
+            out.append((clip, shot.transition, shot.transition_duration, chained and shot.seam == "trim"))
+        return out
+
+    def cut_clips(self, result: RenderResult) -> list[Any]:
+        from storyboard.media import CutClip
+
+        return [CutClip(path=p, transition=t, transition_duration=d, trim_first_frame=trim)
+                for p, t, d, trim in self.cut_layout(result)]
 
     def film_key(self, result: RenderResult) -> str:
         """What the film is made of: clips (content hashes), transitions, seams, audio, loudness."""
         from storyboard.cache import file_sha256
 
-        clips = [(c.path.stem, c.transition, c.transition_duration, c.trim_first_frame) for c in self.cut_clips(result)]
+        clips = [(p.stem, t, d, trim) for p, t, d, trim in self.cut_layout(result)]
         audio = [(file_sha256(p), t.volume, t.duck, t.loop) for p, t in self.board.spec.audio]
         blob = json.dumps({"v": 1, "clips": clips, "audio": audio, "loudness": self.board.spec.model.loudness})
         return hashlib.sha256(blob.encode()).hexdigest()
@@ -609,8 +615,6 @@ class Pipeline:
         return None
 
     async def _assemble(self, result: RenderResult) -> None:
-        from storyboard.media import AudioTrack, assemble
-
         spec = self.board.spec
         key = self.film_key(result)
         result.film_key = key
@@ -618,6 +622,8 @@ class Pipeline:
         if previous is not None:  # nothing changed: keep the film as it is
             result.film, result.duration, result.method = self.output, previous.get("duration"), "unchanged"
         else:
+            from storyboard.media import AudioTrack, assemble
+
             tracks = [AudioTrack(path=p, volume=t.volume, duck=t.duck, loop=t.loop) for p, t in spec.audio]
             self.output.parent.mkdir(parents=True, exist_ok=True)
             self.emit(AssemblyProgress(fraction=0.0))

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from storyboard.backends.base import ShotContext
 from storyboard.errors import BackendError, MediaError
-from storyboard.media import animatic_clip
 from storyboard.plan import ShotRequest
 
 
@@ -43,6 +42,8 @@ class AnimaticBackend:
         return Decimal("0")
 
     async def generate(self, request: ShotRequest, ctx: ShotContext) -> Path:
+        from storyboard.media import animatic_clip  # deferred: a cache-hit render never needs ffmpeg
+
         dest = Path(ctx.work_dir) / f"{request.shot_id}.mp4"
         ctx.progress(0.0, "running")
         try:
