@@ -42,7 +42,8 @@ class AnimaticBackend:
         return Decimal("0")
 
     async def generate(self, request: ShotRequest, ctx: ShotContext) -> Path:
-        from storyboard.media import animatic_clip  # deferred: a cache-hit render never needs ffmpeg
+        # deferred: a render whose shots are all cached never imports the media stack
+        from storyboard.media import animatic_clip
 
         dest = Path(ctx.work_dir) / f"{request.shot_id}.mp4"
         ctx.progress(0.0, "running")
