@@ -128,6 +128,15 @@ def test_page_opens_in_headless_chromium(rendered: tuple[storyboard.Board, Path,
     board, film, cache = rendered
     page = write_report_html(board, film.with_name(film.name + ".render.json"), cache_dir=cache)
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    out = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
-                         capture_output=True, text=True, timeout=60, check=True)
+    flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={page.parent / 'chromium-profile'}"]
+    out = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=60, check=True)
     assert "<video" in out.stdout and board.title in out.stdout
+    # The contact-sheet pictures load from disk: the page is not a blank sheet of text.
+    shot = page.parent / "page.png"
+    subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1200,1600", page.as_uri()],
+                   capture_output=True, timeout=60, check=True)
+    with Image.open(shot) as im:
+        colours = im.convert("RGB").getcolors(maxcolors=1 << 20)
+    assert colours is not None and len(colours) > 500  # photos, not just text on a background
