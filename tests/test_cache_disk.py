@@ -22,19 +22,9 @@ from storyboard.cli import main
 from storyboard.errors import RenderFailed
 from storyboard.runner import Event, Warning_
 from tests.fakeserver import FakeInference
-from tests.test_faults import BOARD, KEY, SHOTS, backend_for, render
+from tests.test_faults import BOARD, KEY, SHOTS, backend_for, board_path, fake, render
 
-
-@pytest.fixture
-def fake() -> Iterator[FakeInference]:
-    with FakeInference(api_key=KEY, latency=0.3) as server:
-        yield server
-
-
-@pytest.fixture
-def board_path(write_board: Callable[..., Path], make_image: Callable[..., Path]) -> Path:
-    make_image("start.png")
-    return write_board(BOARD)
+__all__ = ["board_path", "fake"]  # the fixtures, shared with the fault suite
 
 
 def cli(board: Path, fake: FakeInference, *args: str) -> object:

@@ -23,6 +23,7 @@ from storyboard.cli import main
 from storyboard.errors import RenderFailed
 from storyboard.runner import Event, Pipeline, RenderResult, Warning_
 from tests.fakeserver import FakeInference
+from tests.test_inference_backend import FAST
 
 KEY = "sk-test-SECRET-9f8e7d"
 SHOTS = 3
@@ -41,14 +42,6 @@ shots:
 cut: [a, b, c]
 """
 # b starts on a's last frame; c is independent.
-FAST: dict[str, Any] = {
-    "backoff_base": 0.02,
-    "backoff_max": 0.2,
-    "poll_interval": 0.05,
-    "stall_timeout": 1.0,
-    "timeout": 5.0,
-    "max_attempts": 4,
-}
 
 
 @pytest.fixture
