@@ -320,8 +320,9 @@ class FakeInference:
         self.listen_after = listen_after
         self.redirect_outputs = redirect_outputs
         self.video_as_object = video_as_object
-        # False: one clip per parameter set, whatever the images (benchmarks: keeps the
-        # fake's own ffmpeg work off the machine that measures the client)
+        # False: one clip per parameter set, whatever the images, each download made
+        # unique by a trailing box (benchmarks: keeps the fake's ffmpeg work off the
+        # machine that measures the client, while every clip still hashes differently)
         self.match_first_frame = match_first_frame
 
         # --- fault knobs -------------------------------------------------
@@ -842,6 +843,11 @@ class _Handler(BaseHTTPRequestHandler):
         if fake._take("output_404"):
             return self._problem(404, "Not Found", "no such object (yet)")
         data = task.clip.result(timeout=60)
+        if not fake.match_first_frame:
+            # a shared clip, made unique per task by a trailing ISO-BMFF 'free' box, so that
+            # clients still see one distinct clip (hash, frames) per task, as from a model
+            tag = task.id.encode()
+            data = data + (8 + len(tag)).to_bytes(4, "big") + b"free" + tag
         if fake._take("truncate_downloads"):
             self._call.status = 200
             self.send_response(200)
