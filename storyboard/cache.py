@@ -209,17 +209,6 @@ class Cache:
         entry = self.lookup(key)
         return entry.clip if entry else None
 
-    def verify(self, entry: Entry) -> bool:
-        """Full check of a clip: hash and probe (used when a cached clip is about to be used)."""
-        try:
-            if file_sha256(entry.path) != entry.clip:
-                self._drop(entry.key, "its clip file was modified or truncated (hash mismatch)")
-                return False
-        except OSError:
-            self._drop(entry.key, "its clip file is missing")
-            return False
-        return True
-
     def store(self, key: str, clip: Path, *, shot: str, facts: dict[str, Any] | None = None) -> Entry:
         """Move a finished clip into the store (by content hash) and index it under key."""
         digest = file_sha256(clip)
