@@ -214,3 +214,10 @@ def exit_codes() -> Iterator[None]:
     except StoryboardError as e:
         click.echo(f"error: {e}" if "\n" not in str(e) else str(e), err=True)
         sys.exit(e.exit_code)
+
+
+def finish(result: BatchResult, *, title: str, as_json: bool) -> None:
+    """Print the batch summary; exit 1 when a film failed."""
+    print_summary(result, title=title, as_json=as_json)
+    if not result.ok:
+        raise SystemExit(1)

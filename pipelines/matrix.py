@@ -25,7 +25,7 @@ from pipelines._batch import (
     BatchResult,
     Job,
     exit_codes,
-    print_summary,
+    finish,
     render_batch,
     safe_name,
 )
@@ -109,9 +109,7 @@ def main(storyboard_file: str, csv_file: str, name_column: str | None, output_di
         result = run_matrix(storyboard_file, read_rows(csv_file), name_column=name_column, output_dir=output_dir,
                             backend=backend, cache_dir=cache_dir, concurrency=concurrency, budget=limit,
                             dry_run=dry_run)
-        print_summary(result, title=f"{Path(storyboard_file).name} × {Path(csv_file).name}", as_json=as_json)
-        if not result.ok:
-            raise SystemExit(1)
+        finish(result, title=f"{Path(storyboard_file).name} × {Path(csv_file).name}", as_json=as_json)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,12 +24,12 @@ from pipelines._batch import (
     BatchResult,
     Job,
     exit_codes,
-    print_summary,
+    finish,
     render_batch,
 )
 from storyboard import Board, UsageError
 from storyboard.backends import Backend
-from storyboard.cli import parse_budget
+from storyboard.cli import parse_budget, parse_sets
 from storyboard.spec import ASPECT_RATIOS, MODES
 
 
@@ -52,7 +52,7 @@ def variant_name(stem: str, aspect_ratio: str | None, mode: str | None) -> str:
 
 
 def jobs_for(board: Board, *, aspects: Sequence[str] = (), modes: Sequence[str] = (),
-             output_dir: str | Path | None = None, vars: dict[str, str] | None = None) -> list[Job]:
+             output_dir: str | Path | None = None, vars: dict[str, Any] | None = None) -> list[Job]:
     """One job per combination of the given aspect ratios and modes."""
     if not aspects and not modes:
         raise UsageError("name at least one variant: --aspect RATIO and/or --mode std|pro")
@@ -68,7 +68,7 @@ def jobs_for(board: Board, *, aspects: Sequence[str] = (), modes: Sequence[str] 
 
 
 def run_variants(board_path: str | Path, *, aspects: Sequence[str] = (), modes: Sequence[str] = (),
-                 vars: dict[str, str] | None = None, output_dir: str | Path | None = None,
+                 vars: dict[str, Any] | None = None, output_dir: str | Path | None = None,
                  backend: str | Backend | None = None, cache_dir: str | Path | None = None, concurrency: int = 4,
                  budget: Decimal | None = None, dry_run: bool = False) -> BatchResult:
     if not aspects and not modes:
@@ -98,19 +98,12 @@ def main(storyboard_file: str, aspects: tuple[str, ...], modes: tuple[str, ...],
          as_json: bool) -> None:
     """Render STORYBOARD in every combination of --aspect and --mode."""
     limit = parse_budget(budget)
-    values: dict[str, str] = {}
-    for pair in sets:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--set")
-        values[key.strip()] = value
+    values = parse_sets(sets)
     with exit_codes():
         result = run_variants(storyboard_file, aspects=aspects, modes=modes, vars=values, output_dir=output_dir,
                               backend=backend, cache_dir=cache_dir, concurrency=concurrency, budget=limit,
                               dry_run=dry_run)
-        print_summary(result, title=f"{Path(storyboard_file).name}: variants", as_json=as_json)
-        if not result.ok:
-            raise SystemExit(1)
+        finish(result, title=f"{Path(storyboard_file).name}: variants", as_json=as_json)
 
 
 if __name__ == "__main__":  # pragma: no cover

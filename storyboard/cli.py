@@ -68,7 +68,8 @@ def _redact(text: str) -> str:
     return text
 
 
-def _parse_sets(pairs: Sequence[str]) -> dict[str, Any]:
+def parse_sets(pairs: Sequence[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` pairs as template variables (values parsed as bounded YAML scalars)."""
     from storyboard.errors import SpecError
     from storyboard.spec import parse_yaml
 
@@ -105,7 +106,7 @@ def parse_budget(value: str | None) -> Decimal | None:
 def _load(file: str, sets: Sequence[str]) -> Board:
     from storyboard.board import load
 
-    return load(file, vars=_parse_sets(sets))
+    return load(file, vars=parse_sets(sets))
 
 
 file_arg = click.argument("file", type=click.Path(dir_okay=False, path_type=str))
@@ -249,7 +250,7 @@ def render(file: str, backend: str | None, output: str | None, concurrency: int,
            verbose: bool) -> None:
     """Generate what is missing and assemble the film."""
     budget_value = parse_budget(budget)
-    vars_ = _parse_sets(sets)
+    vars_ = parse_sets(sets)
     _setup_logging(verbose)
     with _errors(verbose):
         import asyncio

@@ -216,3 +216,11 @@ def test_example_data_renders_with_the_product_spot(tmp_path: Path) -> None:
     jobs = matrix.jobs_for(ROOT / "examples" / "product_spot.yaml", rows, name_column="name", output_dir=tmp_path)
     assert len(jobs) == len(rows) >= 3
     assert all(rows[i]["product"] in jobs[i].board.prompts["hero"] for i in range(len(rows)))
+
+
+def test_variants_refuses_a_malformed_set_like_the_cli(board: Path) -> None:
+    r = CliRunner().invoke(variants.main, [str(board), "--set", "novalue", "--aspect", "1:1", "--dry-run"])
+    assert r.exit_code == 2 and "KEY=VALUE" in r.output
+    bomb = "x=[&a [1,1,1,1,1,1,1,1,1,1], &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a], [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]]"
+    r = CliRunner().invoke(variants.main, [str(board), "--set", bomb, "--aspect", "1:1", "--dry-run"])
+    assert r.exit_code in (0, 1, 2) and "Traceback" not in r.output
