@@ -41,10 +41,6 @@ def get_backend(name: str, **options: Any) -> Backend:
 def backend_variant(name_or_backend: str | Backend) -> str:
     """What, besides the name, makes a backend's clips differ (e.g. the animatic's
     preview size): part of every cache key."""
-    if name_or_backend == "animatic":  # without importing the media stack
-        import os
-
-        return f"{os.environ.get('STORYBOARD_ANIMATIC_SIZE') or 720}p{os.environ.get('STORYBOARD_ANIMATIC_FPS') or 24}"
     backend = get_backend(name_or_backend) if isinstance(name_or_backend, str) else name_or_backend
     variant = getattr(backend, "variant", None)
     if isinstance(variant, str):
