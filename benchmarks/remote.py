@@ -35,7 +35,7 @@ if str(_ROOT) not in sys.path:
 
 from storyboard.backends.base import Backend, MemoryContext  # noqa: E402
 from storyboard.backends.inference import InferenceBackend  # noqa: E402
-from storyboard.plan import ShotRequest  # noqa: E402
+from storyboard.request import ShotRequest  # noqa: E402
 from tests.fakeserver import FakeInference, gradient_image  # noqa: E402
 
 CONCURRENCY = 4

@@ -30,7 +30,8 @@ from storyboard.errors import (
 
 if TYPE_CHECKING:
     from storyboard.board import Board, load
-    from storyboard.plan import Plan, ShotRequest
+    from storyboard.plan import Plan
+    from storyboard.request import ShotRequest
     from storyboard.runner import Pipeline, RenderResult, ShotResult, render
 
 __version__ = "0.1.0"
@@ -39,7 +40,7 @@ _LAZY = {
     "Board": "storyboard.board",
     "load": "storyboard.board",
     "Plan": "storyboard.plan",
-    "ShotRequest": "storyboard.plan",
+    "ShotRequest": "storyboard.request",
     "Pipeline": "storyboard.runner",
     "RenderResult": "storyboard.runner",
     "ShotResult": "storyboard.runner",

@@ -13,13 +13,15 @@ from typing import TYPE_CHECKING, Any
 from storyboard.errors import Problem, TemplateError
 from storyboard.graph import ShotGraph
 from storyboard.prompts import PromptError, PromptRenderer, library_dir
-from storyboard.spec import MAX_PROMPT_CHARS, FrameRef, ResolvedShot, Spec, load_spec
+from storyboard.request import FrameRef, source_text
+from storyboard.spec import MAX_PROMPT_CHARS, ResolvedShot, Spec, load_spec
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from decimal import Decimal
 
-    from storyboard.plan import CacheView, Plan, ShotRequest
+    from storyboard.plan import CacheView, Plan
+    from storyboard.request import ShotRequest
 
 
 @dataclass(frozen=True)
@@ -69,8 +71,7 @@ def build_graph(spec: Spec) -> ShotGraph:
     edges: list[tuple[str, str, str]] = []
     for shot in spec.shots:
         for role, ref in shot.parents():
-            sel = ref.selector if isinstance(ref.selector, str) else f"{ref.selector:g}s"
-            edges.append((ref.shot, shot.id, sel if role == "image" else f"end:{sel}"))
+            edges.append((ref.shot, shot.id, ref.selector_text if role == "image" else f"end:{ref.selector_text}"))
     graph = ShotGraph((s.id for s in spec.shots), edges, {s.id: float(s.duration) for s in spec.shots})
     graph.check(str(spec.path))
     return graph
@@ -85,8 +86,8 @@ def _shot_context(shot: ResolvedShot) -> dict[str, Any]:
         "aspect_ratio": shot.aspect_ratio,
         "sound": shot.sound,
         "app": shot.app,
-        "image": str(shot.image) if shot.image is not None else None,
-        "end_image": str(shot.end_image) if shot.end_image is not None else None,
+        "image": source_text(shot.image),
+        "end_image": source_text(shot.end_image),
         "transition": shot.transition,
         "vars": dict(shot.vars),
     }

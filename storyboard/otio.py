@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from storyboard.request import chained_to
+
 if TYPE_CHECKING:
     from storyboard.board import Board
     from storyboard.runner import RenderResult
@@ -23,10 +25,6 @@ def _range(start: float, duration: float, rate: float) -> Any:
     return otio.opentime.TimeRange(_rt(start, rate), _rt(duration, rate))
 
 
-def _chained(image: object, previous: str) -> bool:
-    from storyboard.spec import FrameRef
-
-    return isinstance(image, FrameRef) and image.shot == previous and image.selector == "last"
 
 
 def build_timeline(board: Board, result: RenderResult) -> Any:
@@ -56,7 +54,7 @@ def build_timeline(board: Board, result: RenderResult) -> Any:
             half = shot.transition_duration / 2
             tails[j - 1] += half
             heads[j] += half
-        elif j > 0 and shot.seam == "trim" and _chained(shot.image, spec.cut[j - 1]):
+        elif j > 0 and shot.seam == "trim" and chained_to(shot.image, spec.cut[j - 1]):
             # the assembly drops the first frame of a chained cut: it repeats the last one
             heads[j] += 1 / (infos[j].fps or rate)
     for j, (sid, info) in enumerate(zip(spec.cut, infos, strict=True)):

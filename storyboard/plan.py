@@ -1,56 +1,17 @@
-"""ShotRequest, cache keys and the cost estimate. Pure: no I/O."""
+"""The plan: each shot's request, cache key, status and cost. Pure: no I/O."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from storyboard.spec import FrameRef, ImageSource, ResolvedShot
+from storyboard.request import FrameRef, ShotRequest, cache_key, digest, image_identity, source_text
+from storyboard.spec import ResolvedShot
 
 if TYPE_CHECKING:
     from storyboard.board import Board
-
-
-@dataclass(frozen=True)
-class ShotRequest:
-    """Everything a backend needs to generate one shot.
-
-    ``image`` / ``end_image`` are local paths of images already prepared to the
-    model's rules (the runner fills them in); ``image_source`` / ``end_image_source``
-    say where they come from (a file path or a frame reference like ``@harbor:last``).
-    """
-
-    shot_id: str
-    prompt: str
-    app: str = "klingai/video-v3"
-    mode: str = "std"
-    aspect_ratio: str = "16:9"
-    duration: int = 5
-    sound: bool = True
-    negative_prompt: str | None = None
-    image: Path | None = None
-    end_image: Path | None = None
-    image_source: str | None = None
-    end_image_source: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def model_inputs(self) -> dict[str, Any]:
-        """The Kling input fields other than the images, as sent to the app."""
-        inputs: dict[str, Any] = {
-            "prompt": self.prompt,
-            "mode": self.mode,
-            "aspect_ratio": self.aspect_ratio,
-            "duration": self.duration,
-            "sound": self.sound,
-        }
-        if self.negative_prompt:
-            inputs["negative_prompt"] = self.negative_prompt
-        return inputs
 
 
 # --------------------------------------------------------------------------- the plan
@@ -180,18 +141,6 @@ def _sum(values: Iterable[Decimal | None]) -> Decimal | None:
     return total
 
 
-def _digest(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
-
-
-def _source_label(src: ImageSource | None) -> str | None:
-    if src is None:
-        return None
-    if isinstance(src, FrameRef):
-        return f"@{src.shot}:{src.selector:g}" if isinstance(src.selector, float) else f"@{src.shot}:{src.selector}"
-    return src.rel
-
-
 def request_for(board: Board, shot: ResolvedShot) -> ShotRequest:
     """The ShotRequest of a shot (images not prepared yet: ``image`` is None)."""
     return ShotRequest(
@@ -203,30 +152,8 @@ def request_for(board: Board, shot: ResolvedShot) -> ShotRequest:
         duration=shot.duration,
         sound=shot.sound,
         negative_prompt=shot.negative_prompt,
-        image_source=_source_label(shot.image),
-        end_image_source=_source_label(shot.end_image),
-    )
-
-
-def cache_key(
-    request: ShotRequest,
-    *,
-    backend: str,
-    variant: str = "",
-    images: Mapping[str, Mapping[str, Any] | None],
-) -> str:
-    """A shot's cache key: backend, app, every model input after rendering, and what
-    its start/end images are — a file's content hash, or the content hash of the
-    parent clip actually used plus the selector (a Merkle chain)."""
-    return _digest(
-        {
-            "v": 1,
-            "backend": backend,
-            "variant": variant,
-            "app": request.app,
-            "inputs": request.model_inputs(),
-            "images": dict(images),
-        }
+        image_source=source_text(shot.image),
+        end_image_source=source_text(shot.end_image),
     )
 
 
@@ -260,17 +187,13 @@ def make_plan(
         key_images: dict[str, Any] = {}
         after: list[str] = []
         for role, src in (("image", shot.image), ("end_image", shot.end_image)):
-            if src is None:
-                recipe_images[role] = key_images[role] = None
-            elif isinstance(src, FrameRef):
-                sel = src.selector
-                recipe_images[role] = {"recipe": recipes[src.shot], "selector": sel}
-                parent_clip = clip_hashes.get(src.shot)
-                if parent_clip is None:
+            key_images[role] = image_identity(src, clip_hashes)
+            recipe_images[role] = key_images[role]
+            if isinstance(src, FrameRef):
+                # the recipe is known before any clip: the parent's recipe stands for its clip
+                recipe_images[role] = {"recipe": recipes[src.shot], "selector": src.selector}
+                if clip_hashes.get(src.shot) is None:
                     after.append(src.shot)
-                key_images[role] = {"clip": parent_clip, "selector": sel}
-            else:
-                recipe_images[role] = key_images[role] = {"file": src.sha256}
         recipe = cache_key(req, backend=backend, variant=variant, images=recipe_images)
         recipes[shot_id] = recipe
         key = None if after else cache_key(req, backend=backend, variant=variant, images=key_images)
@@ -308,7 +231,7 @@ def make_plan(
             )
         )
     path, seconds = board.graph.critical_path()
-    board_hash = _digest({"cut": list(board.cut), "recipes": recipes, "audio": [
+    board_hash = digest({"cut": list(board.cut), "recipes": recipes, "audio": [
         (str(p.relative_to(board.spec.folder)), t.model_dump()) for p, t in board.spec.audio
     ]})
     return Plan(backend=backend, shots=tuple(out), critical_path=tuple(path), critical_seconds=seconds,

@@ -35,8 +35,9 @@ from storyboard.errors import (
     SpecError,
     StoryboardError,
 )
-from storyboard.plan import Plan, PlannedShot, ShotRequest, cache_key
-from storyboard.spec import FrameRef, ImageFile, ImageSource
+from storyboard.plan import Plan, PlannedShot
+from storyboard.request import FrameRef, ShotRequest, cache_key, chained_to, image_identity
+from storyboard.spec import ImageSource
 
 # --------------------------------------------------------------------------- events
 
@@ -472,14 +473,8 @@ class Pipeline:
                         entries[p] = await futures[p]
                     except BaseException:
                         raise _Skipped(p) from None
-            images: dict[str, Any] = {}
-            for role, src in (("image", ps.image), ("end_image", ps.end_image)):
-                if src is None:
-                    images[role] = None
-                elif isinstance(src, FrameRef):
-                    images[role] = {"clip": entries[src.shot].clip, "selector": src.selector}
-                elif isinstance(src, ImageFile):
-                    images[role] = {"file": src.sha256}
+            clips = {p: e.clip for p, e in entries.items()}
+            images = {role: image_identity(src, clips) for role, src in (("image", ps.image), ("end_image", ps.end_image))}
             key = cache_key(ps.request, backend=self.backend.name, variant=self.variant, images=images)
             res.key = key
             if ps.id not in self.force:
@@ -577,13 +572,7 @@ class Pipeline:
             shot = spec.shot(sid)
             clip = result.shots[sid].clip
             assert clip is not None
-            chained = (
-                j > 0
-                and isinstance(shot.image, FrameRef)
-                and shot.image.shot == spec.cut[j - 1]
-                and shot.image.selector == "last"
-                and shot.transition == "cut"
-            )
+            chained = j > 0 and chained_to(shot.image, spec.cut[j - 1]) and shot.transition == "cut"
             out.append((clip, shot.transition, shot.transition_duration, chained and shot.seam == "trim"))
         return out
 

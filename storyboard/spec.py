@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from storyboard.errors import Problem, SpecError
+from storyboard.request import FrameRef, parse_frame_ref
 
 FORMAT_VERSION = 1
 MAX_FILE_BYTES = 8 * 1024 * 1024
@@ -118,17 +119,6 @@ class StoryboardModel(_Model):
 
 
 # --------------------------------------------------------------------------- resolved form
-
-
-@dataclass(frozen=True)
-class FrameRef:
-    """A frame of another shot's clip: selector is "first", "last" or seconds."""
-
-    shot: str
-    selector: str | float
-
-    def __str__(self) -> str:
-        return f"@{self.shot}:{self.selector}"
 
 
 @dataclass(frozen=True)
@@ -537,34 +527,6 @@ def _problems_from_validation(err: ValidationError, data: Any, source: SourceMap
 
 
 # --------------------------------------------------------------------------- references and files
-
-_REF = re.compile(r"^@([^:]*)(?::(.*))?$")
-
-
-def parse_frame_ref(text: str) -> FrameRef | None:
-    """``"@ID"``, ``"@ID:last"``, ``"@ID:first"``, ``"@ID:2.5"`` → FrameRef; else None.
-
-    Raises ValueError for a malformed reference."""
-    m = _REF.match(text.strip())
-    if not m:
-        return None
-    shot, sel = m.group(1), m.group(2)
-    if not shot:
-        raise ValueError(f"frame reference {text!r} names no shot; write '@ID', '@ID:first', '@ID:last' or '@ID:<seconds>'")
-    if sel is None or sel == "last":
-        return FrameRef(shot, "last")
-    if sel == "first":
-        return FrameRef(shot, "first")
-    try:
-        t = float(sel)
-    except ValueError:
-        raise ValueError(
-            f"frame reference {text!r}: ':{sel}' is not first, last or a time in seconds"
-        ) from None
-    if t != t or t < 0:
-        raise ValueError(f"frame reference {text!r}: the time must be a number of seconds ≥ 0")
-    return FrameRef(shot, t)
-
 
 def _inside(folder: Path, rel: str) -> tuple[Path | None, str | None]:
     """Resolve a path relative to folder; (path, None) or (None, why not)."""

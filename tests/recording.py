@@ -11,7 +11,7 @@ from pathlib import Path
 from storyboard.backends.animatic import AnimaticBackend
 from storyboard.backends.base import ShotContext
 from storyboard.errors import TaskFailed
-from storyboard.plan import ShotRequest
+from storyboard.request import ShotRequest
 
 
 class RecordingBackend(AnimaticBackend):

@@ -11,7 +11,7 @@ from storyboard.backends.animatic import AnimaticBackend
 from storyboard.backends.base import Backend, MemoryContext
 from storyboard.media import ASPECT_RATIOS, animatic_clip, frame_size, probe
 from storyboard.media._animatic import animatic_args, prepare_still
-from storyboard.plan import ShotRequest
+from storyboard.request import ShotRequest
 from tests.media_helpers import decode_all, make_image, psnr
 
 SHORT = 90

@@ -18,7 +18,7 @@ from PIL import Image
 
 from storyboard.backends.base import Backend, MemoryContext
 from storyboard.media import probe
-from storyboard.plan import ShotRequest
+from storyboard.request import ShotRequest
 from tests.fakeserver import ASPECT_RATIOS, FakeInference, gradient_image
 
 

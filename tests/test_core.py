@@ -14,10 +14,9 @@ import storyboard
 from storyboard.cli import main
 from storyboard.errors import GraphError
 from storyboard.graph import ShotGraph
-from storyboard.plan import ShotRequest, cache_key
 from storyboard.pricing import PriceTable
 from storyboard.prompts import PromptError, PromptRenderer
-from storyboard.spec import FrameRef, parse_frame_ref
+from storyboard.request import FrameRef, ShotRequest, cache_key, parse_frame_ref
 
 BRANCHY = """
 storyboard: 1
@@ -196,7 +195,7 @@ def test_plan_command_table_and_json(branchy: Path) -> None:
 def test_graph_command(branchy: Path) -> None:
     mermaid = CliRunner().invoke(main, ["graph", str(branchy)]).output
     assert mermaid.startswith("graph LR") and "s_harbor -->|last| s_keeper" in mermaid
-    assert "s_harbor -->|first| s_dawn" in mermaid and "s_keeper -->|end:2.5s| s_dawn" in mermaid
+    assert "s_harbor -->|first| s_dawn" in mermaid and "s_keeper -->|end:2.5| s_dawn" in mermaid
     dot = CliRunner().invoke(main, ["graph", str(branchy), "--format", "dot"]).output
     assert dot.startswith("digraph") and '"harbor" -> "keeper"' in dot
 

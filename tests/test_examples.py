@@ -10,7 +10,7 @@ import pytest
 import storyboard
 from storyboard.board import Board
 from storyboard.media import probe
-from storyboard.spec import FrameRef
+from storyboard.request import FrameRef
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))

@@ -26,8 +26,8 @@ from storyboard.backends.inference import (
 )
 from storyboard.errors import AuthError, BackendError, RateLimited, StoryboardError, TaskFailed
 from storyboard.media import probe
-from storyboard.plan import ShotRequest
 from storyboard.pricing import PriceTable
+from storyboard.request import ShotRequest
 from tests.fakeserver import FakeInference, gradient_image
 
 FAST = {

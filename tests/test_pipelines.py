@@ -19,7 +19,7 @@ from storyboard import BudgetError
 from storyboard.backends.animatic import AnimaticBackend
 from storyboard.backends.base import ShotContext
 from storyboard.media import probe
-from storyboard.plan import ShotRequest
+from storyboard.request import ShotRequest
 
 ROOT = Path(__file__).resolve().parent.parent
 

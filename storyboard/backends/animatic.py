@@ -8,7 +8,7 @@ from pathlib import Path
 
 from storyboard.backends.base import ShotContext
 from storyboard.errors import BackendError, MediaError
-from storyboard.plan import ShotRequest
+from storyboard.request import ShotRequest
 
 
 def _env_int(name: str, default: int) -> int:

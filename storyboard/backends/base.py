@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from storyboard.plan import ShotRequest
+from storyboard.request import ShotRequest
 
 
 @runtime_checkable

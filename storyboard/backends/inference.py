@@ -66,8 +66,8 @@ import httpx
 from storyboard.backends.base import ShotContext
 from storyboard.errors import AuthError, BackendError, MediaError, RateLimited, TaskFailed
 from storyboard.media import probe
-from storyboard.plan import ShotRequest
 from storyboard.pricing import PriceTable
+from storyboard.request import ShotRequest
 
 __all__ = [
     "API_KEY_ENV",
