@@ -1,0 +1,57 @@
+"""Facts that more than one part checks, each defined once.
+
+Validation (``spec``) and the render (``media``, the backends) import these, so what
+``storyboard validate`` accepts is exactly what the render accepts. A leaf: imports
+nothing from storyboard. What one *app* accepts (its enums, ranges, file rules) is not
+here: that is the app's profile (``storyboard.apps``).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+__all__ = [
+    "ASPECT_FRAME_SIZES",
+    "MAX_IMAGE_FILE_BYTES",
+    "MAX_IMAGE_PIXELS",
+    "MIN_IMAGE_SIDE",
+    "TRANSITIONS",
+    "usd",
+]
+
+# ffmpeg's xfade transitions (ffmpeg 6-7), plus "cut" (none).
+TRANSITIONS: frozenset[str] = frozenset(
+    """cut fade fadeblack fadewhite fadegrays fadefast fadeslow dissolve pixelize distance radial
+    hblur wipeleft wiperight wipeup wipedown wipetl wipetr wipebl wipebr slideleft slideright
+    slideup slidedown smoothleft smoothright smoothup smoothdown circlecrop rectcrop circleclose
+    circleopen horzclose horzopen vertclose vertopen diagbl diagbr diagtl diagtr hlslice hrslice
+    vuslice vdslice squeezeh squeezev zoomin hlwind hrwind vuwind vdwind coverleft coverright
+    coverup coverdown revealleft revealright revealup revealdown""".split()
+)
+
+# Aspect ratios storyboard can frame, with their 720p-class frame size (even pixels).
+# Which of them an app accepts is the app's own rule.
+ASPECT_FRAME_SIZES: dict[str, tuple[int, int]] = {
+    "16:9": (1280, 720),
+    "9:16": (720, 1280),
+    "1:1": (720, 720),
+    "4:3": (960, 720),
+    "3:4": (720, 960),
+    "3:2": (1080, 720),
+    "2:3": (720, 1080),
+    "21:9": (1680, 720),
+}
+
+# Image files named by a storyboard (start/end frames, references).
+MAX_IMAGE_FILE_BYTES = 64 * 1024 * 1024  # larger files are refused; apps' own caps are met by re-encoding
+MAX_IMAGE_PIXELS = 8192 * 8192  # decompression-bomb guard, for validation and preparation alike
+MIN_IMAGE_SIDE = 64  # below this an image is refused; between this and an app's minimum it is upscaled
+
+
+def usd(amount: Decimal | None) -> str:
+    """Money as the user reads it: ``$0.84``, ``$0``, or ``unknown`` (never a guess)."""
+    if amount is None:
+        return "unknown"
+    if not amount:
+        return "$0"
+    return f"${amount.quantize(Decimal('0.001')).normalize():f}"
