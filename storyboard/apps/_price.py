@@ -77,8 +77,10 @@ def _table_rate(rule: Mapping[str, Any], inputs: Mapping[str, Any]) -> tuple[Dec
     if not all(b in inputs for b in by):
         return None
     tier = "|".join(_text(inputs[b]) for b in by)
-    rate = _decimal(rule.get("rates", {}).get(tier))
-    return rate, ", ".join(f"{b} {_text(inputs[b])}" for b in by)
+    rates = rule.get("rates", {})
+    if tier not in rates:  # this rule does not price this tier: the next rule may
+        return None
+    return _decimal(rates[tier]), ", ".join(f"{b} {_text(inputs[b])}" for b in by)
 
 
 def rate(profile: AppProfile, inputs: Mapping[str, Any]) -> tuple[Decimal | None, str]:
