@@ -176,6 +176,7 @@ def _read(path: Any) -> dict[str, Any]:
 def _load_profile(name: str, roots_key: str) -> AppProfile | None:
     ns, _, short = name.partition("/")
     raw: dict[str, Any] | None = None
+    current: str | None = None  # a pulled snapshot (first root) wins over the profile's
     versions: dict[str, AppVersion] = {}
     for root in _roots():
         folder = root.joinpath(ns).joinpath(short)
@@ -184,6 +185,9 @@ def _load_profile(name: str, roots_key: str) -> AppProfile | None:
         prof = folder.joinpath("profile.json")
         if raw is None and prof.is_file():
             raw = _read(prof)
+        pointer = folder.joinpath("current")
+        if current is None and pointer.is_file():
+            current = pointer.read_text().strip() or None
         vdir = folder.joinpath("versions")
         if vdir.is_dir():
             for f in vdir.iterdir():
@@ -192,14 +196,12 @@ def _load_profile(name: str, roots_key: str) -> AppProfile | None:
                     vid = str(snap.get("version_id") or f.name[:-5])
                     versions.setdefault(vid, AppVersion(name, vid, snap.get("input_schema", {}),
                                                         snap.get("output_schema", {}), str(snap.get("source", ""))))
-        current = folder.joinpath("current")
-        if current.is_file() and raw is not None and "pulled" not in raw:
-            raw = {**raw, "current": current.read_text().strip(), "pulled": True}
     if raw is None and not versions:
         return None
     raw = raw or {"app": name, "kind": "unknown"}
     return AppProfile(
-        app=name, kind=str(raw.get("kind", "video")), current=str(raw.get("current") or next(iter(versions), "")),
+        app=name, kind=str(raw.get("kind", "video")),
+        current=current or str(raw.get("current") or next(iter(sorted(versions)), "")),
         concepts=dict(raw.get("concepts", {})), storyboard_defaults=dict(raw.get("storyboard_defaults", {})),
         mode_tiers=dict(raw.get("mode_tiers", {})), requires=dict(raw.get("requires", {})),
         rules=dict(raw.get("rules", {})), price=dict(raw.get("price", {})), versions=versions,
