@@ -35,7 +35,7 @@ class PricedRequest(Protocol):
     @property
     def app(self) -> str: ...
     @property
-    def mode(self) -> str: ...
+    def mode(self) -> str | None: ...
     @property
     def sound(self) -> bool: ...
     @property
@@ -130,7 +130,7 @@ class PriceTable:
 
     def price(self, request: PricedRequest) -> Decimal | None:
         """USD for the whole request (per-second price × duration), or None."""
-        rate = self.per_second(request.app, request.mode, request.sound)
+        rate = self.per_second(request.app, request.mode or "", request.sound)
         if rate is None:
             return None
         return rate * Decimal(int(request.duration))

@@ -182,7 +182,8 @@ async def test_happy_path_uploads_runs_streams_downloads(
     assert sent["app"] == "klingai/video-v3"
     assert set(sent["input"]) == {
         "prompt",
-        "mode",
+        "resolution",
+        "multi_shot",
         "aspect_ratio",
         "duration",
         "sound",
@@ -220,7 +221,8 @@ async def test_inputs_sent_are_exactly_those_set(
 ) -> None:
     backend = make(fake)
     await backend.generate(
-        req(negative_prompt="blur", sound=False, aspect_ratio="9:16", mode="pro"), ctx_for(tmp_path)
+        req(negative_prompt="blur", sound=False, aspect_ratio="9:16", mode="pro", version="snapshot-2025-original"),
+        ctx_for(tmp_path),
     )
     assert runs(fake)[0].json["input"] == {
         "prompt": "a lighthouse at dusk, slow dolly in",
@@ -378,7 +380,8 @@ async def test_invalid_input_is_422_with_detail(
 ) -> None:
     backend = make(fake)
     with pytest.raises(BackendError, match=r"HTTP 422.*aspect_ratio"):
-        await backend.generate(req(aspect_ratio="5:4"), ctx_for(tmp_path))
+        # inputs given as the app's own (not resolved by the client): the server is the one refusing
+        await backend.generate(req(inputs={"prompt": "x", "aspect_ratio": "5:4", "duration": 3}), ctx_for(tmp_path))
     with pytest.raises(BackendError, match=r"HTTP 422.*at least 300 px"):
         await backend.generate(req(image=images["small"]), ctx_for(tmp_path))
     assert len(runs(fake)) == 2  # a 422 is final: not retried
