@@ -283,3 +283,17 @@ def test_image_limits_at_the_edge(tmp_path: Path, size: tuple[int, int], ok: boo
     assert (img is not None) is ok, why
     if size[0] * size[1] > facts.MAX_IMAGE_PIXELS:
         assert why is not None and f"{facts.MAX_IMAGE_PIXELS:,} pixels" in why
+
+
+def test_spec_imports_only_leaf_modules() -> None:
+    import ast
+
+    allowed = ("storyboard.errors", "storyboard.facts", "storyboard.request", "storyboard.spec")
+    folder = Path(storyboard.__file__).parent / "spec"
+    for source in folder.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                if name.startswith("storyboard"):
+                    assert name.startswith(allowed), f"{source.name} imports {name}"
