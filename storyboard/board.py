@@ -5,16 +5,16 @@ Pure: reads the storyboard, its images (to check and hash them) and its template
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from storyboard.errors import Problem, TemplateError
+from storyboard.errors import Problem, PromptError, TemplateError
 from storyboard.graph import ShotGraph
-from storyboard.prompts import PromptError, PromptRenderer, library_dir
+from storyboard.prompts import PromptRenderer, ShotsSoFar, library_dir
 from storyboard.request import FrameRef, source_text
-from storyboard.spec import MAX_PROMPT_CHARS, ResolvedShot, Spec, load_spec
+from storyboard.spec import MAX_PROMPT_CHARS, ResolvedShot, Spec, load_spec, near
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -53,6 +53,15 @@ class Board:
     def output(self) -> Path:
         return self.spec.output
 
+    def unused_vars(self, names: Iterable[str]) -> list[tuple[str, str | None]]:
+        """Which of ``names`` (e.g. ``--set`` keys) no prompt reads, each with the nearest
+        name that one does read (or None). Empty when a prompt's variables cannot be told
+        from its text (see :meth:`PromptRenderer.names_used`)."""
+        used = names_used(self.spec)
+        if used is None:
+            return []
+        return [(n, near(n, sorted(used))) for n in names if n not in used]
+
     def plan(self, *, backend: str | None = None, cache: CacheView | None = None, variant: str | None = None,
              force: frozenset[str] = frozenset(),
              price: Callable[[ShotRequest], Decimal | None] | None = None) -> Plan:
@@ -68,12 +77,22 @@ class Board:
 
 
 def build_graph(spec: Spec) -> ShotGraph:
+    """The shot graph of a spec; raises GraphError (located) on a cycle."""
     edges: list[tuple[str, str, str]] = []
     for shot in spec.shots:
         for role, ref in shot.parents():
             edges.append((ref.shot, shot.id, ref.selector_text if role == "image" else f"end:{ref.selector_text}"))
     graph = ShotGraph((s.id for s in spec.shots), edges, {s.id: float(s.duration) for s in spec.shots})
-    graph.check(str(spec.path))
+
+    def locate(parent: str, child: str, message: str) -> Problem | None:
+        # the image/end_image value of `child` that names `parent`, if it is written
+        for role, ref in spec.shot(child).parents():
+            path = spec.shot_path(child, role)
+            if ref.shot == parent and path in spec.source.values:
+                return spec.source.problem(message, path)
+        return None
+
+    graph.check(str(spec.path), locate)
     return graph
 
 
@@ -99,23 +118,26 @@ def render_prompts(spec: Spec, overrides: Mapping[str, Any] | None = None) -> tu
     base = {**spec.model.vars, **(overrides or {})}
     problems: list[Problem] = []
     rendered: dict[str, str] = {}
-    shots_ctx: dict[str, dict[str, Any]] = {}
+    shots_ctx = ShotsSoFar()
     for shot in spec.shots:
         context = {**base, **shot.vars, "vars": {**base, **shot.vars}, "shot": _shot_context(shot), "shots": shots_ctx}
         fld = "prompt" if shot.prompt is not None else "template"
         try:
             text = renderer.render(inline=shot.prompt, template=shot.template, context=context)
         except PromptError as e:
+            shots_ctx.failed.add(shot.id)
             problems.append(_prompt_problem(spec, shot, fld, e))
             continue
         if len(text) > MAX_PROMPT_CHARS:
             problems.append(spec.source.problem(
                 f"shot '{shot.id}': the prompt is {len(text)} characters after rendering; Kling allows at most {MAX_PROMPT_CHARS}",
                 spec.shot_path(shot.id, fld)))
+            shots_ctx.failed.add(shot.id)
             continue
         if not text:
             problems.append(spec.source.problem(
                 f"shot '{shot.id}': the prompt renders to nothing; Kling needs a prompt", spec.shot_path(shot.id, fld)))
+            shots_ctx.failed.add(shot.id)
             continue
         rendered[shot.id] = text
         shots_ctx[shot.id] = {"id": shot.id, "index": shot.index, "prompt": text, "duration": shot.duration}
@@ -124,8 +146,25 @@ def render_prompts(spec: Spec, overrides: Mapping[str, Any] | None = None) -> tu
     return rendered, base
 
 
+def names_used(spec: Spec) -> set[str] | None:
+    """Every top-level variable the storyboard's prompts read (inline prompts and template
+    files); None when some prompt's variables cannot be told from its text."""
+    renderer = PromptRenderer(spec.template_dirs)
+    used: set[str] = set()
+    for shot in spec.shots:
+        names = renderer.names_used(inline=shot.prompt, template=shot.template)
+        if names is None:
+            return None
+        used |= names
+    return used
+
+
 def _prompt_problem(spec: Spec, shot: ResolvedShot, fld: str, e: PromptError) -> Problem:
     where = f"shot '{shot.id}'"
+    if e.depends_on is not None:
+        return spec.source.problem(
+            f"{where}: its prompt uses shot '{e.depends_on}', whose prompt failed (see above)",
+            spec.shot_path(shot.id, fld))
     if e.file is not None and Path(e.file).is_relative_to(library_dir()):
         # an error raised inside the shipped library: the storyboard's line is the useful one
         e = PromptError(e.message, template=e.template)
@@ -156,4 +195,4 @@ def load(
     return Board(spec=spec, graph=graph, prompts=prompts, vars=merged)
 
 
-__all__ = ["Board", "FrameRef", "build_graph", "load", "render_prompts"]
+__all__ = ["Board", "FrameRef", "build_graph", "load", "names_used", "render_prompts"]

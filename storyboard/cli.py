@@ -106,7 +106,12 @@ def parse_budget(value: str | None) -> Decimal | None:
 def _load(file: str, sets: Sequence[str]) -> Board:
     from storyboard.board import load
 
-    return load(file, vars=parse_sets(sets))
+    values = parse_sets(sets)
+    board = load(file, vars=values)
+    for name, near in board.unused_vars(values):
+        hint = f"; did you mean '{near}'?" if near else ""
+        _err(f"warning: --set {name}: no prompt uses '{name}'{hint}")
+    return board
 
 
 file_arg = click.argument("file", type=click.Path(dir_okay=False, path_type=str))

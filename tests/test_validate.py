@@ -18,8 +18,9 @@ HEAD = "storyboard: 1\n"
 # (name, yaml, message fragment, line) — line None: the message has no line (whole file)
 CASES: list[tuple[str, str, str, int | None]] = [
     ("yaml_syntax", HEAD + 'shots:\n  - id: a\n    prompt: "unterminated\n', "YAML syntax", 4),
-    ("bad_indentation", HEAD + "shots:\n  - id: a\n     prompt: x\n", "YAML syntax", 4),
-    ("tab_indent", HEAD + "shots:\n\t- id: a\n", "YAML syntax", 3),
+    ("bad_indentation", HEAD + "shots:\n  - id: a\n     prompt: x\n",
+     "YAML syntax: this line is indented more than the list item above it", 4),
+    ("tab_indent", HEAD + "shots:\n\t- id: a\n", "YAML syntax: a tab character is not allowed", 3),
     ("list_top_level", "- storyboard: 1\n- shots: []\n", "the top level must be a mapping", 1),
     ("empty_file", "", "the file is empty", 1),
     ("missing_version", "shots:\n  - id: a\n    prompt: x\n", "missing 'storyboard: 1'", 1),
@@ -121,7 +122,19 @@ CASES: list[tuple[str, str, str, int | None]] = [
         "cycle",
         HEAD + "shots:\n  - id: a\n    prompt: x\n    image: '@b'\n  - id: b\n    prompt: y\n",
         "shot cycle: ",
-        None,
+        5,
+    ),
+    (
+        "missing_image_near_name",
+        HEAD + "shots:\n  - id: a\n    prompt: x\n    image: okk.png\n",
+        "image file 'okk.png' does not exist; did you mean 'ok.png'?",
+        5,
+    ),
+    (
+        "undefined_name_typo",
+        HEAD + "vars: {mood: calm}\nshots:\n  - id: a\n    prompt: '{{ moood }}'\n",
+        "'moood' is undefined; did you mean 'mood'?",
+        5,
     ),
     (
         "missing_image_file",
