@@ -6,7 +6,7 @@ Pure: reads the storyboard, its images (to check and hash them) and its template
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,12 +14,15 @@ from storyboard.errors import Problem, PromptError, TemplateError
 from storyboard.graph import ShotGraph
 from storyboard.prompts import PromptRenderer, ShotsSoFar, library_dir
 from storyboard.request import FrameRef, source_text
-from storyboard.spec import MAX_PROMPT_CHARS, ResolvedShot, Spec, load_spec, near
+from storyboard.shotinputs import ShotInputs, resolve_inputs
+from storyboard.spec import ResolvedShot, Spec, load_spec, near
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from decimal import Decimal
 
+    from storyboard.apps import AppVersion
+    from storyboard.backends.base import Backend
     from storyboard.plan import CacheView, Plan
     from storyboard.request import ShotRequest
 
@@ -32,6 +35,7 @@ class Board:
     graph: ShotGraph
     prompts: Mapping[str, str]
     vars: Mapping[str, Any] = field(default_factory=dict)
+    inputs: Mapping[str, ShotInputs] = field(default_factory=dict)
 
     @property
     def path(self) -> Path:
@@ -62,18 +66,33 @@ class Board:
             return []
         return [(n, near(n, sorted(used))) for n in names if n not in used]
 
-    def plan(self, *, backend: str | None = None, cache: CacheView | None = None, variant: str | None = None,
+    def plan(self, *, backend: str | Backend | None = None, cache: CacheView | None = None, variant: str = "",
              force: frozenset[str] = frozenset(),
              price: Callable[[ShotRequest], Decimal | None] | None = None) -> Plan:
         """The plan (pure). Pass ``cache`` (e.g. ``Cache.for_board(path, create=False)``) to
-        see cache hits; without it every shot is to be generated."""
-        from storyboard.backends import backend_variant
+        see cache hits; without it every shot is to be generated.
+
+        ``backend`` is a backend object (its name, ``variant`` and ``price`` are used) or a
+        name; with a name, ``variant`` and ``price`` are the caller's, and costs default to
+        the apps' own price estimates. Planning never loads a backend itself.
+        """
         from storyboard.plan import make_plan
 
+        if backend is not None and not isinstance(backend, str):
+            variant = variant or str(getattr(backend, "variant", "") or "")
+            price = price or backend.price
+            backend = backend.name
         name = backend or self.spec.model.backend
-        if variant is None:
-            variant = backend_variant(name)
         return make_plan(self, backend=name, cache=cache, variant=variant, force=force, price=price)
+
+    def with_live_apps(self, live: Mapping[str, AppVersion]) -> Board:
+        """This board with every shot's inputs checked against the app versions read live
+        (app reference as written → version). Raises SpecError naming what changed."""
+        return replace(self, inputs=resolve_inputs(self.spec, self.prompts, live))
+
+    def apps_used(self) -> list[str]:
+        """Each app reference the shots use, as written, in file order."""
+        return list(dict.fromkeys(s.app for s in self.spec.shots))
 
 
 def build_graph(spec: Spec) -> ShotGraph:
@@ -128,15 +147,9 @@ def render_prompts(spec: Spec, overrides: Mapping[str, Any] | None = None) -> tu
             shots_ctx.failed.add(shot.id)
             problems.append(_prompt_problem(spec, shot, fld, e))
             continue
-        if len(text) > MAX_PROMPT_CHARS:
-            problems.append(spec.source.problem(
-                f"shot '{shot.id}': the prompt is {len(text)} characters after rendering; Kling allows at most {MAX_PROMPT_CHARS}",
-                spec.shot_path(shot.id, fld)))
-            shots_ctx.failed.add(shot.id)
-            continue
         if not text:
             problems.append(spec.source.problem(
-                f"shot '{shot.id}': the prompt renders to nothing; Kling needs a prompt", spec.shot_path(shot.id, fld)))
+                f"shot '{shot.id}': the prompt renders to nothing; every shot needs a prompt", spec.shot_path(shot.id, fld)))
             shots_ctx.failed.add(shot.id)
             continue
         rendered[shot.id] = text
@@ -186,13 +199,14 @@ def load(
     """Load and validate a storyboard: the file, its graph and its prompts.
 
     ``vars`` override the file's template variables; ``overrides`` set model inputs
-    (mode, aspect_ratio, duration, sound, negative_prompt, app) on every shot — e.g. one
+    (app, mode, resolution, aspect_ratio, duration, sound, multi_shot, negative_prompt) on every shot — e.g. one
     variant of a film in 9:16. Raises SpecError (every problem found, each located).
     """
     spec = load_spec(path, dict(overrides) if overrides else None)
     graph = build_graph(spec)
     prompts, merged = render_prompts(spec, vars)
-    return Board(spec=spec, graph=graph, prompts=prompts, vars=merged)
+    inputs = resolve_inputs(spec, prompts)
+    return Board(spec=spec, graph=graph, prompts=prompts, vars=merged, inputs=inputs)
 
 
 __all__ = ["Board", "FrameRef", "build_graph", "load", "names_used", "render_prompts"]

@@ -148,10 +148,10 @@ def _cache_view(board: Board, cache_dir: str | None) -> Any:
     return Cache.for_board(board.path, cache_dir, create=False)
 
 
-def _backend_variant(name: str) -> str:
-    from storyboard.backends import backend_variant
+def _backend(name: str) -> Any:
+    from storyboard.backends import get_backend
 
-    return backend_variant(name)
+    return get_backend(name)
 
 
 @main.command()
@@ -169,8 +169,9 @@ def plan(file: str, sets: tuple[str, ...], backend: str | None, cache_dir: str |
         board = _load(file, sets)
         name = backend or board.spec.model.backend
         _check_force(board, force)
-        p = board.plan(backend=name, cache=_cache_view(board, cache_dir), variant=_backend_variant(name),
-                       force=frozenset(force))
+        be = _backend(name)
+        p = board.plan(backend=name, cache=_cache_view(board, cache_dir), variant=getattr(be, "variant", ""),
+                       force=frozenset(force), price=be.price)
         if as_json:
             click.echo(json.dumps(p.to_json(), indent=2))
         else:
@@ -190,6 +191,11 @@ def _money(d: Decimal | None) -> str:
     return f"${d.quantize(Decimal('0.001')).normalize():f}" if d else "$0"
 
 
+def _tier(s: Any) -> str:
+    rate = "?" if s.rate is None else _money(s.rate)
+    return f"{rate}/s ({s.tier})" if s.tier else f"{rate}/s"
+
+
 def print_plan(board: Board, p: Plan, *, file: Any = None) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -198,7 +204,7 @@ def print_plan(board: Board, p: Plan, *, file: Any = None) -> None:
     console = Console(file=out, soft_wrap=False, width=None if out.isatty() else 160)
     table = Table(title=f"{board.title} — plan ({p.backend})", title_justify="left")
     for col, kw in (("#", {"justify": "right"}), ("shot", {}), ("image", {}), ("end", {}),
-                    ("dur", {"justify": "right"}), ("mode", {}), ("sound", {}), ("status", {}),
+                    ("dur", {"justify": "right"}), ("tier (estimate)", {}), ("status", {}),
                     ("cost", {"justify": "right"}), ("key", {})):
         table.add_column(col, **kw)  # type: ignore[arg-type]
     for s in p.shots:
@@ -206,15 +212,16 @@ def print_plan(board: Board, p: Plan, *, file: Any = None) -> None:
         if not s.in_cut and s.status != "unused":
             status += " (not in cut)"
         table.add_row(str(s.order + 1), s.id, s.request.image_source or "—", s.request.end_image_source or "",
-                      f"{s.request.duration}s", s.request.mode, "yes" if s.request.sound else "no", status,
+                      f"{s.request.duration}s", _tier(s), status,
                       _money(s.cost), (s.key or s.recipe)[:10] + ("" if s.key else "…"))
     console.print(table)
     cp = " → ".join(p.critical_path)
     console.print(f"to generate: {len(p.pending)} of {len(p.shots)} shots, {p.seconds_to_generate} s; "
                   f"cost {_money(p.cost)}")
-    if p.backend == "animatic" and p.pending:
-        console.print(f"the same shots on inference.sh (Kling V3.0): about {_money(p.reference_cost)} "
-                      "(public list prices; may differ)")
+    if p.pending and p.cost != p.reference_cost:
+        apps = ", ".join(sorted({s.request.app for s in p.pending}))
+        console.print(f"the same shots on inference.sh ({apps}): about {_money(p.reference_cost)} "
+                      "(estimated from list prices; inference.sh's may differ)")
     console.print(f"critical path: {cp} ({p.critical_seconds:g} s of footage)")
 
 

@@ -19,6 +19,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -33,6 +34,7 @@ __all__ = [
     "cache_key",
     "chained_to",
     "digest",
+    "estimate",
     "image_identity",
     "parse_frame_ref",
     "source_text",
@@ -216,3 +218,13 @@ def cache_key(
             "images": dict(images),
         }
     )
+
+
+def estimate(request: ShotRequest) -> Decimal | None:
+    """What the request costs on its app (USD, an estimate from the app's price rule), or None."""
+    from storyboard import apps
+
+    profile = apps.profile(request.app.split("@", 1)[0])
+    if profile is None:
+        return None
+    return apps.price(profile, request.model_inputs())

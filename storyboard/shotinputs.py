@@ -44,11 +44,11 @@ def concepts_of(shot: ResolvedShot, prompt: str) -> dict[str, Any]:
         "prompt": prompt,
         "duration": shot.duration,
         "aspect_ratio": shot.aspect_ratio,
-        "resolution": getattr(shot, "resolution", None),
+        "resolution": shot.resolution,
         "sound": shot.sound,
         "negative_prompt": shot.negative_prompt,
         "mode": shot.mode,
-        "multi_shot": getattr(shot, "multi_shot", None),
+        "multi_shot": shot.multi_shot,
     }
 
 
@@ -56,6 +56,8 @@ def _field_path(spec: Spec, shot: ResolvedShot, concept: str) -> tuple[str | int
     if concept.startswith("inputs."):
         return ("shots", shot.index, "inputs", concept.split(".", 1)[1])
     fld = _FIELD.get(concept, concept)
+    if concept == "prompt" and shot.prompt is None:
+        fld = "template"
     model = spec.model.shots[shot.index]
     if fld in model.model_fields_set or fld not in spec.model.defaults.model_fields_set:
         return ("shots", shot.index, fld)
@@ -98,11 +100,11 @@ def resolve_inputs(spec: Spec, prompts: Mapping[str, str],
         if version is None:
             continue
         concepts = concepts_of(shot, prompts[shot.id])
-        got = apps.app_inputs(profile, version, concepts, getattr(shot, "inputs", None) or {})
+        got = apps.app_inputs(profile, version, concepts, shot.inputs)
         for p in got.problems:
             loc = _field_path(spec, shot, p.concept)
             if live is not None:
-                value = concepts.get(p.concept, (getattr(shot, "inputs", None) or {}).get(p.concept[7:]))
+                value = concepts.get(p.concept, (shot.inputs).get(p.concept[7:]))
                 live_groups.setdefault((ref.text, version.version_id, p.concept), []).append((shot, value))
                 continue
             where = "defaults" if loc[0] == "defaults" else f"shot '{shot.id}'"

@@ -188,19 +188,19 @@ CASES: list[tuple[str, str, str, int | None]] = [
     (
         "duration_type",
         HEAD + "shots:\n  - id: a\n    prompt: x\n    duration: 5.5\n",
-        "Kling takes whole seconds from 3 to 15",
+        "a duration is a whole number of seconds (an integer)",
         5,
     ),
     (
         "duration_string",
         HEAD + "shots:\n  - id: a\n    prompt: x\n    duration: '5'\n",
-        "Kling takes whole seconds from 3 to 15",
+        "a duration is a whole number of seconds (an integer)",
         5,
     ),
     (
         "duration_range",
         HEAD + "shots:\n  - id: a\n    prompt: x\n    duration: 20\n",
-        "Kling takes whole seconds from 3 to 15",
+        "klingai/video-v3 allows duration 3..15; got 20",
         5,
     ),
     ("sound_type", HEAD + "shots:\n  - id: a\n    prompt: x\n    sound: loud\n", "sound", 5),
@@ -208,14 +208,15 @@ CASES: list[tuple[str, str, str, int | None]] = [
         "long_prompt",
         HEAD
         + 'vars: {w: word}\nshots:\n  - id: a\n    prompt: "{% for i in range(700) %}{{ w }} {% endfor %}"\n',
-        "3499 characters after rendering; Kling allows at most 2500",
+        "3499 characters after rendering; klingai/video-v3 allows at most 3072",
         5,
     ),
     (
         "long_negative_prompt",
-        HEAD + "shots:\n  - id: a\n    prompt: x\n    negative_prompt: " + "n" * 2600 + "\n",
-        "negative_prompt is 2600 characters",
-        5,
+        HEAD + "shots:\n  - id: a\n    prompt: x\n    app: klingai/video-v3@snapshot-2025-original\n"
+        "    negative_prompt: " + "n" * 2600 + "\n",
+        "negative_prompt is 2600 characters; klingai/video-v3 allows at most 2500",
+        6,
     ),
     (
         "transition_too_long",
@@ -314,7 +315,7 @@ def test_several_errors_reported_together(write_board: Callable[..., Path]) -> N
         shots:
           - id: a
             promt: x
-            duration: 99
+            duration: 2.5
           - id: b
             prompt: y
             mode: fast

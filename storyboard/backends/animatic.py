@@ -38,6 +38,11 @@ class AnimaticBackend:
         self.short_side = short_side or _env_int("STORYBOARD_ANIMATIC_SIZE", 720)
         self.fps = fps or _env_int("STORYBOARD_ANIMATIC_FPS", 24)
 
+    @property
+    def variant(self) -> str:
+        """Preview size and frame rate: clips of another size are other clips (part of the cache key)."""
+        return f"{self.short_side}p{self.fps}"
+
     def price(self, request: ShotRequest) -> Decimal | None:
         return Decimal("0")
 

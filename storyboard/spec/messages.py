@@ -120,9 +120,9 @@ def problems_from_validation(err: ValidationError, data: Any, source: SourceMap)
         elif kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
             msg = f"{what} is {value!r}; {e['msg'].lower().replace('input should be', 'it must be')}"
             if field_name == "duration" and "transition" not in loc:
-                msg = f"{what} is {value!r}; Kling takes whole seconds from 3 to 15"
+                msg = f"{what} is {value!r}; a duration is a whole number of seconds, at least 1"
         elif kind.startswith("int") and field_name == "duration":
-            msg = f"{what} is {value!r}; Kling takes whole seconds from 3 to 15 (an integer)"
+            msg = f"{what} is {value!r}; a duration is a whole number of seconds (an integer)"
         elif kind == "too_short" and loc == ("shots",):
             msg = "'shots' is empty; list at least one shot"
         elif kind in ("dict_type", "model_type", "model_attributes_type"):

@@ -13,19 +13,20 @@ from pydantic import BaseModel, ConfigDict, Field
 from storyboard.facts import ASPECT_FRAME_SIZES
 
 FORMAT_VERSION = 1
-MAX_PROMPT_CHARS = 2500
 MODEL_MIN_IMAGE_SIDE = 300
 # The aspect ratios storyboard can frame (facts.ASPECT_FRAME_SIZES is their one home);
 # the Literal below spells them out for pydantic and the JSON Schema, and a test keeps
-# the two equal.
+# the two equal. Which of them an app takes is the app's rule (storyboard.apps).
 ASPECT_RATIOS: tuple[str, ...] = tuple(ASPECT_FRAME_SIZES)
 MODES = ("std", "pro")
 ID_PATTERN = re.compile(r"^[a-z0-9_-]+$")
-OVERRIDABLE = ("app", "mode", "aspect_ratio", "duration", "sound", "negative_prompt")
+OVERRIDABLE = ("app", "mode", "resolution", "aspect_ratio", "duration", "sound", "multi_shot", "negative_prompt")
+DEFAULT_APP = "klingai/video-v3"
 
 AspectRatio = Literal["16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9"]
 Mode = Literal["std", "pro"]
-Duration = Annotated[int, Field(strict=True, ge=3, le=15)]
+# Whole seconds; the range is the app's (klingai/video-v3: 3..15), checked against its schema.
+Duration = Annotated[int, Field(strict=True, ge=1, le=3600)]
 
 
 class _Model(BaseModel):
@@ -33,14 +34,18 @@ class _Model(BaseModel):
 
 
 class Defaults(_Model):
-    """Model inputs for every shot (the Kling V3.0 schema). Every key may be set on a shot."""
+    """Inputs for every shot, in storyboard's words; each app maps them to its own inputs.
+    Every key may be set on a shot. What an app allows comes from its schema."""
 
-    app: str = Field("klingai/video-v3", description="inference.sh app reference")
-    mode: Mode = Field("pro", description="std or pro (Kling's default: pro)")
-    aspect_ratio: AspectRatio = Field("16:9", description="one of " + " ".join(ASPECT_RATIOS))
-    duration: Duration = Field(5, description="integer seconds, 3..15, billed per second")
+    app: str = Field(DEFAULT_APP, description="inference.sh app: namespace/name, optionally @VERSION")
+    mode: Mode | None = Field(None, description="std or pro; on an app without mode: std = 720p, pro = 1080p")
+    resolution: str | None = Field(None, description="klingai/video-v3: 720p, 1080p or 4k (the app's default: 1080p)")
+    aspect_ratio: AspectRatio = Field("16:9", description="klingai/video-v3: 16:9, 9:16 or 1:1")
+    duration: Duration = Field(5, description="integer seconds (klingai/video-v3: 3..15), billed per second")
     sound: bool = Field(True, description="synchronized audio")
-    negative_prompt: str | None = Field(None, description="what to avoid (≤ 2500 chars)")
+    multi_shot: bool | None = Field(None, description="let the model cut inside one clip (storyboard sends false)")
+    negative_prompt: str | None = Field(None, description="what to avoid (only apps that have it)")
+    inputs: dict[str, Any] = Field(default_factory=dict, description="extra app-specific inputs, by the app's names")
 
 
 class Transition(_Model):
@@ -78,10 +83,13 @@ class Shot(_Model):
     )
     app: str | None = None
     mode: Mode | None = None
+    resolution: str | None = None
     aspect_ratio: AspectRatio | None = None
     duration: Duration | None = None
     sound: bool | None = None
+    multi_shot: bool | None = None
     negative_prompt: str | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict, description="extra app-specific inputs, by the app's names")
 
 
 class AudioTrack(_Model):

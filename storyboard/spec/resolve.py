@@ -23,7 +23,6 @@ from storyboard.spec.messages import did_you_mean, near, problems_from_validatio
 from storyboard.spec.models import (
     FORMAT_VERSION,
     ID_PATTERN,
-    MAX_PROMPT_CHARS,
     OVERRIDABLE,
     AudioTrack,
     Defaults,
@@ -109,8 +108,6 @@ def resolve(path: Path, model: StoryboardModel, source: SourceMap, overrides: Ma
         if overrides:
             resolved = dataclasses.replace(resolved, **overrides)
         shots.append(resolved)
-        flaws += text_length_flaws(f"shot '{shot.id}'", shot.negative_prompt, ("shots", i, "negative_prompt"))
-    flaws += text_length_flaws("defaults", model.defaults.negative_prompt, ("defaults", "negative_prompt"))
     cut = film_cut(model, ids, flaws)
     flaws += cut_transition_flaws(cut, {s.id: s for s in shots})
     audio = audio_tracks(folder, model.audio, flaws)
@@ -206,7 +203,7 @@ def shot_frames(
             flaws.append(Flaw(why, ("shots", i, "end_image")))
         if image is None and not image_failed:
             flaws.append(Flaw(
-                f"shot '{shot.id}': end_image needs a start image; give the shot an 'image' (Kling requires both)",
+                f"shot '{shot.id}': end_image needs a start image; give the shot an 'image' (an end frame needs a start frame)",
                 ("shots", i, "end_image"), key=True))
     return image, end_image
 
@@ -226,23 +223,17 @@ def shot_transition(shot: Shot, i: int, flaws: list[Flaw]) -> tuple[str, float]:
 
 
 def shot_inputs(shot: Shot, defaults: Defaults, duration: int) -> dict[str, Any]:
-    """The model inputs of a shot: its own value where set, else the file's default."""
+    """The inputs of a shot in storyboard's words: its own value where set, else the file's default."""
+    def pick(name: str) -> Any:
+        own = getattr(shot, name)
+        return own if own is not None else getattr(defaults, name)
+
     return {
-        "app": shot.app or defaults.app,
-        "mode": shot.mode or defaults.mode,
-        "aspect_ratio": shot.aspect_ratio or defaults.aspect_ratio,
-        "duration": duration,
-        "sound": defaults.sound if shot.sound is None else shot.sound,
-        "negative_prompt": shot.negative_prompt if shot.negative_prompt is not None else defaults.negative_prompt,
+        "app": pick("app"), "mode": pick("mode"), "resolution": pick("resolution"),
+        "aspect_ratio": pick("aspect_ratio"), "duration": duration, "sound": pick("sound"),
+        "multi_shot": pick("multi_shot"), "negative_prompt": pick("negative_prompt"),
+        "inputs": {**defaults.inputs, **shot.inputs},
     }
-
-
-def text_length_flaws(where: str, text: str | None, loc: Path_) -> list[Flaw]:
-    """A negative prompt longer than Kling allows."""
-    if text is None or len(text) <= MAX_PROMPT_CHARS:
-        return []
-    return [Flaw(f"{where}: negative_prompt is {len(text)} characters; Kling allows at most {MAX_PROMPT_CHARS}",
-                 loc)]
 
 
 def film_cut(model: StoryboardModel, ids: Mapping[str, int], flaws: list[Flaw]) -> tuple[str, ...]:

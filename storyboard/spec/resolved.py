@@ -34,11 +34,14 @@ class ResolvedShot:
     transition_duration: float
     seam: str
     app: str
-    mode: str
+    mode: str | None
+    resolution: str | None
     aspect_ratio: str
     duration: int
     sound: bool
+    multi_shot: bool | None
     negative_prompt: str | None
+    inputs: dict[str, Any]
 
     def parents(self) -> Iterator[tuple[str, FrameRef]]:
         """(role, reference) for each frame this shot takes from another shot."""
