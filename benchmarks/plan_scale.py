@@ -14,7 +14,8 @@ from typing import Any
 
 
 def make_storyboard(folder: Path, shots: int) -> Path:
-    """Chains of 5 with a branch off every chain's head (depth grows slowly)."""
+    """A realistic board: a distinct prompt per shot, chains of 5 (each shot starts on the
+    previous one's last frame) with a branch off every chain's head (frame references)."""
     lines = [
         "storyboard: 1",
         "title: scale test",
@@ -24,7 +25,7 @@ def make_storyboard(folder: Path, shots: int) -> Path:
     ]
     for i in range(shots):
         lines.append(f"  - id: s{i}")
-        lines.append('    prompt: "{{ hero }} in shot {{ shot.index }}, {{ style }}"')
+        lines.append(f'    prompt: "Shot {i}: {{{{ hero }}}} walks, {{{{ style }}}}, {{{{ shot.id }}}}"')
         if i % 5 == 0:
             lines.append("    image: null" if i % 10 == 0 else f"    image: '@s{max(0, i - 5)}:first'")
         if i % 7 == 3:

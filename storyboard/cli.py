@@ -155,10 +155,11 @@ def _backend_variant(name: str) -> str:
 @click.option("--backend", default=None, help="Backend to price and key for (default: the file's).")
 @click.option("--cache-dir", default=None, type=click.Path(file_okay=False), help="Cache folder.")
 @click.option("--force", "force", multiple=True, metavar="SHOT", help="Plan as if SHOT were regenerated.")
-@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON document (every shot).")
+@click.option("--all", "all_rows", is_flag=True, help="Show every shot (a long plan shows its first and last).")
 @verbose_opt
 def plan(file: str, sets: tuple[str, ...], backend: str | None, cache_dir: str | None, force: tuple[str, ...],
-         as_json: bool, verbose: bool) -> None:
+         as_json: bool, all_rows: bool, verbose: bool) -> None:
     """Show the order, cache hits, cost and critical path. Generates nothing."""
     with _errors(verbose):
         board = _load(file, sets)
@@ -169,7 +170,7 @@ def plan(file: str, sets: tuple[str, ...], backend: str | None, cache_dir: str |
         if as_json:
             click.echo(json.dumps(p.to_json(), indent=2))
         else:
-            print_plan(board, p)
+            print_plan(board, p, all_rows=all_rows)
 
 
 def _check_force(board: Board, force: Sequence[str]) -> None:
@@ -179,15 +180,15 @@ def _check_force(board: Board, force: Sequence[str]) -> None:
             raise click.BadParameter(f"no shot '{f}' in {board.path}", param_hint="--force")
 
 
-def _money(d: Decimal | None) -> str:
-    if d is None:
-        return "unknown"
-    return f"${d.quantize(Decimal('0.001')).normalize():f}" if d else "$0"
+PLAN_ROWS_SHOWN = 10  # a plan longer than 2× this shows its first and last rows (all with --all)
 
 
-def print_plan(board: Board, p: Plan, *, file: Any = None) -> None:
+def print_plan(board: Board, p: Plan, *, file: Any = None, all_rows: bool = False) -> None:
+    """The plan as a table, then totals, the critical path and a legend."""
     from rich.console import Console
     from rich.table import Table
+
+    from storyboard.facts import usd
 
     out = file or sys.stdout
     console = Console(file=out, soft_wrap=False, width=None if out.isatty() else 160)
@@ -196,21 +197,35 @@ def print_plan(board: Board, p: Plan, *, file: Any = None) -> None:
                     ("dur", {"justify": "right"}), ("mode", {}), ("sound", {}), ("status", {}),
                     ("cost", {"justify": "right"}), ("key", {})):
         table.add_column(col, **kw)  # type: ignore[arg-type]
-    for s in p.shots:
+    shots = list(p.shots)
+    hidden = 0
+    if not all_rows and len(shots) > 2 * PLAN_ROWS_SHOWN:
+        hidden = len(shots) - 2 * PLAN_ROWS_SHOWN
+        shots = shots[:PLAN_ROWS_SHOWN] + shots[-PLAN_ROWS_SHOWN:]
+    for i, s in enumerate(shots):
+        if hidden and i == PLAN_ROWS_SHOWN:
+            table.add_row("…", f"{hidden} more shots (--all shows every row)", *[""] * 8)
         status = s.status if s.status != "after" else "after " + ", ".join(s.after)
         if not s.in_cut and s.status != "unused":
             status += " (not in cut)"
         table.add_row(str(s.order + 1), s.id, s.request.image_source or "—", s.request.end_image_source or "",
                       f"{s.request.duration}s", s.request.mode, "yes" if s.request.sound else "no", status,
-                      _money(s.cost), (s.key or s.recipe)[:10] + ("" if s.key else "…"))
+                      usd(s.cost), (s.key or s.recipe)[:10] + ("" if s.key else "…"))
     console.print(table)
     cp = " → ".join(p.critical_path)
+    counts: dict[str, int] = {}
+    for s in p.shots:
+        counts[s.status] = counts.get(s.status, 0) + 1
+    console.print(f"{len(p.shots)} shots: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
     console.print(f"to generate: {len(p.pending)} of {len(p.shots)} shots, {p.seconds_to_generate} s; "
-                  f"cost {_money(p.cost)}")
+                  f"cost {usd(p.cost)}")
     if p.backend == "animatic" and p.pending:
-        console.print(f"the same shots on inference.sh (Kling V3.0): about {_money(p.reference_cost)} "
+        console.print(f"the same shots on inference.sh (Kling V3.0): about {usd(p.reference_cost)} "
                       "(public list prices; may differ)")
     console.print(f"critical path: {cp} ({p.critical_seconds:g} s of footage)")
+    if any(not s.key for s in p.shots):
+        console.print("key: the cache key's first characters; one ending in … is provisional (a hash of the "
+                      "shot's inputs): the final key needs the clips of the shots it starts from")
 
 
 @main.command()
@@ -273,14 +288,16 @@ def render(file: str, backend: str | None, output: str | None, concurrency: int,
             if display is not None:
                 display.close()
         if dry_run:
-            if as_json:
-                click.echo(json.dumps(result.plan.to_json(), indent=2))
+            if as_json:  # --json on render is always JSON lines: the plan is one event, on one line
+                click.echo(json.dumps({"event": "plan", **result.plan.to_json()}, default=str))
             else:
                 print_plan(board, result.plan)
                 click.echo("dry run: nothing generated, nothing paid")
             return
         if not as_json:
-            click.echo(f"{result.film} ({result.duration:.2f} s) — paid {_money(result.cost)}; "
+            from storyboard.facts import usd
+
+            click.echo(f"{result.film} ({result.duration:.2f} s) — paid {usd(result.cost)}; "
                        f"report {result.report}")
 
 
