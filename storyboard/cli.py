@@ -40,7 +40,7 @@ def _errors(verbose: bool = False) -> Iterator[None]:
             import traceback
 
             traceback.print_exc()
-        _err(_redact(f"error: {e}" if "\n" not in str(e) and not _located(str(e)) else str(e)))
+        _err(_redact(str(e) if _located(e) or "\n" in str(e) else f"error: {e}"))
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         _err("interrupted; every clip already made is cached, and journalled remote tasks resume on the next render")
@@ -56,9 +56,11 @@ def _errors(verbose: bool = False) -> Iterator[None]:
         sys.exit(1)
 
 
-def _located(text: str) -> bool:
-    head = text.split(": ", 1)[0]
-    return head.count(":") >= 1 and not head.startswith("shot ")
+def _located(e: Exception) -> bool:
+    """Whether the error already starts with its FILE:LINE (a SpecError's problems do)."""
+    from storyboard.errors import SpecError
+
+    return isinstance(e, SpecError) and any(p.file is not None for p in e.problems)
 
 
 def _redact(text: str) -> str:
@@ -82,11 +84,24 @@ def parse_sets(pairs: Sequence[str]) -> dict[str, Any]:
         try:  # the storyboard's own bounded parser: no alias bombs, no deep nesting
             parsed = parse_yaml(value, "--set")[0] if value.strip() else ""
         except SpecError as e:
-            if "too many values" in str(e) or "levels deep" in str(e):
+            if _is_yaml(value):  # well-formed, so refused for its size: say so
                 raise click.BadParameter(f"{key}: {e.problems[0].message}", param_hint="--set") from None
-            parsed = value
+            parsed = value  # not YAML: the text as it is
         out[key] = parsed if isinstance(parsed, (str, int, float, bool, list, dict)) or parsed is None else value
     return out
+
+
+def _is_yaml(text: str) -> bool:
+    """Whether ``text`` is well-formed YAML. Reads parser events only: no alias expansion,
+    no recursion, so it is safe on any input."""
+    import yaml
+
+    try:
+        for _event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+            pass
+    except yaml.YAMLError:
+        return False
+    return True
 
 
 def parse_budget(value: str | None) -> Decimal | None:
