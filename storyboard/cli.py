@@ -227,20 +227,19 @@ def print_plan(board: Board, p: Plan, *, file: Any = None, all_rows: bool = Fals
                       f"{s.request.duration}s", s.request.mode, "yes" if s.request.sound else "no", status,
                       usd(s.cost), (s.key or s.recipe)[:10] + ("" if s.key else "…"))
     console.print(table)
-    cp = " → ".join(p.critical_path)
     counts: dict[str, int] = {}
     for s in p.shots:
         counts[s.status] = counts.get(s.status, 0) + 1
-    console.print(f"{len(p.shots)} shots: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
-    console.print(f"to generate: {len(p.pending)} of {len(p.shots)} shots, {p.seconds_to_generate} s; "
-                  f"cost {usd(p.cost)}")
+    lines = [f"{len(p.shots)} shots: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())),
+             f"to generate: {len(p.pending)} of {len(p.shots)} shots, {p.seconds_to_generate} s; cost {usd(p.cost)}"]
     if p.backend == "animatic" and p.pending:
-        console.print(f"the same shots on inference.sh (Kling V3.0): about {usd(p.reference_cost)} "
-                      "(public list prices; may differ)")
-    console.print(f"critical path: {cp} ({p.critical_seconds:g} s of footage)")
+        lines.append(f"the same shots on inference.sh (Kling V3.0): about {usd(p.reference_cost)} "
+                     "(public list prices; may differ)")
+    lines.append(f"critical path: {' → '.join(p.critical_path)} ({p.critical_seconds:g} s of footage)")
     if any(not s.key for s in p.shots):
-        console.print("key: the cache key's first characters; one ending in … is provisional (a hash of the "
-                      "shot's inputs): the final key needs the clips of the shots it starts from")
+        lines.append("key: the cache key's first characters; one ending in … is provisional (a hash of the "
+                     "shot's inputs): the final key needs the clips of the shots it starts from")
+    out.write("".join(line + "\n" for line in lines))  # plain text: no markup parsing, no wrapping cost
 
 
 @main.command()
