@@ -14,8 +14,8 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
 import storyboard
-from storyboard.cli import PLAN_ROWS_SHOWN, main
-from storyboard.errors import TemplateError
+from storyboard.cli import PLAN_ROWS_SHOWN, _errors, main, parse_sets
+from storyboard.errors import MediaError, SpecError, TemplateError, UsageError
 from storyboard.progress import PlainLines
 from storyboard.prompts import PromptRenderer
 
@@ -126,3 +126,24 @@ def test_a_plain_prompt_with_an_undefined_name_is_still_jinjas_error(write_board
 def test_a_thousand_distinct_prompts_compile_no_template(write_board: Callable[..., Path]) -> None:
     board = storyboard.load(_long_board(write_board, 1000))
     assert board.prompts["s999"] == "Shot 999: a keeper walks, noir, s999"
+
+
+def _printed(capsys: pytest.CaptureFixture[str], error: Exception) -> tuple[str, int]:
+    with pytest.raises(SystemExit) as exit_, _errors():
+        raise error
+    return capsys.readouterr().err.strip(), int(exit_.value.code or 0)
+
+
+def test_errors_are_told_apart_by_their_fields_not_their_text(capsys: pytest.CaptureFixture[str]) -> None:
+    located = SpecError("unknown key 'moood'", file="film.yaml", line=3, column=5)
+    assert _printed(capsys, located) == ("film.yaml:3:5: unknown key 'moood'", 1)
+    # text that looks like FILE:LINE is not a location: only a SpecError's problems are
+    looks_located = MediaError("clip:7: not a readable video")
+    assert _printed(capsys, looks_located) == ("error: clip:7: not a readable video", 1)
+    unlocated = SpecError("the storyboard is empty")
+    assert _printed(capsys, unlocated) == ("error: <storyboard>: the storyboard is empty", 1)
+    assert _printed(capsys, UsageError("bad value")) == ("error: bad value", 2)
+
+
+def test_set_keeps_text_that_is_not_yaml() -> None:
+    assert parse_sets(["x=[a, b", "y=3", "z=it's: odd: text"]) == {"x": "[a, b", "y": 3, "z": "it's: odd: text"}
