@@ -11,6 +11,7 @@ import ctypes
 import difflib
 import functools
 import os
+import re
 import threading
 import time
 import types
@@ -299,6 +300,36 @@ def _template_frame(tb: types.TracebackType | None, known: Callable[[str], bool]
     return where
 
 
+_NAME = r"[A-Za-z][A-Za-z0-9_]*"
+_SIMPLE_EXPR = re.compile(r"\{\{ *(" + _NAME + r"(?:\." + _NAME + r")*) *\}\}")
+_DICT_ATTRS = frozenset(dir(dict))
+
+
+def _substitute(inline: str, context: Mapping[str, Any]) -> str | None:
+    """Render a prompt made only of ``{{ name }}`` / ``{{ a.b }}`` over plain values without
+    compiling it: compiling is most of the time of planning a long storyboard of distinct
+    prompts. None (use Jinja) for anything else, so results and errors stay Jinja's."""
+    parts: list[str] = []
+    pos = 0
+    for m in _SIMPLE_EXPR.finditer(inline):
+        value: Any = context
+        for i, name in enumerate(m.group(1).split(".")):
+            # Jinja tries an attribute before an item: a dict method name would differ
+            if not isinstance(value, dict) or name not in value or (i and name in _DICT_ATTRS):
+                return None
+            value = value[name]
+        if not isinstance(value, (str, int, float)):  # bool is an int: str() gives Jinja's text
+            return None
+        parts += [inline[pos:m.start()], str(value)]
+        pos = m.end()
+    parts.append(inline[pos:])
+    literal = _SIMPLE_EXPR.sub("", inline)
+    text = "".join(parts)
+    if any(tok in literal for tok in ("{{", "{%", "{#")) or len(text) > MAX_RENDER_CHARS:
+        return None
+    return text.strip()
+
+
 class PromptRenderer:
     """Renders prompt templates for one storyboard."""
 
@@ -327,6 +358,8 @@ class PromptRenderer:
         try:
             if inline is not None and not any(tok in inline for tok in ("{{", "{%", "{#")):
                 return inline.strip()
+            if inline is not None and (plain := _substitute(inline, context)) is not None:
+                return plain
             # Compiling is guarded too: Jinja folds constant expressions at compile time.
             with _RENDER_LOCK, _memory_limit(MAX_RENDER_MEMORY), _WATCHDOG.limit(MAX_RENDER_SECONDS):
                 if inline is not None:
