@@ -45,6 +45,9 @@ def _errors(verbose: bool = False) -> Iterator[None]:
     except KeyboardInterrupt:
         _err("interrupted; every clip already made is cached, and journalled remote tasks resume on the next render")
         sys.exit(130)
+    except BrokenPipeError:  # the reader went away (`| head`): nothing left to say
+        sys.stderr.close()
+        sys.exit(0)
     except click.exceptions.Exit:
         raise
     except click.ClickException:
@@ -141,6 +144,12 @@ def main() -> None:
 
     Try: storyboard render examples/harbor.yaml
     """
+
+
+def _add_apps_group() -> None:
+    from storyboard.appscmd import apps_group
+
+    main.add_command(apps_group)
 
 
 @main.command()
@@ -446,3 +455,6 @@ def init(name: str, parent: str, title: str | None) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+_add_apps_group()

@@ -139,3 +139,23 @@ def test_pulled_snapshot_becomes_current(tmp_path: Path, monkeypatch: pytest.Mon
     assert version is not None
     got = apps.app_inputs(pulled, version, {"prompt": "p", "duration": 12})
     assert [p.message for p in got.problems] == ["klingai/video-v3 allows duration 3..10; got 12"]
+
+
+def test_apps_show_offline_lists_inputs_defaults_and_mapping() -> None:
+    from click.testing import CliRunner
+
+    from storyboard.cli import main
+
+    out = CliRunner().invoke(main, ["apps", "show", "klingai/video-v3"])
+    assert out.exit_code == 0, out.output
+    assert "version snapshot-2026-08-07" in out.output
+    assert "resolution    720p, 1080p, 4k; default \"1080p\"  ← resolution" in out.output
+    assert "storyboard sends unless a shot says otherwise: multi_shot: false" in out.output
+    assert "not in this version: negative_prompt, mode" in out.output
+    old = CliRunner().invoke(main, ["apps", "show", "klingai/video-v3@snapshot-2025-original", "--json"])
+    info = json.loads(old.output)
+    assert {i["input"] for i in info["inputs"]} >= {"mode", "negative_prompt"}
+    bad = CliRunner().invoke(main, ["apps", "show", "nobody/nothing"])
+    assert bad.exit_code == 1 and "unknown app 'nobody/nothing'" in bad.output
+    malformed = CliRunner().invoke(main, ["apps", "show", "klingai/video-v3@"])
+    assert malformed.exit_code == 1 and "is not a version id" in malformed.output

@@ -108,7 +108,7 @@ def _props_cache(app: str, version_id: str, schema_json: str) -> dict[str, Any]:
 
 
 def _resolved_properties(v: AppVersion) -> Mapping[str, Any]:
-    return _props_cache(v.app, v.version_id, json.dumps(v.input_schema, sort_keys=True))
+    return _props_cache(v.app, v.version_id, json.dumps(v.input_schema))
 
 
 def app_from_api(payload: Mapping[str, Any], fallback_name: str = "") -> AppVersion:
