@@ -28,7 +28,8 @@ def read_live(ref: apps.AppRef) -> apps.AppVersion:
         backend = InferenceBackend()
         backend.check_ready()
         try:
-            return await backend.get_app(ref.text)
+            app: dict[str, Any] = await backend.get_app(ref.text)  # type: ignore[attr-defined]
+            return app
         finally:
             await backend.aclose()
 
@@ -105,7 +106,7 @@ def pull(app: str) -> None:
     from storyboard.cli import _errors
 
     with _errors():
-        ref, _profile_ = _profile(app)
+        ref = _profile(app)[0]
         version = read_live(ref)
         path = apps.save_snapshot(version)
         click.echo(f"{ref.name}: saved version {version.version_id} to {path}; offline validation now uses it")
