@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from storyboard import apps
 from storyboard.errors import AppError, Problem, SpecError
+from storyboard.spec.models import DEFAULT_APP
 
 if TYPE_CHECKING:
     from storyboard.spec import ResolvedShot, Spec
@@ -94,6 +95,11 @@ def resolve_inputs(spec: Spec, prompts: Mapping[str, str],
             loc = _field_path(spec, shot, "app")
             known = ", ".join(apps.known_apps())
             msg = f"unknown app '{ref.name}'; storyboard knows: {known} (add a profile, or `storyboard apps pull`)"
+            problems[(loc, msg)] = spec.source.problem(f"shot '{shot.id}': {msg}", loc)
+            continue
+        if profile.kind != "video":
+            loc = _field_path(spec, shot, "app")
+            msg = f"{ref.name} is an {profile.kind} app; a shot needs a video app (e.g. {DEFAULT_APP})"
             problems[(loc, msg)] = spec.source.problem(f"shot '{shot.id}': {msg}", loc)
             continue
         version = _version(profile, ref, live)

@@ -159,3 +159,43 @@ def test_apps_show_offline_lists_inputs_defaults_and_mapping() -> None:
     assert bad.exit_code == 1 and "unknown app 'nobody/nothing'" in bad.output
     malformed = CliRunner().invoke(main, ["apps", "show", "klingai/video-v3@"])
     assert malformed.exit_code == 1 and "is not a version id" in malformed.output
+
+
+def _resolve(app: str, concepts: dict[str, Any], raw: dict[str, Any] | None = None) -> apps.AppInputs:
+    profile = apps.profile(app)
+    assert profile is not None
+    version = profile.version()
+    assert version is not None
+    return apps.app_inputs(profile, version, {"prompt": "p", **concepts}, raw)
+
+
+def test_each_video_app_gets_its_own_input_names() -> None:
+    seed = _resolve("bytedance/seedance-2-0", {"aspect_ratio": "9:16", "sound": False, "duration": 5})
+    assert not seed.problems
+    assert seed.inputs["ratio"] == "9:16" and seed.inputs["generate_audio"] is False
+    assert seed.files == {"start_frame": "image", "end_frame": "end_image", "references": "reference_images"}
+    wan = _resolve("alibaba/wan-2-7-i2v", {"resolution": "720p", "duration": 5})
+    assert not wan.problems and wan.inputs["resolution"] == "720P"
+    assert wan.files["start_frame"] == "first_frame" and wan.files["end_frame"] == "last_frame"
+    o3 = _resolve("falai/kling-video-o3-r2v", {"duration": 6, "mode": "std"})
+    assert not o3.problems and o3.inputs["duration"] == "6" and o3.inputs["tier"] == "standard"
+
+
+def test_concepts_other_apps_lack_are_errors_naming_app_and_concept() -> None:
+    wan = _resolve("alibaba/wan-2-7-i2v", {"aspect_ratio": "16:9", "sound": True})
+    by = {p.concept: p.message for p in wan.problems}
+    assert by["aspect_ratio"].startswith("alibaba/wan-2-7-i2v (version snapshot-2026-08-05) has no aspect ratio")
+    assert "the clip takes the start frame's" in by["aspect_ratio"]
+    assert "has no sound" in by["sound"]
+    seed = _resolve("bytedance/seedance-2-0", {"duration": 3}, {"watermark": True})
+    assert [p.message for p in seed.problems] == ["bytedance/seedance-2-0 allows duration 4..15; got 3"]
+    assert seed.inputs["watermark"] is True
+    clash = _resolve("bytedance/seedance-2-0", {}, {"reference_images": ["a"], "image": "b"})
+    assert any("cannot go with image" in p.message or "sets what" in p.message for p in clash.problems)
+
+
+def test_published_cel_price_is_evaluated() -> None:
+    o3 = apps.profile("falai/kling-video-o3-r2v")
+    assert o3 is not None
+    got = _resolve("falai/kling-video-o3-r2v", {"duration": 5})
+    assert apps.price(o3, got.inputs) == Decimal("0.7")

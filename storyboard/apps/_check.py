@@ -118,6 +118,10 @@ def check_inputs(profile: AppProfile | None, version: AppVersion, inputs: Mappin
         if inputs.get(name) is None:
             problems.append(InputProblem(name, f"{app} requires '{name}'", allowed_text(props.get(name, {}))))
     if profile is not None:
+        for name, others in profile.excludes.items():
+            clash = [o for o in others if inputs.get(o) not in (None, [], "")]
+            if inputs.get(name) not in (None, [], "") and clash:
+                problems.append(InputProblem(name, f"{app}: '{name}' cannot go with {', '.join(clash)}"))
         for name, needed in profile.requires.items():
             if inputs.get(name) is not None and inputs.get(needed) is None and needed in props:
                 problems.append(InputProblem(name, f"{app}: '{name}' needs '{needed}' too"))

@@ -105,7 +105,7 @@ def app_inputs(profile: AppProfile, version: AppVersion, concepts: Mapping[str, 
         if name is None:
             problems.append(ConceptProblem(concept, _no_concept(profile, version, concept)))
             continue
-        inputs[name] = value
+        inputs[name] = translated(profile, concept, value)
     for concept in _EXPLICIT:
         name = profile.input_name(concept, version)
         if name is not None and name not in inputs and version.default(name) is not None:
@@ -120,6 +120,11 @@ def app_inputs(profile: AppProfile, version: AppVersion, concepts: Mapping[str, 
         inputs[name] = value
     for p in check_inputs(profile, version, inputs):
         problems.append(_as_concept(profile, p, raw or {}))
+    for name, (low, high) in dict(profile.rule(version.version_id, "ranges", {})).items():
+        value = inputs.get(name)
+        if isinstance(value, int) and not low <= value <= high:
+            problems.append(_as_concept(profile, InputProblem(
+                name, f"{profile.app} allows {name} {low}..{high}; got {value}", f"{low}..{high}"), raw or {}))
     limit = profile.rule(version.version_id, "prompt_chars")
     prompt_name = profile.input_name("prompt", version)
     prompt = inputs.get(prompt_name) if prompt_name else None
@@ -127,6 +132,16 @@ def app_inputs(profile: AppProfile, version: AppVersion, concepts: Mapping[str, 
         problems.append(ConceptProblem("prompt", (
             f"the prompt is {len(prompt)} characters after rendering; {profile.app} allows at most {limit}")))
     return AppInputs(profile.app, version.version_id, inputs, files, tuple(problems))
+
+
+def translated(profile: AppProfile, concept: str, value: Any) -> Any:
+    """A concept's value in the app's own words (``720p`` → ``720P``, 5 → ``"5"``); as is otherwise."""
+    rule = profile.translate.get(concept)
+    if rule == "text":
+        return str(value)
+    if isinstance(rule, Mapping) and isinstance(value, str | int | bool) and str(value) in rule:
+        return rule[str(value)]
+    return value
 
 
 def _as_concept(profile: AppProfile, p: InputProblem, raw: Mapping[str, Any]) -> ConceptProblem:

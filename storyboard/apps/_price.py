@@ -105,6 +105,8 @@ def price(profile: AppProfile, inputs: Mapping[str, Any]) -> Decimal | None:
         found = _table_rate(rule, inputs)
         if found is not None:
             per, _tier = found
+            if rule.get("per") == "request":
+                return per
             seconds = _decimal(inputs.get(str(rule.get("per_second_of") or "duration")))
             if per is None or seconds is None:
                 return None
@@ -124,7 +126,8 @@ def _cel_cached(key: str) -> Decimal | None:
     program = _compile(str(expression))
     from celpy.adapter import json_to_cel  # deferred: cel-python takes ~0.5 s to import
 
-    outputs = [{"seconds": float(seconds) if isinstance(seconds, (int, float)) else 0.0, "type": "video"}]
+    estimated = _decimal(seconds)  # the requested length ("5" where an app takes durations as text)
+    outputs = [{"seconds": float(estimated) if estimated is not None else 0.0, "type": "video"}]
     activation = {"inputs": json_to_cel([inputs]), "outputs": json_to_cel(outputs),
                   "prices": json_to_cel(dict(prices.get("variables", {})))}
     try:

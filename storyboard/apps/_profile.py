@@ -14,7 +14,7 @@ import functools
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -140,6 +140,8 @@ class AppProfile:
     price: Mapping[str, Any]
     versions: Mapping[str, AppVersion]
     about: str = ""
+    translate: Mapping[str, Any] = field(default_factory=dict)  # concept → {ours: theirs} or "text"
+    excludes: Mapping[str, Sequence[str]] = field(default_factory=dict)  # input → inputs it cannot go with
 
     def version(self, version_id: str | None = None) -> AppVersion | None:
         """A known version (the current one when ``version_id`` is None)."""
@@ -205,7 +207,8 @@ def _load_profile(name: str, roots_key: str) -> AppProfile | None:
         concepts=dict(raw.get("concepts", {})), storyboard_defaults=dict(raw.get("storyboard_defaults", {})),
         mode_tiers=dict(raw.get("mode_tiers", {})), requires=dict(raw.get("requires", {})),
         rules=dict(raw.get("rules", {})), price=dict(raw.get("price", {})), versions=versions,
-        about=str(raw.get("about", "")),
+        about=str(raw.get("about", "")), translate=dict(raw.get("translate", {})),
+        excludes=dict(raw.get("excludes", {})),
     )
 
 
