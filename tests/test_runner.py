@@ -13,8 +13,9 @@ import pytest
 
 import storyboard
 from storyboard.errors import BudgetError, RenderFailed
+from storyboard.events import Event, ShotCached, ShotDone
 from storyboard.media import probe
-from storyboard.runner import Event, Pipeline, ShotCached, ShotDone
+from storyboard.runner import Pipeline
 from tests.recording import RecordingBackend
 
 BOARD = """
@@ -147,7 +148,7 @@ def test_budget_refusal_calls_nothing(board_path: Path) -> None:
     backend = RecordingBackend(price_per_second=Decimal("0.1"), paid=True)
     with pytest.raises(BudgetError) as err:
         run(storyboard.load(board_path), backend, budget="1.00")
-    assert "$1.200" in str(err.value) and "$1.00" in str(err.value)
+    assert "would cost $1.2;" in str(err.value) and "--budget is $1." in str(err.value)
     assert backend.calls == []
     assert err.value.exit_code == 3
 
