@@ -6,6 +6,7 @@
     ├── SpecError            file, line, column, what is allowed   (exit 1)
     │   ├── GraphError       cycle / unknown reference (names the shots)
     │   └── TemplateError    Jinja syntax / undefined name (file, line)
+    ├── AppError             unknown app, malformed @version, bad price file
     ├── UsageError           a bad command-line value               (exit 2)
     ├── BudgetError          plan cost over --budget                (exit 3)
     ├── BackendError         a shot could not be generated          (exit 1)
@@ -87,6 +88,10 @@ class GraphError(SpecError):
 
 class TemplateError(SpecError):
     """A prompt template could not be rendered."""
+
+
+class AppError(StoryboardError):
+    """An app reference, profile or price file is unusable (unknown app, malformed @version)."""
 
 
 class UsageError(StoryboardError):
