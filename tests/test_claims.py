@@ -229,3 +229,15 @@ def test_claim_in_an_unwritable_cache_is_a_cache_error(tmp_path: Path) -> None:
     (cache.root / "claims").write_text("a file where the claims folder should be")
     with pytest.raises(CacheError):
         cache.try_claim("k" * 64)
+
+
+def test_the_progress_display_shows_a_shot_waiting_for_another_render() -> None:
+    import io
+
+    from storyboard.events import ShotProgress
+    from storyboard.progress import PlainLines
+
+    out = io.StringIO()
+    display = PlainLines(stream=out)
+    display(ShotProgress(shot="a", status=WAITING_FOR_ANOTHER_RENDER))
+    assert "a: waiting for another render" in out.getvalue()

@@ -31,6 +31,12 @@ class Claim(Protocol):
     """A held claim on one shot key."""
 
     key: str
+    # Seconds between renewals its lease needs while held; None when it has no lease
+    # (a flock lives exactly as long as its process).
+    renew_every: float | None
+
+    def renew(self) -> None:
+        """Extend the lease (stores with leases); nothing for a flock."""
 
     def release(self) -> None:
         """Give the key up (idempotent). Done after the clip is stored, or on failure."""
@@ -54,10 +60,15 @@ def owner_text() -> str:
 class LocalClaim:
     """A claim held as an exclusive ``flock`` on ``claims/<key>.lock``."""
 
+    renew_every: float | None = None
+
     def __init__(self, key: str, path: Path, fd: int) -> None:
         self.key = key
         self._path = path
         self._fd: int | None = fd
+
+    def renew(self) -> None:
+        """Nothing: the kernel holds a flock until release or the process's death."""
 
     def release(self) -> None:
         """Remove the lock file, then unlock: a waiter that opened the old file retries."""

@@ -18,6 +18,7 @@ import hashlib
 import os
 import shutil
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,6 +142,7 @@ class ShotScheduler:
         if hit is not None:
             return self.take_cached(ps.id, hit)
         claim = await self.claim(ps.id, key)
+        renewing = self.keep_claim(claim) if claim is not None else None
         try:
             # Looked up again once claimed: the render we waited for may have stored it.
             hit = None if forced or claim is None else self.lookup(key)
@@ -151,6 +153,8 @@ class ShotScheduler:
             async with self.slots:
                 return await self.generate_and_store(ps, key, request)
         finally:
+            if renewing is not None:
+                renewing.cancel()
             if claim is not None:
                 claim.release()
 
@@ -203,6 +207,19 @@ class ShotScheduler:
                 self.emit(ShotProgress(shot=shot_id, status=WAITING_FOR_ANOTHER_RENDER))
                 announced = True
             await asyncio.sleep(CLAIM_POLL_SECONDS)
+
+    def keep_claim(self, claim: Claim) -> asyncio.Task[None] | None:
+        """Renew a leased claim while it is held; a claim without a lease needs nothing."""
+        if claim.renew_every is None:
+            return None
+        return asyncio.ensure_future(self.renew_claim(claim, claim.renew_every))
+
+    @staticmethod
+    async def renew_claim(claim: Claim, every: float) -> None:
+        """Renew ``claim`` every ``every`` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(every)
+            claim.renew()
 
     async def prepare_inputs(self, ps: PlannedShot, entries: Mapping[str, Entry]) -> ShotRequest:
         """The request with its images as local files prepared to the model's rules."""
@@ -263,7 +280,9 @@ class ShotScheduler:
         dest = self.cache.frame_path(entry.clip, selector)
         if dest.exists():
             return dest
-        tmp = dest.with_name(f".tmp-{os.getpid()}-{dest.name}")
+        # Unique per extraction: films rendered at once in one process may extract the
+        # same frame together, and each publishes its own copy (the same bytes).
+        tmp = dest.with_name(f".tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}-{dest.name}")
         await extract_frame(entry.path, selector, tmp)
         return self.cache.publish(tmp, dest)
 
