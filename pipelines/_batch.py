@@ -1,6 +1,7 @@
 """What the recipes share: a batch of films from one storyboard, a budget checked over
-the whole batch before anything is generated, sequential rendering through one cache,
-and a summary."""
+the whole batch before anything is generated, rendering through one cache (``films``
+at once: a shot they share is claimed by one film and waited on by the others, so it
+is paid for once), and a summary."""
 
 from __future__ import annotations
 
@@ -17,10 +18,19 @@ from typing import Any
 
 import click
 
-from storyboard import Board, BudgetError, Pipeline, StoryboardError, UsageError
-from storyboard.backends import Backend, get_backend
-from storyboard.plan import Plan
-from storyboard.runner import Event, RenderResult
+from storyboard import (
+    Backend,
+    Board,
+    BudgetError,
+    Event,
+    Pipeline,
+    Plan,
+    RenderResult,
+    StoryboardError,
+    UsageError,
+    get_backend,
+    usd,
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,8 @@ class Job:
 
 @dataclass
 class FilmSummary:
+    """What one film of a batch made and cost."""
+
     name: str
     output: Path
     film: Path | None = None
@@ -45,6 +57,7 @@ class FilmSummary:
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
         return {"name": self.name, "film": str(self.film) if self.film else None, "output": str(self.output),
                 "duration": self.duration, "cost": str(self.cost), "generated": self.generated,
                 "cached": self.cached, "error": self.error}
@@ -64,18 +77,23 @@ class BatchEstimate:
 
 @dataclass
 class BatchResult:
+    """Every film of a batch, and the estimate it was checked against."""
+
     estimate: BatchEstimate
     films: list[FilmSummary]
 
     @property
     def cost(self) -> Decimal:
+        """What the batch paid."""
         return sum((f.cost for f in self.films), Decimal(0))
 
     @property
     def ok(self) -> bool:
+        """True when every film was made."""
         return all(f.error is None for f in self.films)
 
     def to_dict(self) -> dict[str, Any]:
+        """The summary as JSON-ready fields."""
         est = self.estimate
         return {
             "films": [f.to_dict() for f in self.films],
@@ -129,15 +147,33 @@ def check_budget(est: BatchEstimate, budget: Decimal | None, *, paid: bool = Tru
                           "as over any --budget; nothing was generated")
     if est.cost > budget:
         raise BudgetError(f"over budget: {len(est.plans)} film(s), {est.shots} distinct shot(s) to generate, would "
-                          f"cost ${est.cost:.3f}; --budget is ${budget:.2f}. Nothing was generated.")
+                          f"cost {usd(est.cost)}; --budget is {usd(budget)}. Nothing was generated.")
+
+
+class _SharedBackend:
+    """A backend object shared by films rendered at once: each film's ``aclose`` is a
+    no-op (another film may still be using it); the batch closes it once at the end."""
+
+    def __init__(self, inner: Backend) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def aclose(self) -> None:
+        """Nothing: the batch closes the real backend once every film is done."""
 
 
 def render_batch(jobs: Sequence[Job], *, backend: str | Backend | None = None, cache_dir: str | Path | None = None,
                  concurrency: int = 4, budget: Decimal | None = None, dry_run: bool = False,
-                 on_event: Callable[[str, Event], Any] | None = None) -> BatchResult:
-    """Check the whole batch against ``budget``, then render the films one after
-    another through one cache (a shot shared by two films is made once: the second
-    film finds it cached). A failed film does not stop the others."""
+                 on_event: Callable[[str, Event], Any] | None = None, films: int = 1) -> BatchResult:
+    """Check the whole batch against ``budget``, then render the films through one
+    cache, ``films`` at a time. A shot shared by two films is made once: rendered one
+    after another, the second film finds it cached; rendered at once, the second waits
+    on the first one's claim, then takes it from the cache. A failed film does not stop
+    the others."""
+    if films < 1:
+        raise UsageError("films at once must be at least 1")
     if not jobs:
         raise UsageError("nothing to render: the batch is empty")
     names = [j.name for j in jobs]
@@ -150,25 +186,35 @@ def render_batch(jobs: Sequence[Job], *, backend: str | Backend | None = None, c
     if dry_run:
         return BatchResult(est, [FilmSummary(j.name, j.output) for j in jobs])
 
-    async def run_all() -> list[FilmSummary]:
-        out: list[FilmSummary] = []
-        for job in jobs:
-            summary = FilmSummary(job.name, job.output)
-            listener = (lambda e, n=job.name: on_event(n, e)) if on_event is not None else None
+    shared: str | Backend | None = backend
+    if films > 1 and backend is not None and not isinstance(backend, str):
+        shared = _SharedBackend(backend)  # type: ignore[assignment]
+    slots = asyncio.Semaphore(films)
+
+    async def render_film(job: Job) -> FilmSummary:
+        summary = FilmSummary(job.name, job.output)
+        listener = (lambda e, n=job.name: on_event(n, e)) if on_event is not None else None
+        async with slots:
             try:
                 result: RenderResult = await Pipeline(
-                    job.board, backend=backend, output=job.output, cache_dir=cache_dir,
+                    job.board, backend=shared, output=job.output, cache_dir=cache_dir,
                     concurrency=concurrency, on_event=listener).run()
             except BudgetError:
                 raise
             except StoryboardError as e:
                 summary.error = str(e)
-            else:
-                summary.film, summary.duration, summary.cost = result.film, result.duration, result.cost
-                summary.generated = sum(1 for r in result.shots.values() if r.status == "generated")
-                summary.cached = sum(1 for r in result.shots.values() if r.status == "cached")
-            out.append(summary)
-        return out
+                return summary
+        summary.film, summary.duration, summary.cost = result.film, result.duration, result.cost
+        summary.generated = sum(1 for r in result.shots.values() if r.status == "generated")
+        summary.cached = sum(1 for r in result.shots.values() if r.status == "cached")
+        return summary
+
+    async def run_all() -> list[FilmSummary]:
+        try:
+            return list(await asyncio.gather(*(render_film(job) for job in jobs)))
+        finally:
+            if shared is not backend and backend is not None and not isinstance(backend, str):
+                await backend.aclose()
 
     return BatchResult(est, asyncio.run(run_all()))
 
@@ -176,13 +222,8 @@ def render_batch(jobs: Sequence[Job], *, backend: str | Backend | None = None, c
 # --------------------------------------------------------------------------- command-line helpers
 
 
-def money(d: Decimal | None) -> str:
-    if d is None:
-        return "unknown"
-    return f"${d.quantize(Decimal('0.001')).normalize():f}" if d else "$0"
-
-
 def print_summary(result: BatchResult, *, title: str, as_json: bool) -> None:
+    """The batch as a rich table (or JSON): each film, then the totals."""
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
@@ -194,7 +235,7 @@ def print_summary(result: BatchResult, *, title: str, as_json: bool) -> None:
                          ("length", "right"), ("output", "left")):
         table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for f in result.films:
-        table.add_row(f.name, str(f.generated), str(f.cached), money(f.cost),
+        table.add_row(f.name, str(f.generated), str(f.cached), usd(f.cost),
                       f"{f.duration:.2f} s" if f.duration else "—",
                       str(f.film) if f.film else f"[red]{(f.error or 'not rendered').splitlines()[0]}[/red]")
     console = Console(soft_wrap=False)
@@ -202,8 +243,8 @@ def print_summary(result: BatchResult, *, title: str, as_json: bool) -> None:
     est = result.estimate
     saved = ""
     if est.shots_naive > est.shots:
-        saved = f" ({est.shots_naive - est.shots} shared shot(s) counted once; without sharing: {money(est.cost_naive)})"
-    console.print(f"total: {money(result.cost)} paid; estimate was {money(est.cost)} for {est.shots} shot(s){saved}")
+        saved = f" ({est.shots_naive - est.shots} shared shot(s) counted once; without sharing: {usd(est.cost_naive)})"
+    console.print(f"total: {usd(result.cost)} paid; estimate was {usd(est.cost)} for {est.shots} shot(s){saved}")
 
 
 @contextmanager

@@ -5,9 +5,9 @@
 
 Every row is loaded and validated first; then the whole matrix is priced, counting
 a shot shared by several rows once (same vars → same prompts → same shot), and
-refused (exit 3) if it costs more than --budget. The films are rendered one after
-another through one cache, so a shared shot is generated once and the later films
-find it cached. A rich table (or --json) sums up what each film cost.
+refused (exit 3) if it costs more than --budget. The films are rendered through one
+cache (``--films N`` at once), so a shared shot is generated once: a later film finds
+it cached, a film rendered at the same time waits on the claim of the one paying. A rich table (or --json) sums up what each film cost.
 """
 
 from __future__ import annotations
@@ -29,10 +29,7 @@ from pipelines._batch import (
     render_batch,
     safe_name,
 )
-from storyboard import SpecError, UsageError
-from storyboard.backends import Backend
-from storyboard.cli import parse_budget
-from storyboard.runner import Event
+from storyboard import Backend, Event, SpecError, UsageError, parse_budget
 
 
 def read_rows(path: str | Path) -> list[dict[str, str]]:
@@ -80,12 +77,14 @@ def jobs_for(board_path: str | Path, rows: Sequence[Mapping[str, Any]], *, name_
 def run_matrix(board_path: str | Path, rows: Sequence[Mapping[str, Any]], *, name_column: str | None = None,
                output_dir: str | Path | None = None, backend: str | Backend | None = None,
                cache_dir: str | Path | None = None, concurrency: int = 4, budget: Decimal | None = None,
-               dry_run: bool = False, on_event: Callable[[str, Event], Any] | None = None) -> BatchResult:
-    """Render one film per row. ``backend`` is a name or a Backend object (shared by
-    every film). Raises BudgetError before generating anything when over ``budget``."""
+               dry_run: bool = False, on_event: Callable[[str, Event], Any] | None = None,
+               films: int = 1) -> BatchResult:
+    """Render one film per row, ``films`` at once. ``backend`` is a name or a Backend
+    object (shared by every film). Raises BudgetError before generating anything when
+    over ``budget``."""
     jobs = jobs_for(board_path, rows, name_column=name_column, output_dir=output_dir)
     return render_batch(jobs, backend=backend, cache_dir=cache_dir, concurrency=concurrency, budget=budget,
-                        dry_run=dry_run, on_event=on_event)
+                        dry_run=dry_run, on_event=on_event, films=films)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -98,17 +97,20 @@ def run_matrix(board_path: str | Path, rows: Sequence[Mapping[str, Any]], *, nam
 @click.option("--cache-dir", default=None, type=click.Path(file_okay=False), help="Shared cache folder.")
 @click.option("--concurrency", "-j", default=4, show_default=True, type=click.IntRange(min=1),
               help="Shots generated at once (within a film).")
+@click.option("--films", "-f", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Films rendered at once (a shot they share is still paid for once).")
 @click.option("--budget", default=None, metavar="USD", help="Refuse (exit 3) if the whole matrix costs more.")
 @click.option("--dry-run", is_flag=True, help="Price the matrix; generate nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def main(storyboard_file: str, csv_file: str, name_column: str | None, output_dir: str | None, backend: str | None,
-         cache_dir: str | None, concurrency: int, budget: str | None, dry_run: bool, as_json: bool) -> None:
+         cache_dir: str | None, concurrency: int, films: int, budget: str | None, dry_run: bool,
+         as_json: bool) -> None:
     """Render STORYBOARD once per row of CSV, the row's values as its vars."""
     limit = parse_budget(budget)
     with exit_codes():
         result = run_matrix(storyboard_file, read_rows(csv_file), name_column=name_column, output_dir=output_dir,
                             backend=backend, cache_dir=cache_dir, concurrency=concurrency, budget=limit,
-                            dry_run=dry_run)
+                            dry_run=dry_run, films=films)
         finish(result, title=f"{Path(storyboard_file).name} × {Path(csv_file).name}", as_json=as_json)
 
 

@@ -27,10 +27,7 @@ from pipelines._batch import (
     finish,
     render_batch,
 )
-from storyboard import Board, UsageError
-from storyboard.backends import Backend
-from storyboard.cli import parse_budget, parse_sets
-from storyboard.spec import ASPECT_RATIOS, MODES
+from storyboard import ASPECT_RATIOS, MODES, Backend, Board, UsageError, parse_budget, parse_sets
 
 
 def variant_inputs(aspect_ratio: str | None = None, mode: str | None = None) -> dict[str, Any]:
@@ -43,6 +40,7 @@ def variant_inputs(aspect_ratio: str | None = None, mode: str | None = None) -> 
 
 
 def variant_name(stem: str, aspect_ratio: str | None, mode: str | None) -> str:
+    """A variant's film name: the storyboard's stem, the ratio (16x9), the mode."""
     parts = [stem]
     if aspect_ratio:
         parts.append(aspect_ratio.replace(":", "x"))
@@ -70,13 +68,14 @@ def jobs_for(board: Board, *, aspects: Sequence[str] = (), modes: Sequence[str] 
 def run_variants(board_path: str | Path, *, aspects: Sequence[str] = (), modes: Sequence[str] = (),
                  vars: dict[str, Any] | None = None, output_dir: str | Path | None = None,
                  backend: str | Backend | None = None, cache_dir: str | Path | None = None, concurrency: int = 4,
-                 budget: Decimal | None = None, dry_run: bool = False) -> BatchResult:
+                 budget: Decimal | None = None, dry_run: bool = False, films: int = 1) -> BatchResult:
+    """Render every combination of ``aspects`` and ``modes``, ``films`` at once."""
     if not aspects and not modes:
         raise UsageError("name at least one variant: --aspect RATIO and/or --mode std|pro")
     board = storyboard.load(board_path, vars=vars)
     jobs = jobs_for(board, aspects=aspects, modes=modes, output_dir=output_dir, vars=vars)
     return render_batch(jobs, backend=backend, cache_dir=cache_dir, concurrency=concurrency, budget=budget,
-                        dry_run=dry_run)
+                        dry_run=dry_run, films=films)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -89,20 +88,22 @@ def run_variants(board_path: str | Path, *, aspects: Sequence[str] = (), modes: 
 @click.option("--backend", default=None, help="animatic (offline), inference, or a plugin's name.")
 @click.option("--cache-dir", default=None, type=click.Path(file_okay=False), help="Shared cache folder.")
 @click.option("--concurrency", "-j", default=4, show_default=True, type=click.IntRange(min=1))
+@click.option("--films", "-f", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Films rendered at once (a shot they share is still paid for once).")
 @click.option("--budget", default=None, metavar="USD", help="Refuse (exit 3) if the variants together cost more.")
 @click.option("--dry-run", is_flag=True, help="Price the variants; generate nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def main(storyboard_file: str, aspects: tuple[str, ...], modes: tuple[str, ...], sets: tuple[str, ...],
          output_dir: str | None,
-         backend: str | None, cache_dir: str | None, concurrency: int, budget: str | None, dry_run: bool,
-         as_json: bool) -> None:
+         backend: str | None, cache_dir: str | None, concurrency: int, films: int, budget: str | None,
+         dry_run: bool, as_json: bool) -> None:
     """Render STORYBOARD in every combination of --aspect and --mode."""
     limit = parse_budget(budget)
     values = parse_sets(sets)
     with exit_codes():
         result = run_variants(storyboard_file, aspects=aspects, modes=modes, vars=values, output_dir=output_dir,
                               backend=backend, cache_dir=cache_dir, concurrency=concurrency, budget=limit,
-                              dry_run=dry_run)
+                              dry_run=dry_run, films=films)
         finish(result, title=f"{Path(storyboard_file).name}: variants", as_json=as_json)
 
 

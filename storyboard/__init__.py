@@ -29,22 +29,56 @@ from storyboard.errors import (
 )
 
 if TYPE_CHECKING:
+    from storyboard.backends import get_backend
+    from storyboard.backends.base import Backend, ShotContext
     from storyboard.board import Board, load
+    from storyboard.events import (
+        AssemblyProgress,
+        Event,
+        EventCallback,
+        FilmDone,
+        RenderResult,
+        RenderStarted,
+        ShotCached,
+        ShotDone,
+        ShotFailed,
+        ShotProgress,
+        ShotResult,
+        ShotSkipped,
+        ShotStarted,
+        ShotWaiting,
+        Warning_,
+    )
+    from storyboard.facts import usd
+    from storyboard.options import parse_budget, parse_sets
     from storyboard.plan import Plan
     from storyboard.request import ShotRequest
-    from storyboard.runner import Pipeline, RenderResult, ShotResult, render
+    from storyboard.runner import Pipeline, render
+    from storyboard.spec import ASPECT_RATIOS, MODES
 
 __version__ = "0.1.0"
 
+_EVENTS = (
+    "AssemblyProgress", "Event", "EventCallback", "FilmDone", "RenderResult", "RenderStarted", "ShotCached",
+    "ShotDone", "ShotFailed", "ShotProgress", "ShotResult", "ShotSkipped", "ShotStarted", "ShotWaiting", "Warning_",
+)
+
 _LAZY = {
+    "ASPECT_RATIOS": "storyboard.spec",
+    "Backend": "storyboard.backends.base",
     "Board": "storyboard.board",
-    "load": "storyboard.board",
-    "Plan": "storyboard.plan",
-    "ShotRequest": "storyboard.request",
+    "MODES": "storyboard.spec",
     "Pipeline": "storyboard.runner",
-    "RenderResult": "storyboard.runner",
-    "ShotResult": "storyboard.runner",
+    "Plan": "storyboard.plan",
+    "ShotContext": "storyboard.backends.base",
+    "ShotRequest": "storyboard.request",
+    "get_backend": "storyboard.backends",
+    "load": "storyboard.board",
+    "parse_budget": "storyboard.options",
+    "parse_sets": "storyboard.options",
     "render": "storyboard.runner",
+    "usd": "storyboard.facts",
+    **dict.fromkeys(_EVENTS, "storyboard.events"),
 }
 
 
@@ -58,11 +92,18 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "ASPECT_RATIOS",
+    "MODES",
+    "AssemblyProgress",
     "AuthError",
+    "Backend",
     "BackendError",
     "Board",
     "BudgetError",
     "CacheError",
+    "Event",
+    "EventCallback",
+    "FilmDone",
     "GraphError",
     "LockedError",
     "MediaError",
@@ -71,13 +112,27 @@ __all__ = [
     "RateLimited",
     "RenderFailed",
     "RenderResult",
+    "RenderStarted",
+    "ShotCached",
+    "ShotContext",
+    "ShotDone",
+    "ShotFailed",
+    "ShotProgress",
     "ShotRequest",
     "ShotResult",
+    "ShotSkipped",
+    "ShotStarted",
+    "ShotWaiting",
     "SpecError",
     "StoryboardError",
     "TaskFailed",
     "TemplateError",
     "UsageError",
+    "Warning_",
+    "get_backend",
     "load",
+    "parse_budget",
+    "parse_sets",
     "render",
+    "usd",
 ]

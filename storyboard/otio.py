@@ -10,7 +10,7 @@ from storyboard.request import chained_to
 
 if TYPE_CHECKING:
     from storyboard.board import Board
-    from storyboard.runner import RenderResult
+    from storyboard.events import RenderResult
 
 
 def _rt(seconds: float, rate: float) -> Any:

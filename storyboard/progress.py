@@ -9,8 +9,8 @@ import time
 from decimal import Decimal
 from typing import IO, Any
 
-from storyboard.facts import usd
-from storyboard.runner import (
+from storyboard.events import (
+    WAITING_FOR_ANOTHER_RENDER,
     AssemblyProgress,
     Event,
     FilmDone,
@@ -24,6 +24,7 @@ from storyboard.runner import (
     ShotWaiting,
     Warning_,
 )
+from storyboard.facts import usd
 
 
 class JsonLines:
@@ -141,7 +142,10 @@ class LiveTable:
             self._set(event.shot, "started")
         elif isinstance(event, ShotProgress):
             pct = f" {event.fraction:.0%}" if event.fraction is not None else ""
-            self._set(event.shot, f"{event.status or 'running'}{pct}")
+            if event.status == WAITING_FOR_ANOTHER_RENDER:  # another render pays; this one waits
+                self._set(event.shot, f"[cyan]{event.status}[/]")
+            else:
+                self._set(event.shot, f"{event.status or 'running'}{pct}")
         elif isinstance(event, ShotDone):
             self.paid += event.cost or Decimal(0)
             self._set(event.shot, f"[green]done[/] {event.seconds:.1f}s {usd(event.cost)}")

@@ -1,5 +1,5 @@
 """A real backend for runner tests: the animatic, plus a record of what was asked,
-optional delays per shot, failures on demand, and the number in flight."""
+optional delays per shot, failures and warnings on demand, and the number in flight."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ class RecordingBackend(AnimaticBackend):
         fail: Iterable[str] = (),
         price_per_second: Decimal | None = None,
         paid: bool = False,
+        warn: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__()
         self.calls: list[str] = []
@@ -33,6 +34,7 @@ class RecordingBackend(AnimaticBackend):
         self.finished_at: dict[str, float] = {}
         self.price_per_second = price_per_second
         self.paid = paid
+        self.warn = dict(warn or {})
 
     def price(self, request: ShotRequest) -> Decimal | None:
         if self.price_per_second is None:
@@ -47,6 +49,8 @@ class RecordingBackend(AnimaticBackend):
         self.started_at[request.shot_id] = loop.time()
         try:
             await asyncio.sleep(self.delays.get(request.shot_id, 0.0))
+            if request.shot_id in self.warn:
+                ctx.warn(self.warn[request.shot_id])
             if request.shot_id in self.fail:
                 raise TaskFailed("the model refused this prompt (test)", shot=request.shot_id)
             return await super().generate(request, ctx)

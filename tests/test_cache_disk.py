@@ -20,7 +20,7 @@ import storyboard
 from storyboard.cache import Cache
 from storyboard.cli import main
 from storyboard.errors import RenderFailed
-from storyboard.runner import Event, Warning_
+from storyboard.events import Event, Warning_
 from tests.fakeserver import FakeInference
 from tests.test_faults import BOARD, KEY, SHOTS, backend_for, board_path, fake, render
 

@@ -18,8 +18,10 @@ from pipelines import matrix, variants
 from storyboard import BudgetError
 from storyboard.backends.animatic import AnimaticBackend
 from storyboard.backends.base import ShotContext
+from storyboard.events import WAITING_FOR_ANOTHER_RENDER
 from storyboard.media import probe
 from storyboard.request import ShotRequest
+from tests.fakeserver import FakeInference
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -225,3 +227,50 @@ def test_variants_refuses_a_malformed_set_like_the_cli(board: Path) -> None:
     r = CliRunner().invoke(variants.main, [str(board), "--set", "product=a lamp", "--set", "mood=dim",
                                            "--set", "count=3", "--aspect", "1:1", "--dry-run", "--json"])
     assert r.exit_code == 0, r.output
+
+
+# ---------------------------------------------------------------- films at once: shared shots paid once
+
+
+def test_films_at_once_with_a_paid_backend_generate_shared_shots_once(board: Path, tmp_path: Path) -> None:
+    backend = PricedBackend()  # paid: shots are claimed before they are generated
+    events: list[tuple[str, Any]] = []
+    result = matrix.run_matrix(board, ROWS, name_column="name", output_dir=tmp_path / "films", backend=backend,
+                               cache_dir=tmp_path / "cache", films=5,
+                               on_event=lambda name, e: events.append((name, e)))
+    assert result.ok, [f.error for f in result.films]
+    assert len(backend.calls) == 7 and len(set(backend.calls)) == 7, backend.calls
+    assert sum(f.generated for f in result.films) == 7 and sum(f.cached for f in result.films) == 3
+    waited = {(n, e.shot) for n, e in events if getattr(e, "status", None) == WAITING_FOR_ANOTHER_RENDER}
+    assert waited, "no film waited on another film's claim"
+    for f in result.films:
+        assert f.film is not None and f.film.is_file()
+
+
+def test_matrix_with_films_at_once_pays_each_shared_shot_once(board: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    key = "sk-test-matrix-3b9e"
+    csv_path = write_csv(tmp_path / "rows.csv", ROWS)
+    with FakeInference(api_key=key, latency=1.0) as fake:
+        monkeypatch.setenv("INFERENCE_API_KEY", key)
+        monkeypatch.setenv("INFERENCE_BASE_URL", fake.url)
+        r = CliRunner().invoke(matrix.main, [str(board), str(csv_path), "--name-column", "name", "--json",
+                                             "--backend", "inference", "--films", "5", "--output-dir",
+                                             str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")])
+        paid = sorted(t.input["prompt"] for t in fake.submissions)
+    assert r.exit_code == 0, r.output
+    assert len(paid) == 7 and len(set(paid)) == 7, paid  # 10 shots in 5 films, 7 distinct
+    data = json.loads(r.output)
+    assert data["generated"] == 7 and data["cached"] == 3
+    assert all((tmp_path / "out" / f"{n}.mp4").is_file() for n in "abcde")
+
+
+def test_pipelines_import_only_the_public_api() -> None:
+    import ast
+
+    for path in sorted((ROOT / "pipelines").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                assert not name.startswith("storyboard."), f"{path.name} imports {name}"

@@ -13,8 +13,9 @@ import pytest
 
 import storyboard
 from storyboard.errors import BudgetError, RenderFailed
+from storyboard.events import Event, ShotCached, ShotDone, Warning_
 from storyboard.media import probe
-from storyboard.runner import Event, Pipeline, ShotCached, ShotDone
+from storyboard.runner import Pipeline
 from tests.recording import RecordingBackend
 
 BOARD = """
@@ -147,7 +148,7 @@ def test_budget_refusal_calls_nothing(board_path: Path) -> None:
     backend = RecordingBackend(price_per_second=Decimal("0.1"), paid=True)
     with pytest.raises(BudgetError) as err:
         run(storyboard.load(board_path), backend, budget="1.00")
-    assert "$1.200" in str(err.value) and "$1.00" in str(err.value)
+    assert "would cost $1.2;" in str(err.value) and "--budget is $1." in str(err.value)
     assert backend.calls == []
     assert err.value.exit_code == 3
 
@@ -261,3 +262,22 @@ def test_public_api_render_sync(board_path: Path) -> None:
     assert result.film is not None and result.film.exists()
     assert result.shots["b"].clip is not None and result.shots["b"].clip.exists()
     assert result.cost == Decimal(0)
+
+
+def test_a_backend_warning_becomes_a_warning_event_of_its_shot(board_path: Path) -> None:
+    events: list[Event] = []
+    backend = RecordingBackend(warn={"b": "the server says: content was softened"})
+    run(storyboard.load(board_path), backend, on_event=events.append)
+    warnings = [e for e in events if isinstance(e, Warning_)]
+    assert [(w.shot, w.message) for w in warnings] == [("b", "the server says: content was softened")]
+
+
+def test_public_api_exports_backend_context_and_events() -> None:
+    from storyboard import events
+    from storyboard.backends import base
+
+    assert storyboard.Backend is base.Backend and storyboard.ShotContext is base.ShotContext
+    for name in events.__all__:
+        if name != "WAITING_FOR_ANOTHER_RENDER":
+            assert getattr(storyboard, name) is getattr(events, name), name
+            assert name in storyboard.__all__

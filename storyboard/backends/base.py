@@ -21,6 +21,9 @@ class ShotContext(Protocol):
     def progress(self, fraction: float | None = None, status: str | None = None) -> None:
         """Report progress (0..1) and/or a phase: uploading, queued, running, downloading."""
 
+    def warn(self, message: str) -> None:
+        """Tell the user something that does not stop the shot (e.g. a server's message)."""
+
     def remember(self, key: str, value: str) -> None:
         """Persist small state in the shot journal, durably, before waiting on it."""
 
@@ -55,18 +58,27 @@ class MemoryContext:
     journal: dict[str, str] = field(default_factory=dict)
     facts: dict[str, Any] = field(default_factory=dict)
     events: list[tuple[float | None, str | None]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     on_progress: Callable[[float | None, str | None], None] | None = None
 
     def progress(self, fraction: float | None = None, status: str | None = None) -> None:
+        """Keep the progress (and pass it to ``on_progress``)."""
         self.events.append((fraction, status))
         if self.on_progress is not None:
             self.on_progress(fraction, status)
 
+    def warn(self, message: str) -> None:
+        """Keep the warning."""
+        self.warnings.append(message)
+
     def remember(self, key: str, value: str) -> None:
+        """Keep the value in memory."""
         self.journal[key] = value
 
     def recall(self, key: str) -> str | None:
+        """A value remembered earlier."""
         return self.journal.get(key)
 
     def report(self, **fields: Any) -> None:
+        """Keep the facts."""
         self.facts.update(fields)

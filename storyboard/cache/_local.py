@@ -8,11 +8,13 @@ Layout of a cache folder (``.storyboard/`` beside the storyboard by default)::
     frames/<clip hash>-<sel>.png frames extracted from clips
     prepared/<hash>.<ext>        images prepared to the model's rules
     locks/<hash>.lock            one render per output at a time (flock)
+    claims/<shot key>.lock       one render at a time pays for a shot key (flock; see claims.py)
     tmp/                         temporary files (same disk, so renames are atomic)
 
 Every write is atomic: a temp file in the same folder, fsync, rename. Index entries are
 one file per key, so renders of different storyboards can share one cache safely.
-This module is the only one that writes into the cache.
+This package is the only code that writes into the cache. It imports no media code:
+the runner passes in how to check that a clip is a readable video (``verify``).
 """
 
 from __future__ import annotations
@@ -26,11 +28,12 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from storyboard.cache.claims import Claim, LocalClaims
 from storyboard.errors import CacheError, LockedError
 
 CACHE_ENV = "STORYBOARD_CACHE"
@@ -39,6 +42,7 @@ _CHUNK = 1 << 20
 
 
 def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's content, read in chunks."""
     h = hashlib.sha256()
     with path.open("rb") as f:
         while chunk := f.read(_CHUNK):
@@ -93,11 +97,14 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
+    """Write JSON atomically (see :func:`atomic_write_bytes`)."""
     atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n").encode())
 
 
 @dataclass(frozen=True)
 class Entry:
+    """A cached clip: the shot key, the clip's content hash and path, report facts."""
+
     key: str
     clip: str  # content hash
     path: Path
@@ -105,15 +112,21 @@ class Entry:
 
 
 class Cache:
-    """A cache folder. Safe to share between storyboards and concurrent renders."""
+    """A cache folder. Safe to share between storyboards and concurrent renders.
 
-    def __init__(self, root: Path, *, create: bool = True) -> None:
+    ``verify(path)`` raises when a clip whose bytes changed is not a readable video; it
+    is called only for a clip that must be re-hashed (the runner passes media's probe).
+    """
+
+    def __init__(self, root: Path, *, create: bool = True, verify: Callable[[Path], object] | None = None) -> None:
         self.root = root.absolute()  # reports and journals name clips by absolute path
+        self.verify = verify
+        self.claims = LocalClaims(self.root / "claims")
         self.dropped: list[tuple[str, str]] = []  # (key, why) of entries found broken
         self._verified: dict[str, Path] = {}
         if create:
             try:
-                for sub in ("clips", "index", "journal", "frames", "prepared", "locks", "tmp"):
+                for sub in ("clips", "index", "journal", "frames", "prepared", "locks", "claims", "tmp"):
                     (root / sub).mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise _oserror("creating", root, e) from None
@@ -140,11 +153,13 @@ class Cache:
         return removed
 
     @classmethod
-    def for_board(cls, board_path: Path, cache_dir: str | Path | None = None, *, create: bool = True) -> Cache:
+    def for_board(cls, board_path: Path, cache_dir: str | Path | None = None, *, create: bool = True,
+                  verify: Callable[[Path], object] | None = None) -> Cache:
+        """The cache of a storyboard: ``cache_dir``, else $STORYBOARD_CACHE, else beside it."""
         if cache_dir is None:
             cache_dir = os.environ.get(CACHE_ENV) or None
         root = Path(cache_dir) if cache_dir else board_path.parent / DEFAULT_DIRNAME
-        return cls(root, create=create)
+        return cls(root, create=create, verify=verify)
 
     # ------------------------------------------------------------------ clips
 
@@ -155,6 +170,7 @@ class Cache:
         return self.root / "index" / key[:2] / f"{key}.json"
 
     def tmp_dir(self, prefix: str = "work-") -> Path:
+        """A new private work folder in tmp/ (same disk as the clips: renames are atomic)."""
         try:
             (self.root / "tmp").mkdir(parents=True, exist_ok=True)
             return Path(tempfile.mkdtemp(prefix=prefix, dir=self.root / "tmp"))
@@ -192,12 +208,11 @@ class Cache:
             return None
         if file_sha256(path) != digest:
             return "its clip file was modified or truncated (hash mismatch)"
-        from storyboard.media import probe
-
-        try:
-            probe(path)
-        except Exception:
-            return "its clip file is not a readable video"
+        if self.verify is not None:
+            try:
+                self.verify(path)
+            except Exception:
+                return "its clip file is not a readable video"
         return None
 
     def _drop(self, key: str, why: str) -> None:
@@ -206,6 +221,7 @@ class Cache:
             self._index_path(key).unlink()
 
     def clip_hash(self, key: str) -> str | None:
+        """The content hash of the clip cached under ``key``, if any."""
         entry = self.lookup(key)
         return entry.clip if entry else None
 
@@ -240,10 +256,12 @@ class Cache:
     # ------------------------------------------------------------------ derived files
 
     def frame_path(self, clip_hash: str, selector: str | float) -> Path:
+        """Where the frame ``selector`` of a clip is kept."""
         sel = selector if isinstance(selector, str) else f"t{selector:g}"
         return self.root / "frames" / f"{clip_hash}-{sel}.png"
 
     def prepared_path(self, token: str, suffix: str = ".png") -> Path:
+        """Where an image prepared to the model's rules is kept."""
         return self.root / "prepared" / f"{token}{suffix}"
 
     def publish(self, tmp: Path, dest: Path) -> Path:
@@ -261,6 +279,7 @@ class Cache:
         return self.root / "journal" / f"{key}.json"
 
     def journal(self, key: str) -> dict[str, Any]:
+        """The journal of a shot key ({} when there is none)."""
         try:
             data = json.loads(self._journal_path(key).read_text())
             return data if isinstance(data, dict) else {}
@@ -268,6 +287,7 @@ class Cache:
             return {}
 
     def remember(self, key: str, field: str, value: str, **context: Any) -> None:
+        """Journal one field of a shot key durably (before a paid wait)."""
         data = self.journal(key)
         data.update(context)
         data.setdefault("state", {})[field] = value
@@ -275,14 +295,17 @@ class Cache:
         atomic_write_json(self._journal_path(key), data)
 
     def recall(self, key: str, field: str) -> str | None:
+        """A journalled field of a shot key, if any."""
         value = self.journal(key).get("state", {}).get(field)
         return str(value) if value is not None else None
 
     def forget(self, key: str) -> None:
+        """Drop a shot key's journal (its clip is stored)."""
         with contextlib.suppress(OSError):
             self._journal_path(key).unlink()
 
     def journal_entries(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every journalled shot key with its journal."""
         folder = self.root / "journal"
         if not folder.is_dir():
             return
@@ -293,6 +316,15 @@ class Cache:
                 continue
             if isinstance(data, dict):
                 yield p.stem, data
+
+    # ------------------------------------------------------------------ claims
+
+    def try_claim(self, key: str) -> Claim | None:
+        """Claim a shot key before paying for it; None while another render holds it."""
+        try:
+            return self.claims.try_claim(key)
+        except OSError as e:
+            raise _oserror("claiming a shot in", self.root / "claims", e) from None
 
     # ------------------------------------------------------------------ lock
 

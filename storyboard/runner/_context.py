@@ -1,0 +1,53 @@
+"""The ShotContext the runner hands a backend: the journal lives in the cache, progress
+and warnings become events, facts go into the shot's result."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from storyboard.cache import Cache
+from storyboard.events import Event, ShotProgress, ShotResult, Warning_
+
+
+class JournalContext:
+    """A backend's view of one shot while it is generated."""
+
+    def __init__(self, cache: Cache, key: str, shot_id: str, work_dir: Path, board: Path,
+                 emit: Callable[[Event], None], result: ShotResult) -> None:
+        self.cache = cache
+        self.key = key
+        self.shot_id = shot_id
+        self.work_dir = work_dir
+        self._board = board
+        self._emit = emit
+        self._result = result
+
+    def progress(self, fraction: float | None = None, status: str | None = None) -> None:
+        """Emit a ShotProgress event."""
+        self._emit(ShotProgress(shot=self.shot_id, fraction=fraction, status=status))
+
+    def warn(self, message: str) -> None:
+        """Emit a Warning_ event for this shot (e.g. a server's message)."""
+        self._emit(Warning_(shot=self.shot_id, message=message))
+
+    def remember(self, key: str, value: str) -> None:
+        """Journal ``key`` beside the shot's claim, durably."""
+        self.cache.remember(self.key, key, value, shot=self.shot_id, storyboard=str(self._board))
+        if key == "task_id":
+            self._result.task_id = value
+
+    def recall(self, key: str) -> str | None:
+        """What this render, or one before it, journalled for this shot key."""
+        return self.cache.recall(self.key, key)
+
+    def report(self, **fields: Any) -> None:
+        """Record facts for the render report."""
+        self._result.facts.update(fields)
+        if "task_id" in fields:
+            self._result.task_id = str(fields["task_id"])
+        if "billed_seconds" in fields and fields["billed_seconds"] is not None:
+            with contextlib.suppress(TypeError, ValueError):
+                self._result.billed_seconds = float(fields["billed_seconds"])

@@ -1,0 +1,316 @@
+"""The Pipeline: checks (media, budget), the render lock, the scheduler, assembly of
+the film, and the render report. The shot-by-shot steps are in ``_scheduler``.
+
+A failed shot does not stop independent shots; its descendants are skipped and no film
+is written. An unchanged film is not assembled again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import time
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from storyboard.backends import backend_variant, get_backend
+from storyboard.backends.base import Backend
+from storyboard.board import Board
+from storyboard.cache import Cache, atomic_write_json, file_sha256
+from storyboard.errors import (
+    BudgetError,
+    MediaError,
+    Problem,
+    RenderFailed,
+    SpecError,
+    StoryboardError,
+)
+from storyboard.events import (
+    AssemblyProgress,
+    Event,
+    EventCallback,
+    FilmDone,
+    RenderResult,
+    RenderStarted,
+    Warning_,
+)
+from storyboard.facts import usd
+from storyboard.plan import Plan
+from storyboard.request import chained_to
+from storyboard.runner._scheduler import ShotScheduler
+
+
+def verify_clip(path: Path) -> None:
+    """Raise when ``path`` is not a readable video (the cache's check of a changed clip)."""
+    from storyboard.media import probe
+
+    probe(path)
+
+# --------------------------------------------------------------------------- pipeline
+
+
+def expand_force(board: Board, force: Iterable[str]) -> frozenset[str]:
+    """Forcing a shot regenerates it and every shot chained from it."""
+    out: set[str] = set()
+    for f in force:
+        out.add(f)
+        out |= board.graph.descendants(f)
+    return frozenset(out)
+
+
+class Pipeline:
+    """Render a storyboard: generate what is missing, then assemble the film.
+
+    ``await Pipeline(board, backend="animatic").run()``
+    """
+
+    def __init__(
+        self,
+        board: Board,
+        *,
+        backend: str | Backend | None = None,
+        backend_options: Mapping[str, Any] | None = None,
+        output: str | Path | None = None,
+        cache_dir: str | Path | None = None,
+        concurrency: int = 4,
+        budget: Decimal | float | str | None = None,
+        force: Iterable[str] = (),
+        dry_run: bool = False,
+        on_event: EventCallback | None = None,
+        otio: str | Path | None = None,
+        report: bool = True,
+    ) -> None:
+        if concurrency < 1:
+            raise StoryboardError("concurrency must be at least 1")
+        self.board = board
+        name = backend if backend is not None else board.spec.model.backend
+        self.backend: Backend = get_backend(name, **dict(backend_options or {})) if isinstance(name, str) else name
+        self.output = Path(output) if output else board.output
+        self.cache_dir = cache_dir
+        self.concurrency = concurrency
+        self.budget = None if budget is None else Decimal(str(budget))
+        ids = {s.id for s in board.shots}
+        unknown = [f for f in force if f not in ids]
+        if unknown:
+            raise StoryboardError(f"--force names unknown shot '{unknown[0]}'")
+        self.force = expand_force(board, force)
+        self.dry_run = dry_run
+        self.on_event = on_event
+        self.otio = Path(otio) if otio else None
+        self.write_report = report
+        self.variant = backend_variant(self.backend)
+
+    # ----------------------------------------------------------------- events
+
+    def emit(self, event: Event) -> None:
+        """Pass an event to the listener, if there is one."""
+        if self.on_event is not None:
+            self.on_event(event)
+
+    # ----------------------------------------------------------------- checks
+
+    def plan(self, cache: Cache | None = None) -> Plan:
+        """The plan against the cache: what is cached, what is pending, the cost."""
+        if cache is None:
+            cache = Cache.for_board(self.board.path, self.cache_dir, create=False, verify=verify_clip)
+        return self.board.plan(backend=self.backend.name, cache=cache, variant=self.variant, force=self.force,
+                               price=self.backend.price)
+
+    def check_budget(self, plan: Plan) -> None:
+        """Raise BudgetError (nothing paid) when the pending shots cost more than --budget."""
+        if self.budget is None or not getattr(self.backend, "paid", True):
+            return
+        pending = plan.pending
+        if not pending:
+            return
+        cost = plan.cost
+        if cost is None:
+            unknown = [s.id for s in pending if s.cost is None]
+            raise BudgetError(
+                f"over budget: the price of {len(unknown)} shot(s) ({', '.join(unknown[:5])}) is unknown for "
+                f"{self.backend.name}, and unknown prices count as over any --budget; nothing was paid"
+            )
+        if cost > self.budget:
+            raise BudgetError(
+                f"over budget: {len(pending)} shot(s), {plan.seconds_to_generate} s to generate, would cost "
+                f"{usd(cost)}; --budget is {usd(self.budget)}. Nothing was paid."
+            )
+
+    def check_media(self) -> None:
+        """Probe the audio tracks before anything is paid for."""
+        if not self.board.spec.audio:
+            return
+        from storyboard.media import probe_audio
+
+        problems: list[Problem] = []
+        for j, (path, _track) in enumerate(self.board.spec.audio):
+            try:
+                probe_audio(path)
+            except MediaError as e:
+                problems.append(self.board.spec.source.problem(
+                    f"audio[{j}]: '{path.relative_to(self.board.spec.folder)}' is not a readable audio file "
+                    f"({str(e).splitlines()[0]})", ("audio", j, "file")))
+        if problems:
+            raise SpecError(problems)
+
+    # ----------------------------------------------------------------- run
+
+    async def run(self) -> RenderResult:
+        """Generate what is missing, then assemble the film (see the class docstring)."""
+        started = time.monotonic()
+        self.check_media()
+        if self.dry_run:
+            plan = self.plan()
+            self.check_budget(plan)
+            return RenderResult(plan=plan)
+        cache = Cache.for_board(self.board.path, self.cache_dir, verify=verify_clip)
+        cache.sweep_tmp()
+        with cache.lock(self.output):
+            plan = self.plan(cache)
+            for key, why in cache.dropped:
+                self.emit(Warning_(message=f"dropped cache entry {key[:10]}: {why}; it will be regenerated"))
+            self.check_budget(plan)
+            ready = getattr(self.backend, "check_ready", None)
+            if plan.pending and callable(ready):
+                ready()
+            self.emit(RenderStarted(shots=tuple(s.id for s in plan.shots if s.status != "unused"),
+                                    to_generate=len(plan.pending), estimate=plan.cost))
+            result = RenderResult(plan=plan)
+            scheduler = ShotScheduler(board=self.board, backend=self.backend, variant=self.variant, cache=cache,
+                                      force=self.force, concurrency=self.concurrency, emit=self.emit,
+                                      results=result.shots)
+            try:
+                await scheduler.run(plan)
+            finally:
+                with contextlib.suppress(Exception):
+                    await self.backend.aclose()
+            result.cost = sum((r.cost or Decimal(0) for r in result.shots.values() if r.status == "generated"),
+                              Decimal(0))
+            failed = [r for r in result.shots.values() if r.status == "failed"]
+            if failed:
+                result.seconds = time.monotonic() - started
+                self._report(result)
+                skipped = [r.id for r in result.shots.values() if r.status == "skipped"]
+                lines = [f"{len(failed)} shot(s) failed; no film was written (every other clip is cached):"]
+                lines += [f"  {r.id}: {r.error}" for r in failed]
+                if skipped:
+                    lines.append(f"  skipped (they need a failed shot): {', '.join(skipped)}")
+                lines.append("run the same command again to redo only what is missing")
+                raise RenderFailed("\n".join(lines))
+            await self._assemble(result)
+            result.seconds = time.monotonic() - started
+            self._report(result)
+            self.emit(FilmDone(film=result.film, duration=result.duration or 0.0, cost=result.cost,
+                               seconds=round(result.seconds, 3), method=result.method or ""))
+            return result
+
+    # ----------------------------------------------------------------- assembly
+
+    def cut_layout(self, result: RenderResult) -> list[tuple[Path, str, float, bool]]:
+        """The film in cut order: (clip, transition into it, its length, trim the seam frame)."""
+        spec = self.board.spec
+        out = []
+        for j, sid in enumerate(spec.cut):
+            shot = spec.shot(sid)
+            clip = result.shots[sid].clip
+            assert clip is not None
+            chained = j > 0 and chained_to(shot.image, spec.cut[j - 1]) and shot.transition == "cut"
+            out.append((clip, shot.transition, shot.transition_duration, chained and shot.seam == "trim"))
+        return out
+
+    def cut_clips(self, result: RenderResult) -> list[Any]:
+        """The film's clips as media's CutClip, in cut order."""
+        from storyboard.media import CutClip
+
+        return [CutClip(path=p, transition=t, transition_duration=d, trim_first_frame=trim)
+                for p, t, d, trim in self.cut_layout(result)]
+
+    def film_key(self, result: RenderResult) -> str:
+        """What the film is made of: clips (content hashes), transitions, seams, audio, loudness."""
+        clips = [(p.stem, t, d, trim) for p, t, d, trim in self.cut_layout(result)]
+        audio = [(file_sha256(p), t.volume, t.duck, t.loop) for p, t in self.board.spec.audio]
+        blob = json.dumps({"v": 1, "clips": clips, "audio": audio, "loudness": self.board.spec.model.loudness})
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def _unchanged_film(self, key: str) -> dict[str, Any] | None:
+        """The previous report, when the film on disk is exactly what this render would make."""
+        try:
+            previous = json.loads(self.report_path().read_text())
+            st = self.output.stat()
+        except (OSError, ValueError):
+            return None
+        if (isinstance(previous, dict) and previous.get("film_key") == key
+                and previous.get("film_size") == st.st_size and previous.get("film_mtime_ns") == st.st_mtime_ns):
+            return previous
+        return None
+
+    async def _assemble(self, result: RenderResult) -> None:
+        spec = self.board.spec
+        key = self.film_key(result)
+        result.film_key = key
+        previous = self._unchanged_film(key)
+        if previous is not None:  # nothing changed: keep the film as it is
+            result.film, result.duration, result.method = self.output, previous.get("duration"), "unchanged"
+        else:
+            from storyboard.media import AudioTrack, assemble
+
+            tracks = [AudioTrack(path=p, volume=t.volume, duck=t.duck, loop=t.loop) for p, t in spec.audio]
+            self.output.parent.mkdir(parents=True, exist_ok=True)
+            self.emit(AssemblyProgress(fraction=0.0))
+            done = await assemble(self.cut_clips(result), self.output, audio=tracks, loudness=spec.model.loudness,
+                                  progress=lambda f: self.emit(AssemblyProgress(fraction=f)))
+            self.emit(AssemblyProgress(fraction=1.0))
+            result.film, result.duration, result.method = done.path, done.duration, done.method
+        if self.otio is not None:
+            from storyboard.otio import write_otio
+
+            result.otio = write_otio(self.board, result, self.otio)
+
+    # ----------------------------------------------------------------- report
+
+    def report_path(self) -> Path:
+        """Where the render report goes: beside the film."""
+        return self.output.with_name(self.output.name + ".render.json")
+
+    def _report(self, result: RenderResult) -> None:
+        if not self.write_report:
+            return
+        data = {
+            "storyboard": str(self.board.path),
+            "title": self.board.title,
+            "backend": self.backend.name,
+            "film": str(result.film) if result.film else None,
+            "duration": result.duration,
+            "assembly": result.method,
+            "film_key": result.film_key,
+            "film_size": result.film.stat().st_size if result.film and result.film.exists() else None,
+            "film_mtime_ns": result.film.stat().st_mtime_ns if result.film and result.film.exists() else None,
+            "cost": str(result.cost),
+            "estimate": None if result.plan.cost is None else str(result.plan.cost),
+            "seconds": round(result.seconds, 3),
+            "board_hash": result.plan.board_hash,
+            "cut": list(self.board.cut),
+            "shots": [
+                {**result.shots[s.id].to_dict(), "prompt": s.request.prompt, "duration": s.request.duration,
+                 "image": s.request.image_source, "end_image": s.request.end_image_source,
+                 "in_cut": s.in_cut, "mode": s.request.mode, "sound": s.request.sound}
+                for s in result.plan.shots
+            ],
+        }
+        path = self.report_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, data)
+        result.report = path
+
+
+def render(board: Board | str | Path, backend: str | Backend | None = None, **options: Any) -> RenderResult:
+    """Render a storyboard synchronously (see :class:`Pipeline` for the options)."""
+    if not isinstance(board, Board):
+        from storyboard.board import load
+
+        board = load(board, vars=options.pop("vars", None))
+    return asyncio.run(Pipeline(board, backend=backend, **options).run())

@@ -1,0 +1,341 @@
+"""The scheduler: every shot of a render walks the same named steps.
+
+    wait_for_parents → shot_key → lookup → claim → prepare_inputs → generate → store
+
+A shot starts as soon as the clips it takes frames from exist. Backend calls are
+limited by a semaphore (``concurrency``). A paid shot is claimed (see
+``storyboard.cache.claims``) before anything is submitted, and the claim is waited for
+outside the semaphore, so renders waiting on each other's claims cannot deadlock. A
+failed shot does not stop independent shots; its descendants are skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import errno
+import hashlib
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from storyboard.backends.base import Backend
+from storyboard.board import Board
+from storyboard.cache import Cache, Claim, Entry
+from storyboard.errors import StoryboardError
+from storyboard.events import (
+    WAITING_FOR_ANOTHER_RENDER,
+    Event,
+    ShotCached,
+    ShotDone,
+    ShotFailed,
+    ShotProgress,
+    ShotResult,
+    ShotSkipped,
+    ShotStarted,
+    ShotWaiting,
+    Warning_,
+    jsonable,
+)
+from storyboard.plan import Plan, PlannedShot
+from storyboard.request import FrameRef, ShotRequest, cache_key, image_identity
+from storyboard.runner._context import JournalContext
+from storyboard.spec import ImageSource
+
+CLAIM_POLL_SECONDS = 0.2  # how often a shot waiting on another render's claim looks again
+
+
+class Skipped(Exception):
+    """A shot's parent did not finish, so the shot is not tried."""
+
+    def __init__(self, parent: str) -> None:
+        self.parent = parent
+
+
+@dataclass
+class RenderState:
+    """What the shots of one render share: each shot's future clip, and the frame and
+    image-preparation tasks (made once however many shots need them)."""
+
+    futures: dict[str, asyncio.Future[Entry]] = field(default_factory=dict)
+    frames: dict[tuple[str, str], asyncio.Task[Path]] = field(default_factory=dict)
+    prepared: dict[tuple[str, str], asyncio.Task[Path]] = field(default_factory=dict)
+
+    def side_tasks(self) -> list[asyncio.Task[Path]]:
+        """The frame and image tasks (cancelled with the render)."""
+        return [*self.frames.values(), *self.prepared.values()]
+
+
+class ShotScheduler:
+    """Generates what a plan needs, each shot through the named steps."""
+
+    def __init__(self, *, board: Board, backend: Backend, variant: str, cache: Cache, force: frozenset[str],
+                 concurrency: int, emit: Callable[[Event], None], results: dict[str, ShotResult]) -> None:
+        self.board = board
+        self.backend = backend
+        self.variant = variant
+        self.cache = cache
+        self.force = force
+        self.slots = asyncio.Semaphore(concurrency)
+        self.emit = emit
+        self.results = results
+        self.paid = bool(getattr(backend, "paid", True))
+        self.state = RenderState()
+
+    # ----------------------------------------------------------------- the whole render
+
+    async def run(self, plan: Plan) -> None:
+        """Make every shot the plan uses; the results say what happened to each."""
+        loop = asyncio.get_running_loop()
+        active = [s for s in plan.shots if s.status != "unused"]
+        for s in plan.shots:
+            self.results[s.id] = ShotResult(id=s.id, status="unused" if s.status == "unused" else "pending")
+        for s in active:
+            self.state.futures[s.id] = loop.create_future()
+        tasks = [asyncio.ensure_future(self.run_shot(s)) for s in active]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for t in tasks:
+                t.cancel()
+            for side in self.state.side_tasks():
+                side.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+
+    async def run_shot(self, ps: PlannedShot) -> None:
+        """Make one shot and settle its future; a failure is recorded, not raised."""
+        fut = self.state.futures[ps.id]
+        try:
+            entry = await self.make_shot(ps)
+        except Skipped as e:
+            res = self.results[ps.id]
+            res.status = "skipped"
+            res.error = f"needs '{e.parent}', which did not finish"
+            self.emit(ShotSkipped(shot=ps.id, because=e.parent))
+            self._settle_failed(fut, e)
+        except asyncio.CancelledError:
+            fut.cancel()
+            raise
+        except StoryboardError as e:
+            self.fail(ps.id, str(e), fut, e)
+        except OSError as e:
+            why = ("the disk is full; free some space, then render again (a paid task stays journalled)"
+                   if e.errno == errno.ENOSPC else f"{type(e).__name__}: {e}")
+            self.fail(ps.id, why, fut, e)
+        except Exception as e:  # a backend bug must not lose the other shots
+            self.fail(ps.id, f"{type(e).__name__}: {e}", fut, e)
+        else:
+            fut.set_result(entry)
+
+    async def make_shot(self, ps: PlannedShot) -> Entry:
+        """The steps of one shot, in order."""
+        entries = await self.wait_for_parents(ps.id)
+        key = self.shot_key(ps, entries)
+        self.results[ps.id].key = key
+        forced = ps.id in self.force
+        hit = None if forced else self.lookup(key)
+        if hit is not None:
+            return self.take_cached(ps.id, hit)
+        claim = await self.claim(ps.id, key)
+        renewing = self.keep_claim(claim) if claim is not None else None
+        try:
+            # Looked up again once claimed: the render we waited for may have stored it.
+            hit = None if forced or claim is None else self.lookup(key)
+            if hit is not None:
+                return self.take_cached(ps.id, hit)
+            request = await self.prepare_inputs(ps, entries)
+            self.check_journal(ps.id, key)
+            async with self.slots:
+                return await self.generate_and_store(ps, key, request)
+        finally:
+            if renewing is not None:
+                renewing.cancel()
+            if claim is not None:
+                claim.release()
+
+    # ----------------------------------------------------------------- the steps
+
+    async def wait_for_parents(self, shot_id: str) -> dict[str, Entry]:
+        """The cached clips of the shots this one takes frames from, once they exist."""
+        parents = self.board.graph.parents(shot_id)
+        waiting = tuple(p for p in parents if not self.state.futures[p].done())
+        if waiting:
+            self.emit(ShotWaiting(shot=shot_id, on=waiting))
+        entries: dict[str, Entry] = {}
+        for p in parents:
+            try:
+                entries[p] = await self.state.futures[p]
+            except BaseException:
+                raise Skipped(p) from None
+        return entries
+
+    def shot_key(self, ps: PlannedShot, entries: Mapping[str, Entry]) -> str:
+        """The shot's cache key, now that the clips it chains from are known."""
+        clips = {p: e.clip for p, e in entries.items()}
+        images = {role: image_identity(src, clips) for role, src in (("image", ps.image), ("end_image", ps.end_image))}
+        return cache_key(ps.request, backend=self.backend.name, variant=self.variant, images=images)
+
+    def lookup(self, key: str) -> Entry | None:
+        """The checked clip cached under ``key``, if any."""
+        return self.cache.lookup(key)
+
+    def take_cached(self, shot_id: str, hit: Entry) -> Entry:
+        """Record a cache hit as the shot's result."""
+        res = self.results[shot_id]
+        res.status, res.cached, res.clip = "cached", True, hit.path
+        res.facts = dict(hit.facts)
+        res.task_id = hit.facts.get("task_id")
+        self.emit(ShotCached(shot=shot_id, key=hit.key, clip=hit.path))
+        return hit
+
+    async def claim(self, shot_id: str, key: str) -> Claim | None:
+        """Claim ``key`` before a paid submission, waiting while another render holds it.
+        Offline backends pay nothing, so they need no claim (None)."""
+        if not self.paid:
+            return None
+        announced = False
+        while True:
+            claim = self.cache.try_claim(key)
+            if claim is not None:
+                return claim
+            if not announced:
+                self.emit(ShotProgress(shot=shot_id, status=WAITING_FOR_ANOTHER_RENDER))
+                announced = True
+            await asyncio.sleep(CLAIM_POLL_SECONDS)
+
+    def keep_claim(self, claim: Claim) -> asyncio.Task[None] | None:
+        """Renew a leased claim while it is held; a claim without a lease needs nothing."""
+        if claim.renew_every is None:
+            return None
+        return asyncio.ensure_future(self.renew_claim(claim, claim.renew_every))
+
+    @staticmethod
+    async def renew_claim(claim: Claim, every: float) -> None:
+        """Renew ``claim`` every ``every`` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(every)
+            claim.renew()
+
+    async def prepare_inputs(self, ps: PlannedShot, entries: Mapping[str, Entry]) -> ShotRequest:
+        """The request with its images as local files prepared to the model's rules."""
+        aspect = ps.request.aspect_ratio
+        image = await self.image_for(ps.image, aspect, entries, ps.id) if ps.image is not None else None
+        end_image = await self.image_for(ps.end_image, aspect, entries, ps.id) if ps.end_image is not None else None
+        return dataclasses.replace(ps.request, image=image, end_image=end_image)
+
+    def check_journal(self, shot_id: str, key: str) -> None:
+        """Before the backend runs: say when an earlier render died mid-submission."""
+        if self.cache.recall(key, "task_id") is not None:
+            return
+        submitting = self.cache.recall(key, "submitting")
+        if submitting:  # a render died mid-submission (see backends/inference.py)
+            self.results[shot_id].facts["uncertain_submission"] = submitting
+            self.emit(Warning_(shot=shot_id, message=(
+                f"shot '{shot_id}': an earlier render stopped while submitting this shot and never got "
+                "its task id; that task may exist (and be billed) but cannot be found to re-attach, so "
+                "the shot is submitted again — check your tasks on inference.sh")))
+        self.emit(ShotProgress(shot=shot_id, status="queued for a slot"))
+
+    async def generate_and_store(self, ps: PlannedShot, key: str, request: ShotRequest) -> Entry:
+        """Run the backend in a private work folder, then store its clip (in a slot)."""
+        res = self.results[ps.id]
+        res.started = time.time()
+        self.emit(ShotStarted(shot=ps.id, key=key))
+        work = self.cache.tmp_dir(f"{ps.id}-")
+        try:
+            clip = await self.generate(ps.id, key, request, work)
+            entry = self.store(ps, key, clip)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        res.finished = time.time()
+        res.status, res.clip = "generated", entry.path
+        self.emit(ShotDone(shot=ps.id, key=key, clip=entry.path, seconds=res.seconds or 0.0, cost=res.cost))
+        return entry
+
+    async def generate(self, shot_id: str, key: str, request: ShotRequest, work: Path) -> Path:
+        """Submit and wait through the backend (it re-attaches to a journalled task)."""
+        ctx = JournalContext(self.cache, key, shot_id, work, self.board.path, self.emit, self.results[shot_id])
+        return await self.backend.generate(request, ctx)
+
+    def store(self, ps: PlannedShot, key: str, clip: Path) -> Entry:
+        """Move the clip into the cache under ``key``; the journal is done with."""
+        res = self.results[ps.id]
+        res.cost = ps.price
+        facts = {**res.facts, "task_id": res.task_id, "cost": None if ps.price is None else str(ps.price),
+                 "generation_seconds": round(time.time() - res.started, 3) if res.started else None}
+        entry = self.cache.store(key, clip, shot=ps.id, facts=jsonable(facts))
+        self.cache.forget(key)
+        return entry
+
+    # ----------------------------------------------------------------- frames and images
+
+    async def frame(self, entry: Entry, selector: str | float) -> Path:
+        """A frame of a cached clip, extracted once into the cache."""
+        from storyboard.media import extract_frame
+
+        dest = self.cache.frame_path(entry.clip, selector)
+        if dest.exists():
+            return dest
+        # Unique per extraction: films rendered at once in one process may extract the
+        # same frame together, and each publishes its own copy (the same bytes).
+        tmp = dest.with_name(f".tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}-{dest.name}")
+        await extract_frame(entry.path, selector, tmp)
+        return self.cache.publish(tmp, dest)
+
+    async def prepared_image(self, src_path: Path, token: str, aspect: str, label: str | None) -> Path:
+        """An image prepared to the model's rules, made once into the cache."""
+        from storyboard.media import prepare_image
+
+        digest = hashlib.sha256(f"{token}|{aspect}|v1".encode()).hexdigest()
+        for suffix in (".png", ".jpg"):
+            done = self.cache.prepared_path(digest, suffix)
+            if done.exists():
+                return done
+        tmp_dir = self.cache.tmp_dir("prep-")
+        try:
+            prepared = await asyncio.to_thread(prepare_image, src_path, aspect, tmp_dir / "image.png")
+            if label is not None:  # frames of preview clips are small on purpose: no warnings
+                for note in prepared.notes:
+                    self.emit(Warning_(message=f"{label}: {note}"))
+            return self.cache.publish(prepared.path, self.cache.prepared_path(digest, prepared.path.suffix))
+        finally:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+
+    async def image_for(self, src: ImageSource, aspect: str, entries: Mapping[str, Entry], shot_id: str) -> Path:
+        """The prepared image for a start/end frame: a file, or a frame of a parent's clip."""
+        if isinstance(src, FrameRef):
+            self.emit(ShotProgress(shot=shot_id, status=f"extracting frame {src}"))
+            entry = entries[src.shot]
+            k = (entry.clip, str(src.selector))
+            if k not in self.state.frames:
+                self.state.frames[k] = asyncio.ensure_future(self.frame(entry, src.selector))
+            raw = await self.state.frames[k]
+            token, label = f"{entry.clip}-{src.selector}", None
+        else:
+            raw, token, label = src.path, f"{src.rel}|{src.sha256}", src.rel
+        pk = (token, aspect)
+        if pk not in self.state.prepared:
+            self.state.prepared[pk] = asyncio.ensure_future(self.prepared_image(raw, token, aspect, label))
+        return await self.state.prepared[pk]
+
+    # ----------------------------------------------------------------- failures
+
+    def fail(self, shot_id: str, message: str, fut: asyncio.Future[Entry], exc: BaseException) -> None:
+        """Record a failed shot; its descendants will be skipped."""
+        res = self.results[shot_id]
+        res.status = "failed"
+        prefix = f"shot '{shot_id}': "
+        res.error = message[len(prefix):] if message.startswith(prefix) else message
+        res.finished = time.time()
+        self.emit(ShotFailed(shot=shot_id, error=res.error))
+        self._settle_failed(fut, exc)
+
+    @staticmethod
+    def _settle_failed(fut: asyncio.Future[Entry], exc: BaseException) -> None:
+        fut.set_exception(exc)
+        fut.exception()  # mark retrieved
