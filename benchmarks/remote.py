@@ -33,10 +33,10 @@ _ROOT = Path(__file__).resolve().parents[1]
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
+from fakeserver import FakeInference, gradient_image  # noqa: E402
 from storyboard.backends.base import Backend, MemoryContext  # noqa: E402
 from storyboard.backends.inference import InferenceBackend  # noqa: E402
 from storyboard.request import ShotRequest  # noqa: E402
-from tests.fakeserver import FakeInference, gradient_image  # noqa: E402
 
 CONCURRENCY = 4
 

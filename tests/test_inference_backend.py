@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from fakeserver import FakeInference, gradient_image
 from storyboard.backends.base import MemoryContext
 from storyboard.backends.inference import (
     API_KEY_ENV,
@@ -28,7 +29,6 @@ from storyboard.errors import AuthError, BackendError, RateLimited, StoryboardEr
 from storyboard.media import probe
 from storyboard.pricing import PriceTable
 from storyboard.request import ShotRequest
-from tests.fakeserver import FakeInference, gradient_image
 
 FAST = {
     "backoff_base": 0.02,

@@ -1,17 +1,19 @@
-"""A real HTTP server on loopback that plays inference.sh (the task API) for tests.
+"""The HTTP side of the fake inference.sh: a real server on loopback, routes, faults.
 
 It speaks the protocol of the official ``inferencesh`` SDK (0.36.0): ``{"data": ...}``
-envelopes, problem+json errors, ``POST /files`` + ``PUT upload_url``, ``POST /apps/run``,
-``GET /tasks/{id}``, NDJSON ``GET /tasks/{id}/stream`` (task snapshots, heartbeats and
-``{"data":..,"fields":[..]}`` partial updates), ``POST /tasks/{id}/cancel`` and the
-output file. ``tests/test_fakeserver_contract.py`` runs the official SDK against it:
-where the SDK and this file disagree, this file is wrong.
+envelopes, problem+json errors, ``POST /files`` + ``PUT upload_url``, ``GET /apps/..``,
+``POST /apps/run``, ``GET /tasks/{id}``, NDJSON ``GET /tasks/{id}/stream`` (task
+snapshots, heartbeats and ``{"data":..,"fields":[..]}`` partial updates),
+``POST /tasks/{id}/cancel`` and the output file. ``tests/test_fakeserver_contract.py``
+runs the official SDK against it: where the SDK and this file disagree, this file is
+wrong.
 
-It plays ``klingai/video-v3``: the input is validated like the app page says (422 with
-a ``detail``), and a completed task's ``output.video`` is a real, small mp4 made with
-ffmpeg — the aspect ratio at ``short_side`` px, ``fps`` frames a second, the requested
-duration, an AAC tone when ``sound`` is true — whose first frame is the uploaded start
-image (scaled and centre-cropped), fading to the end image when one is given.
+It plays every bundled app snapshot (:mod:`fakeserver.rules`): ``GET /apps/{namespace}/
+{name}`` (also ``@version``) and ``GET /apps/{app id}/versions/{version id}`` answer the
+app object; ``POST /apps/run`` judges the input by the version's schema (unpinned: the
+live one, ``live_version`` or the newest, changed by ``drift`` when set). A completed
+task's output follows the app's output schema: a real mp4 (:mod:`fakeserver.clips`) plus
+``output_meta`` for video apps, a PNG for image apps, a WAV for audio apps.
 
 Usage::
 
@@ -27,14 +29,9 @@ count-based ones are consumed one per request of that kind.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import io
 import itertools
 import json
-import os
 import socket
-import subprocess
-import tempfile
 import threading
 import time
 import uuid
@@ -44,20 +41,12 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
-import imageio_ffmpeg
-from PIL import Image
+from fakeserver.clips import ASPECT_RATIOS, clip_size, make_clip, make_png, make_wav
+from fakeserver.rules import AppVersion, Catalog, drift_schema, effective_inputs, input_problem
 
-__all__ = [
-    "ASPECT_RATIOS",
-    "STATUS_NAMES",
-    "Call",
-    "FakeInference",
-    "FakeTask",
-    "clip_size",
-    "make_clip",
-]
+__all__ = ["STATUS_NAMES", "Call", "FakeInference", "FakeTask"]
 
 STATUS_NAMES = {
     0: "unknown",
@@ -80,140 +69,6 @@ TERMINAL = {COMPLETED, FAILED, CANCELLED, REJECTED}
 
 # Fraction of the task latency at which each non-terminal status begins.
 _TIMELINE = ((0.0, 1), (0.1, 2), (0.25, 4), (0.4, 7), (0.9, 9))
-
-ASPECT_RATIOS = {
-    "16:9": (16, 9),
-    "9:16": (9, 16),
-    "1:1": (1, 1),
-    "4:3": (4, 3),
-    "3:4": (3, 4),
-    "3:2": (3, 2),
-    "2:3": (2, 3),
-    "21:9": (21, 9),
-}
-KLING_APP = "klingai/video-v3"
-KLING_FIELDS = {
-    "prompt",
-    "negative_prompt",
-    "image",
-    "end_image",
-    "mode",
-    "sound",
-    "aspect_ratio",
-    "duration",
-}
-MAX_IMAGE_BYTES = 10 * 1024 * 1024
-
-
-def clip_size(aspect_ratio: str, short_side: int = 90) -> tuple[int, int]:
-    """Width and height of a clip: the ratio at ``short_side``, both even (yuv420p)."""
-    w, h = ASPECT_RATIOS[aspect_ratio]
-
-    def even(x: float) -> int:
-        return max(2, round(x / 2) * 2)
-
-    if w >= h:
-        return even(short_side * w / h), even(short_side)
-    return even(short_side), even(short_side * h / w)
-
-
-# ---------------------------------------------------------------- clips (ffmpeg)
-
-_CLIP_CACHE: dict[tuple[Any, ...], bytes] = {}
-_CLIP_LOCKS: dict[tuple[Any, ...], threading.Lock] = {}
-_CLIP_GUARD = threading.Lock()
-
-
-def make_clip(
-    *,
-    width: int,
-    height: int,
-    duration: float,
-    fps: int,
-    sound: bool,
-    image: bytes | None = None,
-    end_image: bytes | None = None,
-) -> bytes:
-    """A small H.264 mp4 (cached by its parameters for the life of the process)."""
-    key = (
-        width,
-        height,
-        duration,
-        fps,
-        sound,
-        hashlib.sha256(image).hexdigest() if image else None,
-        hashlib.sha256(end_image).hexdigest() if end_image else None,
-    )
-    with _CLIP_GUARD:
-        if key in _CLIP_CACHE:
-            return _CLIP_CACHE[key]
-        lock = _CLIP_LOCKS.setdefault(key, threading.Lock())
-    with lock:
-        if key in _CLIP_CACHE:
-            return _CLIP_CACHE[key]
-        data = _render_clip(width, height, duration, fps, sound, image, end_image)
-        with _CLIP_GUARD:
-            _CLIP_CACHE[key] = data
-        return data
-
-
-def _render_clip(
-    width: int,
-    height: int,
-    duration: float,
-    fps: int,
-    sound: bool,
-    image: bytes | None,
-    end_image: bytes | None,
-) -> bytes:
-    fit = (
-        f"scale={width}:{height}:force_original_aspect_ratio=increase:flags=bicubic,"
-        f"crop={width}:{height},setsar=1,fps={fps},format=yuv420p"
-    )
-    with tempfile.TemporaryDirectory(prefix="fakeinference-") as tmp:
-        args = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y"]
-        inputs = 0
-        if image is not None:
-            start = os.path.join(tmp, "start.img")
-            with open(start, "wb") as f:
-                f.write(image)
-            args += ["-loop", "1", "-framerate", str(fps), "-t", f"{duration}", "-i", start]
-            inputs += 1
-            if end_image is not None:
-                fade = min(1.0, duration / 2)
-                end = os.path.join(tmp, "end.img")
-                with open(end, "wb") as f:
-                    f.write(end_image)
-                args += ["-loop", "1", "-framerate", str(fps), "-t", f"{fade + 1}", "-i", end]
-                inputs += 1
-                graph = (
-                    f"[0:v]{fit}[a];[1:v]{fit}[b];"
-                    f"[a][b]xfade=transition=fade:duration={fade}:offset={duration - fade}[v]"
-                )
-            else:
-                graph = f"[0:v]{fit}[v]"
-        else:
-            args += ["-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps}"]
-            inputs += 1
-            graph = f"[0:v]{fit}[v]"
-        if sound:
-            args += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"]
-        args += ["-filter_complex", graph, "-map", "[v]"]
-        if sound:
-            args += ["-map", f"{inputs}:a", "-c:a", "aac", "-b:a", "48k"]
-        else:
-            args += ["-an"]
-        out = os.path.join(tmp, "clip.mp4")
-        args += [
-            "-c:v", "libx264", "-preset", "veryfast", "-crf", "10", "-pix_fmt", "yuv420p",
-            "-r", str(fps), "-t", f"{duration}", "-movflags", "+faststart", out,
-        ]  # fmt: skip
-        proc = subprocess.run(args, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise RuntimeError(f"fake server: ffmpeg failed: {proc.stderr[-2000:]}")
-        with open(out, "rb") as f:
-            return f.read()
-
 
 # ---------------------------------------------------------------- state
 
@@ -258,8 +113,16 @@ class FakeTask:
     final: int | None = None  # set status (rejected / cancelled)
     final_at: float | None = None
     error: str | None = None
-    clip: Future[bytes] | None = None
+    clip: Future[bytes] | None = None  # the output file (mp4, png or wav)
     size: tuple[int, int] = (160, 90)
+    version_id: str = ""
+    kind: str = "video"  # video, image or audio: what the app makes
+    effective: dict[str, Any] = field(default_factory=dict)  # known inputs + defaults
+
+    @property
+    def extension(self) -> str:
+        """The output file's suffix."""
+        return {"video": "mp4", "image": "png", "audio": "wav"}[self.kind]
 
 
 def _now_iso() -> str:
@@ -306,6 +169,9 @@ class FakeInference:
         redirect_outputs: bool = False,
         video_as_object: bool = False,
         match_first_frame: bool = True,
+        unknown: str = "permissive",
+        live_version: str | None = None,
+        drift: dict[str, dict[str, Any] | None] | None = None,
     ) -> None:
         self.api_key = api_key
         self.host = host
@@ -324,6 +190,12 @@ class FakeInference:
         # unique by a trailing box (benchmarks: keeps the fake's ffmpeg work off the
         # machine that measures the client, while every clip still hashes differently)
         self.match_first_frame = match_first_frame
+        # --- the apps ----------------------------------------------------
+        self.catalog = Catalog()
+        self.unknown = unknown  # "permissive" (ignored, as the real service) or "strict" (422)
+        self.live_version = live_version  # what an unpinned app ref runs; None: the newest
+        self.drift = drift  # changes to the live input schema, e.g. {"duration": {"maximum": 10}}
+        self.drift_version_id = "snapshot-live-drift"  # the live version id while drifted
 
         # --- fault knobs -------------------------------------------------
         self.refuse_runs = 0  # first N POST /apps/run answered refuse_status
@@ -338,12 +210,14 @@ class FakeInference:
         self.end_streams = 0  # streams ended cleanly after the first snapshot
         self.heartbeat_streams = 0  # streams that only ever send heartbeats
         self.terminal_partial = False  # the final event is a partial update without output
+        self.messages: list[Any] = []  # the envelope's "messages" on every JSON answer
+        self.app_failures = 0  # GET /apps/.. answered 503 (with retry_after, if set)
         self.output_404 = 0  # output downloads answered 404
         self.truncate_downloads = 0  # downloads cut short of their Content-Length
         self.corrupt_downloads = 0  # downloads of half the file, no Content-Length
         self.delays: dict[str, float] = {}  # endpoint -> seconds before answering, always
         self._delay_queue: dict[str, list[float]] = {}
-        # endpoints: files, upload, run, task, stream, cancel, download
+        # endpoints: files, upload, app, run, task, stream, cancel, download
 
         # --- records -----------------------------------------------------
         self.calls: list[Call] = []
@@ -467,30 +341,7 @@ class FakeInference:
         output: dict[str, Any] | None = None
         error = task.error
         if code == COMPLETED:
-            url = (
-                f"{self.url}/redirect/{task.id}.mp4"
-                if self.redirect_outputs
-                else f"{self.files_url}/outputs/{task.id}.mp4"
-            )
-            seconds = task.input.get("duration", 5)
-            output = {
-                "video": {"uri": url, "content_type": "video/mp4"} if self.video_as_object else url,
-                "output_meta": {
-                    "inputs": [{"type": "text"}]
-                    + [{"type": "image"} for k in ("image", "end_image") if k in task.input],
-                    "outputs": [
-                        {
-                            "type": "video",
-                            "seconds": float(seconds),
-                            "resolution": "1080p"
-                            if task.input.get("mode", "pro") == "pro"
-                            else "720p",
-                            "fps": 24,
-                            "extra": {"sound": bool(task.input.get("sound", True))},
-                        }
-                    ],
-                },
-            }
+            output = self._output(task)
         elif code == FAILED:
             error = task.fail_error
         return {
@@ -503,6 +354,39 @@ class FakeInference:
             "logs": [],
             "created_at": task.created_at,
             "updated_at": _now_iso(),
+        }
+
+    def _output(self, task: FakeTask) -> dict[str, Any]:
+        """A completed task's output, shaped by the app's output schema."""
+        name = f"{task.id}.{task.extension}"
+        url = (
+            f"{self.url}/redirect/{name}"
+            if self.redirect_outputs
+            else f"{self.files_url}/outputs/{name}"
+        )
+        if task.kind != "video":
+            return {task.kind: url}
+        eff = task.effective
+        resolution = eff.get("resolution") or ("720p" if eff.get("mode") == "std" else "1080p")
+        sound = bool(eff.get("sound", eff.get("generate_audio", True)))
+        width, height = task.size
+        return {
+            "video": {"uri": url, "content_type": "video/mp4"} if self.video_as_object else url,
+            "output_meta": {
+                "inputs": [{"type": "text"}]
+                + [{"type": "image"} for k in ("image", "end_image") if task.input.get(k)],
+                "outputs": [
+                    {
+                        "type": "video",
+                        "seconds": float(eff.get("duration", 5)),
+                        "width": width,
+                        "height": height,
+                        "resolution": resolution,
+                        "fps": self.fps,
+                        "extra": {"sound": sound},
+                    }
+                ],
+            },
         }
 
     def _take(self, knob: str) -> bool:
@@ -521,70 +405,6 @@ class FakeInference:
         if seconds > 0:
             time.sleep(seconds)
 
-    # ---------------------------------------------------------------- validation
-
-    def validate_run(self, body: Any) -> tuple[int, str] | None:
-        """(HTTP status, detail) when POST /apps/run must be refused, else None."""
-        if not isinstance(body, dict):
-            return 400, "body must be a JSON object"
-        app = body.get("app")
-        if not isinstance(app, str) or app.split("@", 1)[0] != KLING_APP:
-            return 404, f"app not found: {app!r}"
-        inp = body.get("input")
-        if not isinstance(inp, dict):
-            return 422, "input must be an object"
-        unknown = sorted(set(inp) - KLING_FIELDS)
-        if unknown:
-            return 422, f"input: unknown field(s) {', '.join(unknown)}"
-        prompt = inp.get("prompt")
-        if not isinstance(prompt, str) or not prompt.strip():
-            return 422, "input.prompt: required string"
-        if len(prompt) > 2500:
-            return 422, "input.prompt: at most 2500 characters"
-        neg = inp.get("negative_prompt")
-        if neg is not None and (not isinstance(neg, str) or len(neg) > 2500):
-            return 422, "input.negative_prompt: a string of at most 2500 characters"
-        if "mode" in inp and inp["mode"] not in ("std", "pro"):
-            return 422, "input.mode: must be one of std, pro"
-        if "sound" in inp and not isinstance(inp["sound"], bool):
-            return 422, "input.sound: must be a boolean"
-        if "aspect_ratio" in inp and inp["aspect_ratio"] not in ASPECT_RATIOS:
-            return 422, f"input.aspect_ratio: must be one of {', '.join(ASPECT_RATIOS)}"
-        if "duration" in inp:
-            d = inp["duration"]
-            if isinstance(d, bool) or not isinstance(d, int) or not 3 <= d <= 15:
-                return 422, "input.duration: an integer from 3 to 15"
-        if "end_image" in inp and "image" not in inp:
-            return 422, "input.end_image: requires input.image"
-        for key in ("image", "end_image"):
-            if key in inp:
-                problem = self._check_image(key, inp[key])
-                if problem:
-                    return 422, problem
-        return None
-
-    def _check_image(self, key: str, uri: Any) -> str | None:
-        if not isinstance(uri, str):
-            return f"input.{key}: must be a file URI"
-        with self._lock:
-            record = next((f for f in self.files.values() if f.uri == uri), None)
-        if record is None or record.data is None:
-            return f"input.{key}: {uri} is not an uploaded file"
-        if len(record.data) > MAX_IMAGE_BYTES:
-            return f"input.{key}: larger than 10 MB"
-        try:
-            with Image.open(io.BytesIO(record.data)) as im:
-                fmt = im.format
-                w, h = im.size
-                im.load()
-        except Exception:
-            return f"input.{key}: not an image"
-        if fmt not in ("JPEG", "PNG"):
-            return f"input.{key}: must be jpg, jpeg or png (got {fmt})"
-        if min(w, h) < 300:
-            return f"input.{key}: at least 300 px on each side (got {w}x{h})"
-        return None
-
     def _file_bytes(self, uri: str | None) -> bytes | None:
         if uri is None:
             return None
@@ -594,9 +414,49 @@ class FakeInference:
                     return f.data
         return None
 
+    # ---------------------------------------------------------------- apps
+
+    def app_version(self, ref: str) -> AppVersion | None:
+        """The version an app reference runs: ``ns/name`` (live) or ``ns/name@version``."""
+        app, _, pinned = ref.partition("@")
+        if pinned and pinned == self.drift_version_id and self.drift is not None:
+            pinned = ""
+        version = self.catalog.find(app, pinned or self.live_version)
+        if version is None or pinned or self.drift is None:
+            return version
+        return AppVersion(
+            app=version.app,
+            version_id=self.drift_version_id,
+            input_schema=drift_schema(version.input_schema, self.drift),
+            output_schema=version.output_schema,
+        )
+
+    @property
+    def inputs_sent(self) -> list[dict[str, Any]]:
+        """The input of every accepted (paid) ``POST /apps/run``, exactly as sent."""
+        with self._lock:
+            return [t.input for t in self.submissions]
+
+    def validate_run(self, body: Any) -> tuple[int, str] | None:
+        """(HTTP status, detail) when POST /apps/run must be refused, else None."""
+        if not isinstance(body, dict):
+            return 400, "body must be a JSON object"
+        ref = body.get("app")
+        version = self.app_version(ref) if isinstance(ref, str) else None
+        if version is None:
+            return 404, f"app not found: {ref!r}"
+        problem = input_problem(
+            version, body.get("input"), unknown=self.unknown, file_bytes=self._file_bytes
+        )
+        return (422, problem) if problem else None
+
     def create_task(self, body: dict[str, Any]) -> FakeTask:
+        """Start a task for an accepted ``POST /apps/run`` body."""
         inp = body["input"]
-        prompt = inp["prompt"]
+        version = self.app_version(body["app"])
+        assert version is not None  # validate_run came first
+        eff = effective_inputs(version, inp)
+        ratio = eff.get("aspect_ratio")
         task = FakeTask(
             id=f"task_{next(self._ids):04d}_{uuid.uuid4().hex[:8]}",
             app=body["app"],
@@ -604,22 +464,30 @@ class FakeInference:
             created=time.monotonic(),
             created_at=_now_iso(),
             latency=self.latency,
-            size=clip_size(inp.get("aspect_ratio", "16:9"), self.short_side),
+            size=clip_size(ratio if ratio in ASPECT_RATIOS else "16:9", self.short_side),
+            version_id=version.version_id,
+            kind=version.kind,
+            effective=eff,
         )
+        prompt = str(eff.get("prompt") or eff.get("text") or "")
         if self.reject:
             task.final, task.final_at = REJECTED, task.created
             task.error = "insufficient balance"
         elif self.fail_prompt is not None and self.fail_prompt in prompt:
             task.fail_error = self.fail_error
+        elif task.kind == "image":
+            task.clip = self._pool.submit(make_png, *task.size)
+        elif task.kind == "audio":
+            task.clip = self._pool.submit(make_wav, 1.0)
         else:
             w, h = task.size
             task.clip = self._pool.submit(
                 make_clip,
                 width=w,
                 height=h,
-                duration=float(inp.get("duration", 5)),
+                duration=float(eff.get("duration", 5)),
                 fps=self.fps,
-                sound=bool(inp.get("sound", True)),
+                sound=bool(eff.get("sound", eff.get("generate_audio", True))),
                 image=self._file_bytes(inp.get("image")) if self.match_first_frame else None,
                 end_image=self._file_bytes(inp.get("end_image")) if self.match_first_frame else None,
             )
@@ -675,7 +543,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _json(self, status: int, payload: Any) -> None:
-        body = {"data": payload, "messages": []} if self.fake.envelope else payload
+        messages = list(self.fake.messages)
+        body = {"data": payload, "messages": messages} if self.fake.envelope else payload
         self._send(status, json.dumps(body).encode(), "application/json")
 
     def _problem(
@@ -738,6 +607,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._create_files()
             if method == "POST" and parts == ["apps", "run"]:
                 return self._run()
+            if method == "GET" and parts[:1] == ["apps"] and len(parts) in (3, 4):
+                return self._app([unquote(p) for p in parts[1:]])
             if len(parts) >= 2 and parts[0] == "tasks":
                 task = self.fake.tasks.get(parts[1])
                 if task is None:
@@ -806,6 +677,25 @@ class _Handler(BaseHTTPRequestHandler):
         record.data = data
         self._send(200, b"", "text/plain")
 
+    def _app(self, parts: list[str]) -> None:
+        """``GET /apps/{ns}/{name}[@version]`` or ``GET /apps/{app id}/versions/{version}``."""
+        fake = self.fake
+        fake._delay("app")
+        if fake._take("app_failures"):
+            extra = {"Retry-After": fake.retry_after} if fake.retry_after is not None else None
+            return self._problem(503, "Service Unavailable", "try again later", extra)
+        if len(parts) == 2:
+            ref = "/".join(parts)
+        else:
+            app = fake.catalog.by_app_id(parts[0]) if parts[1] == "versions" else None
+            if app is None:
+                return self._problem(404, "Not Found", f"app {parts[0]!r} not found")
+            ref = f"{app}@{parts[2]}"
+        version = fake.app_version(ref)
+        if version is None:
+            return self._problem(404, "Not Found", f"app {ref!r} not found")
+        self._json(200, version.app_object())
+
     def _run(self) -> None:
         fake = self.fake
         if fake._take("refuse_runs"):
@@ -837,13 +727,14 @@ class _Handler(BaseHTTPRequestHandler):
     def _download(self, name: str) -> None:
         fake = self.fake
         fake._delay("download")
-        task = fake.tasks.get(name.removesuffix(".mp4"))
+        task = fake.tasks.get(name.rsplit(".", 1)[0])
         if task is None or task.clip is None or fake.status_of(task) != COMPLETED:
             return self._problem(404, "Not Found", "no such object")
         if fake._take("output_404"):
             return self._problem(404, "Not Found", "no such object (yet)")
         data = task.clip.result(timeout=60)
-        if not fake.match_first_frame:
+        mime = {"video": "video/mp4", "image": "image/png", "audio": "audio/wav"}[task.kind]
+        if not fake.match_first_frame and task.kind == "video":
             # a shared clip, made unique per task by a trailing ISO-BMFF 'free' box, so that
             # clients still see one distinct clip (hash, frames) per task, as from a model
             tag = task.id.encode()
@@ -851,7 +742,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fake._take("truncate_downloads"):
             self._call.status = 200
             self.send_response(200)
-            self.send_header("Content-Type", "video/mp4")
+            self.send_header("Content-Type", mime)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data[: len(data) // 2])
@@ -860,14 +751,14 @@ class _Handler(BaseHTTPRequestHandler):
         if fake._take("corrupt_downloads"):
             self._call.status = 200
             self.send_response(200)
-            self.send_header("Content-Type", "video/mp4")
+            self.send_header("Content-Type", mime)
             self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(data[: len(data) // 2])
             self.wfile.flush()
             self.close_connection = True
             return None
-        self._send(200, data, "video/mp4")
+        self._send(200, data, mime)
 
     # ---------------------------------------------------------------- the NDJSON stream
 
@@ -922,9 +813,11 @@ class _Handler(BaseHTTPRequestHandler):
             snap = fake.snapshot(task, code)  # one instant: status and output agree
             if code in TERMINAL:
                 if fake.terminal_partial:
-                    self._chunk(
-                        {"data": {"id": task.id, "status": snap["status"]}, "fields": ["status"]}
-                    )
+                    # The error rides along in data without being listed in fields.
+                    data = {"id": task.id, "status": snap["status"]}
+                    if snap["error"]:
+                        data["error"] = snap["error"]
+                    self._chunk({"data": data, "fields": ["status"]})
                 else:
                     self._chunk(snap)
                 break
@@ -952,23 +845,3 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(0.01)
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
-
-
-def gradient_image(
-    path: str | os.PathLike[str], width: int = 640, height: int = 360, seed: int = 0
-) -> None:
-    """A smooth test picture (PNG or JPEG by suffix): gradients survive scaling and H.264."""
-    x = [i / max(1, width - 1) for i in range(width)]
-    im = Image.new("RGB", (width, height))
-    px = im.load()
-    assert px is not None
-    a, b, c = (40 + 60 * seed) % 200, (90 + 37 * seed) % 200, (150 + 23 * seed) % 200
-    for j in range(height):
-        y = j / max(1, height - 1)
-        for i in range(width):
-            px[i, j] = (
-                int(a + 55 * x[i]),
-                int(b + 55 * y),
-                int(c + 40 * (x[i] + y) / 2),
-            )
-    im.save(path)

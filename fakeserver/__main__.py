@@ -1,7 +1,7 @@
 """Run the fake inference.sh in a process of its own (benchmarks: keeps its work off
 the measured process's interpreter lock).
 
-    python -m tests.fake_server_main --key KEY [--latency 1.0] [--short-side 360]
+    python -m fakeserver --key KEY [--latency 1.0] [--short-side 360]
 
 Prints the base URL on its first line of stdout, then serves until stdin closes; on
 exit it prints one JSON line with the number of paid submissions and max in flight.
@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 
-from tests.fakeserver import FakeInference
+from fakeserver import FakeInference
 
 
 def main() -> None:
