@@ -24,11 +24,19 @@ def main() -> None:
     ap.add_argument("--heartbeat", type=float, default=0.05)
     ap.add_argument("--reuse-clips", action="store_true", help="one clip per parameter set")
     args = ap.parse_args()
-    with FakeInference(api_key=args.key, latency=args.latency, short_side=args.short_side,
-                       heartbeat_interval=args.heartbeat, match_first_frame=not args.reuse_clips) as fake:
+    with FakeInference(
+        api_key=args.key,
+        latency=args.latency,
+        short_side=args.short_side,
+        heartbeat_interval=args.heartbeat,
+        match_first_frame=not args.reuse_clips,
+    ) as fake:
         print(fake.url, flush=True)
         sys.stdin.read()  # until the parent closes our stdin
-        print(json.dumps({"submissions": len(fake.submissions), "max_in_flight": fake.max_in_flight}), flush=True)
+        print(
+            json.dumps({"submissions": len(fake.submissions), "max_in_flight": fake.max_in_flight}),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

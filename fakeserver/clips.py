@@ -41,6 +41,7 @@ ASPECT_RATIOS = {
     "21:9": (21, 9),
 }
 
+
 def clip_size(aspect_ratio: str, short_side: int = 90) -> tuple[int, int]:
     """Width and height of a clip: the ratio at ``short_side``, both even (yuv420p)."""
     w, h = ASPECT_RATIOS[aspect_ratio]
@@ -151,7 +152,6 @@ def _render_clip(
             return f.read()
 
 
-
 def gradient_image(
     path: str | os.PathLike[str], width: int = 640, height: int = 360, seed: int = 0
 ) -> None:
@@ -180,7 +180,11 @@ def make_png(width: int, height: int, seed: int = 0) -> bytes:
     assert px is not None
     for j in range(height):
         for i in range(width):
-            px[i, j] = ((i * 255) // max(1, width - 1), (j * 255) // max(1, height - 1), (seed * 53) % 256)
+            px[i, j] = (
+                (i * 255) // max(1, width - 1),
+                (j * 255) // max(1, height - 1),
+                (seed * 53) % 256,
+            )
     image.save(buffer, format="PNG")
     return buffer.getvalue()
 
@@ -188,7 +192,9 @@ def make_png(width: int, height: int, seed: int = 0) -> bytes:
 def make_wav(seconds: float, sample_rate: int = 16000, frequency: float = 440.0) -> bytes:
     """A mono 16-bit sine WAV (what an audio app returns)."""
     frames = max(1, int(seconds * sample_rate))
-    samples = (int(12000 * math.sin(2 * math.pi * frequency * n / sample_rate)) for n in range(frames))
+    samples = (
+        int(12000 * math.sin(2 * math.pi * frequency * n / sample_rate)) for n in range(frames)
+    )
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as out:
         out.setnchannels(1)

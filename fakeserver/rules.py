@@ -113,7 +113,9 @@ class Catalog:
         return None
 
 
-def drift_schema(schema: dict[str, Any], drift: Mapping[str, Mapping[str, Any] | None]) -> dict[str, Any]:
+def drift_schema(
+    schema: dict[str, Any], drift: Mapping[str, Mapping[str, Any] | None]
+) -> dict[str, Any]:
     """A copy of an input schema with properties changed (``None`` removes one).
 
     ``{"duration": {"maximum": 10}}`` lowers the maximum; a property with a ``$ref`` gets

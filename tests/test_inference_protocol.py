@@ -39,9 +39,7 @@ async def make(fake: FakeInference) -> AsyncIterator[Callable[..., InferenceBack
     made: list[InferenceBackend] = []
 
     def factory(**kwargs: Any) -> InferenceBackend:
-        backend = InferenceBackend(
-            api_key=fake.api_key, base_url=fake.url, **{**FAST, **kwargs}
-        )
+        backend = InferenceBackend(api_key=fake.api_key, base_url=fake.url, **{**FAST, **kwargs})
         made.append(backend)
         return backend
 

@@ -70,7 +70,9 @@ DEFAULT_BASE_URL = "https://api.inference.sh"
 
 log = logging.getLogger("storyboard.backends.inference")
 
-_APP_REF = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]*)/([A-Za-z0-9][A-Za-z0-9_.-]*)(?:@([A-Za-z0-9_.-]+))?$")
+_APP_REF = re.compile(
+    r"^([A-Za-z0-9][A-Za-z0-9_.-]*)/([A-Za-z0-9][A-Za-z0-9_.-]*)(?:@([A-Za-z0-9_.-]+))?$"
+)
 
 
 def parse_app_ref(ref: str) -> tuple[str, str | None]:
@@ -240,7 +242,9 @@ class InferenceBackend:
     async def cancel(self, task_id: str) -> None:
         """Ask inference.sh to cancel a task (``storyboard cancel``)."""
         self.check_ready()
-        await self._api("POST", f"/tasks/{task_id}/cancel", what=f"cancel task {task_id}", shot=None)
+        await self._api(
+            "POST", f"/tasks/{task_id}/cancel", what=f"cancel task {task_id}", shot=None
+        )
 
     async def aclose(self) -> None:
         """Close the HTTP client (if this backend made it)."""
@@ -304,9 +308,7 @@ class InferenceBackend:
                 "public": self.public_uploads,
             }
             what = f"upload {path.name}"
-            files = await self._api(
-                "POST", "/files", what=what, shot=shot, body={"files": [spec]}
-            )
+            files = await self._api("POST", "/files", what=what, shot=shot, body={"files": [spec]})
             record = files[0] if isinstance(files, list) and files else None
             if (
                 not isinstance(record, dict)
