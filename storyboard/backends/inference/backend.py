@@ -5,7 +5,8 @@ One shot is: upload the start/end images (``POST /files`` then ``PUT upload_url`
 download ``output.video``. The protocol is the one the official ``inferencesh`` SDK
 speaks (see ``inference-api.md``); the ``fakeserver`` package plays it on loopback.
 :mod:`.protocol` parses, :mod:`.transport` sends and retries (and says what is never
-retried); this module is the lifecycle of one shot.
+retried), :mod:`.waiting` follows a task; this module is the lifecycle of one shot and
+the live app read (:meth:`InferenceBackend.get_app`).
 
 * The task id is journalled (``ctx.remember("task_id", id)``) the moment the run
   response arrives, before any waiting. A later render of the same shot re-attaches
@@ -15,12 +16,8 @@ retried); this module is the lifecycle of one shot.
   sent again: the API offers no idempotency key and no lookup by client reference, so
   :class:`BackendError` says to check the inference.sh dashboard before rendering
   again. Paying twice silently is worse than stopping once loudly.
-* Waiting: the stream is read until a terminal status. When it ends, breaks, or
-  sends only heartbeats for ``stall_timeout`` seconds, ``GET /tasks/{id}`` reconciles
-  and the stream is reopened after ``poll_interval`` (doubling, up to 8×, while
-  streams bring nothing). Consecutive broken streams are bounded by ``max_attempts``;
-  a quiet task only by ``task_timeout`` (a queued Kling task may be silent for
-  minutes). Either way the task id stays journalled: render again to re-attach.
+* Waiting (:mod:`.waiting`) follows the NDJSON stream, reconciles with ``GET /tasks/{id}``
+  and reconnects; the task id stays journalled: render again to re-attach.
 * A failed, truncated (Content-Length mismatch) or unreadable (``probe``) download is
   retried with a freshly read output URL, never by resubmitting the task.
 * The server's envelope ``messages`` are passed on as warnings (``ctx.warn`` when the
