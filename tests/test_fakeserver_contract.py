@@ -90,7 +90,12 @@ def test_sdk_reconciles_a_stream_that_ends_early(fake: FakeInference) -> None:
     result = client.run({"app": APP, "input": {"prompt": "tide", "duration": 3}})
     assert isinstance(result, dict)
     assert parse_status(result["status"]) == TaskStatus.COMPLETED
-    assert fake.streams_opened == 2
+    # The SDK reconnects, or (when the task has ended by then, on a loaded machine)
+    # reconciles with GET /tasks/{id}: either way the ended stream was not the last word.
+    reconciled = [
+        c for c in fake.calls_to("GET", f"/tasks/{result['id']}") if c.path.endswith(result["id"])
+    ]
+    assert fake.streams_opened == 2 or (fake.streams_opened == 1 and reconciled)
 
 
 def test_sdk_sees_failures_refusals_and_cancel(fake: FakeInference) -> None:
@@ -152,7 +157,10 @@ def test_sdk_runs_a_pinned_version_and_unknown_inputs_are_ignored(fake: FakeInfe
     latest = client.run({"app": APP, "input": sent})  # today's version ignores mode silently
     assert latest["output"]["output_meta"]["outputs"][0]["resolution"] == "1080p"
     assert fake.inputs_sent == [sent, sent]
-    assert [t.version_id for t in fake.submissions] == ["snapshot-2025-original", "snapshot-2026-08-07"]
+    assert [t.version_id for t in fake.submissions] == [
+        "snapshot-2025-original",
+        "snapshot-2026-08-07",
+    ]
 
 
 def test_strict_mode_and_schema_rules_refuse_with_422(fake: FakeInference) -> None:
