@@ -33,10 +33,10 @@ _ROOT = Path(__file__).resolve().parents[1]
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
+from fakeserver import FakeInference, gradient_image  # noqa: E402
 from storyboard.backends.base import Backend, MemoryContext  # noqa: E402
 from storyboard.backends.inference import InferenceBackend  # noqa: E402
 from storyboard.request import ShotRequest  # noqa: E402
-from tests.fakeserver import FakeInference, gradient_image  # noqa: E402
 
 CONCURRENCY = 4
 
@@ -143,6 +143,25 @@ def _measure_sdk(fake: FakeInference, shots: list[ShotRequest]) -> Measured | No
     )
 
 
+def _measure_app_read(fake: FakeInference, reads: int = 20) -> tuple[float, float]:
+    """Requests and milliseconds per live app read (``get_app``), warm client."""
+
+    async def timed() -> tuple[float, float]:
+        backend = InferenceBackend(api_key=fake.api_key, base_url=fake.url)
+        try:
+            await backend.get_app("klingai/video-v3")
+            before = backend.stats.requests
+            started = time.perf_counter()
+            for _ in range(reads):
+                await backend.get_app("klingai/video-v3")
+            elapsed = time.perf_counter() - started
+            return (backend.stats.requests - before) / reads, elapsed / reads * 1000
+        finally:
+            await backend.aclose()
+
+    return asyncio.run(timed())
+
+
 def _row(
     measure: str, ours: float, base: float | None, target: str, passed: bool, digits: int = 2
 ) -> dict[str, Any]:
@@ -171,6 +190,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             ours = _measure_storyboard(fake, shots, root / "work")
         with FakeInference(latency=latency) as fake:
             sdk = _measure_sdk(fake, shots)
+        with FakeInference() as fake:
+            app_requests, app_ms = _measure_app_read(fake)
 
     critical = math.ceil(n / CONCURRENCY) * latency
     per_shot = ours.requests / n
@@ -205,6 +226,14 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             ours.max_in_flight == CONCURRENCY,
             digits=0,
         ),
+        _row(
+            "live app read (get_app): requests per app",
+            app_requests,
+            None,
+            "= 1",
+            app_requests == 1,
+        ),
+        _row("live app read (get_app): ms per app, loopback", app_ms, None, "< 50", app_ms < 50),
     ]
     return rows
 

@@ -59,7 +59,7 @@ class _FakeProcess:
 
     def __init__(self, latency: float, short_side: int = 360) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.fake_server_main", "--key", KEY, "--latency", str(latency),
+            [sys.executable, "-m", "fakeserver", "--key", KEY, "--latency", str(latency),
              "--short-side", str(short_side), "--heartbeat", "0.01", "--reuse-clips"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=_ROOT)
         assert self.proc.stdout is not None
@@ -118,7 +118,7 @@ def remote_rows(quick: bool) -> list[dict[str, Any]]:
 
 
 def memory_rows(quick: bool) -> list[dict[str, Any]]:
-    from tests.fakeserver import FakeInference
+    from fakeserver import FakeInference
 
     sizes = (5, 20) if quick else (20, 200)
     rss: dict[int, float] = {}

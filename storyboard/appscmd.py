@@ -28,7 +28,7 @@ def read_live(ref: apps.AppRef) -> apps.AppVersion:
         backend = InferenceBackend()
         backend.check_ready()
         try:
-            app: dict[str, Any] = await backend.get_app(ref.text)  # type: ignore[attr-defined]
+            app: dict[str, Any] = await backend.get_app(ref.text)
             return app
         finally:
             await backend.aclose()

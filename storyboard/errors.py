@@ -131,10 +131,26 @@ class BudgetError(StoryboardError):
 
 
 class BackendError(StoryboardError):
-    """A shot could not be generated."""
+    """A shot could not be generated (or a backend request failed).
 
-    def __init__(self, message: str, *, shot: str | None = None) -> None:
+    ``status`` is the HTTP status that decided it (None when there was no answer),
+    ``retryable`` says whether the same call may succeed later, ``shot`` names the shot.
+    Code branches on these fields, never on the message text.
+    """
+
+    retryable_default = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        shot: str | None = None,
+        status: int | None = None,
+        retryable: bool | None = None,
+    ) -> None:
         self.shot = shot
+        self.status = status
+        self.retryable = self.retryable_default if retryable is None else retryable
         super().__init__(f"shot '{shot}': {message}" if shot else message)
 
 
@@ -144,6 +160,8 @@ class AuthError(BackendError):
 
 class RateLimited(BackendError):
     """The server kept answering 429/503."""
+
+    retryable_default = True
 
 
 class TaskFailed(BackendError):

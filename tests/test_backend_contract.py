@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fakeserver import ASPECT_RATIOS, FakeInference, gradient_image
 from storyboard.backends.base import Backend, MemoryContext
 from storyboard.media import probe
 from storyboard.request import ShotRequest
-from tests.fakeserver import ASPECT_RATIOS, FakeInference, gradient_image
 
 
 @pytest.fixture(scope="module")

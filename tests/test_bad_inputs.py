@@ -23,8 +23,8 @@ import pytest
 from click.testing import CliRunner, Result
 from PIL import Image
 
+from fakeserver import FakeInference
 from storyboard.cli import main
-from tests.fakeserver import FakeInference
 from tests.test_validate import CASES as VALIDATE_CASES
 
 BAD = Path(__file__).parent / "bad"

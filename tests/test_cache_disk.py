@@ -17,11 +17,11 @@ import pytest
 from click.testing import CliRunner
 
 import storyboard
+from fakeserver import FakeInference
 from storyboard.cache import Cache
 from storyboard.cli import main
 from storyboard.errors import RenderFailed
 from storyboard.events import Event, Warning_
-from tests.fakeserver import FakeInference
 from tests.test_faults import BOARD, KEY, SHOTS, backend_for, board_path, fake, render
 
 __all__ = ["board_path", "fake"]  # the fixtures, shared with the fault suite

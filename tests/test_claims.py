@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
+from fakeserver import FakeInference
 from storyboard.cache import Cache, LocalClaims
 from storyboard.events import WAITING_FOR_ANOTHER_RENDER
-from tests.fakeserver import FakeInference
 
 KEY = "sk-test-claims-41a7"
 

@@ -17,12 +17,12 @@ import pytest
 from click.testing import CliRunner
 
 import storyboard
+from fakeserver import FakeInference
 from storyboard.backends.inference import InferenceBackend
 from storyboard.cache import Cache
 from storyboard.cli import main
 from storyboard.errors import RenderFailed
 from storyboard.runner import Event, Pipeline, RenderResult, Warning_
-from tests.fakeserver import FakeInference
 from tests.test_inference_backend import FAST
 
 KEY = "sk-test-SECRET-9f8e7d"

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from fakeserver import FakeInference, gradient_image
 from storyboard.backends.base import MemoryContext
 from storyboard.backends.inference import (
     API_KEY_ENV,
@@ -27,7 +28,6 @@ from storyboard.backends.inference import (
 from storyboard.errors import AuthError, BackendError, RateLimited, StoryboardError, TaskFailed
 from storyboard.media import probe
 from storyboard.request import ShotRequest
-from tests.fakeserver import FakeInference, gradient_image
 
 FAST = {
     "backoff_base": 0.02,
@@ -115,10 +115,11 @@ def test_retry_after_seconds_and_http_date() -> None:
     assert retry_after_seconds(email.utils.formatdate(now - 60, usegmt=True), now=now) == 0.0
 
 
-def test_partial_updates_merge_only_listed_fields() -> None:
-    snapshot: dict[str, Any] = {"id": "t", "status": 2, "output": None}
-    apply_update(snapshot, {"data": {"status": 7, "output": "ignored"}, "fields": ["status"]})
-    assert snapshot == {"id": "t", "status": 7, "output": None}
+def test_partial_updates_merge_all_of_data() -> None:
+    # Both official SDKs merge the whole of ``data``; ``fields`` only names what changed.
+    snapshot: dict[str, Any] = {"id": "t", "status": 2, "output": None, "logs": []}
+    apply_update(snapshot, {"data": {"status": 11, "error": "out of memory"}, "fields": ["status"]})
+    assert snapshot == {"id": "t", "status": 11, "output": None, "logs": [], "error": "out of memory"}
     apply_update(snapshot, {"id": "t", "status": 10, "output": {"video": "u"}})
     assert snapshot["status"] == 10 and snapshot["output"] == {"video": "u"}
 
@@ -476,7 +477,7 @@ async def test_submission_not_resubmitted_after_it_was_sent(
 async def test_stream_faults_reconcile_and_reconnect(
     fault: str, fake: FakeInference, make: Callable[..., InferenceBackend], tmp_path: Path
 ) -> None:
-    fake.latency = 0.6
+    fake.latency = 1.2  # two faulty streams, their reconciles and back-offs fit well inside
     setattr(fake, fault, 2)
     backend = make(fake, stall_timeout=0.2)
     clip = await backend.generate(req(), ctx_for(tmp_path))

@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from fakeserver import FakeInference
 from storyboard.cache import Cache
-from tests.fakeserver import FakeInference
 
 KEY = "sk-test-interrupt-41ab"
 

@@ -28,10 +28,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from fakeserver import FakeInference
 from storyboard.cache import Cache
 from storyboard.cli import main
 from storyboard.media import probe
-from tests.fakeserver import FakeInference
 from tests.test_faults import BOARD, KEY, SHOTS
 
 HOLD = 60.0  # seconds a held request waits: far longer than any kill takes

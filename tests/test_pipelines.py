@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from fakeserver import FakeInference
 from pipelines import matrix, variants
 from storyboard import BudgetError
 from storyboard.backends.animatic import AnimaticBackend
@@ -21,7 +22,6 @@ from storyboard.backends.base import ShotContext
 from storyboard.events import WAITING_FOR_ANOTHER_RENDER
 from storyboard.media import probe
 from storyboard.request import ShotRequest
-from tests.fakeserver import FakeInference
 
 ROOT = Path(__file__).resolve().parent.parent
 

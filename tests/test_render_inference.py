@@ -13,11 +13,11 @@ import pytest
 from click.testing import CliRunner
 
 import storyboard
+from fakeserver import FakeInference
 from storyboard.backends.inference import InferenceBackend
 from storyboard.cache import Cache
 from storyboard.cli import main
 from storyboard.media import probe
-from tests.fakeserver import FakeInference
 
 KEY = "sk-test-render-7c1d"
 

@@ -19,11 +19,11 @@ import pytest
 from click.testing import CliRunner
 
 import storyboard
+from fakeserver import FakeInference
 from storyboard.cli import main
 from storyboard.errors import RenderFailed, SpecError
 from storyboard.prompts import PromptError, PromptRenderer
 from storyboard.runner import Pipeline
-from tests.fakeserver import FakeInference
 from tests.test_faults import BOARD, KEY, SHOTS, backend_for
 
 SECRET_FILE_TEXT = "TOP-SECRET-file-content-1234"

@@ -1,7 +1,7 @@
 """Run the fake inference.sh in a process of its own (benchmarks: keeps its work off
 the measured process's interpreter lock).
 
-    python -m tests.fake_server_main --key KEY [--latency 1.0] [--short-side 360]
+    python -m fakeserver --key KEY [--latency 1.0] [--short-side 360]
 
 Prints the base URL on its first line of stdout, then serves until stdin closes; on
 exit it prints one JSON line with the number of paid submissions and max in flight.
@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 
-from tests.fakeserver import FakeInference
+from fakeserver import FakeInference
 
 
 def main() -> None:
@@ -24,11 +24,19 @@ def main() -> None:
     ap.add_argument("--heartbeat", type=float, default=0.05)
     ap.add_argument("--reuse-clips", action="store_true", help="one clip per parameter set")
     args = ap.parse_args()
-    with FakeInference(api_key=args.key, latency=args.latency, short_side=args.short_side,
-                       heartbeat_interval=args.heartbeat, match_first_frame=not args.reuse_clips) as fake:
+    with FakeInference(
+        api_key=args.key,
+        latency=args.latency,
+        short_side=args.short_side,
+        heartbeat_interval=args.heartbeat,
+        match_first_frame=not args.reuse_clips,
+    ) as fake:
         print(fake.url, flush=True)
         sys.stdin.read()  # until the parent closes our stdin
-        print(json.dumps({"submissions": len(fake.submissions), "max_in_flight": fake.max_in_flight}), flush=True)
+        print(
+            json.dumps({"submissions": len(fake.submissions), "max_in_flight": fake.max_in_flight}),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,213 @@
+"""The apps the fake server plays, and how each one judges its input.
+
+Apps are the bundled snapshots in ``storyboard/apps/data/<namespace>/<name>/versions/``
+(read as data; nothing of ``storyboard.apps`` is imported). Like the real service:
+
+* ``POST /apps/run`` input is checked against the app version's input schema with
+  ``jsonschema`` (type, enum, minimum/maximum, lengths, required);
+* unknown inputs are silently ignored (``unknown="permissive"``, the app SDK's input model
+  does that) or refused with 422 naming the field (``unknown="strict"``);
+* file inputs (``format: file``) must be uploaded images within the limits the schema's
+  description states ("Max 50MB, min 300px"), and ``end_image`` needs ``image``.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from PIL import Image
+
+__all__ = [
+    "DATA_DIR",
+    "AppVersion",
+    "Catalog",
+    "check_image",
+    "drift_schema",
+    "effective_inputs",
+    "input_problem",
+]
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "storyboard" / "apps" / "data"
+
+
+@dataclass(frozen=True)
+class AppVersion:
+    """One version of one app: its schemas, as ``GET /apps/..`` serves them."""
+
+    app: str  # namespace/name
+    version_id: str
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        """What the app makes: video, image or audio (its output schema's main field)."""
+        props = self.output_schema.get("properties") or {}
+        for kind in ("video", "image", "audio"):
+            if kind in props:
+                return kind
+        return "video"
+
+    @property
+    def known(self) -> set[str]:
+        """The input names the schema knows."""
+        return set(self.input_schema.get("properties") or {})
+
+    def app_object(self) -> dict[str, Any]:
+        """The app as the API answers ``GET /apps/{namespace}/{name}``."""
+        namespace, name = self.app.split("/", 1)
+        app_id = f"app_{namespace}_{name}".replace("-", "_")
+        return {
+            "id": app_id,
+            "namespace": namespace,
+            "name": name,
+            "version_id": self.version_id,
+            "version": {
+                "id": self.version_id,
+                "app_id": app_id,
+                "input_schema": self.input_schema,
+                "output_schema": self.output_schema,
+            },
+        }
+
+
+class Catalog:
+    """Every bundled app version, newest last (version ids sort by their date)."""
+
+    def __init__(self, data_dir: Path = DATA_DIR) -> None:
+        self.versions: dict[str, list[AppVersion]] = {}
+        for path in sorted(data_dir.glob("*/*/versions/*.json")):
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            version = AppVersion(
+                app=str(raw["app"]),
+                version_id=str(raw["version_id"]),
+                input_schema=raw["input_schema"],
+                output_schema=raw["output_schema"],
+            )
+            self.versions.setdefault(version.app, []).append(version)
+        for versions in self.versions.values():
+            versions.sort(key=lambda v: v.version_id)
+
+    def find(self, app: str, version: str | None = None) -> AppVersion | None:
+        """One version of an app (the newest when ``version`` is None), or None."""
+        versions = self.versions.get(app)
+        if not versions:
+            return None
+        if version is None:
+            return versions[-1]
+        return next((v for v in versions if v.version_id == version), None)
+
+    def by_app_id(self, app_id: str) -> str | None:
+        """``namespace/name`` of an app id as :meth:`AppVersion.app_object` makes it."""
+        for app, versions in self.versions.items():
+            if versions[0].app_object()["id"] == app_id:
+                return app
+        return None
+
+
+def drift_schema(
+    schema: dict[str, Any], drift: Mapping[str, Mapping[str, Any] | None]
+) -> dict[str, Any]:
+    """A copy of an input schema with properties changed (``None`` removes one).
+
+    ``{"duration": {"maximum": 10}}`` lowers the maximum; a property with a ``$ref`` gets
+    the change beside it (both apply, as JSON Schema says).
+    """
+    changed = copy.deepcopy(schema)
+    props = changed.setdefault("properties", {})
+    for name, change in drift.items():
+        if change is None:
+            props.pop(name, None)
+            changed["required"] = [r for r in changed.get("required", []) if r != name]
+        else:
+            props.setdefault(name, {}).update(copy.deepcopy(dict(change)))
+    return changed
+
+
+def effective_inputs(version: AppVersion, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The known inputs with the schema's defaults filled in (what the app runs with)."""
+    props = version.input_schema.get("properties") or {}
+    out = {name: spec["default"] for name, spec in props.items() if "default" in spec}
+    out.update({k: v for k, v in inputs.items() if k in props})
+    return out
+
+
+def input_problem(
+    version: AppVersion,
+    inputs: Any,
+    *,
+    unknown: str = "permissive",
+    file_bytes: Callable[[str], bytes | None] | None = None,
+) -> str | None:
+    """Why the app refuses ``inputs`` (a 422 detail), or None when it runs them."""
+    if not isinstance(inputs, dict):
+        return "input must be an object"
+    extra = sorted(set(inputs) - version.known)
+    if extra and unknown == "strict":
+        return f"input: unknown field(s) {', '.join(extra)} (the app takes {', '.join(sorted(version.known))})"
+    known = {k: v for k, v in inputs.items() if k in version.known}
+    validator = Draft202012Validator(version.input_schema)
+    errors = sorted(validator.iter_errors(known), key=lambda e: list(e.absolute_path))
+    if errors:
+        error = errors[0]
+        where = ".".join(str(p) for p in error.absolute_path)
+        return f"input.{where}: {error.message}" if where else f"input: {error.message}"
+    props = version.input_schema.get("properties") or {}
+    if "end_image" in known and known.get("end_image") is not None and known.get("image") is None:
+        return "input.end_image: requires input.image"
+    for name, value in known.items():
+        if value is not None and _is_file(props.get(name) or {}):
+            problem = check_image(name, value, props[name], file_bytes)
+            if problem:
+                return problem
+    return None
+
+
+def _is_file(spec: Mapping[str, Any]) -> bool:
+    if spec.get("format") == "file":
+        return True
+    return any(isinstance(s, dict) and s.get("format") == "file" for s in spec.get("anyOf") or [])
+
+
+def _limit(description: str, pattern: str) -> int | None:
+    match = re.search(pattern, description, re.IGNORECASE)
+    return int(match.group(1)) if match else None
+
+
+def check_image(
+    name: str,
+    uri: Any,
+    spec: Mapping[str, Any],
+    file_bytes: Callable[[str], bytes | None] | None,
+) -> str | None:
+    """Why an image input is refused: not uploaded, not jpg/png, too big or too small."""
+    if not isinstance(uri, str):
+        return f"input.{name}: must be a file URI"
+    data = file_bytes(uri) if file_bytes is not None else None
+    if data is None:
+        return f"input.{name}: {uri} is not an uploaded file"
+    description = str(spec.get("description") or "")
+    max_mb = _limit(description, r"max\s*(\d+)\s*MB")
+    min_px = _limit(description, r"min\s*(\d+)\s*px")
+    if max_mb is not None and len(data) > max_mb * 1024 * 1024:
+        return f"input.{name}: larger than {max_mb} MB"
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            fmt = im.format
+            w, h = im.size
+            im.load()
+    except Exception:
+        return f"input.{name}: not an image"
+    if fmt not in ("JPEG", "PNG"):
+        return f"input.{name}: must be jpg, jpeg or png (got {fmt})"
+    if min_px is not None and min(w, h) < min_px:
+        return f"input.{name}: at least {min_px} px on each side (got {w}x{h})"
+    return None

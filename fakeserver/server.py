@@ -1,0 +1,412 @@
+"""The fake inference.sh: a real server on loopback, its state, apps, tasks and fault knobs.
+
+:mod:`fakeserver.routes` answers the requests. It speaks the protocol of the official
+``inferencesh`` SDK (0.36.0): ``{"data": ...}`` envelopes, problem+json errors,
+``POST /files`` + ``PUT upload_url``, ``GET /apps/..``, ``POST /apps/run``,
+``GET /tasks/{id}``, NDJSON ``GET /tasks/{id}/stream`` (task snapshots, heartbeats and
+``{"data":..,"fields":[..]}`` partial updates), ``POST /tasks/{id}/cancel`` and the
+output file. ``tests/test_fakeserver_contract.py`` runs the official SDK against it:
+where the SDK and this file disagree, this file is wrong.
+
+It plays every bundled app snapshot (:mod:`fakeserver.rules`): ``GET /apps/{namespace}/
+{name}`` (also ``@version``) and ``GET /apps/{app id}/versions/{version id}`` answer the
+app object; ``POST /apps/run`` judges the input by the version's schema (unpinned: the
+live one, ``live_version`` or the newest, changed by ``drift`` when set). A completed
+task's output follows the app's output schema: a real mp4 (:mod:`fakeserver.clips`) plus
+``output_meta`` for video apps, a PNG for image apps, a WAV for audio apps.
+
+Usage::
+
+    with FakeInference(latency=0.5) as fake:
+        backend = InferenceBackend(api_key=fake.api_key, base_url=fake.url)
+        ...
+        assert len(fake.submissions) == 1
+
+Faults are public attributes (set them before or while the server runs); the
+count-based ones are consumed one per request of that kind.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+from typing import Any
+
+from fakeserver.clips import ASPECT_RATIOS, clip_size, make_clip, make_png, make_wav
+from fakeserver.records import (
+    COMPLETED,
+    FAILED,
+    REJECTED,
+    STATUS_NAMES,
+    Call,
+    FakeFile,
+    FakeTask,
+    now_iso,
+)
+from fakeserver.routes import HttpServer
+from fakeserver.rules import AppVersion, Catalog, drift_schema, effective_inputs, input_problem
+
+__all__ = ["FakeInference"]
+
+# Fraction of the task latency at which each non-terminal status begins.
+_TIMELINE = ((0.0, 1), (0.1, 2), (0.25, 4), (0.4, 7), (0.9, 9))
+
+
+class FakeInference:
+    """inference.sh on 127.0.0.1, with fault knobs.
+
+    ``files_host`` (e.g. ``"127.0.0.2"``) serves upload URLs and output files from a
+    second server on another loopback address, as a storage host would; requests
+    there must not carry the API key.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str = "sk-fake-0123456789abcdef",
+        host: str = "127.0.0.1",
+        files_host: str | None = None,
+        latency: float = 0.3,
+        statuses: str = "int",  # "int" or "string"
+        envelope: bool = True,
+        heartbeat_interval: float = 0.05,
+        partial_updates: bool = True,
+        short_side: int = 90,
+        fps: int = 8,
+        listen_after: float = 0.0,
+        redirect_outputs: bool = False,
+        video_as_object: bool = False,
+        match_first_frame: bool = True,
+        unknown: str = "permissive",
+        live_version: str | None = None,
+        drift: dict[str, dict[str, Any] | None] | None = None,
+    ) -> None:
+        self.api_key = api_key
+        self.host = host
+        self.files_host = files_host
+        self.latency = latency
+        self.statuses = statuses
+        self.envelope = envelope
+        self.heartbeat_interval = heartbeat_interval
+        self.partial_updates = partial_updates
+        self.short_side = short_side
+        self.fps = fps
+        self.listen_after = listen_after
+        self.redirect_outputs = redirect_outputs
+        self.video_as_object = video_as_object
+        # False: one clip per parameter set, whatever the images, each download made
+        # unique by a trailing box (benchmarks: keeps the fake's ffmpeg work off the
+        # machine that measures the client, while every clip still hashes differently)
+        self.match_first_frame = match_first_frame
+        # --- the apps ----------------------------------------------------
+        self.catalog = Catalog()
+        self.unknown = unknown  # "permissive" (ignored, as the real service) or "strict" (422)
+        self.live_version = live_version  # what an unpinned app ref runs; None: the newest
+        self.drift = drift  # changes to the live input schema, e.g. {"duration": {"maximum": 10}}
+        self.drift_version_id = "snapshot-live-drift"  # the live version id while drifted
+
+        # --- fault knobs -------------------------------------------------
+        self.refuse_runs = 0  # first N POST /apps/run answered refuse_status
+        self.refuse_status = 503  # or 429
+        self.retry_after: str | None = "0"  # seconds or an HTTP-date; None: no header
+        self.payment_required = False  # POST /apps/run -> 402
+        self.reject = False  # tasks are created REJECTED (no balance; never ran)
+        self.fail_prompt: str | None = None  # tasks whose prompt contains it FAIL
+        self.fail_error = "content policy: the model refused this prompt"
+        self.drop_run_responses = 0  # accept the task, then cut the connection unanswered
+        self.drop_streams = 0  # streams cut (no final chunk) after the first snapshot
+        self.end_streams = 0  # streams ended cleanly after the first snapshot
+        self.heartbeat_streams = 0  # streams that only ever send heartbeats
+        self.terminal_partial = False  # the final event is a partial update without output
+        self.messages: list[Any] = []  # the envelope's "messages" on every JSON answer
+        self.app_failures = 0  # GET /apps/.. answered 503 (with retry_after, if set)
+        self.output_404 = 0  # output downloads answered 404
+        self.truncate_downloads = 0  # downloads cut short of their Content-Length
+        self.corrupt_downloads = 0  # downloads of half the file, no Content-Length
+        self.delays: dict[str, float] = {}  # endpoint -> seconds before answering, always
+        self._delay_queue: dict[str, list[float]] = {}
+        # endpoints: files, upload, app, run, task, stream, cancel, download
+
+        # --- records -----------------------------------------------------
+        self.calls: list[Call] = []
+        self.submissions: list[FakeTask] = []  # accepted (paid) POST /apps/run
+        self.tasks: dict[str, FakeTask] = {}
+        self.files: dict[str, FakeFile] = {}
+        self.streams_opened = 0
+
+        self._lock = threading.RLock()
+        self._ids = itertools.count(1)
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fake-clip")
+        self._servers: list[HttpServer] = []
+        self._threads: list[threading.Thread] = []
+        self._serving: list[HttpServer] = []
+        self._stopped = False
+        self.url = ""
+        self.files_url = ""
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def start(self) -> FakeInference:
+        api = HttpServer((self.host, 0), self, "api")
+        api.server_bind()
+        self._servers.append(api)
+        self.url = f"http://{self.host}:{api.server_address[1]}"
+        self.files_url = self.url
+        if self.files_host:
+            files = HttpServer((self.files_host, 0), self, "files")
+            files.server_bind()
+            files.server_activate()
+            self._servers.append(files)
+            self.files_url = f"http://{self.files_host}:{files.server_address[1]}"
+            self._serve(files)
+        if self.listen_after > 0:
+            # Bound but not listening: connections are refused until then.
+            def later() -> None:
+                time.sleep(self.listen_after)
+                with self._lock:
+                    if not self._stopped:
+                        api.server_activate()
+                        self._serve(api)
+
+            threading.Thread(target=later, daemon=True).start()
+        else:
+            api.server_activate()
+            self._serve(api)
+        return self
+
+    def _serve(self, server: HttpServer) -> None:
+        self._serving.append(server)
+        thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            serving = list(self._serving)
+        for server in self._servers:
+            if server in serving:
+                server.shutdown()
+            server.server_close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def __enter__(self) -> FakeInference:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # ---------------------------------------------------------------- helpers for tests
+
+    def slow(self, endpoint: str, seconds: float, times: int = 1) -> None:
+        """Delay the next ``times`` requests to ``endpoint`` by ``seconds``."""
+        with self._lock:
+            self._delay_queue.setdefault(endpoint, []).extend([seconds] * times)
+
+    def calls_to(self, method: str, path_prefix: str) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.method == method and c.path.startswith(path_prefix)]
+
+    @property
+    def max_in_flight(self) -> int:
+        """The most tasks that were running (submitted, not yet ended) at one time."""
+        with self._lock:
+            events: list[tuple[float, int]] = []
+            for t in self.submissions:
+                end = t.final_at if t.final_at is not None else t.created + t.latency
+                events += [(t.created, 1), (end, -1)]
+        peak = current = 0
+        for _, step in sorted(events, key=lambda e: (e[0], e[1])):
+            current += step
+            peak = max(peak, current)
+        return peak
+
+    def status_of(self, task: FakeTask, now: float | None = None) -> int:
+        now = time.monotonic() if now is None else now
+        if task.final is not None:
+            return task.final
+        elapsed = now - task.created
+        if elapsed >= task.latency:
+            return FAILED if task.fail_error else COMPLETED
+        status = 1
+        for start, code in _TIMELINE:
+            if elapsed >= start * task.latency:
+                status = code
+        return status
+
+    def _status_value(self, code: int) -> int | str:
+        return STATUS_NAMES[code] if self.statuses == "string" else code
+
+    def snapshot(self, task: FakeTask, code: int | None = None) -> dict[str, Any]:
+        code = self.status_of(task) if code is None else code
+        output: dict[str, Any] | None = None
+        error = task.error
+        if code == COMPLETED:
+            output = self._output(task)
+        elif code == FAILED:
+            error = task.fail_error
+        return {
+            "id": task.id,
+            "app": task.app,
+            "status": self._status_value(code),
+            "input": task.input,
+            "output": output,
+            "error": error,
+            "logs": [],
+            "created_at": task.created_at,
+            "updated_at": now_iso(),
+        }
+
+    def _output(self, task: FakeTask) -> dict[str, Any]:
+        """A completed task's output, shaped by the app's output schema."""
+        name = f"{task.id}.{task.extension}"
+        url = (
+            f"{self.url}/redirect/{name}"
+            if self.redirect_outputs
+            else f"{self.files_url}/outputs/{name}"
+        )
+        if task.kind != "video":
+            return {task.kind: url}
+        eff = task.effective
+        resolution = eff.get("resolution") or ("720p" if eff.get("mode") == "std" else "1080p")
+        sound = bool(eff.get("sound", eff.get("generate_audio", True)))
+        width, height = task.size
+        return {
+            "video": {"uri": url, "content_type": "video/mp4"} if self.video_as_object else url,
+            "output_meta": {
+                "inputs": [{"type": "text"}]
+                + [{"type": "image"} for k in ("image", "end_image") if task.input.get(k)],
+                "outputs": [
+                    {
+                        "type": "video",
+                        "seconds": float(eff.get("duration", 5)),
+                        "width": width,
+                        "height": height,
+                        "resolution": resolution,
+                        "fps": self.fps,
+                        "extra": {"sound": sound},
+                    }
+                ],
+            },
+        }
+
+    def _take(self, knob: str) -> bool:
+        """Consume one unit of a count-based fault."""
+        with self._lock:
+            left = int(getattr(self, knob))
+            if left > 0:
+                setattr(self, knob, left - 1)
+                return True
+            return False
+
+    def _delay(self, endpoint: str) -> None:
+        with self._lock:
+            queue = self._delay_queue.get(endpoint)
+            seconds = queue.pop(0) if queue else self.delays.get(endpoint, 0.0)
+        if seconds > 0:
+            time.sleep(seconds)
+
+    def _file_bytes(self, uri: str | None) -> bytes | None:
+        if uri is None:
+            return None
+        with self._lock:
+            for f in self.files.values():
+                if f.uri == uri:
+                    return f.data
+        return None
+
+    # ---------------------------------------------------------------- apps
+
+    def app_version(self, ref: str) -> AppVersion | None:
+        """The version an app reference runs: ``ns/name`` (live) or ``ns/name@version``."""
+        app, _, pinned = ref.partition("@")
+        if pinned and pinned == self.drift_version_id and self.drift is not None:
+            pinned = ""
+        version = self.catalog.find(app, pinned or self.live_version)
+        if version is None or pinned or self.drift is None:
+            return version
+        return AppVersion(
+            app=version.app,
+            version_id=self.drift_version_id,
+            input_schema=drift_schema(version.input_schema, self.drift),
+            output_schema=version.output_schema,
+        )
+
+    @property
+    def inputs_sent(self) -> list[dict[str, Any]]:
+        """The input of every accepted (paid) ``POST /apps/run``, exactly as sent."""
+        with self._lock:
+            return [t.input for t in self.submissions]
+
+    def validate_run(self, body: Any) -> tuple[int, str] | None:
+        """(HTTP status, detail) when POST /apps/run must be refused, else None."""
+        if not isinstance(body, dict):
+            return 400, "body must be a JSON object"
+        ref = body.get("app")
+        version = self.app_version(ref) if isinstance(ref, str) else None
+        if version is None:
+            return 404, f"app not found: {ref!r}"
+        problem = input_problem(
+            version, body.get("input"), unknown=self.unknown, file_bytes=self._file_bytes
+        )
+        return (422, problem) if problem else None
+
+    def create_task(self, body: dict[str, Any]) -> FakeTask:
+        """Start a task for an accepted ``POST /apps/run`` body."""
+        inp = body["input"]
+        version = self.app_version(body["app"])
+        assert version is not None  # validate_run came first
+        eff = effective_inputs(version, inp)
+        ratio = eff.get("aspect_ratio")
+        task = FakeTask(
+            id=f"task_{next(self._ids):04d}_{uuid.uuid4().hex[:8]}",
+            app=body["app"],
+            input=inp,
+            created=time.monotonic(),
+            created_at=now_iso(),
+            latency=self.latency,
+            size=clip_size(ratio if ratio in ASPECT_RATIOS else "16:9", self.short_side),
+            version_id=version.version_id,
+            kind=version.kind,
+            effective=eff,
+        )
+        prompt = str(eff.get("prompt") or eff.get("text") or "")
+        if self.reject:
+            task.final, task.final_at = REJECTED, task.created
+            task.error = "insufficient balance"
+        elif self.fail_prompt is not None and self.fail_prompt in prompt:
+            task.fail_error = self.fail_error
+        elif task.kind == "image":
+            task.clip = self._pool.submit(make_png, *task.size)
+        elif task.kind == "audio":
+            task.clip = self._pool.submit(make_wav, 1.0)
+        else:
+            w, h = task.size
+            task.clip = self._pool.submit(
+                make_clip,
+                width=w,
+                height=h,
+                duration=float(eff.get("duration", 5)),
+                fps=self.fps,
+                sound=bool(eff.get("sound", eff.get("generate_audio", True))),
+                image=self._file_bytes(inp.get("image")) if self.match_first_frame else None,
+                end_image=self._file_bytes(inp.get("end_image"))
+                if self.match_first_frame
+                else None,
+            )
+        with self._lock:
+            self.tasks[task.id] = task
+            if task.final != REJECTED:
+                self.submissions.append(task)
+        return task
