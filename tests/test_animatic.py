@@ -9,7 +9,8 @@ import pytest
 
 from storyboard.backends.animatic import AnimaticBackend
 from storyboard.backends.base import Backend, MemoryContext
-from storyboard.media import ASPECT_RATIOS, animatic_clip, frame_size, probe
+from storyboard.facts import ASPECT_FRAME_SIZES
+from storyboard.media import animatic_clip, frame_size, probe
 from storyboard.media._animatic import animatic_args, prepare_still
 from storyboard.request import ShotRequest
 from tests.media_helpers import decode_all, make_image, psnr
@@ -18,7 +19,7 @@ SHORT = 90
 FPS = 8
 
 
-@pytest.mark.parametrize("ratio", list(ASPECT_RATIOS))
+@pytest.mark.parametrize("ratio", list(ASPECT_FRAME_SIZES))
 async def test_every_ratio(tmp_path: Path, ratio: str) -> None:
     out = await animatic_clip(
         tmp_path / "a.mp4", duration=1, aspect_ratio=ratio, start_image=None, end_image=None,

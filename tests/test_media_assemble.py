@@ -10,14 +10,13 @@ import av
 import pytest
 
 from storyboard.errors import MediaError
-from storyboard.media import AudioTrack, CutClip, assemble, probe
+from storyboard.media import CutClip, MixTrack, assemble, probe
 from storyboard.media._assemble import (
     WINDOW,
     can_copy,
     concat_list,
     copy_args,
     parse_ebur128,
-    parse_loudnorm,
     plan_filter,
     plan_timeline,
     render_args,
@@ -115,11 +114,11 @@ async def test_silent_clips_get_silence(clips: dict[str, Path], tmp_path: Path) 
 async def test_seam_trim(clips: dict[str, Path], tmp_path: Path) -> None:
     keep = await assemble(
         [CutClip(clips["a"]), CutClip(clips["c"])], tmp_path / "keep.mp4", loudness=None,
-        audio=[AudioTrack(clips["music"], volume=0.2)],
+        audio=[MixTrack(clips["music"], volume=0.2)],
     )  # fmt: skip
     trim = await assemble(
         [CutClip(clips["a"]), CutClip(clips["c"], trim_first_frame=True)], tmp_path / "trim.mp4",
-        loudness=None, audio=[AudioTrack(clips["music"], volume=0.2)],
+        loudness=None, audio=[MixTrack(clips["music"], volume=0.2)],
     )  # fmt: skip
     assert keep.duration == pytest.approx(4.0, abs=FRAME / 2)
     assert trim.duration == pytest.approx(4.0 - FRAME, abs=FRAME / 2)
@@ -130,7 +129,7 @@ async def test_music_duck_and_loudness(clips: dict[str, Path], tmp_path: Path) -
     cut = [CutClip(clips["a"]), CutClip(clips["mute"]), CutClip(clips["b"])]
     seen: list[float] = []
     result = await assemble(
-        cut, tmp_path / "film.mp4", audio=[AudioTrack(clips["music"], volume=0.5, duck=True)],
+        cut, tmp_path / "film.mp4", audio=[MixTrack(clips["music"], volume=0.5, duck=True)],
         loudness=-16.0, progress=seen.append,
     )  # fmt: skip
     assert result.method == "filter"
@@ -151,10 +150,10 @@ async def test_bad_inputs_name_the_file(clips: dict[str, Path], tmp_path: Path) 
         await assemble([CutClip(clips["a"]), CutClip(bad)], tmp_path / "f.mp4")
     with pytest.raises(MediaError, match=r"gone\.m4a"):
         await assemble(
-            [CutClip(clips["a"])], tmp_path / "f.mp4", audio=[AudioTrack(tmp_path / "gone.m4a")]
+            [CutClip(clips["a"])], tmp_path / "f.mp4", audio=[MixTrack(tmp_path / "gone.m4a")]
         )
     with pytest.raises(MediaError, match=r"mute\.mp4"):
-        await assemble([CutClip(clips["a"])], tmp_path / "f.mp4", audio=[AudioTrack(clips["mute"])])
+        await assemble([CutClip(clips["a"])], tmp_path / "f.mp4", audio=[MixTrack(clips["mute"])])
     with pytest.raises(MediaError, match=r"swirl"):
         await assemble([CutClip(clips["a"]), CutClip(clips["b"], "swirl", 0.5)], tmp_path / "f.mp4")
     assert not (tmp_path / "f.mp4").exists()
@@ -176,7 +175,7 @@ async def test_segments_cuts_transitions_silence_music(clips: dict[str, Path], t
     assert len(cut) > WINDOW
     seen: list[float] = []
     result = await assemble(
-        cut, tmp_path / "film.mp4", audio=[AudioTrack(clips["music"], volume=0.5, duck=True)],
+        cut, tmp_path / "film.mp4", audio=[MixTrack(clips["music"], volume=0.5, duck=True)],
         loudness=-16.0, progress=seen.append,
     )  # fmt: skip
     assert result.method == "segments"
@@ -224,7 +223,7 @@ def test_can_copy_rules(clips: dict[str, Path]) -> None:
     a, b, mute, big = (probe(clips[k]) for k in ("a", "b", "mute", "big"))
     cut2 = [CutClip(a.path), CutClip(b.path)]
     assert can_copy(cut2, [a, b], [])
-    assert not can_copy(cut2, [a, b], [AudioTrack(clips["music"])])
+    assert not can_copy(cut2, [a, b], [MixTrack(clips["music"])])
     assert not can_copy([CutClip(a.path), CutClip(b.path, "fade", 0.5)], [a, b], [])
     assert not can_copy([CutClip(a.path), CutClip(b.path, trim_first_frame=True)], [a, b], [])
     assert not can_copy([CutClip(a.path), CutClip(mute.path)], [a, mute], [])
@@ -252,28 +251,6 @@ def test_plan_filter_offsets(clips: dict[str, Path]) -> None:
     assert args[-1] == "out.mp4" and "+faststart" in args
     silent = plan_filter(cut, infos, video=False)
     assert "xfade" not in silent.graph and "acrossfade" in silent.graph
-
-
-def test_parse_loudnorm() -> None:
-    stderr = """[Parsed_loudnorm_0 @ 0x1]
-{
-	"input_i" : "-27.61",
-	"input_tp" : "-4.47",
-	"input_lra" : "18.06",
-	"input_thresh" : "-39.20",
-	"output_i" : "-16.58",
-	"output_tp" : "-1.50",
-	"output_lra" : "14.78",
-	"output_thresh" : "-27.71",
-	"normalization_type" : "dynamic",
-	"target_offset" : "0.58"
-}
-"""
-    values = parse_loudnorm(stderr)
-    assert values is not None and values["input_i"] == -27.61 and values["target_offset"] == 0.58
-    assert parse_loudnorm(stderr.replace('"-27.61"', '"-inf"')) is None
-    with pytest.raises(MediaError):
-        parse_loudnorm("no json here")
 
 
 def test_split_segments(clips: dict[str, Path]) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import os
 import re
 import tempfile
@@ -31,16 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from storyboard.errors import MediaError
+from storyboard.facts import TRANSITIONS
 from storyboard.media._ffmpeg import build_command, run_ffmpeg
 from storyboard.media._probe import AudioInfo, ClipInfo, probe, probe_audio
 
 SAMPLE_RATE = 48000
 TRUE_PEAK = -1.5
 LOUDNESS_RANGE = 11.0
-# xfade's transitions (ffmpeg 6-7); "cut" means none.
-TRANSITIONS = frozenset(
-    ["fade", "wipeleft", "wiperight", "wipeup", "wipedown", "slideleft", "slideright", "slideup", "slidedown", "circlecrop", "rectcrop", "distance", "fadeblack", "fadewhite", "radial", "smoothleft", "smoothright", "smoothup", "smoothdown", "circleopen", "circleclose", "vertopen", "vertclose", "horzopen", "horzclose", "dissolve", "pixelize", "diagtl", "diagtr", "diagbl", "diagbr", "hlslice", "hrslice", "vuslice", "vdslice", "hblur", "fadegrays", "wipetl", "wipetr", "wipebl", "wipebr", "squeezeh", "squeezev", "zoomin", "fadefast", "fadeslow", "hlwind", "hrwind", "vuwind", "vdwind", "coverleft", "coverright", "coverup", "coverdown", "revealleft", "revealright", "revealup", "revealdown"]
-)
 # Per-input decoder threads: a window's inputs are open at once; small decoders keep
 # each ffmpeg's memory small.
 INPUT_THREADS = "2"
@@ -66,7 +62,7 @@ class CutClip:
 
 
 @dataclass
-class AudioTrack:
+class MixTrack:
     """An extra track over the shots' own sound."""
 
     path: Path
@@ -95,13 +91,13 @@ def check_transitions(clips: Sequence[CutClip]) -> None:
         if clip.transition == "cut" or index == 0:
             continue
         if clip.transition not in TRANSITIONS:
-            allowed = ", ".join(["cut", *sorted(TRANSITIONS)])
+            allowed = ", ".join(["cut", *sorted(TRANSITIONS - {"cut"})])
             raise MediaError(f"{clip.path}: unknown transition {clip.transition!r}; allowed: {allowed}")
         if clip.transition_duration <= 0:
             raise MediaError(f"{clip.path}: transition {clip.transition!r} needs a duration > 0")
 
 
-def can_copy(clips: Sequence[CutClip], infos: Sequence[ClipInfo], audio: Sequence[AudioTrack]) -> bool:
+def can_copy(clips: Sequence[CutClip], infos: Sequence[ClipInfo], audio: Sequence[MixTrack]) -> bool:
     """True when stream copy with the concat demuxer gives the right film. Pure."""
     if audio or not clips:
         return False
@@ -406,7 +402,7 @@ def plan_filter(
 
 def mix_graph(
     shots: str | None,
-    tracks: Sequence[tuple[AudioTrack, AudioInfo]],
+    tracks: Sequence[tuple[MixTrack, AudioInfo]],
     first_track: int,
     samples: int,
     loudnorm: str | None = None,
@@ -457,7 +453,7 @@ def mix_graph(
     return ";".join(graph)
 
 
-def _track_inputs(tracks: Sequence[tuple[AudioTrack, AudioInfo]]) -> list[str]:
+def _track_inputs(tracks: Sequence[tuple[MixTrack, AudioInfo]]) -> list[str]:
     args: list[str] = []
     for track, _info in tracks:
         args += (["-stream_loop", "-1"] if track.loop else []) + ["-i", str(track.path)]
@@ -468,7 +464,7 @@ def render_args(
     plan: FilterPlan,
     output: Path,
     *,
-    tracks: Sequence[tuple[AudioTrack, AudioInfo]] = (),
+    tracks: Sequence[tuple[MixTrack, AudioInfo]] = (),
     loudnorm: str | None = None,
     sound: Path | None = None,
 ) -> list[str]:
@@ -508,7 +504,7 @@ def join_args(
     sound: Path | None,
     output: Path,
     *,
-    tracks: Sequence[tuple[AudioTrack, AudioInfo]] = (),
+    tracks: Sequence[tuple[MixTrack, AudioInfo]] = (),
     samples: int = 0,
     loudnorm: str | None = None,
 ) -> list[str]:
@@ -532,7 +528,7 @@ def measure_args(
     sources: Sequence[str],
     graph: str,
     shots: str | None,
-    tracks: Sequence[tuple[AudioTrack, AudioInfo]],
+    tracks: Sequence[tuple[MixTrack, AudioInfo]],
     samples: int,
 ) -> list[str]:
     """ffmpeg arguments measuring the loudness (EBU R128: integrated, range, true peak,
@@ -592,26 +588,6 @@ def parse_ebur128(stderr: str) -> dict[str, float] | None:
     return values
 
 
-def parse_loudnorm(stderr: str) -> dict[str, float] | None:
-    """The JSON block loudnorm prints, as floats; None when the audio is silent. Pure."""
-    found = re.findall(r"\{[^{}]*\"input_i\"[^{}]*\}", stderr)
-    if not found:
-        raise MediaError("loudnorm printed no measurement", stderr=stderr)
-    raw = json.loads(found[-1])
-    values: dict[str, float] = {}
-    for key, value in raw.items():
-        try:
-            values[key] = float(value)
-        except (TypeError, ValueError):
-            continue
-    if values.get("input_i", float("-inf")) < -70 or "input_thresh" not in values:
-        return None  # silence: nothing to normalize
-    for key in ("input_i", "input_tp", "input_lra", "input_thresh", "target_offset"):
-        if key not in values or values[key] in (float("inf"), float("-inf")):
-            return None
-    return values
-
-
 # ---- running ---------------------------------------------------------------------------
 
 
@@ -647,7 +623,7 @@ async def assemble(
     clips: Sequence[CutClip],
     output: Path,
     *,
-    audio: Sequence[AudioTrack] = (),
+    audio: Sequence[MixTrack] = (),
     loudness: float | None = -14.0,
     progress: Callable[[float], None] | None = None,
 ) -> AssemblyResult:
@@ -699,7 +675,7 @@ async def assemble(
 async def _render(
     clips: Sequence[CutClip],
     infos: Sequence[ClipInfo],
-    tracks: Sequence[tuple[AudioTrack, AudioInfo]],
+    tracks: Sequence[tuple[MixTrack, AudioInfo]],
     loudness: float | None,
     output: Path,
     work: Path,
