@@ -564,6 +564,21 @@ def loudnorm_apply(target: float, measured: dict[str, float]) -> str:
     )
 
 
+def loudness_filter(target: float, measured: dict[str, float]) -> str:
+    """The second-pass filter bringing the measured sound to ``target`` LUFS. Pure.
+
+    Where loudnorm would run in linear mode (the gain keeps the true peak under
+    :data:`TRUE_PEAK` and the range fits :data:`LOUDNESS_RANGE`) it applies exactly
+    that static gain, so ``volume`` does the same at 48 kHz; loudnorm would resample
+    to 192 kHz and back (most of this pass's audio time). Otherwise loudnorm, dynamic.
+    """
+    gain = target - measured["input_i"]
+    peak = measured["input_tp"] + gain
+    if peak <= TRUE_PEAK and measured["input_lra"] <= LOUDNESS_RANGE and measured["input_i"] != 0:
+        return f"volume={gain:.4f}dB"
+    return loudnorm_apply(target, measured)
+
+
 def parse_ebur128(stderr: str) -> dict[str, float] | None:
     """ebur128's summary as loudnorm's first-pass keys; None when the audio is silent. Pure."""
     at = stderr.rfind("Summary:")
@@ -703,7 +718,7 @@ async def _render(
             commands.append(build_command(args))
             measured = parse_ebur128(await run_ffmpeg(args, progress=steps.part(0), total_seconds=seconds))
             if measured is not None:
-                loudnorm = loudnorm_apply(loudness, measured)
+                loudnorm = loudness_filter(loudness, measured)
         args = render_args(plan, output, tracks=tracks, loudnorm=loudnorm)
         commands.append(build_command(args))
         await run_ffmpeg(args, progress=steps.part(1), total_seconds=seconds)
@@ -736,7 +751,7 @@ async def _render(
         stderr = await run_ffmpeg(args, progress=steps.part(len(segments)), total_seconds=seconds)
         measured = parse_ebur128(stderr)
         if measured is not None:
-            loudnorm = loudnorm_apply(loudness, measured)
+            loudnorm = loudness_filter(loudness, measured)
     args = join_args(
         picture_list, sound_list if sound else None, output, tracks=tracks, samples=samples, loudnorm=loudnorm
     )
