@@ -253,7 +253,10 @@ def test_plan_filter_offsets(clips: dict[str, Path]) -> None:
     infos = [probe(clips[k]) for k in ("a", "b", "c")]
     cut = [CutClip(infos[0].path), CutClip(infos[1].path, "dissolve", 0.5), CutClip(infos[2].path)]
     plan = plan_filter(cut, infos)
-    assert "xfade=transition=dissolve:duration=0.500000:offset=1.500000" in plan.graph
+    # only the 5 overlapping frames go through xfade: 15 frames of "a" come before them
+    assert "trim=start_frame=15,setpts=PTS-STARTPTS" in plan.graph
+    assert "trim=end_frame=15[" in plan.graph and "trim=end_frame=5[" in plan.graph
+    assert plan.graph.count("xfade=transition=dissolve:duration=0.500000:offset=0[") == 1
     assert "acrossfade=ns=24000" in plan.graph
     assert plan.frames == 50 and plan.samples == 5 * 48000
     args = render_args(plan, Path("out.mp4"))
@@ -337,3 +340,25 @@ def test_loudness_filter_is_a_gain_where_loudnorm_would_be_linear() -> None:
     assert loudness_filter(-14.0, {**measured, "input_tp": TRUE_PEAK - 6.6 - 0.01}).startswith("volume=")
     wide = {**measured, "input_lra": LOUDNESS_RANGE + 0.1}
     assert loudness_filter(-14.0, wide).startswith("loudnorm=")
+
+
+async def test_frames_outside_transitions_are_untouched(clips: dict[str, Path], tmp_path: Path) -> None:
+    # xfade works in 4:4:4; frames that only pass it by must not make that round trip
+    infos = [probe(clips[k]) for k in ("a", "b")]
+    cut = [CutClip(infos[0].path), CutClip(infos[1].path, "dissolve", 0.5)]
+    plan = plan_filter(cut, infos, audio=False)
+    film, first, second = tmp_path / "film.md5", tmp_path / "a.md5", tmp_path / "b.md5"
+    await run_ffmpeg([*plan.inputs, "-filter_complex", plan.graph, "-map", f"[{plan.video}]",
+                      "-f", "framemd5", str(film)])  # fmt: skip
+    await run_ffmpeg(["-i", str(infos[0].path), "-map", "0:v", "-f", "framemd5", str(first)])
+    await run_ffmpeg(["-i", str(infos[1].path), "-map", "0:v", "-f", "framemd5", str(second)])
+
+    def hashes(path: Path) -> list[str]:
+        lines = path.read_text().splitlines()
+        return [line.rsplit(",", 1)[-1].strip() for line in lines if not line.startswith("#")]
+
+    ours, a, b = hashes(film), hashes(first), hashes(second)
+    assert len(ours) == plan.frames == 20 + 15 - 5
+    assert ours[:15] == a[:15]  # "a" before the dissolve, bit for bit
+    assert all(o not in (x, y) for o, x, y in zip(ours[15:20], a[15:], b[:5], strict=True))
+    assert ours[20:] == b[5:]  # "b" after it

@@ -380,10 +380,7 @@ def plan_filter(
         assert overlap == timeline.overlaps[head.clip] > 0
         transition = clips[head.clip].transition
         if video:
-            graph.append(
-                f"[{acc_v}][{gv}]xfade=transition={transition}:duration={float(overlap / fps):.6f}:"
-                f"offset={float((head.at - segment.start) / fps):.6f}[xv{g}]"
-            )
+            graph += crossfade(acc_v, gv, head.at - segment.start, overlap, transition, fps, f"xv{g}")
         if audio:
             graph.append(f"[{acc_a}][{ga}]acrossfade=ns={samples(overlap)}:c1=tri:c2=tri[xa{g}]")
         acc_v, acc_a, end = f"xv{g}", f"xa{g}", group_end
@@ -398,6 +395,32 @@ def plan_filter(
         inputs=inputs, graph=";".join(graph), video=acc_v, audio=out_a, frames=frames, fps=fps,
         samples=count, sources=len(segment.pieces),
     )  # fmt: skip
+
+
+def crossfade(
+    first: str, second: str, before: int, overlap: int, transition: str, fps: Fraction, out: str
+) -> list[str]:
+    """Filter chains crossfading the last ``overlap`` frames of ``first`` (which has
+    ``before`` frames ahead of them) with the first ``overlap`` frames of ``second``,
+    into ``out``. Only the overlap goes through xfade, which costs a frame copy for every
+    frame it passes (~2 ms at 720p); the rest is split off and concatenated. Pure."""
+    seconds = f"{float(overlap / fps):.6f}"
+    chains = [
+        f"[{first}]split=2[{out}a][{out}b]",
+        f"[{out}b]trim=start_frame={before},setpts=PTS-STARTPTS[{out}t]",
+        f"[{second}]split=2[{out}c][{out}d]",
+        f"[{out}c]trim=end_frame={overlap}[{out}h]",
+        f"[{out}d]trim=start_frame={overlap},setpts=PTS-STARTPTS[{out}r]",
+        f"[{out}t][{out}h]xfade=transition={transition}:duration={seconds}:offset=0[{out}x]",
+    ]
+    if before <= 0:  # nothing ahead of the transition (a segment never starts in one)
+        chains[0] = f"[{first}]null[{out}b]"
+        return [*chains, f"[{out}x][{out}r]concat=n=2:v=1:a=0[{out}]"]
+    return [
+        *chains,
+        f"[{out}a]trim=end_frame={before}[{out}p]",
+        f"[{out}p][{out}x][{out}r]concat=n=3:v=1:a=0[{out}]",
+    ]
 
 
 def mix_graph(
