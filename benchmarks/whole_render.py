@@ -4,7 +4,7 @@ film's length (target <= 0.5x real time on 2 cores).
 The storyboard: 5 shots, ~12.5 s of film, with frame references (``@a:first``,
 ``@a:2.5``, a chain), a dissolve, a ducked music track and loudness normalization. Each
 run starts from an empty cache: everything is generated, framed, assembled and measured.
-The per-phase rows come from the render's own ``--json`` events.
+The per-phase rows come from when the render's ``--json`` events arrive.
 
     python benchmarks/whole_render.py [--quick]
 """
@@ -65,74 +65,72 @@ def _make(folder: Path) -> Path:
     return path
 
 
-def _phases(events: list[dict[str, Any]], wall: float) -> dict[str, float]:
-    """Seconds per phase from the render's JSON events (``t`` is seconds since its start)."""
-    times = {
-        e.get("event"): e.get("t") for e in events if isinstance(e.get("t"), int | float)
+def _phases(folder: Path, env: dict[str, str]) -> dict[str, float]:
+    """Wall seconds per phase of one render, from when its ``--json`` events arrive."""
+    cmd = [sys.executable, "-m", "storyboard.cli", "render", str(folder / "board.yaml"), "--json",
+           "--cache-dir", str(folder / "cache"), "-o", str(folder / "film.mp4")]
+    start = time.perf_counter()
+    seen: dict[str, float] = {}
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            event = json.loads(line).get("event", "")
+            seen.setdefault(event, time.perf_counter() - start)
+            if event == "shot_done":
+                seen["last shot_done"] = time.perf_counter() - start
+    end = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"whole render failed with exit {proc.returncode}")
+    return {
+        "python start, import, validate, plan": seen["render_started"],
+        "generate 5 shots (4 deep) incl. frame extraction": seen["last shot_done"] - seen["render_started"],
+        "assemble incl. loudness": seen["film_done"] - seen["last shot_done"],
+        "exit": end - seen["film_done"],
     }
-    starts = [e["t"] for e in events if e.get("event") == "shot_started" and "t" in e]
-    ends = [e["t"] for e in events if e.get("event") == "shot_finished" and "t" in e]
-    assembly = [e["t"] for e in events if e.get("event") == "assembly_progress" and "t" in e]
-    out: dict[str, float] = {}
-    if starts and ends:
-        out["generation (first shot start to last shot end)"] = max(ends) - min(starts)
-    if assembly:
-        out["assembly incl. loudness"] = max(assembly) - min(assembly)
-    if times:
-        out["python start to first event"] = wall - (max(v for v in times.values() if v is not None))
-    return out
 
 
-def run(quick: bool = False) -> list[dict[str, Any]]:
+def _render(tmp: Path, name: str, env: dict[str, str]) -> tuple[float, float]:
     from benchmarks._measure import measure
     from storyboard.media import probe
 
+    folder = tmp / name
+    folder.mkdir()
+    board = _make(folder)
+    cmd = [sys.executable, "-m", "storyboard.cli", "render", str(board),
+           "--cache-dir", str(folder / "cache"), "-o", str(folder / "film.mp4")]
+    wall, _, code = measure(cmd, env)
+    if code != 0:
+        raise RuntimeError(f"whole render failed with exit {code}")
+    return wall, probe(folder / "film.mp4").duration
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
     repeats = 1 if quick else 3
-    best = float("inf")
-    film_seconds = 0.0
-    env = {**os.environ}
-    env.pop("STORYBOARD_ANIMATIC_SIZE", None)
-    env.pop("STORYBOARD_ANIMATIC_FPS", None)
-    with tempfile.TemporaryDirectory() as tmp:
-        for i in range(repeats):
-            folder = Path(tmp) / f"run{i}"
-            folder.mkdir()
-            board = _make(folder)
-            cmd = [sys.executable, "-m", "storyboard.cli", "render", str(board),
-                   "--cache-dir", str(folder / "cache"), "-o", str(folder / "film.mp4")]
-            wall, _, code = measure(cmd, env)
-            if code != 0:
-                raise RuntimeError(f"whole render failed with exit {code}")
-            best = min(best, wall)
-            film_seconds = probe(folder / "film.mp4").duration
-    ratio = best / film_seconds
-    return [{
-        "measure": f"whole render, animatic: 5 shots, {film_seconds:.2f} s film, python start to film written (s)",
-        "storyboard": round(best, 2), "baseline": round(film_seconds, 2), "ratio": round(ratio, 3),
-        "target": "<= 0.5", "passed": ratio <= 0.5,
-    }]  # fmt: skip
-
-
-def phases(keep: Path | None = None) -> dict[str, float]:
-    """One render with ``--json``, timed per phase (for the notes; not a benchmark row)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = keep or Path(tmp)
-        board = _make(folder)
-        start = time.perf_counter()
-        out = subprocess.run(
-            [sys.executable, "-m", "storyboard.cli", "render", str(board), "--json",
-             "--cache-dir", str(folder / "cache"), "-o", str(folder / "film.mp4")],
-            capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
-        wall = time.perf_counter() - start
-    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    return {"wall": wall, **_phases(events, wall)}
+    rows: list[dict[str, Any]] = []
+    base = {k: v for k, v in os.environ.items() if not k.startswith("STORYBOARD_ANIMATIC_")}
+    # the default preview size, then the small one the CI workflow in docs/ci.md uses
+    for label, env in (("default 720p", base), ("360p", {**base, "STORYBOARD_ANIMATIC_SIZE": "360"})):
+        with tempfile.TemporaryDirectory() as tmp:
+            runs = [_render(Path(tmp), f"run{i}", env) for i in range(repeats)]
+            wall, film = min(w for w, _ in runs), runs[0][1]
+            ratio = wall / film
+            rows.append({
+                "measure": f"whole render, animatic {label}: python start to film written, 5 shots, "
+                           f"{film:.2f} s film (s)",
+                "storyboard": round(wall, 2), "baseline": round(film, 2), "ratio": round(ratio, 3),
+                "target": "<= 0.5", "passed": ratio <= 0.5,
+            })  # fmt: skip
+            if label.startswith("default"):
+                folder = Path(tmp) / "phases"
+                folder.mkdir()
+                _make(folder)
+                for phase, seconds in _phases(folder, env).items():
+                    rows.append({"measure": f"  whole render {label}: {phase} (s)",
+                                 "storyboard": round(seconds, 2), "target": "report", "passed": None})
+    return rows
 
 
 if __name__ == "__main__":
     from benchmarks.__main__ import print_table
 
-    if "--phases" in sys.argv:
-        print(json.dumps(phases(), indent=1))
-    else:
-        print_table(run(quick="--quick" in sys.argv))
+    print_table(run(quick="--quick" in sys.argv))

@@ -109,3 +109,12 @@ async def test_backend_generates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     fractions = [f for f, _ in ctx.events if f is not None]
     assert len(fractions) >= 2 and fractions[-1] == 1.0
     await backend.aclose()
+
+
+def test_variant_is_size_and_rate() -> None:
+    # part of every cache key: the same text as before the backend stated it itself
+    from storyboard.backends import backend_variant
+
+    backend = AnimaticBackend(short_side=360, fps=12)
+    assert backend.variant == "360p12" == backend_variant(backend)
+    assert AnimaticBackend(short_side=90, fps=8).variant != backend.variant
