@@ -12,21 +12,19 @@ import pytest
 
 from storyboard.errors import MediaError
 from storyboard.media import CutClip, MixTrack, assemble, probe
-from storyboard.media._assemble import (
+from storyboard.media._assemble import can_copy
+from storyboard.media._ffmpeg import run_ffmpeg
+from storyboard.media._graphs import (
     LOUDNESS_RANGE,
     TRUE_PEAK,
-    WINDOW,
-    can_copy,
     concat_list,
     copy_args,
     loudness_filter,
     parse_ebur128,
     plan_filter,
-    plan_timeline,
     render_args,
-    split_segments,
 )
-from storyboard.media._ffmpeg import run_ffmpeg
+from storyboard.media._timeline import WINDOW, plan_timeline, split_segments
 from tests.media_helpers import (
     decode_all,
     integrated_loudness,
