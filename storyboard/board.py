@@ -5,21 +5,24 @@ Pure: reads the storyboard, its images (to check and hash them) and its template
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from storyboard.errors import Problem, TemplateError
+from storyboard.errors import Problem, PromptError, TemplateError
 from storyboard.graph import ShotGraph
-from storyboard.prompts import PromptError, PromptRenderer, library_dir
+from storyboard.prompts import PromptRenderer, ShotsSoFar, library_dir
 from storyboard.request import FrameRef, source_text
-from storyboard.spec import MAX_PROMPT_CHARS, ResolvedShot, Spec, load_spec
+from storyboard.shotinputs import ShotInputs, resolve_inputs
+from storyboard.spec import ResolvedShot, Spec, load_spec, near
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from decimal import Decimal
 
+    from storyboard.apps import AppVersion
+    from storyboard.backends.base import Backend
     from storyboard.plan import CacheView, Plan
     from storyboard.request import ShotRequest
 
@@ -32,6 +35,7 @@ class Board:
     graph: ShotGraph
     prompts: Mapping[str, str]
     vars: Mapping[str, Any] = field(default_factory=dict)
+    inputs: Mapping[str, ShotInputs] = field(default_factory=dict)
 
     @property
     def path(self) -> Path:
@@ -53,27 +57,61 @@ class Board:
     def output(self) -> Path:
         return self.spec.output
 
-    def plan(self, *, backend: str | None = None, cache: CacheView | None = None, variant: str | None = None,
+    def unused_vars(self, names: Iterable[str]) -> list[tuple[str, str | None]]:
+        """Which of ``names`` (e.g. ``--set`` keys) no prompt reads, each with the nearest
+        name that one does read (or None). Empty when a prompt's variables cannot be told
+        from its text (see :meth:`PromptRenderer.names_used`)."""
+        used = names_used(self.spec)
+        if used is None:
+            return []
+        return [(n, near(n, sorted(used))) for n in names if n not in used]
+
+    def plan(self, *, backend: str | Backend | None = None, cache: CacheView | None = None, variant: str = "",
              force: frozenset[str] = frozenset(),
              price: Callable[[ShotRequest], Decimal | None] | None = None) -> Plan:
         """The plan (pure). Pass ``cache`` (e.g. ``Cache.for_board(path, create=False)``) to
-        see cache hits; without it every shot is to be generated."""
-        from storyboard.backends import backend_variant
+        see cache hits; without it every shot is to be generated.
+
+        ``backend`` is a backend object (its name, ``variant`` and ``price`` are used) or a
+        name; with a name, ``variant`` and ``price`` are the caller's, and costs default to
+        the apps' own price estimates. Planning never loads a backend itself.
+        """
         from storyboard.plan import make_plan
 
+        if backend is not None and not isinstance(backend, str):
+            variant = variant or str(getattr(backend, "variant", "") or "")
+            price = price or backend.price
+            backend = backend.name
         name = backend or self.spec.model.backend
-        if variant is None:
-            variant = backend_variant(name)
         return make_plan(self, backend=name, cache=cache, variant=variant, force=force, price=price)
+
+    def with_live_apps(self, live: Mapping[str, AppVersion]) -> Board:
+        """This board with every shot's inputs checked against the app versions read live
+        (app reference as written → version). Raises SpecError naming what changed."""
+        return replace(self, inputs=resolve_inputs(self.spec, self.prompts, live))
+
+    def apps_used(self) -> list[str]:
+        """Each app reference the shots use, as written, in file order."""
+        return list(dict.fromkeys(s.app for s in self.spec.shots))
 
 
 def build_graph(spec: Spec) -> ShotGraph:
+    """The shot graph of a spec; raises GraphError (located) on a cycle."""
     edges: list[tuple[str, str, str]] = []
     for shot in spec.shots:
         for role, ref in shot.parents():
             edges.append((ref.shot, shot.id, ref.selector_text if role == "image" else f"end:{ref.selector_text}"))
     graph = ShotGraph((s.id for s in spec.shots), edges, {s.id: float(s.duration) for s in spec.shots})
-    graph.check(str(spec.path))
+
+    def locate(parent: str, child: str, message: str) -> Problem | None:
+        # the image/end_image value of `child` that names `parent`, if it is written
+        for role, ref in spec.shot(child).parents():
+            path = spec.shot_path(child, role)
+            if ref.shot == parent and path in spec.source.values:
+                return spec.source.problem(message, path)
+        return None
+
+    graph.check(str(spec.path), locate)
     return graph
 
 
@@ -99,23 +137,20 @@ def render_prompts(spec: Spec, overrides: Mapping[str, Any] | None = None) -> tu
     base = {**spec.model.vars, **(overrides or {})}
     problems: list[Problem] = []
     rendered: dict[str, str] = {}
-    shots_ctx: dict[str, dict[str, Any]] = {}
+    shots_ctx = ShotsSoFar()
     for shot in spec.shots:
         context = {**base, **shot.vars, "vars": {**base, **shot.vars}, "shot": _shot_context(shot), "shots": shots_ctx}
         fld = "prompt" if shot.prompt is not None else "template"
         try:
             text = renderer.render(inline=shot.prompt, template=shot.template, context=context)
         except PromptError as e:
+            shots_ctx.failed.add(shot.id)
             problems.append(_prompt_problem(spec, shot, fld, e))
-            continue
-        if len(text) > MAX_PROMPT_CHARS:
-            problems.append(spec.source.problem(
-                f"shot '{shot.id}': the prompt is {len(text)} characters after rendering; Kling allows at most {MAX_PROMPT_CHARS}",
-                spec.shot_path(shot.id, fld)))
             continue
         if not text:
             problems.append(spec.source.problem(
-                f"shot '{shot.id}': the prompt renders to nothing; Kling needs a prompt", spec.shot_path(shot.id, fld)))
+                f"shot '{shot.id}': the prompt renders to nothing; every shot needs a prompt", spec.shot_path(shot.id, fld)))
+            shots_ctx.failed.add(shot.id)
             continue
         rendered[shot.id] = text
         shots_ctx[shot.id] = {"id": shot.id, "index": shot.index, "prompt": text, "duration": shot.duration}
@@ -124,8 +159,25 @@ def render_prompts(spec: Spec, overrides: Mapping[str, Any] | None = None) -> tu
     return rendered, base
 
 
+def names_used(spec: Spec) -> set[str] | None:
+    """Every top-level variable the storyboard's prompts read (inline prompts and template
+    files); None when some prompt's variables cannot be told from its text."""
+    renderer = PromptRenderer(spec.template_dirs)
+    used: set[str] = set()
+    for shot in spec.shots:
+        names = renderer.names_used(inline=shot.prompt, template=shot.template)
+        if names is None:
+            return None
+        used |= names
+    return used
+
+
 def _prompt_problem(spec: Spec, shot: ResolvedShot, fld: str, e: PromptError) -> Problem:
     where = f"shot '{shot.id}'"
+    if e.depends_on is not None:
+        return spec.source.problem(
+            f"{where}: its prompt uses shot '{e.depends_on}', whose prompt failed (see above)",
+            spec.shot_path(shot.id, fld))
     if e.file is not None and Path(e.file).is_relative_to(library_dir()):
         # an error raised inside the shipped library: the storyboard's line is the useful one
         e = PromptError(e.message, template=e.template)
@@ -147,13 +199,14 @@ def load(
     """Load and validate a storyboard: the file, its graph and its prompts.
 
     ``vars`` override the file's template variables; ``overrides`` set model inputs
-    (mode, aspect_ratio, duration, sound, negative_prompt, app) on every shot — e.g. one
+    (app, mode, resolution, aspect_ratio, duration, sound, multi_shot, negative_prompt) on every shot — e.g. one
     variant of a film in 9:16. Raises SpecError (every problem found, each located).
     """
     spec = load_spec(path, dict(overrides) if overrides else None)
     graph = build_graph(spec)
     prompts, merged = render_prompts(spec, vars)
-    return Board(spec=spec, graph=graph, prompts=prompts, vars=merged)
+    inputs = resolve_inputs(spec, prompts)
+    return Board(spec=spec, graph=graph, prompts=prompts, vars=merged, inputs=inputs)
 
 
-__all__ = ["Board", "FrameRef", "build_graph", "load", "render_prompts"]
+__all__ = ["Board", "FrameRef", "build_graph", "load", "names_used", "render_prompts"]

@@ -40,11 +40,14 @@ def _errors(verbose: bool = False) -> Iterator[None]:
             import traceback
 
             traceback.print_exc()
-        _err(_redact(f"error: {e}" if "\n" not in str(e) and not _located(str(e)) else str(e)))
+        _err(_redact(str(e) if _located(e) or "\n" in str(e) else f"error: {e}"))
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         _err("interrupted; every clip already made is cached, and journalled remote tasks resume on the next render")
         sys.exit(130)
+    except BrokenPipeError:  # the reader went away (`| head`): nothing left to say
+        sys.stderr.close()
+        sys.exit(0)
     except click.exceptions.Exit:
         raise
     except click.ClickException:
@@ -56,9 +59,11 @@ def _errors(verbose: bool = False) -> Iterator[None]:
         sys.exit(1)
 
 
-def _located(text: str) -> bool:
-    head = text.split(": ", 1)[0]
-    return head.count(":") >= 1 and not head.startswith("shot ")
+def _located(e: Exception) -> bool:
+    """Whether the error already starts with its FILE:LINE (a SpecError's problems do)."""
+    from storyboard.errors import SpecError
+
+    return isinstance(e, SpecError) and any(p.file is not None for p in e.problems)
 
 
 def _redact(text: str) -> str:
@@ -82,11 +87,24 @@ def parse_sets(pairs: Sequence[str]) -> dict[str, Any]:
         try:  # the storyboard's own bounded parser: no alias bombs, no deep nesting
             parsed = parse_yaml(value, "--set")[0] if value.strip() else ""
         except SpecError as e:
-            if "too many values" in str(e) or "levels deep" in str(e):
+            if _is_yaml(value):  # well-formed, so refused for its size: say so
                 raise click.BadParameter(f"{key}: {e.problems[0].message}", param_hint="--set") from None
-            parsed = value
+            parsed = value  # not YAML: the text as it is
         out[key] = parsed if isinstance(parsed, (str, int, float, bool, list, dict)) or parsed is None else value
     return out
+
+
+def _is_yaml(text: str) -> bool:
+    """Whether ``text`` is well-formed YAML. Reads parser events only: no alias expansion,
+    no recursion, so it is safe on any input."""
+    import yaml
+
+    try:
+        for _event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+            pass
+    except yaml.YAMLError:
+        return False
+    return True
 
 
 def parse_budget(value: str | None) -> Decimal | None:
@@ -106,7 +124,12 @@ def parse_budget(value: str | None) -> Decimal | None:
 def _load(file: str, sets: Sequence[str]) -> Board:
     from storyboard.board import load
 
-    return load(file, vars=parse_sets(sets))
+    values = parse_sets(sets)
+    board = load(file, vars=values)
+    for name, near in board.unused_vars(values):
+        hint = f"; did you mean '{near}'?" if near else ""
+        _err(f"warning: --set {name}: no prompt uses '{name}'{hint}")
+    return board
 
 
 file_arg = click.argument("file", type=click.Path(dir_okay=False, path_type=str))
@@ -121,6 +144,12 @@ def main() -> None:
 
     Try: storyboard render examples/harbor.yaml
     """
+
+
+def _add_apps_group() -> None:
+    from storyboard.appscmd import apps_group
+
+    main.add_command(apps_group)
 
 
 @main.command()
@@ -143,10 +172,10 @@ def _cache_view(board: Board, cache_dir: str | None) -> Any:
     return Cache.for_board(board.path, cache_dir, create=False)
 
 
-def _backend_variant(name: str) -> str:
-    from storyboard.backends import backend_variant
+def _backend(name: str) -> Any:
+    from storyboard.backends import get_backend
 
-    return backend_variant(name)
+    return get_backend(name)
 
 
 @main.command()
@@ -155,21 +184,23 @@ def _backend_variant(name: str) -> str:
 @click.option("--backend", default=None, help="Backend to price and key for (default: the file's).")
 @click.option("--cache-dir", default=None, type=click.Path(file_okay=False), help="Cache folder.")
 @click.option("--force", "force", multiple=True, metavar="SHOT", help="Plan as if SHOT were regenerated.")
-@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON document (every shot).")
+@click.option("--all", "all_rows", is_flag=True, help="Show every shot (a long plan shows its first and last).")
 @verbose_opt
 def plan(file: str, sets: tuple[str, ...], backend: str | None, cache_dir: str | None, force: tuple[str, ...],
-         as_json: bool, verbose: bool) -> None:
+         as_json: bool, all_rows: bool, verbose: bool) -> None:
     """Show the order, cache hits, cost and critical path. Generates nothing."""
     with _errors(verbose):
         board = _load(file, sets)
         name = backend or board.spec.model.backend
         _check_force(board, force)
-        p = board.plan(backend=name, cache=_cache_view(board, cache_dir), variant=_backend_variant(name),
-                       force=frozenset(force))
+        be = _backend(name)
+        p = board.plan(backend=name, cache=_cache_view(board, cache_dir), variant=getattr(be, "variant", ""),
+                       force=frozenset(force), price=be.price)
         if as_json:
             click.echo(json.dumps(p.to_json(), indent=2))
         else:
-            print_plan(board, p)
+            print_plan(board, p, all_rows=all_rows)
 
 
 def _check_force(board: Board, force: Sequence[str]) -> None:
@@ -179,38 +210,59 @@ def _check_force(board: Board, force: Sequence[str]) -> None:
             raise click.BadParameter(f"no shot '{f}' in {board.path}", param_hint="--force")
 
 
-def _money(d: Decimal | None) -> str:
-    if d is None:
-        return "unknown"
-    return f"${d.quantize(Decimal('0.001')).normalize():f}" if d else "$0"
+PLAN_ROWS_SHOWN = 10  # a plan longer than 2× this shows its first and last rows (all with --all)
 
 
-def print_plan(board: Board, p: Plan, *, file: Any = None) -> None:
+def _tier(s: Any) -> str:
+    from storyboard.facts import usd
+
+    rate = "?" if s.rate is None else usd(s.rate)
+    return f"{rate}/s ({s.tier})" if s.tier else f"{rate}/s"
+
+
+def print_plan(board: Board, p: Plan, *, file: Any = None, all_rows: bool = False) -> None:
+    """The plan as a table, then totals, the critical path and a legend."""
     from rich.console import Console
     from rich.table import Table
+
+    from storyboard.facts import usd
 
     out = file or sys.stdout
     console = Console(file=out, soft_wrap=False, width=None if out.isatty() else 160)
     table = Table(title=f"{board.title} — plan ({p.backend})", title_justify="left")
     for col, kw in (("#", {"justify": "right"}), ("shot", {}), ("image", {}), ("end", {}),
-                    ("dur", {"justify": "right"}), ("mode", {}), ("sound", {}), ("status", {}),
+                    ("dur", {"justify": "right"}), ("tier (estimate)", {}), ("status", {}),
                     ("cost", {"justify": "right"}), ("key", {})):
         table.add_column(col, **kw)  # type: ignore[arg-type]
-    for s in p.shots:
+    shots = list(p.shots)
+    hidden = 0
+    if not all_rows and len(shots) > 2 * PLAN_ROWS_SHOWN:
+        hidden = len(shots) - 2 * PLAN_ROWS_SHOWN
+        shots = shots[:PLAN_ROWS_SHOWN] + shots[-PLAN_ROWS_SHOWN:]
+    for i, s in enumerate(shots):
+        if hidden and i == PLAN_ROWS_SHOWN:
+            table.add_row("…", f"{hidden} more shots (--all shows every row)", *[""] * 8)
         status = s.status if s.status != "after" else "after " + ", ".join(s.after)
         if not s.in_cut and s.status != "unused":
             status += " (not in cut)"
         table.add_row(str(s.order + 1), s.id, s.request.image_source or "—", s.request.end_image_source or "",
-                      f"{s.request.duration}s", s.request.mode, "yes" if s.request.sound else "no", status,
-                      _money(s.cost), (s.key or s.recipe)[:10] + ("" if s.key else "…"))
+                      f"{s.request.duration}s", _tier(s), status,
+                      usd(s.cost), (s.key or s.recipe)[:10] + ("" if s.key else "…"))
     console.print(table)
-    cp = " → ".join(p.critical_path)
-    console.print(f"to generate: {len(p.pending)} of {len(p.shots)} shots, {p.seconds_to_generate} s; "
-                  f"cost {_money(p.cost)}")
-    if p.backend == "animatic" and p.pending:
-        console.print(f"the same shots on inference.sh (Kling V3.0): about {_money(p.reference_cost)} "
-                      "(public list prices; may differ)")
-    console.print(f"critical path: {cp} ({p.critical_seconds:g} s of footage)")
+    counts: dict[str, int] = {}
+    for s in p.shots:
+        counts[s.status] = counts.get(s.status, 0) + 1
+    lines = [f"{len(p.shots)} shots: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())),
+             f"to generate: {len(p.pending)} of {len(p.shots)} shots, {p.seconds_to_generate} s; cost {usd(p.cost)}"]
+    if p.pending and p.cost != p.reference_cost:
+        apps = ", ".join(sorted({s.request.app for s in p.pending}))
+        lines.append(f"the same shots on inference.sh ({apps}): about {usd(p.reference_cost)} "
+                     "(estimated from list prices; inference.sh's may differ)")
+    lines.append(f"critical path: {' → '.join(p.critical_path)} ({p.critical_seconds:g} s of footage)")
+    if any(not s.key for s in p.shots):
+        lines.append("key: the cache key's first characters; one ending in … is provisional (a hash of the "
+                     "shot's inputs): the final key needs the clips of the shots it starts from")
+    out.write("".join(line + "\n" for line in lines))  # plain text: no markup parsing, no wrapping cost
 
 
 @main.command()
@@ -273,14 +325,16 @@ def render(file: str, backend: str | None, output: str | None, concurrency: int,
             if display is not None:
                 display.close()
         if dry_run:
-            if as_json:
-                click.echo(json.dumps(result.plan.to_json(), indent=2))
+            if as_json:  # --json on render is always JSON lines: the plan is one event, on one line
+                click.echo(json.dumps({"event": "plan", **result.plan.to_json()}, default=str))
             else:
                 print_plan(board, result.plan)
                 click.echo("dry run: nothing generated, nothing paid")
             return
         if not as_json:
-            click.echo(f"{result.film} ({result.duration:.2f} s) — paid {_money(result.cost)}; "
+            from storyboard.facts import usd
+
+            click.echo(f"{result.film} ({result.duration:.2f} s) — paid {usd(result.cost)}; "
                        f"report {result.report}")
 
 
@@ -401,3 +455,6 @@ def init(name: str, parent: str, title: str | None) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+_add_apps_group()

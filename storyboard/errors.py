@@ -6,6 +6,9 @@
     ├── SpecError            file, line, column, what is allowed   (exit 1)
     │   ├── GraphError       cycle / unknown reference (names the shots)
     │   └── TemplateError    Jinja syntax / undefined name (file, line)
+    ├── AppError             unknown app, malformed @version, bad price file
+    ├── PromptError          a template failed to render (template, file, line); the
+    │                        board reports it, located, as a TemplateError
     ├── UsageError           a bad command-line value               (exit 2)
     ├── BudgetError          plan cost over --budget                (exit 3)
     ├── BackendError         a shot could not be generated          (exit 1)
@@ -87,6 +90,32 @@ class GraphError(SpecError):
 
 class TemplateError(SpecError):
     """A prompt template could not be rendered."""
+
+
+class AppError(StoryboardError):
+    """An app reference, profile or price file is unusable (unknown app, malformed @version)."""
+
+
+class PromptError(StoryboardError):
+    """A template could not be rendered. ``file``/``line`` point into the template file
+    (``file`` is None for an inline prompt, ``line`` then counts from the prompt's start).
+    ``depends_on`` names the shot whose failed prompt this one reads, if that is why."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        template: str | None = None,
+        file: str | None = None,
+        line: int | None = None,
+        depends_on: str | None = None,
+    ) -> None:
+        self.message = message
+        self.template = template
+        self.file = file
+        self.line = line
+        self.depends_on = depends_on
+        super().__init__(message)
 
 
 class UsageError(StoryboardError):

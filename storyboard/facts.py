@@ -21,12 +21,7 @@ __all__ = [
 
 # ffmpeg's xfade transitions (ffmpeg 6-7), plus "cut" (none).
 TRANSITIONS: frozenset[str] = frozenset(
-    """cut fade fadeblack fadewhite fadegrays fadefast fadeslow dissolve pixelize distance radial
-    hblur wipeleft wiperight wipeup wipedown wipetl wipetr wipebl wipebr slideleft slideright
-    slideup slidedown smoothleft smoothright smoothup smoothdown circlecrop rectcrop circleclose
-    circleopen horzclose horzopen vertclose vertopen diagbl diagbr diagtl diagtr hlslice hrslice
-    vuslice vdslice squeezeh squeezev zoomin hlwind hrwind vuwind vdwind coverleft coverright
-    coverup coverdown revealleft revealright revealup revealdown""".split()
+    ["cut", "fade", "fadeblack", "fadewhite", "fadegrays", "fadefast", "fadeslow", "dissolve", "pixelize", "distance", "radial", "hblur", "wipeleft", "wiperight", "wipeup", "wipedown", "wipetl", "wipetr", "wipebl", "wipebr", "slideleft", "slideright", "slideup", "slidedown", "smoothleft", "smoothright", "smoothup", "smoothdown", "circlecrop", "rectcrop", "circleclose", "circleopen", "horzclose", "horzopen", "vertclose", "vertopen", "diagbl", "diagbr", "diagtl", "diagtr", "hlslice", "hrslice", "vuslice", "vdslice", "squeezeh", "squeezev", "zoomin", "hlwind", "hrwind", "vuwind", "vdwind", "coverleft", "coverright", "coverup", "coverdown", "revealleft", "revealright", "revealup", "revealdown"]
 )
 
 # Aspect ratios storyboard can frame, with their 720p-class frame size (even pixels).

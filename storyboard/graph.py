@@ -5,11 +5,15 @@ Knows nodes, edges, order and cycles; nothing about video.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import networkx as nx
 
 from storyboard.errors import GraphError, Problem
+
+# Locates an edge (parent, child) for a message: a Problem pointing at where the edge is
+# written, or None when it is not written anywhere (an implicit edge).
+EdgeLocator = Callable[[str, str, str], Problem | None]
 
 
 class ShotGraph:
@@ -29,14 +33,25 @@ class ShotGraph:
         self.weights = dict(weights)
         self._order: list[str] | None = None
 
-    def check(self, file: str | None = None) -> None:
-        """Raise GraphError naming the shots of a cycle, if there is one."""
+    def check(self, file: str | None = None, locate: EdgeLocator | None = None) -> None:
+        """Raise GraphError naming the shots of a cycle, if there is one. ``locate`` points
+        the error at the edge that closes the cycle (the first such edge it can place)."""
         try:
             cycle = nx.find_cycle(self.g)
         except nx.NetworkXNoCycle:
             return
-        names = [u for u, _ in cycle] + [cycle[0][0]]
-        raise GraphError([Problem("shot cycle: " + " -> ".join(names) + "; a shot cannot need its own frames", file)])
+        nodes = [u for u, _ in cycle]
+        fallback: Problem | None = None
+        # Try each edge as the one that closes the cycle, the one found last first.
+        for k in range(len(nodes), 0, -1):
+            order = nodes[k:] + nodes[:k]
+            message = "shot cycle: " + " -> ".join([*order, order[0]]) + "; a shot cannot need its own frames"
+            located = locate(order[-1], order[0], message) if locate is not None else None
+            if located is not None:
+                raise GraphError([located])
+            fallback = fallback or Problem(message, file)
+        assert fallback is not None
+        raise GraphError([fallback])
 
     def order(self) -> list[str]:
         """Topological order, stable: among ready shots, the earliest in the file first."""

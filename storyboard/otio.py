@@ -25,8 +25,6 @@ def _range(start: float, duration: float, rate: float) -> Any:
     return otio.opentime.TimeRange(_rt(start, rate), _rt(duration, rate))
 
 
-
-
 def build_timeline(board: Board, result: RenderResult) -> Any:
     """An ``otio.schema.Timeline`` of the cut. Transitions take half their length from
     each neighbouring clip, and a trimmed seam drops a chained clip's first frame, as
@@ -75,19 +73,43 @@ def build_timeline(board: Board, result: RenderResult) -> Any:
             source_range=_range(start, info.duration - start - tails[j], rate),
             metadata={"storyboard": {"prompt": board.prompts.get(sid), "key": result.shots[sid].key}}))
     timeline.tracks.append(video)
-    film_seconds = video.duration().to_seconds()
+    film_frames = video.duration().value
     for j, (path, track) in enumerate(spec.audio):
-        audio = otio.schema.Track(name=f"audio {j + 1}: {path.name}", kind=otio.schema.TrackKind.Audio)
-        audio.append(otio.schema.Clip(
-            name=path.name,
-            media_reference=otio.schema.ExternalReference(target_url=path.resolve().as_uri()),
-            source_range=_range(0, film_seconds, rate),
-            metadata={"storyboard": {"volume": track.volume, "duck": track.duck, "loop": track.loop}}))
-        timeline.tracks.append(audio)
+        timeline.tracks.append(_audio_track(j, path, track, film_frames, rate))
     return timeline
 
 
+def _audio_track(j: int, path: Path, track: Any, film_frames: float, rate: float) -> Any:
+    """A music track as the assembly mixes it: from the film's start, as many whole plays
+    of the file as fit (``loop``), the last one cut at the film's end. Each clip uses a
+    range inside its media's available range: editors' XML formats need one."""
+    import opentimelineio as otio
+
+    from storyboard.media import probe_audio
+
+    media_frames = max(1, round(probe_audio(path).duration * rate))
+    available = otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate),
+                                        otio.opentime.RationalTime(media_frames, rate))
+    audio = otio.schema.Track(name=f"audio {j + 1}: {path.name}", kind=otio.schema.TrackKind.Audio)
+    left = film_frames if track.loop else min(film_frames, media_frames)
+    play = 0
+    while left > 0:
+        frames = min(left, media_frames)
+        play += 1
+        audio.append(otio.schema.Clip(
+            name=path.name,
+            media_reference=otio.schema.ExternalReference(target_url=path.resolve().as_uri(),
+                                                          available_range=available),
+            source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate),
+                                                 otio.opentime.RationalTime(frames, rate)),
+            metadata={"storyboard": {"volume": track.volume, "duck": track.duck, "loop": track.loop,
+                                     "play": play}}))
+        left -= frames
+    return audio
+
+
 def write_otio(board: Board, result: RenderResult, path: Path) -> Path:
+    """Write the cut's timeline to ``path`` (any format OTIO's adapters write)."""
     import opentimelineio as otio
 
     path.parent.mkdir(parents=True, exist_ok=True)

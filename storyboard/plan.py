@@ -41,6 +41,8 @@ class PlannedShot:
     cost: Decimal | None  # what generating it costs on this backend (0 when cached)
     price: Decimal | None  # what it costs on this backend when generated
     reference_price: Decimal | None  # what it would cost on the paid model
+    rate: Decimal | None  # the paid model's USD per second for this shot's inputs (an estimate)
+    tier: str  # the inputs that set that rate ("resolution 1080p, sound true")
     in_cut: bool
     image: Any = None  # ImageSource | None
     end_image: Any = None
@@ -143,15 +145,22 @@ def _sum(values: Iterable[Decimal | None]) -> Decimal | None:
 
 def request_for(board: Board, shot: ResolvedShot) -> ShotRequest:
     """The ShotRequest of a shot (images not prepared yet: ``image`` is None)."""
+    resolved = board.inputs.get(shot.id)
     return ShotRequest(
         shot_id=shot.id,
         prompt=board.prompts[shot.id],
         app=shot.app,
+        version=resolved.version_id if resolved else None,
         mode=shot.mode,
+        resolution=shot.resolution,
         aspect_ratio=shot.aspect_ratio,
         duration=shot.duration,
         sound=shot.sound,
+        multi_shot=shot.multi_shot,
         negative_prompt=shot.negative_prompt,
+        inputs=dict(resolved.inputs) if resolved else None,
+        image_input=resolved.files.get("start_frame") if resolved else "image",
+        end_image_input=resolved.files.get("end_frame") if resolved else "end_image",
         image_source=source_text(shot.image),
         end_image_source=source_text(shot.end_image),
     )
@@ -167,12 +176,10 @@ def make_plan(
     price: Callable[[ShotRequest], Decimal | None] | None = None,
 ) -> Plan:
     """The plan: every shot's request, cache key, status and cost. Pure."""
-    from storyboard.pricing import PriceTable
+    def reference(shot_id: str) -> Decimal | None:
+        resolved = board.inputs.get(shot_id)
+        return resolved.price if resolved else None
 
-    table = PriceTable.load()
-    reference = table.price
-    if price is None:
-        price = (lambda r: Decimal(0)) if backend == "animatic" else reference
     needed = board.graph.needed_for(board.cut)
     in_cut = set(board.cut)
     recipes: dict[str, str] = {}
@@ -212,7 +219,8 @@ def make_plan(
             st = "generate"
         clip_hashes[shot_id] = hit
         status[shot_id] = st
-        p = price(req)
+        p = price(req) if price is not None else reference(shot_id)
+        resolved = board.inputs.get(shot_id)
         out.append(
             PlannedShot(
                 id=shot_id,
@@ -224,7 +232,9 @@ def make_plan(
                 after=tuple(dict.fromkeys(after)),
                 cost=(p if st in ("generate", "after", "forced") else Decimal(0)),
                 price=p,
-                reference_price=reference(req),
+                reference_price=reference(shot_id),
+                rate=resolved.rate if resolved else None,
+                tier=resolved.tier if resolved else "",
                 in_cut=shot_id in in_cut,
                 image=shot.image,
                 end_image=shot.end_image,

@@ -9,6 +9,7 @@ import time
 from decimal import Decimal
 from typing import IO, Any
 
+from storyboard.facts import usd
 from storyboard.runner import (
     AssemblyProgress,
     Event,
@@ -23,12 +24,6 @@ from storyboard.runner import (
     ShotWaiting,
     Warning_,
 )
-
-
-def _money(d: Decimal | None) -> str:
-    if d is None:
-        return "unknown"
-    return f"${d:.3f}" if d else "$0"
 
 
 class JsonLines:
@@ -61,7 +56,7 @@ class PlainLines:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RenderStarted):
-            self._line(f"rendering {len(event.shots)} shots, {event.to_generate} to generate, estimate {_money(event.estimate)}")
+            self._line(f"rendering {len(event.shots)} shots, {event.to_generate} to generate, estimate {usd(event.estimate)}")
         elif isinstance(event, ShotWaiting):
             self._line(f"{event.shot}: waiting on {', '.join(event.on)}")
         elif isinstance(event, ShotCached):
@@ -69,11 +64,13 @@ class PlainLines:
         elif isinstance(event, ShotStarted):
             self._line(f"{event.shot}: started")
         elif isinstance(event, ShotProgress):
-            if event.status and event.status != self._last_status.get(event.shot):
+            # a finished shot is reported once, by its ShotDone line (with time and cost)
+            finished = event.fraction is not None and event.fraction >= 1.0
+            if event.status and not finished and event.status != self._last_status.get(event.shot):
                 self._last_status[event.shot] = event.status
                 self._line(f"{event.shot}: {event.status}")
         elif isinstance(event, ShotDone):
-            self._line(f"{event.shot}: done in {event.seconds:.1f}s, {_money(event.cost)}")
+            self._line(f"{event.shot}: done in {event.seconds:.1f}s, {usd(event.cost)}")
         elif isinstance(event, ShotFailed):
             self._line(f"{event.shot}: FAILED: {event.error}")
         elif isinstance(event, ShotSkipped):
@@ -86,7 +83,7 @@ class PlainLines:
                 self._assembly_step = step
                 self._line(f"assembling {event.fraction:.0%}")
         elif isinstance(event, FilmDone):
-            self._line(f"film: {event.film} ({event.duration:.2f} s, {event.method}), paid {_money(event.cost)}")
+            self._line(f"film: {event.film} ({event.duration:.2f} s, {event.method}), paid {usd(event.cost)}")
 
     def close(self) -> None:
         pass
@@ -126,7 +123,7 @@ class LiveTable:
         if self.assembly:
             table.add_row("[bold]film[/]", self.assembly)
         elapsed = time.monotonic() - self.start
-        table.add_row("", f"[dim]{elapsed:.0f}s elapsed · paid {_money(self.paid)} of est. {_money(self.estimate)}[/]")
+        table.add_row("", f"[dim]{elapsed:.0f}s elapsed · paid {usd(self.paid)} of est. {usd(self.estimate)}[/]")
         for w in self.warnings[-3:]:
             table.add_row("[yellow]warning[/]", w)
         return table
@@ -147,7 +144,7 @@ class LiveTable:
             self._set(event.shot, f"{event.status or 'running'}{pct}")
         elif isinstance(event, ShotDone):
             self.paid += event.cost or Decimal(0)
-            self._set(event.shot, f"[green]done[/] {event.seconds:.1f}s {_money(event.cost)}")
+            self._set(event.shot, f"[green]done[/] {event.seconds:.1f}s {usd(event.cost)}")
         elif isinstance(event, ShotFailed):
             self._set(event.shot, f"[red]failed[/]: {event.error}")
         elif isinstance(event, ShotSkipped):
@@ -165,6 +162,7 @@ class LiveTable:
 
 
 def make_display(*, as_json: bool, verbose: bool) -> JsonLines | PlainLines | LiveTable:
+    """The display for this output: JSON lines, a live table on a terminal, else plain lines."""
     if as_json:
         return JsonLines()
     if sys.stderr.isatty():

@@ -8,7 +8,10 @@ library shipped with the package (``storyboard.templates``).
 from __future__ import annotations
 
 import ctypes
+import difflib
+import functools
 import os
+import re
 import threading
 import time
 import types
@@ -20,10 +23,29 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from jinja2 import StrictUndefined, TemplateNotFound, TemplateSyntaxError, UndefinedError
+from jinja2 import (
+    StrictUndefined,
+    TemplateNotFound,
+    TemplateSyntaxError,
+    UndefinedError,
+    meta,
+    nodes,
+)
 from jinja2.exceptions import SecurityError
 from jinja2.loaders import split_template_path
 from jinja2.sandbox import SandboxedEnvironment
+from jinja2.utils import missing
+
+from storyboard.errors import PromptError
+
+__all__ = [
+    "MAX_RENDER_CHARS",
+    "MAX_RENDER_SECONDS",
+    "PromptError",
+    "PromptRenderer",
+    "ShotsSoFar",
+    "library_dir",
+]
 
 MAX_RENDER_CHARS = 100_000  # a template producing more than this is stopped
 MAX_RENDER_SECONDS = 2.0  # per prompt
@@ -45,16 +67,96 @@ def _template_error(message: str) -> str:
     raise _TemplateRaised(str(message))
 
 
-class PromptError(Exception):
-    """A template could not be rendered. ``file``/``line`` point into the template file
-    (``file`` is None for an inline prompt, ``line`` then counts from the prompt's start)."""
+class _UsesFailedPrompt(Exception):
+    """Raised when a template reads ``shots.X`` and shot X's prompt failed."""
 
-    def __init__(self, message: str, *, template: str | None = None, file: str | None = None, line: int | None = None) -> None:
-        self.message = message
-        self.template = template
-        self.file = file
-        self.line = line
+    def __init__(self, shot: str) -> None:
+        self.shot = shot
+        super().__init__(shot)
+
+
+class ShotsSoFar(dict[str, Any]):
+    """The ``shots`` a template may read: the prompts rendered so far, by shot id.
+
+    Reading a shot whose prompt failed stops the render with that cause, so one broken
+    prompt is reported once, not again as "no attribute" by every prompt that uses it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed: set[str] = set()
+
+    def __missing__(self, key: str) -> Any:
+        if key in self.failed:
+            raise _UsesFailedPrompt(key)
+        raise KeyError(key)
+
+
+class _NamedUndefined(UndefinedError):
+    """An undefined name, with where it was looked up (``owner``; ``missing`` for a
+    top-level name), so the message can suggest a near name."""
+
+    def __init__(self, message: str | None = None, *, name: object = None, owner: object = missing) -> None:
         super().__init__(message)
+        self.name = name
+        self.owner = owner
+
+
+class _Undefined(StrictUndefined):
+    """StrictUndefined whose error carries the name and its owner (not only a message)."""
+
+    def __init__(
+        self,
+        hint: str | None = None,
+        obj: Any = missing,
+        name: str | None = None,
+        exc: type[jinja2.TemplateRuntimeError] = UndefinedError,
+    ) -> None:
+        if hint is None and isinstance(obj, ShotsSoFar) and isinstance(name, str):
+            hint = f"no shot '{name}' above this one has a prompt to read (shots.ID reads earlier shots)"
+        super().__init__(hint, obj, name, exc)
+        if exc is UndefinedError:  # not the sandbox's SecurityError
+            # jinja raises self._undefined_exception(message): hand it the name and owner too
+            self._undefined_exception = functools.partial(  # type: ignore[assignment]
+                _NamedUndefined, name=name, owner=obj
+            )
+
+
+def _near_name(error: UndefinedError, context: Mapping[str, Any]) -> str:
+    """``"; did you mean 'mood'?"`` for an undefined name close to a defined one."""
+    if not isinstance(error, _NamedUndefined) or not isinstance(error.name, str):
+        return ""
+    if error.owner is missing:
+        choices = [str(k) for k in context]
+    elif isinstance(error.owner, Mapping):
+        choices = [str(k) for k in error.owner]
+        if isinstance(error.owner, ShotsSoFar):
+            choices += sorted(error.owner.failed)
+    else:
+        return ""
+    match = difflib.get_close_matches(error.name, choices, n=1, cutoff=0.6)
+    return f"; did you mean '{match[0]}'?" if match else ""
+
+
+_DICT_METHODS = frozenset({"get", "items", "keys", "values"})
+
+
+def _keys_read_from_vars(ast: nodes.Template) -> set[str] | None:
+    """The keys a template reads as ``vars.KEY`` / ``vars['KEY']``; None when it uses
+    ``vars`` in any other way (then any key may be read)."""
+    keys: set[str] = set()
+    reads = 0
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        assert isinstance(node, (nodes.Getattr, nodes.Getitem))
+        if not (isinstance(node.node, nodes.Name) and node.node.name == "vars"):
+            continue
+        if isinstance(node, nodes.Getattr) and node.attr not in _DICT_METHODS:
+            keys.add(node.attr)
+            reads += 1
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            keys.add(node.arg.value)
+            reads += 1
+    loads = sum(1 for n in ast.find_all(nodes.Name) if n.name == "vars" and n.ctx == "load")
+    return keys if loads == reads else None
 
 
 def library_dir() -> Path:
@@ -198,6 +300,36 @@ def _template_frame(tb: types.TracebackType | None, known: Callable[[str], bool]
     return where
 
 
+_NAME = r"[A-Za-z][A-Za-z0-9_]*"
+_SIMPLE_EXPR = re.compile(r"\{\{ *(" + _NAME + r"(?:\." + _NAME + r")*) *\}\}")
+_DICT_ATTRS = frozenset(dir(dict))
+
+
+def _substitute(inline: str, context: Mapping[str, Any]) -> str | None:
+    """Render a prompt made only of ``{{ name }}`` / ``{{ a.b }}`` over plain values without
+    compiling it: compiling is most of the time of planning a long storyboard of distinct
+    prompts. None (use Jinja) for anything else, so results and errors stay Jinja's."""
+    parts: list[str] = []
+    pos = 0
+    for m in _SIMPLE_EXPR.finditer(inline):
+        value: Any = context
+        for i, name in enumerate(m.group(1).split(".")):
+            # Jinja tries an attribute before an item: a dict method name would differ
+            if not isinstance(value, dict) or name not in value or (i and name in _DICT_ATTRS):
+                return None
+            value = value[name]
+        if not isinstance(value, (str, int, float)):  # bool is an int: str() gives Jinja's text
+            return None
+        parts += [inline[pos:m.start()], str(value)]
+        pos = m.end()
+    parts.append(inline[pos:])
+    literal = _SIMPLE_EXPR.sub("", inline)
+    text = "".join(parts)
+    if any(tok in literal for tok in ("{{", "{%", "{#")) or len(text) > MAX_RENDER_CHARS:
+        return None
+    return text.strip()
+
+
 class PromptRenderer:
     """Renders prompt templates for one storyboard."""
 
@@ -205,7 +337,7 @@ class PromptRenderer:
         self.dirs = [*template_dirs, library_dir()]
         self.env = _Sandbox(
             loader=_ContainedLoader([str(d) for d in self.dirs], followlinks=False),
-            undefined=StrictUndefined,
+            undefined=_Undefined,
             autoescape=False,
             keep_trailing_newline=False,
             trim_blocks=True,
@@ -226,6 +358,8 @@ class PromptRenderer:
         try:
             if inline is not None and not any(tok in inline for tok in ("{{", "{%", "{#")):
                 return inline.strip()
+            if inline is not None and (plain := _substitute(inline, context)) is not None:
+                return plain
             # Compiling is guarded too: Jinja folds constant expressions at compile time.
             with _RENDER_LOCK, _memory_limit(MAX_RENDER_MEMORY), _WATCHDOG.limit(MAX_RENDER_SECONDS):
                 if inline is not None:
@@ -247,9 +381,13 @@ class PromptRenderer:
             raise PromptError(
                 f"template '{e.name}' not found (looked in: {', '.join(str(d) for d in self.dirs)})", template=label
             ) from None
+        except _UsesFailedPrompt as e:
+            raise PromptError(f"uses shot '{e.shot}', whose prompt failed", template=label,
+                              depends_on=e.shot) from None
         except UndefinedError as e:
             w = _template_frame(e.__traceback__, self._known)
-            raise PromptError(f"{e.message}", template=label, file=w.file, line=w.line) from None
+            raise PromptError(f"{e.message}{_near_name(e, context)}", template=label, file=w.file,
+                              line=w.line) from None
         except _TemplateRaised as e:
             w = _template_frame(e.__traceback__, self._known)
             raise PromptError(str(e), template=label, file=w.file, line=w.line) from None
@@ -272,6 +410,43 @@ class PromptRenderer:
         except Exception as e:
             w = _template_frame(e.__traceback__, self._known)
             raise PromptError(f"{type(e).__name__}: {e}", template=label, file=w.file, line=w.line) from None
+
+    def names_used(self, *, inline: str | None = None, template: str | None = None) -> set[str] | None:
+        """The top-level variables a prompt reads, following the templates it includes,
+        imports or extends; None when its text cannot tell (it reads ``vars`` as a whole,
+        or names a template only at render time)."""
+        try:
+            if inline is not None:
+                if not any(tok in inline for tok in ("{{", "{%", "{#")):
+                    return set()
+                return self._names_in(self.env.parse(inline), set())
+            if template is not None:
+                return self._names_in_template(template, set())
+        except (jinja2.TemplateError, OSError, UnicodeError):
+            return None
+        return set()
+
+    def _names_in_template(self, name: str, seen: set[str]) -> set[str] | None:
+        if name in seen:
+            return set()
+        seen.add(name)
+        assert self.env.loader is not None
+        source, _, _ = self.env.loader.get_source(self.env, name)
+        return self._names_in(self.env.parse(source), seen)
+
+    def _names_in(self, ast: nodes.Template, seen: set[str]) -> set[str] | None:
+        names = set(meta.find_undeclared_variables(ast))
+        if "vars" in names:
+            keys = _keys_read_from_vars(ast)
+            if keys is None:
+                return None
+            names |= keys
+        for ref in meta.find_referenced_templates(ast):
+            sub = None if ref is None else self._names_in_template(ref, seen)
+            if sub is None:
+                return None
+            names |= sub
+        return names
 
     def _generate(self, tpl: jinja2.Template, context: Mapping[str, Any]) -> str:
         parts: list[str] = []

@@ -1,19 +1,25 @@
-"""The HTML render report: one self-contained page beside the film.
+"""The HTML render report: one page beside the film.
 
-``<film stem>.html`` shows the film (a ``<video>`` with a relative ``src``), a
-contact sheet (the first and last frame of every shot, extracted into
-``<film stem>.report/``), each shot's rendered prompt, cache hit, cost and timings
-(read from the ``<film>.render.json`` the runner writes) and the shot graph (its
-Mermaid source and a plain list of edges: drawing Mermaid needs its JavaScript, which
-a page that must open from disk with no network cannot fetch).
+``<film stem>.html`` shows the film (a ``<video>`` with a relative ``src``: the one
+file the page links to), a contact sheet (the first and last frame of every shot),
+each shot's rendered prompt, cache hit, cost and timings (read from the
+``<film>.render.json`` the runner writes) and the shot graph (its Mermaid source and a
+plain list of edges: drawing Mermaid needs its JavaScript, which a page that must open
+from disk with no network cannot fetch).
 
-The page uses no scripts, fonts or files from anywhere but its own folder.
+Every picture is inlined as a ``data:`` URI, so the page can be mailed or moved on its
+own (the film then plays only where it sits beside it). The frames are also written to
+``<film stem>.report/``, with ``contact-sheet.png``. No scripts, fonts or remote files.
+A cache hit costs nothing now: its cost and time are the original generation's, as
+the cache recorded them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import html
+import io
 import json
 import os
 from dataclasses import dataclass
@@ -22,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from storyboard.errors import UsageError
+from storyboard.facts import usd
 
 if TYPE_CHECKING:
     from storyboard.board import Board
@@ -53,6 +60,7 @@ def film_of(result_json_path: Path) -> Path:
 
 
 def read_render_report(path: Path) -> dict[str, Any]:
+    """The ``<film>.render.json`` the runner wrote; a UsageError if there is none."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -84,14 +92,43 @@ def _clip_path(board: Board, shot: dict[str, Any], cache_dir: str | Path | None)
     return None
 
 
-def _money(value: Any) -> str:
+def _decimal(value: Any) -> Decimal | None:
     if value is None:
-        return "unknown"
+        return None
     try:
-        d = Decimal(str(value))
+        return Decimal(str(value))
     except InvalidOperation:
-        return str(value)
-    return f"${d.quantize(Decimal('0.001')).normalize():f}" if d else "$0"
+        return None
+
+
+def _money(value: Any) -> str:
+    return usd(_decimal(value))
+
+
+def made_cost(shot: dict[str, Any]) -> Decimal | None:
+    """What making the shot's clip cost: paid now, or (a cache hit) when it was generated."""
+    if shot.get("cache_hit"):
+        return _decimal((shot.get("facts") or {}).get("cost"))
+    return _decimal(shot.get("cost"))
+
+
+def made_seconds(shot: dict[str, Any]) -> float | None:
+    """How long generating the shot's clip took: now, or (a cache hit) when it was generated."""
+    value = (shot.get("facts") or {}).get("generation_seconds") if shot.get("cache_hit") else shot.get("seconds")
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def film_cost(data: dict[str, Any]) -> Decimal | None:
+    """What the clips of the film cost to make, cache hits included; None if any is unknown."""
+    cut = set(data.get("cut") or ())
+    total = Decimal(0)
+    for shot in data["shots"]:
+        if shot["id"] in cut:
+            cost = made_cost(shot)
+            if cost is None:
+                return None
+            total += cost
+    return total
 
 
 def _caption(shot: dict[str, Any]) -> str:
@@ -183,6 +220,22 @@ img.sheet{max-width:100%;border-radius:6px}
 """
 
 
+def data_uri(image: Path, *, height: int | None = 180) -> str:
+    """An image as a ``data:`` URI, scaled down to ``height`` pixels (None: as it is)."""
+    from PIL import Image
+
+    if height is None:
+        return "data:image/png;base64," + base64.b64encode(image.read_bytes()).decode("ascii")
+    with Image.open(image) as im:
+        w, h = im.size
+        small = im.convert("RGB")
+        if h > height:
+            small = small.resize((max(1, round(w * height / h)), height), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    small.save(buf, format="JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
 def _rel(target: Path, start: Path) -> str:
     return Path(os.path.relpath(target.resolve(), start.resolve())).as_posix()
 
@@ -207,7 +260,8 @@ def render_html(board: Board, data: dict[str, Any], *, page: Path, film: Path | 
         f"<span>storyboard <code>{_e(board.path.name)}</code></span>",
         f"<span>backend <b>{_e(data.get('backend'))}</b></span>",
         f"<span>film {_e(round(float(data['duration']), 2)) if data.get('duration') else '—'} s</span>",
-        f"<span>paid <b>{_e(_money(data.get('cost')))}</b></span>",
+        f"<span>paid this render <b>{_e(_money(data.get('cost')))}</b></span>",
+        f"<span>cost of the film <b>{_e(usd(film_cost(data)))}</b></span>",
         f"<span>estimate {_e(_money(data.get('estimate')))}</span>",
         f"<span>render {_e(data.get('seconds'))} s</span>",
         f"<span>assembly {_e(data.get('assembly') or '—')}</span>",
@@ -221,7 +275,7 @@ def render_html(board: Board, data: dict[str, Any], *, page: Path, film: Path | 
         parts.append("<p><b>No film</b>: the render did not finish (see the shots below).</p>")
     if sheet is not None:
         parts += ["<h2>Contact sheet</h2>",
-                  f'<img class="sheet" src="{_e(_rel(sheet, where))}" alt="first and last frame of every shot">']
+                  f'<img class="sheet" src="{data_uri(sheet, height=None)}" alt="first and last frame of every shot">']
     parts += ["<h2>Shots</h2>", "<table><thead><tr>",
               "<th>#</th><th>shot</th><th>first · last</th><th>prompt</th><th>from</th><th>status</th>"
               "<th class=num>cost</th><th class=num>time</th></tr></thead><tbody>"]
@@ -230,8 +284,8 @@ def render_html(board: Board, data: dict[str, Any], *, page: Path, film: Path | 
     for shot in sorted(data["shots"], key=lambda s: (order.get(s["id"], len(order)), s["id"])):
         sid = shot["id"]
         f = by_frames.get(sid)
-        imgs = (f'<img src="{_e(_rel(f.first, where))}" alt="{_e(sid)} first frame">'
-                f'<img src="{_e(_rel(f.last, where))}" alt="{_e(sid)} last frame">') if f else "—"
+        imgs = (f'<img src="{data_uri(f.first)}" alt="{_e(sid)} first frame">'
+                f'<img src="{data_uri(f.last)}" alt="{_e(sid)} last frame">') if f else "—"
         status = str(shot.get("status") or "")
         if shot.get("cache_hit"):
             badge = '<span class="hit">cache hit</span>'
@@ -240,9 +294,13 @@ def render_html(board: Board, data: dict[str, Any], *, page: Path, film: Path | 
         else:
             badge = f'<span class="miss">{_e(status)}</span>'
         sources = " → ".join(x for x in (shot.get("image") or "none", shot.get("end_image")) if x)
-        seconds = shot.get("seconds")
-        billed = shot.get("billed_seconds")
-        timing = f"{seconds:.1f} s" if isinstance(seconds, (int, float)) else "—"
+        seconds = made_seconds(shot)
+        billed = shot.get("billed_seconds") or (shot.get("facts") or {}).get("billed_seconds")
+        timing = f"{seconds:.1f} s" if seconds is not None else "—"
+        cost = _e(usd(made_cost(shot)))
+        if shot.get("cache_hit"):
+            timing += "<br><small>when made</small>"
+            cost = f"{cost}<br><small>when made; $0 now</small>"
         if billed:
             timing += f"<br><small>billed {_e(billed)} s</small>"
         task = f"<br><small>task {_e(shot['task_id'])}</small>" if shot.get("task_id") else ""
@@ -253,7 +311,7 @@ def render_html(board: Board, data: dict[str, Any], *, page: Path, film: Path | 
             f"<td class=frames>{imgs}</td><td class=prompt>{_e(shot.get('prompt'))}</td>"
             f"<td><code>{_e(sources)}</code></td><td>{badge}{task}<br><small><code>"
             f"{_e(str(shot.get('key') or '')[:10])}</code></small></td>"
-            f"<td class=num>{_e(_money(shot.get('cost')))}</td><td class=num>{timing}</td></tr>")
+            f"<td class=num>{cost}</td><td class=num>{timing}</td></tr>")
     parts.append("</tbody></table>")
     parts += ["<h2>Shot graph</h2>", "<ul class=edges>"]
     edges = list(board.graph.g.edges(data=True))
@@ -290,5 +348,5 @@ def write_report_html(board: Board, result_json_path: str | Path, *, output: str
     return page
 
 
-__all__ = ["ShotFrames", "contact_sheet", "extract_frames", "film_of", "read_render_report", "report_json_path",
-           "write_report_html"]
+__all__ = ["ShotFrames", "contact_sheet", "data_uri", "extract_frames", "film_cost", "film_of", "made_cost",
+           "made_seconds", "read_render_report", "report_json_path", "write_report_html"]

@@ -9,7 +9,7 @@ Owns three facts, each defined only here:
   the backend, the app, every input and the *content* of every image it starts or
   ends on (a Merkle chain through the parents' clips).
 
-Pure and a leaf: imports nothing from storyboard but the error types.
+Pure. Imports only ``storyboard.apps`` (data and pure functions), lazily.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -33,6 +34,7 @@ __all__ = [
     "cache_key",
     "chained_to",
     "digest",
+    "estimate",
     "image_identity",
     "parse_frame_ref",
     "source_text",
@@ -134,19 +136,29 @@ def image_identity(src: ImageSource | None, clips: Mapping[str, str | None]) -> 
 class ShotRequest:
     """Everything a backend needs to generate one shot.
 
-    ``image`` / ``end_image`` are local paths of images already prepared to the
-    model's rules (the runner fills them in); ``image_source`` / ``end_image_source``
-    say where they come from (a file path or a frame reference like ``@harbor:last``).
+    ``inputs`` are the app's own inputs (its names, files excluded), resolved and checked
+    by the plan against the app version ``version``; ``image_input``/``end_image_input``
+    name the app's start/end frame inputs. ``image`` / ``end_image`` are local paths of
+    images already prepared to the app's rules (the runner fills them in);
+    ``image_source`` / ``end_image_source`` say where they come from (a file path or a
+    frame reference like ``@harbor:last``). The concept fields (duration, aspect ratio…)
+    stay for offline backends and reports.
     """
 
     shot_id: str
     prompt: str
     app: str = "klingai/video-v3"
-    mode: str = "std"
+    version: str | None = None
+    mode: str | None = None
     aspect_ratio: str = "16:9"
     duration: int = 5
     sound: bool = True
     negative_prompt: str | None = None
+    resolution: str | None = None
+    multi_shot: bool | None = None
+    inputs: Mapping[str, Any] | None = None
+    image_input: str | None = "image"
+    end_image_input: str | None = "end_image"
     image: Path | None = None
     end_image: Path | None = None
     image_source: str | None = None
@@ -154,17 +166,30 @@ class ShotRequest:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def model_inputs(self) -> dict[str, Any]:
-        """The input fields other than the images, as sent to the app."""
-        inputs: dict[str, Any] = {
-            "prompt": self.prompt,
-            "mode": self.mode,
-            "aspect_ratio": self.aspect_ratio,
-            "duration": self.duration,
-            "sound": self.sound,
-        }
-        if self.negative_prompt:
-            inputs["negative_prompt"] = self.negative_prompt
-        return inputs
+        """The inputs sent to the app (its own names), images excluded.
+
+        A request made by the plan carries them already checked; one built by hand is
+        resolved here against the app's current profile (problems surface when sent).
+        """
+        if self.inputs is not None:
+            return dict(self.inputs)
+        from storyboard import apps
+
+        name = self.app.split("@", 1)[0]
+        profile = apps.profile(name)
+        version = profile.version(self.version) or profile.version() if profile is not None else None
+        if profile is None or version is None:
+            return {"prompt": self.prompt, "duration": self.duration, "aspect_ratio": self.aspect_ratio,
+                    "sound": self.sound}
+        concepts = {"prompt": self.prompt, "duration": self.duration, "aspect_ratio": self.aspect_ratio,
+                    "sound": self.sound, "negative_prompt": self.negative_prompt, "mode": self.mode,
+                    "resolution": self.resolution, "multi_shot": self.multi_shot}
+        got = apps.app_inputs(profile, version, concepts)
+        if got.problems:  # never a silent drop: a concept the app lacks stops the shot before it is paid
+            from storyboard.errors import AppError
+
+            raise AppError("; ".join(p.message for p in got.problems))
+        return dict(got.inputs)
 
 
 def digest(obj: Any) -> str:
@@ -188,7 +213,18 @@ def cache_key(
             "backend": backend,
             "variant": variant,
             "app": request.app,
+            **({"version": request.version} if request.version else {}),
             "inputs": request.model_inputs(),
             "images": dict(images),
         }
     )
+
+
+def estimate(request: ShotRequest) -> Decimal | None:
+    """What the request costs on its app (USD, an estimate from the app's price rule), or None."""
+    from storyboard import apps
+
+    profile = apps.profile(request.app.split("@", 1)[0])
+    if profile is None:
+        return None
+    return apps.price(profile, request.model_inputs())

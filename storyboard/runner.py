@@ -505,7 +505,8 @@ class Pipeline:
                 try:
                     clip = await self.backend.generate(request, ctx)
                     res.cost = ps.price
-                    facts = {**res.facts, "task_id": res.task_id, "cost": None if ps.price is None else str(ps.price)}
+                    facts = {**res.facts, "task_id": res.task_id, "cost": None if ps.price is None else str(ps.price),
+                             "generation_seconds": round(time.time() - res.started, 3)}  # shown on later hits
                     entry = cache.store(key, clip, shot=ps.id, facts=_jsonable(facts))
                     cache.forget(key)
                 finally:

@@ -29,11 +29,11 @@ storyboard: 1
 title: {title}
 backend: animatic
 defaults:
-  mode: std                # std | pro
-  aspect_ratio: "16:9"
+  app: klingai/video-v3     # `storyboard apps show klingai/video-v3` lists its inputs
+  resolution: 720p         # 720p | 1080p | 4k (priced per second by resolution and sound)
+  aspect_ratio: "16:9"     # 16:9 | 9:16 | 1:1
   duration: 5              # seconds, 3..15
   sound: true
-  negative_prompt: blurry, watermark, text
 vars:
   subject: a paper boat
   place: a rain puddle on a city street at dusk

@@ -101,6 +101,8 @@ KLING_FIELDS = {
     "sound",
     "aspect_ratio",
     "duration",
+    "resolution",  # interim: today's schema (the fake server is being rebuilt on the app snapshots)
+    "multi_shot",
 }
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 

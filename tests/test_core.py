@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 import storyboard
+from storyboard.backends.animatic import AnimaticBackend
 from storyboard.cli import main
-from storyboard.errors import GraphError
+from storyboard.errors import GraphError, SpecError
 from storyboard.graph import ShotGraph
-from storyboard.pricing import PriceTable
 from storyboard.prompts import PromptError, PromptRenderer
 from storyboard.request import FrameRef, ShotRequest, cache_key, parse_frame_ref
 
@@ -159,7 +159,7 @@ def test_plan_statuses_and_costs(branchy: Path) -> None:
     assert plan.cost == Decimal("0.126") * (6 + 4 + 4) + Decimal("0.168") * 4
     assert plan.critical_path == ("harbor", "keeper", "storm")
     assert plan.critical_seconds == 14.0
-    animatic = board.plan(backend="animatic")
+    animatic = board.plan(backend=AnimaticBackend())
     assert animatic.cost == Decimal(0)
     assert animatic.reference_cost == plan.cost
 
@@ -171,13 +171,12 @@ def test_plan_of_silent_shots_uses_silent_prices(write_board: Callable[..., Path
     assert plan.cost == Decimal("0.084") * 14 + Decimal("0.112") * 4
 
 
-def test_unknown_prices_are_unknown_not_zero(write_board: Callable[..., Path]) -> None:
+def test_unknown_app_is_a_located_error(write_board: Callable[..., Path]) -> None:
     path = write_board("storyboard: 1\ndefaults: {app: someone/other-model}\nshots:\n  - {id: a, prompt: x}\n")
-    plan = storyboard.load(path).plan(backend="inference")
-    assert plan.cost is None
+    with pytest.raises(SpecError, match=r":2:\d+: .*unknown app 'someone/other-model'; storyboard knows: .*klingai/video-v3"):
+        storyboard.load(path)
     result = CliRunner().invoke(main, ["plan", str(path), "--backend", "inference"])
-    assert result.exit_code == 0 and "unknown" in result.output
-    assert PriceTable.load().per_second("someone/other-model", "std", True) is None
+    assert result.exit_code == 1 and "unknown app" in result.output
 
 
 def test_plan_command_table_and_json(branchy: Path) -> None:

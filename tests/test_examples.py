@@ -71,7 +71,8 @@ def test_harbor_is_a_linear_chain_from_the_picture() -> None:
     assert 3 <= len(board.shots) <= 4
     for prev, shot in zip(board.shots, board.shots[1:], strict=False):
         assert board.graph.parents(shot.id) == [prev.id]
-    assert all(s.mode == "std" and 3 <= s.duration <= 5 for s in board.shots)
+    assert all(s.resolution == "720p" and 3 <= s.duration <= 5 for s in board.shots)
+    assert all(board.inputs[s.id].inputs["multi_shot"] is False for s in board.shots)
 
 
 def test_branches_shows_every_graph_feature() -> None:

@@ -26,7 +26,6 @@ from storyboard.backends.inference import (
 )
 from storyboard.errors import AuthError, BackendError, RateLimited, StoryboardError, TaskFailed
 from storyboard.media import probe
-from storyboard.pricing import PriceTable
 from storyboard.request import ShotRequest
 from tests.fakeserver import FakeInference, gradient_image
 
@@ -141,21 +140,17 @@ def test_price_is_decimal_or_none() -> None:
     assert backend.price(req(app="someone/other-model")) is None
 
 
-def test_price_table_override_file_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_price_override_file_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     override = tmp_path / "prices.json"
-    override.write_text(
-        '{"klingai/video-v3": {"std": {"sound": 0.2}}, "acme/vid": {"fast": {"silent": 0.01}}}'
-    )
-    table = PriceTable.load(override)
-    assert table.per_second("klingai/video-v3", "std", True) == Decimal("0.2")
-    assert table.per_second("klingai/video-v3", "std", False) == Decimal("0.084")  # kept
-    assert table.per_second("acme/vid@v2", "fast", False) == Decimal("0.01")
-    assert table.per_second("acme/vid", "fast", True) is None  # unknown is None, never 0
+    override.write_text('{"klingai/video-v3": {"by": ["resolution", "sound"], "rates": {"720p|true": "0.2"}}}')
     monkeypatch.setenv("STORYBOARD_PRICES", str(override))
-    assert PriceTable.load().per_second("acme/vid", "fast", False) == Decimal("0.01")
+    backend = InferenceBackend(api_key="k")
+    assert backend.price(req(duration=5, mode="std", sound=True)) == Decimal("1.0")
+    assert backend.price(req(duration=5, mode="std", sound=False)) == Decimal("0.420")  # the profile's, kept
     override.write_text("{not json")
-    with pytest.raises(StoryboardError, match=r"prices\.json"):
-        PriceTable.load(override)
+    monkeypatch.setenv("STORYBOARD_PRICES", str(tmp_path / "other.json"))
+    with pytest.raises(StoryboardError, match=r"other\.json"):
+        backend.price(req(duration=5))
 
 
 # ---------------------------------------------------------------- happy paths
@@ -182,7 +177,8 @@ async def test_happy_path_uploads_runs_streams_downloads(
     assert sent["app"] == "klingai/video-v3"
     assert set(sent["input"]) == {
         "prompt",
-        "mode",
+        "resolution",
+        "multi_shot",
         "aspect_ratio",
         "duration",
         "sound",
@@ -220,7 +216,8 @@ async def test_inputs_sent_are_exactly_those_set(
 ) -> None:
     backend = make(fake)
     await backend.generate(
-        req(negative_prompt="blur", sound=False, aspect_ratio="9:16", mode="pro"), ctx_for(tmp_path)
+        req(negative_prompt="blur", sound=False, aspect_ratio="9:16", mode="pro", version="snapshot-2025-original"),
+        ctx_for(tmp_path),
     )
     assert runs(fake)[0].json["input"] == {
         "prompt": "a lighthouse at dusk, slow dolly in",
@@ -378,7 +375,8 @@ async def test_invalid_input_is_422_with_detail(
 ) -> None:
     backend = make(fake)
     with pytest.raises(BackendError, match=r"HTTP 422.*aspect_ratio"):
-        await backend.generate(req(aspect_ratio="5:4"), ctx_for(tmp_path))
+        # inputs given as the app's own (not resolved by the client): the server is the one refusing
+        await backend.generate(req(inputs={"prompt": "x", "aspect_ratio": "5:4", "duration": 3}), ctx_for(tmp_path))
     with pytest.raises(BackendError, match=r"HTTP 422.*at least 300 px"):
         await backend.generate(req(image=images["small"]), ctx_for(tmp_path))
     assert len(runs(fake)) == 2  # a 422 is final: not retried

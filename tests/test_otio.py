@@ -3,6 +3,8 @@ with its transitions, its music and media references to files that exist."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -12,7 +14,7 @@ import pytest
 
 import storyboard
 from storyboard.backends.animatic import AnimaticBackend
-from storyboard.media import probe
+from storyboard.media import probe, probe_audio
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -104,3 +106,66 @@ def test_timeline_round_trips(branches: tuple[storyboard.Board, Any, Any], tmp_p
     again = tmp_path / "again.otio"
     otio.adapters.write_to_file(timeline, str(again))
     assert otio.adapters.read_from_file(str(again)).duration() == timeline.duration()
+
+
+# Editors' formats need a timecode rate (8 fps is none): render at 24 fps, small.
+EDITOR = AnimaticBackend(short_side=90, fps=24)
+EXAMPLES = sorted(p.stem for p in (ROOT / "examples").glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def editor_renders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Any, Path]]:
+    tmp = tmp_path_factory.mktemp("editors")
+    out = {}
+    for name in EXAMPLES:
+        board = storyboard.load(ROOT / "examples" / f"{name}.yaml")
+        result = storyboard.render(board, backend=EDITOR, output=tmp / f"{name}.mp4", cache_dir=tmp / "cache",
+                                   otio=tmp / f"{name}.otio")
+        assert result.otio is not None and result.film is not None
+        out[name] = (otio.adapters.read_from_file(str(result.otio)), result.film)
+    return out
+
+
+@pytest.mark.parametrize("suffix", ["xml", "fcpxml", "edl"])  # FCP 7 XML, FCP X XML, CMX 3600 EDL
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_every_example_converts_to_editor_formats(editor_renders: dict[str, tuple[Any, Path]], name: str,
+                                                  suffix: str, tmp_path: Path) -> None:
+    timeline, _film = editor_renders[name]
+    path = tmp_path / f"{name}.{suffix}"
+    otio.adapters.write_to_file(timeline, str(path))
+    back = otio.adapters.read_from_file(str(path))
+    names = [c.name for c in back.video_tracks()[0].find_clips()]
+    assert names == [c.name for c in timeline.video_tracks()[0].find_clips()] or suffix == "edl"
+    assert len(names) == len(list(timeline.video_tracks()[0].find_clips()))
+
+
+def test_a_looped_track_is_whole_plays_of_its_media(editor_renders: dict[str, tuple[Any, Path]]) -> None:
+    timeline, film = editor_renders["montage"]
+    media = probe_audio(ROOT / "examples" / "assets" / "score.m4a").duration
+    film_seconds = probe(film).duration
+    assert film_seconds > media, "the montage must outlast its score for this test to mean anything"
+    clips = list(timeline.audio_tracks()[0].find_clips())
+    assert len(clips) == math.ceil(film_seconds / media - 1e-3)
+    for clip in clips:
+        avail, used = clip.media_reference.available_range, clip.source_range
+        assert avail is not None and avail.duration.to_seconds() == pytest.approx(media, abs=0.05)
+        assert used.start_time >= avail.start_time
+        assert used.end_time_exclusive() <= avail.end_time_exclusive()
+    assert all(c.source_range.duration == clips[0].media_reference.available_range.duration for c in clips[:-1])
+    total = sum(c.source_range.duration.to_seconds() for c in clips)
+    assert total == pytest.approx(timeline.video_tracks()[0].duration().to_seconds(), abs=1e-6)
+
+
+def test_a_track_that_does_not_loop_ends_with_its_media(tmp_path: Path) -> None:
+    board = storyboard.load(ROOT / "examples" / "montage.yaml")
+    spec = board.spec
+    path, track = spec.audio[0]
+    once = dataclasses.replace(spec, audio=((path, track.model_copy(update={"loop": False})),))
+    board = dataclasses.replace(board, spec=once)
+    result = storyboard.render(board, backend=EDITOR, output=tmp_path / "m.mp4", cache_dir=tmp_path / "cache",
+                               otio=tmp_path / "m.otio")
+    assert result.otio is not None
+    timeline = otio.adapters.read_from_file(str(result.otio))
+    clips = list(timeline.audio_tracks()[0].find_clips())
+    assert len(clips) == 1
+    assert clips[0].source_range.duration.to_seconds() == pytest.approx(probe_audio(path).duration, abs=0.05)

@@ -62,9 +62,9 @@ class PricedBackend(CountingBackend):
     paid = True
 
     def price(self, request: ShotRequest) -> Decimal | None:
-        from storyboard.pricing import PriceTable
+        from storyboard.request import estimate
 
-        return PriceTable.load().price(request)
+        return estimate(request)
 
 
 @pytest.fixture
@@ -181,12 +181,12 @@ def test_variant_overrides_every_shot(write_board: Callable[..., Path], make_ima
             aspect_ratio: "4:3"
             prompt: "b"
         """)
-    board = storyboard.load(path, overrides=variants.variant_inputs(aspect_ratio="21:9", mode="pro"))
-    assert {s.aspect_ratio for s in board.shots} == {"21:9"}
+    board = storyboard.load(path, overrides=variants.variant_inputs(aspect_ratio="1:1", mode="pro"))
+    assert {s.aspect_ratio for s in board.shots} == {"1:1"}
     assert {s.mode for s in board.shots} == {"pro"}
-    assert board.prompts["a"] == "framed 21:9 in pro"
+    assert board.prompts["a"] == "framed 1:1 in pro"
     plan = board.plan(backend="inference")
-    assert {s.request.aspect_ratio for s in plan.shots} == {"21:9"}
+    assert {s.request.aspect_ratio for s in plan.shots} == {"1:1"}
 
 
 def test_variants_budget_over_modes(board: Path, tmp_path: Path) -> None:

@@ -61,7 +61,7 @@ def parse(page: Path) -> Page:
     return parser
 
 
-def test_page_references_only_local_files_that_exist(rendered: tuple[storyboard.Board, Path, Path]) -> None:
+def test_page_is_self_contained_but_for_the_film(rendered: tuple[storyboard.Board, Path, Path]) -> None:
     board, film, cache = rendered
     page = write_report_html(board, film.with_name(film.name + ".render.json"), cache_dir=cache)
     assert page == film.with_suffix(".html")
@@ -70,10 +70,34 @@ def test_page_references_only_local_files_that_exist(rendered: tuple[storyboard.
     assert ("video", "harbor.mp4") in parsed.refs, "the film is linked relatively"
     imgs = [ref for tag, ref in parsed.refs if tag == "img"]
     assert len(imgs) == 2 * len(board.shots) + 1  # first + last of each shot, and the contact sheet
-    for _tag, ref in parsed.refs:
-        assert "://" not in ref and not ref.startswith("/"), f"{ref} is not a relative path"
-        assert (page.parent / ref).is_file(), f"{ref} does not exist"
-    assert all(ref.startswith("harbor.report/") for ref in imgs)
+    assert all(ref.startswith(("data:image/jpeg;base64,", "data:image/png;base64,")) for ref in imgs)
+    files = {ref for tag, ref in parsed.refs if tag != "img"}
+    assert files == {"harbor.mp4"}, "the film is the one file the page needs beside it"
+    # moved on its own, the page still shows every picture
+    moved = page.parent / "elsewhere" / "page.html"
+    moved.parent.mkdir()
+    shutil.copyfile(page, moved)
+    for data in imgs:
+        import base64
+        import io
+
+        with Image.open(io.BytesIO(base64.b64decode(data.split(",", 1)[1]))) as im:
+            assert im.width > 10
+
+
+def test_cached_rerun_shows_what_each_shot_cost_and_took(rendered: tuple[storyboard.Board, Path, Path]) -> None:
+    board, film, cache = rendered
+    page = write_report_html(board, film.with_name(film.name + ".render.json"), cache_dir=cache)
+    html_text = page.read_text(encoding="utf-8")
+    rows = html_text.split("<tbody>", 1)[1].split("</tbody>", 1)[0].split("<tr>")[1:]
+    assert len(rows) == len(board.shots)
+    for row in rows:
+        cost_cell, time_cell = row.split("<td class=num>")[-2:]
+        assert "unknown" not in cost_cell and "$0" in cost_cell and "when made" in cost_cell
+        assert "—" not in time_cell and " s<br><small>when made" in time_cell
+    text = " ".join(" ".join(parse(page).text).split())
+    assert "paid this render $0" in text
+    assert "cost of the film $0" in text
 
 
 def test_page_shows_prompts_hits_costs_and_graph(rendered: tuple[storyboard.Board, Path, Path]) -> None:
@@ -100,7 +124,7 @@ def test_report_command(rendered: tuple[storyboard.Board, Path, Path], tmp_path:
     assert result.output.strip() == str(html_path)
     parsed = parse(html_path)
     for _tag, ref in parsed.refs:
-        assert (html_path.parent / ref).is_file(), ref
+        assert ref.startswith("data:") or (html_path.parent / ref).is_file(), ref
     assert any(tag == "video" and ref.endswith("films/harbor.mp4") for tag, ref in parsed.refs)
     with Image.open(sheet) as im:
         assert im.format == "PNG" and im.width > 200

@@ -18,8 +18,9 @@ HEAD = "storyboard: 1\n"
 # (name, yaml, message fragment, line) — line None: the message has no line (whole file)
 CASES: list[tuple[str, str, str, int | None]] = [
     ("yaml_syntax", HEAD + 'shots:\n  - id: a\n    prompt: "unterminated\n', "YAML syntax", 4),
-    ("bad_indentation", HEAD + "shots:\n  - id: a\n     prompt: x\n", "YAML syntax", 4),
-    ("tab_indent", HEAD + "shots:\n\t- id: a\n", "YAML syntax", 3),
+    ("bad_indentation", HEAD + "shots:\n  - id: a\n     prompt: x\n",
+     "YAML syntax: this line is indented more than the list item above it", 4),
+    ("tab_indent", HEAD + "shots:\n\t- id: a\n", "YAML syntax: a tab character is not allowed", 3),
     ("list_top_level", "- storyboard: 1\n- shots: []\n", "the top level must be a mapping", 1),
     ("empty_file", "", "the file is empty", 1),
     ("missing_version", "shots:\n  - id: a\n    prompt: x\n", "missing 'storyboard: 1'", 1),
@@ -121,7 +122,19 @@ CASES: list[tuple[str, str, str, int | None]] = [
         "cycle",
         HEAD + "shots:\n  - id: a\n    prompt: x\n    image: '@b'\n  - id: b\n    prompt: y\n",
         "shot cycle: ",
-        None,
+        5,
+    ),
+    (
+        "missing_image_near_name",
+        HEAD + "shots:\n  - id: a\n    prompt: x\n    image: okk.png\n",
+        "image file 'okk.png' does not exist; did you mean 'ok.png'?",
+        5,
+    ),
+    (
+        "undefined_name_typo",
+        HEAD + "vars: {mood: calm}\nshots:\n  - id: a\n    prompt: '{{ moood }}'\n",
+        "'moood' is undefined; did you mean 'mood'?",
+        5,
     ),
     (
         "missing_image_file",
@@ -175,19 +188,19 @@ CASES: list[tuple[str, str, str, int | None]] = [
     (
         "duration_type",
         HEAD + "shots:\n  - id: a\n    prompt: x\n    duration: 5.5\n",
-        "Kling takes whole seconds from 3 to 15",
+        "a duration is a whole number of seconds (an integer)",
         5,
     ),
     (
         "duration_string",
         HEAD + "shots:\n  - id: a\n    prompt: x\n    duration: '5'\n",
-        "Kling takes whole seconds from 3 to 15",
+        "a duration is a whole number of seconds (an integer)",
         5,
     ),
     (
         "duration_range",
         HEAD + "shots:\n  - id: a\n    prompt: x\n    duration: 20\n",
-        "Kling takes whole seconds from 3 to 15",
+        "klingai/video-v3 allows duration 3..15; got 20",
         5,
     ),
     ("sound_type", HEAD + "shots:\n  - id: a\n    prompt: x\n    sound: loud\n", "sound", 5),
@@ -195,14 +208,15 @@ CASES: list[tuple[str, str, str, int | None]] = [
         "long_prompt",
         HEAD
         + 'vars: {w: word}\nshots:\n  - id: a\n    prompt: "{% for i in range(700) %}{{ w }} {% endfor %}"\n',
-        "3499 characters after rendering; Kling allows at most 2500",
+        "3499 characters after rendering; klingai/video-v3 allows at most 3072",
         5,
     ),
     (
         "long_negative_prompt",
-        HEAD + "shots:\n  - id: a\n    prompt: x\n    negative_prompt: " + "n" * 2600 + "\n",
-        "negative_prompt is 2600 characters",
-        5,
+        HEAD + "shots:\n  - id: a\n    prompt: x\n    app: klingai/video-v3@snapshot-2025-original\n"
+        "    negative_prompt: " + "n" * 2600 + "\n",
+        "negative_prompt is 2600 characters; klingai/video-v3 allows at most 2500",
+        6,
     ),
     (
         "transition_too_long",
@@ -301,7 +315,7 @@ def test_several_errors_reported_together(write_board: Callable[..., Path]) -> N
         shots:
           - id: a
             promt: x
-            duration: 99
+            duration: 2.5
           - id: b
             prompt: y
             mode: fast

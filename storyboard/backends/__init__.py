@@ -43,11 +43,7 @@ def backend_variant(name_or_backend: str | Backend) -> str:
     preview size): part of every cache key."""
     backend = get_backend(name_or_backend) if isinstance(name_or_backend, str) else name_or_backend
     variant = getattr(backend, "variant", None)
-    if isinstance(variant, str):
-        return variant
-    if backend.name == "animatic":
-        return f"{getattr(backend, 'short_side', '')}p{getattr(backend, 'fps', '')}"
-    return ""
+    return variant if isinstance(variant, str) else ""
 
 
 __all__ = ["Backend", "MemoryContext", "ShotContext", "available", "backend_variant", "get_backend"]

@@ -50,6 +50,11 @@ class AnimaticBackend:
         """What makes these clips differ besides the request: size and rate (cache keys)."""
         return f"{self.short_side}p{self.fps}"
 
+    @property
+    def variant(self) -> str:
+        """Preview size and frame rate: clips of another size are other clips (part of the cache key)."""
+        return f"{self.short_side}p{self.fps}"
+
     def price(self, request: ShotRequest) -> Decimal | None:
         """Free: made on this machine."""
         return Decimal("0")

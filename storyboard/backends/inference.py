@@ -66,8 +66,7 @@ import httpx
 from storyboard.backends.base import ShotContext
 from storyboard.errors import AuthError, BackendError, MediaError, RateLimited, TaskFailed
 from storyboard.media import probe
-from storyboard.pricing import PriceTable
-from storyboard.request import ShotRequest
+from storyboard.request import ShotRequest, estimate
 
 __all__ = [
     "API_KEY_ENV",
@@ -325,7 +324,6 @@ class InferenceBackend:
         base_url: str | None = None,
         client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
-        prices: PriceTable | None = None,
         poll_interval: float = 1.0,
         stall_timeout: float = 30.0,
         max_attempts: int = 5,
@@ -346,7 +344,6 @@ class InferenceBackend:
         self._client = client
         self._owns_client = client is None
         self._transport = transport
-        self._prices = prices
         self.poll_interval = poll_interval
         self.stall_timeout = stall_timeout
         self.max_attempts = max(1, max_attempts)
@@ -380,9 +377,7 @@ class InferenceBackend:
         self._http()  # build the client now (CA bundle, pools): not on the first shot's clock
 
     def price(self, request: ShotRequest) -> Decimal | None:
-        if self._prices is None:
-            self._prices = PriceTable.load()
-        return self._prices.price(request)
+        return estimate(request)
 
     async def generate(self, request: ShotRequest, ctx: ShotContext) -> Path:
         self.check_ready()
@@ -638,9 +633,9 @@ class InferenceBackend:
         inputs: dict[str, Any] = dict(request.model_inputs())
         if request.image is not None:
             shot.ctx.progress(status="uploading")
-            inputs["image"] = await self._upload(Path(request.image), shot)
+            inputs[request.image_input or "image"] = await self._upload(Path(request.image), shot)
             if request.end_image is not None:
-                inputs["end_image"] = await self._upload(Path(request.end_image), shot)
+                inputs[request.end_image_input or "end_image"] = await self._upload(Path(request.end_image), shot)
         # Journalled before the paid call: if this process dies before the task id comes
         # back, the next render knows a task may exist that it cannot find (and says so).
         shot.ctx.remember("submitting", time.strftime("%Y-%m-%dT%H:%M:%S"))

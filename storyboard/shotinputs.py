@@ -1,0 +1,146 @@
+"""Each shot's app inputs: its concepts resolved against the profile of the app it runs
+on, checked against that app version's schema, every problem located in the file.
+
+Pure. ``resolve_inputs`` runs at load (offline, against the bundled or pulled snapshot)
+and again before the first paid call with the versions read live from inference.sh; a
+problem found only live says what changed, names the shots, and that nothing was paid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from storyboard import apps
+from storyboard.errors import AppError, Problem, SpecError
+from storyboard.spec.models import DEFAULT_APP
+
+if TYPE_CHECKING:
+    from storyboard.spec import ResolvedShot, Spec
+
+# A concept's field in the storyboard file, where the two differ.
+_FIELD = {"start_frame": "image", "end_frame": "end_image"}
+
+
+@dataclass(frozen=True)
+class ShotInputs:
+    """What one shot sends: app (as written), resolved version, inputs, file input names."""
+
+    app: str  # as written (``klingai/video-v3`` or ``klingai/video-v3@VERSION``)
+    name: str  # ``namespace/name``
+    version_id: str
+    pinned: bool
+    inputs: Mapping[str, Any]
+    files: Mapping[str, str]
+    price: Decimal | None
+    tier: str
+    rate: Decimal | None
+
+
+def concepts_of(shot: ResolvedShot, prompt: str) -> dict[str, Any]:
+    """A shot's concepts in storyboard's words (None = not set)."""
+    return {
+        "prompt": prompt,
+        "duration": shot.duration,
+        "aspect_ratio": shot.aspect_ratio,
+        "resolution": shot.resolution,
+        "sound": shot.sound,
+        "negative_prompt": shot.negative_prompt,
+        "mode": shot.mode,
+        "multi_shot": shot.multi_shot,
+    }
+
+
+def _field_path(spec: Spec, shot: ResolvedShot, concept: str) -> tuple[str | int, ...]:
+    if concept.startswith("inputs."):
+        return ("shots", shot.index, "inputs", concept.split(".", 1)[1])
+    fld = _FIELD.get(concept, concept)
+    if concept == "prompt" and shot.prompt is None:
+        fld = "template"
+    model = spec.model.shots[shot.index]
+    if fld in model.model_fields_set or fld not in spec.model.defaults.model_fields_set:
+        return ("shots", shot.index, fld)
+    return ("defaults", fld)
+
+
+def _version(profile: apps.AppProfile, ref: apps.AppRef,
+             live: Mapping[str, apps.AppVersion] | None) -> apps.AppVersion | None:
+    if live is not None and ref.text in live:
+        return live[ref.text]
+    return profile.version(ref.version) or profile.version()
+
+
+def resolve_inputs(spec: Spec, prompts: Mapping[str, str],
+                   live: Mapping[str, apps.AppVersion] | None = None) -> dict[str, ShotInputs]:
+    """Every shot's inputs; raises SpecError with every problem, located.
+
+    ``live`` maps an app reference as written to the version read from inference.sh.
+    """
+    problems: dict[tuple[Any, ...], Problem] = {}
+    live_groups: dict[tuple[str, str, str], list[tuple[ResolvedShot, Any]]] = {}
+    out: dict[str, ShotInputs] = {}
+    for shot in spec.shots:
+        if shot.id not in prompts:
+            continue
+        try:
+            ref = apps.parse_app_ref(shot.app)
+        except AppError as e:
+            loc = _field_path(spec, shot, "app")
+            problems[(loc, str(e))] = spec.source.problem(f"shot '{shot.id}': {e}", loc)
+            continue
+        profile = apps.profile(ref.name)
+        if profile is None:
+            loc = _field_path(spec, shot, "app")
+            known = ", ".join(apps.known_apps())
+            msg = f"unknown app '{ref.name}'; storyboard knows: {known} (add a profile, or `storyboard apps pull`)"
+            problems[(loc, msg)] = spec.source.problem(f"shot '{shot.id}': {msg}", loc)
+            continue
+        if profile.kind != "video":
+            loc = _field_path(spec, shot, "app")
+            msg = f"{ref.name} is an {profile.kind} app; a shot needs a video app (e.g. {DEFAULT_APP})"
+            problems[(loc, msg)] = spec.source.problem(f"shot '{shot.id}': {msg}", loc)
+            continue
+        version = _version(profile, ref, live)
+        if version is None:
+            continue
+        concepts = concepts_of(shot, prompts[shot.id])
+        got = apps.app_inputs(profile, version, concepts, shot.inputs)
+        for p in got.problems:
+            loc = _field_path(spec, shot, p.concept)
+            if live is not None:
+                value = concepts.get(p.concept, (shot.inputs).get(p.concept[7:]))
+                live_groups.setdefault((ref.text, version.version_id, p.concept), []).append((shot, value))
+                continue
+            where = "defaults" if loc[0] == "defaults" else f"shot '{shot.id}'"
+            problems[(loc, p.message)] = spec.source.problem(f"{where}: {p.message}", loc)
+        rate, tier = apps.rate(profile, got.inputs)
+        out[shot.id] = ShotInputs(
+            app=ref.text, name=ref.name, version_id=version.version_id, pinned=ref.version is not None,
+            inputs=got.inputs, files=got.files, price=apps.price(profile, got.inputs), tier=tier, rate=rate)
+    for (app, vid, concept), shots in live_groups.items():
+        problems[(app, vid, concept)] = _live_problem(spec, app, vid, concept, shots, live or {})
+    if problems:
+        raise SpecError(list(problems.values()))
+    return out
+
+
+def _live_problem(spec: Spec, app: str, vid: str, concept: str, shots: list[tuple[ResolvedShot, Any]],
+                  live: Mapping[str, apps.AppVersion]) -> Problem:
+    """One line per field: what the live app allows, which shots ask for what, and what to do."""
+    first = shots[0][0]
+    version = live[app]
+    name = apps.profile(app.split("@", 1)[0])
+    input_name = name.concepts.get(concept, concept) if name else concept
+    prop = version.properties.get(input_name.removeprefix("inputs."))
+    ids = ", ".join(s.id for s, _ in shots[:8]) + (" …" if len(shots) > 8 else "")
+    values = sorted({repr(v) if not isinstance(v, str) else v for _, v in shots})
+    if prop is None:
+        what = f"no longer has an input for {apps.concept_word(concept)}"
+    else:
+        what = f"allows {input_name} {apps.allowed_text(prop)}"
+    msg = (f"{app} (version {vid}, read live from inference.sh) {what}; shot{'s' if len(shots) > 1 else ''} {ids} "
+           f"ask{'' if len(shots) > 1 else 's'} for {', '.join(values)}. Nothing was paid: change the storyboard, "
+           "or pin the version it was written for (app: NAME@VERSION)")
+    return spec.source.problem(msg, _field_path(spec, first, concept))

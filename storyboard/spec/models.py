@@ -1,0 +1,131 @@
+"""The file format, version 1: pydantic models of a storyboard file and its JSON Schema.
+
+Pure data: no file access, no positions (those live in ``yamlpos``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from storyboard.facts import ASPECT_FRAME_SIZES
+
+FORMAT_VERSION = 1
+MODEL_MIN_IMAGE_SIDE = 300
+# The aspect ratios storyboard can frame (facts.ASPECT_FRAME_SIZES is their one home);
+# the Literal below spells them out for pydantic and the JSON Schema, and a test keeps
+# the two equal. Which of them an app takes is the app's rule (storyboard.apps).
+ASPECT_RATIOS: tuple[str, ...] = tuple(ASPECT_FRAME_SIZES)
+MODES = ("std", "pro")
+ID_PATTERN = re.compile(r"^[a-z0-9_-]+$")
+OVERRIDABLE = ("app", "mode", "resolution", "aspect_ratio", "duration", "sound", "multi_shot", "negative_prompt")
+DEFAULT_APP = "klingai/video-v3"
+
+AspectRatio = Literal["16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9"]
+Mode = Literal["std", "pro"]
+# Whole seconds; the range is the app's (klingai/video-v3: 3..15), checked against its schema.
+Duration = Annotated[int, Field(strict=True, ge=1, le=3600)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Defaults(_Model):
+    """Inputs for every shot, in storyboard's words; each app maps them to its own inputs.
+    Every key may be set on a shot. What an app allows comes from its schema."""
+
+    app: str = Field(DEFAULT_APP, description="inference.sh app: namespace/name, optionally @VERSION")
+    mode: Mode | None = Field(None, description="std or pro; on an app without mode: std = 720p, pro = 1080p")
+    resolution: str | None = Field(None, description="klingai/video-v3: 720p, 1080p or 4k (the app's default: 1080p)")
+    aspect_ratio: AspectRatio = Field("16:9", description="klingai/video-v3: 16:9, 9:16 or 1:1")
+    duration: Duration = Field(5, description="integer seconds (klingai/video-v3: 3..15), billed per second")
+    sound: bool = Field(True, description="synchronized audio")
+    multi_shot: bool | None = Field(None, description="let the model cut inside one clip (storyboard sends false)")
+    negative_prompt: str | None = Field(None, description="what to avoid (only apps that have it)")
+    inputs: dict[str, Any] = Field(default_factory=dict, description="extra app-specific inputs, by the app's names")
+
+
+class Transition(_Model):
+    """How the film moves into this shot from the one before it in the cut."""
+
+    type: str = Field(
+        "dissolve",
+        description="cut, or an ffmpeg xfade name: dissolve, fade, fadeblack, wipeleft, slideleft…",
+    )
+    duration: float = Field(0.5, gt=0, description="seconds; shorter than both neighbouring clips")
+
+
+class Shot(_Model):
+    """One shot: a prompt (inline Jinja2) or a template file, plus model inputs."""
+
+    id: str = Field(description="unique id, [a-z0-9_-]+")
+    prompt: str | None = Field(None, description="Jinja2 template of the prompt")
+    template: str | None = Field(
+        None, description="template file (in a `templates:` folder or the library)"
+    )
+    image: str | None = Field(
+        None,
+        description='start frame: "@ID", "@ID:last", "@ID:first", "@ID:<seconds>" or an image '
+        "file; absent = previous shot's last frame; null = none",
+    )
+    end_image: str | None = Field(
+        None, description="end frame (needs a start image): a frame reference or an image file"
+    )
+    vars: dict[str, Any] = Field(default_factory=dict, description="template variables for this shot")
+    transition: Transition | str | None = Field(
+        None, description="transition into this shot (default: cut)"
+    )
+    seam: Literal["trim", "keep"] | None = Field(
+        None, description="drop the repeated boundary frame of a chained cut"
+    )
+    app: str | None = None
+    mode: Mode | None = None
+    resolution: str | None = None
+    aspect_ratio: AspectRatio | None = None
+    duration: Duration | None = None
+    sound: bool | None = None
+    multi_shot: bool | None = None
+    negative_prompt: str | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict, description="extra app-specific inputs, by the app's names")
+
+
+class AudioTrack(_Model):
+    """A music or ambience track mixed over the shots' own sound."""
+
+    file: str = Field(description="audio file, relative to the storyboard")
+    volume: float = Field(1.0, ge=0, le=4)
+    duck: bool = Field(False, description="lower this track while the shots' own sound plays")
+    loop: bool = Field(True, description="loop the track to the film's length (else it just ends)")
+
+
+class StoryboardModel(_Model):
+    """A storyboard file, format version 1."""
+
+    storyboard: Literal[1] = Field(description="format version (required): 1")
+    title: str | None = None
+    backend: str = Field("animatic", description="animatic (offline) | inference | a plugin's name")
+    defaults: Defaults = Field(default_factory=Defaults)  # type: ignore[arg-type]
+    vars: dict[str, Any] = Field(default_factory=dict)
+    templates: list[str] = Field(default_factory=list, description="extra template folders")
+    chain: bool = Field(
+        True, description="shots without `image` start on the previous shot's last frame"
+    )
+    seam: Literal["trim", "keep"] = "trim"
+    shots: list[Shot] = Field(min_length=1)
+    cut: list[str] | None = Field(
+        None, description="film order; default: every shot in file order"
+    )
+    audio: list[AudioTrack] = Field(default_factory=list)
+    loudness: float = Field(-14.0, ge=-70, le=-5, description="integrated LUFS of the final mix")
+    output: str | None = Field(None, description="default: out/<file stem>.mp4 beside the file")
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of the file format (for editors and yaml-language-server)."""
+    schema = StoryboardModel.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "storyboard file (format 1)"
+    return schema
