@@ -47,11 +47,6 @@ class AnimaticBackend:
 
     @property
     def variant(self) -> str:
-        """What makes these clips differ besides the request: size and rate (cache keys)."""
-        return f"{self.short_side}p{self.fps}"
-
-    @property
-    def variant(self) -> str:
         """Preview size and frame rate: clips of another size are other clips (part of the cache key)."""
         return f"{self.short_side}p{self.fps}"
 
