@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.frames import print_table
-from storyboard.media import AudioTrack, CutClip, assemble, ffmpeg_path
+from storyboard.media import CutClip, MixTrack, assemble, ffmpeg_path
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE_KIB = resource.getpagesize() // 1024
@@ -106,7 +106,7 @@ def _handwritten(clips: list[Path], seconds: float, fade: float, out: Path) -> l
 def _dissolves(tmp: Path, clips: list[Path], seconds: float) -> list[dict[str, object]]:
     fade = 0.5
     cut = [CutClip(clips[0])] + [CutClip(c, "dissolve", fade) for c in clips[1:]]
-    music = [AudioTrack(SCORE, volume=0.4, duck=True)]
+    music = [MixTrack(SCORE, volume=0.4, duck=True)]
     # best of two, interleaved: timings on a shared 2-core machine wander by ±20 %
     base, ours, norm = float("inf"), float("inf"), float("inf")
     for _ in range(2):
@@ -115,7 +115,7 @@ def _dissolves(tmp: Path, clips: list[Path], seconds: float) -> list[dict[str, o
         norm = min(norm, _timed(lambda: asyncio.run(assemble(cut, tmp / "norm.mp4", audio=music, loudness=-14))))
     return [
         _row(f"{len(clips) - 1} dissolves + ducked music (s)", ours, base, 1.1, 2),
-        {**_row("  same + two-pass loudnorm to -14 LUFS (s)", norm, base, 1.1, 2),
+        {**_row("  same + loudness to -14 LUFS (ebur128 pass, then a gain) (s)", norm, base, 1.1, 2),
          "target": "info", "passed": True},
     ]  # fmt: skip
 
@@ -163,7 +163,8 @@ def _peak_rss(tmp: Path, mode: str, clips: list[Path]) -> tuple[float, float, st
     by side and the Python itself), and the method used."""
     script = _RSS_SCRIPT.format(root=str(ROOT), out=str(tmp / f"rss-{mode}.mp4"))
     result = tmp / f"rss-{mode}-{len(clips)}.json"
-    # through the launcher: a child forked from this (large) process would inherit its RSS high-water mark
+    # through the launcher: a child forked from this (large) process would inherit its
+    # RSS high-water mark
     proc = subprocess.Popen([sys.executable, "-m", "benchmarks._measure", str(result), "--",
                              sys.executable, "-c", script, mode, *map(str, clips)],
                             stdout=subprocess.PIPE, text=True, cwd=ROOT)

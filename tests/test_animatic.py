@@ -9,7 +9,8 @@ import pytest
 
 from storyboard.backends.animatic import AnimaticBackend
 from storyboard.backends.base import Backend, MemoryContext
-from storyboard.media import ASPECT_RATIOS, animatic_clip, frame_size, probe
+from storyboard.facts import ASPECT_FRAME_SIZES
+from storyboard.media import animatic_clip, frame_size, probe
 from storyboard.media._animatic import animatic_args, prepare_still
 from storyboard.request import ShotRequest
 from tests.media_helpers import decode_all, make_image, psnr
@@ -18,7 +19,7 @@ SHORT = 90
 FPS = 8
 
 
-@pytest.mark.parametrize("ratio", list(ASPECT_RATIOS))
+@pytest.mark.parametrize("ratio", list(ASPECT_FRAME_SIZES))
 async def test_every_ratio(tmp_path: Path, ratio: str) -> None:
     out = await animatic_clip(
         tmp_path / "a.mp4", duration=1, aspect_ratio=ratio, start_image=None, end_image=None,
@@ -108,3 +109,12 @@ async def test_backend_generates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     fractions = [f for f, _ in ctx.events if f is not None]
     assert len(fractions) >= 2 and fractions[-1] == 1.0
     await backend.aclose()
+
+
+def test_variant_is_size_and_rate() -> None:
+    # part of every cache key: the same text as before the backend stated it itself
+    from storyboard.backends import backend_variant
+
+    backend = AnimaticBackend(short_side=360, fps=12)
+    assert backend.variant == "360p12" == backend_variant(backend)
+    assert AnimaticBackend(short_side=90, fps=8).variant != backend.variant

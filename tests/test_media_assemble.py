@@ -4,26 +4,27 @@ stream copy; durations, audio, loudness."""
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
 
 import av
 import pytest
 
 from storyboard.errors import MediaError
-from storyboard.media import AudioTrack, CutClip, assemble, probe
-from storyboard.media._assemble import (
-    WINDOW,
-    can_copy,
+from storyboard.media import CutClip, MixTrack, assemble, probe
+from storyboard.media._assemble import can_copy
+from storyboard.media._ffmpeg import run_ffmpeg
+from storyboard.media._graphs import (
+    LOUDNESS_RANGE,
+    TRUE_PEAK,
     concat_list,
     copy_args,
+    loudness_filter,
     parse_ebur128,
-    parse_loudnorm,
     plan_filter,
-    plan_timeline,
     render_args,
-    split_segments,
 )
-from storyboard.media._ffmpeg import run_ffmpeg
+from storyboard.media._timeline import WINDOW, plan_timeline, split_segments
 from tests.media_helpers import (
     decode_all,
     integrated_loudness,
@@ -115,27 +116,32 @@ async def test_silent_clips_get_silence(clips: dict[str, Path], tmp_path: Path) 
 async def test_seam_trim(clips: dict[str, Path], tmp_path: Path) -> None:
     keep = await assemble(
         [CutClip(clips["a"]), CutClip(clips["c"])], tmp_path / "keep.mp4", loudness=None,
-        audio=[AudioTrack(clips["music"], volume=0.2)],
+        audio=[MixTrack(clips["music"], volume=0.2)],
     )  # fmt: skip
     trim = await assemble(
         [CutClip(clips["a"]), CutClip(clips["c"], trim_first_frame=True)], tmp_path / "trim.mp4",
-        loudness=None, audio=[AudioTrack(clips["music"], volume=0.2)],
+        loudness=None, audio=[MixTrack(clips["music"], volume=0.2)],
     )  # fmt: skip
     assert keep.duration == pytest.approx(4.0, abs=FRAME / 2)
     assert trim.duration == pytest.approx(4.0 - FRAME, abs=FRAME / 2)
     assert probe(keep.path).frames == 40 and probe(trim.path).frames == 39
 
 
+def _second_pass(command: str) -> bool:
+    """The measured gain (or loudnorm, where a gain would clip) is in the film's command."""
+    return re.search(r"volume=-?\d+\.\d{4}dB|loudnorm=I=", command) is not None
+
+
 async def test_music_duck_and_loudness(clips: dict[str, Path], tmp_path: Path) -> None:
     cut = [CutClip(clips["a"]), CutClip(clips["mute"]), CutClip(clips["b"])]
     seen: list[float] = []
     result = await assemble(
-        cut, tmp_path / "film.mp4", audio=[AudioTrack(clips["music"], volume=0.5, duck=True)],
+        cut, tmp_path / "film.mp4", audio=[MixTrack(clips["music"], volume=0.5, duck=True)],
         loudness=-16.0, progress=seen.append,
     )  # fmt: skip
     assert result.method == "filter"
     graph = " ".join(result.command)
-    assert "sidechaincompress" in graph and "amix" in graph and "linear=true" in graph
+    assert "sidechaincompress" in graph and "amix" in graph and _second_pass(graph)
     assert "-stream_loop" in result.command  # the 1.7 s track loops under a 4.5 s film
     seconds = _stream_seconds(result.path)
     assert seconds["video"] == pytest.approx(4.5, abs=FRAME)
@@ -151,10 +157,10 @@ async def test_bad_inputs_name_the_file(clips: dict[str, Path], tmp_path: Path) 
         await assemble([CutClip(clips["a"]), CutClip(bad)], tmp_path / "f.mp4")
     with pytest.raises(MediaError, match=r"gone\.m4a"):
         await assemble(
-            [CutClip(clips["a"])], tmp_path / "f.mp4", audio=[AudioTrack(tmp_path / "gone.m4a")]
+            [CutClip(clips["a"])], tmp_path / "f.mp4", audio=[MixTrack(tmp_path / "gone.m4a")]
         )
     with pytest.raises(MediaError, match=r"mute\.mp4"):
-        await assemble([CutClip(clips["a"])], tmp_path / "f.mp4", audio=[AudioTrack(clips["mute"])])
+        await assemble([CutClip(clips["a"])], tmp_path / "f.mp4", audio=[MixTrack(clips["mute"])])
     with pytest.raises(MediaError, match=r"swirl"):
         await assemble([CutClip(clips["a"]), CutClip(clips["b"], "swirl", 0.5)], tmp_path / "f.mp4")
     assert not (tmp_path / "f.mp4").exists()
@@ -176,7 +182,7 @@ async def test_segments_cuts_transitions_silence_music(clips: dict[str, Path], t
     assert len(cut) > WINDOW
     seen: list[float] = []
     result = await assemble(
-        cut, tmp_path / "film.mp4", audio=[AudioTrack(clips["music"], volume=0.5, duck=True)],
+        cut, tmp_path / "film.mp4", audio=[MixTrack(clips["music"], volume=0.5, duck=True)],
         loudness=-16.0, progress=seen.append,
     )  # fmt: skip
     assert result.method == "segments"
@@ -188,7 +194,7 @@ async def test_segments_cuts_transitions_silence_music(clips: dict[str, Path], t
     assert decoded["audio"] == pytest.approx(decoded["video"], abs=0.05)
     assert integrated_loudness(result.path) == pytest.approx(-16.0, abs=1.0)
     joined = " ".join(result.command)
-    assert "-c:v copy" in joined and "linear=true" in joined and "sidechaincompress" in joined
+    assert "-c:v copy" in joined and _second_pass(joined) and "sidechaincompress" in joined
     assert seen and seen[-1] == 1.0 and seen == sorted(seen)
     assert not list(tmp_path.glob(".assemble-*")) and not list(tmp_path.glob(".film.*"))
 
@@ -224,7 +230,7 @@ def test_can_copy_rules(clips: dict[str, Path]) -> None:
     a, b, mute, big = (probe(clips[k]) for k in ("a", "b", "mute", "big"))
     cut2 = [CutClip(a.path), CutClip(b.path)]
     assert can_copy(cut2, [a, b], [])
-    assert not can_copy(cut2, [a, b], [AudioTrack(clips["music"])])
+    assert not can_copy(cut2, [a, b], [MixTrack(clips["music"])])
     assert not can_copy([CutClip(a.path), CutClip(b.path, "fade", 0.5)], [a, b], [])
     assert not can_copy([CutClip(a.path), CutClip(b.path, trim_first_frame=True)], [a, b], [])
     assert not can_copy([CutClip(a.path), CutClip(mute.path)], [a, mute], [])
@@ -245,35 +251,16 @@ def test_plan_filter_offsets(clips: dict[str, Path]) -> None:
     infos = [probe(clips[k]) for k in ("a", "b", "c")]
     cut = [CutClip(infos[0].path), CutClip(infos[1].path, "dissolve", 0.5), CutClip(infos[2].path)]
     plan = plan_filter(cut, infos)
-    assert "xfade=transition=dissolve:duration=0.500000:offset=1.500000" in plan.graph
+    # only the 5 overlapping frames go through xfade: 15 frames of "a" come before them
+    assert "trim=start_frame=15,setpts=PTS-STARTPTS" in plan.graph
+    assert "trim=end_frame=15[" in plan.graph and "trim=end_frame=5[" in plan.graph
+    assert plan.graph.count("xfade=transition=dissolve:duration=0.500000:offset=0[") == 1
     assert "acrossfade=ns=24000" in plan.graph
     assert plan.frames == 50 and plan.samples == 5 * 48000
     args = render_args(plan, Path("out.mp4"))
     assert args[-1] == "out.mp4" and "+faststart" in args
     silent = plan_filter(cut, infos, video=False)
     assert "xfade" not in silent.graph and "acrossfade" in silent.graph
-
-
-def test_parse_loudnorm() -> None:
-    stderr = """[Parsed_loudnorm_0 @ 0x1]
-{
-	"input_i" : "-27.61",
-	"input_tp" : "-4.47",
-	"input_lra" : "18.06",
-	"input_thresh" : "-39.20",
-	"output_i" : "-16.58",
-	"output_tp" : "-1.50",
-	"output_lra" : "14.78",
-	"output_thresh" : "-27.71",
-	"normalization_type" : "dynamic",
-	"target_offset" : "0.58"
-}
-"""
-    values = parse_loudnorm(stderr)
-    assert values is not None and values["input_i"] == -27.61 and values["target_offset"] == 0.58
-    assert parse_loudnorm(stderr.replace('"-27.61"', '"-inf"')) is None
-    with pytest.raises(MediaError):
-        parse_loudnorm("no json here")
 
 
 def test_split_segments(clips: dict[str, Path]) -> None:
@@ -340,3 +327,36 @@ def test_parse_ebur128() -> None:
     assert parse_ebur128(silent) is None
     with pytest.raises(MediaError):
         parse_ebur128("no summary")
+
+
+def test_loudness_filter_is_a_gain_where_loudnorm_would_be_linear() -> None:
+    measured = {"input_i": -20.6, "input_thresh": -30.6, "input_lra": 1.8, "input_tp": -13.7, "target_offset": 0.0}
+    assert loudness_filter(-14.0, measured) == "volume=6.6000dB"
+    # the gain would lift the true peak over TRUE_PEAK: loudnorm's dynamic mode, as before
+    loud_peak = {**measured, "input_tp": TRUE_PEAK - 6.6 + 0.1}
+    assert loudness_filter(-14.0, loud_peak).startswith("loudnorm=I=-14.0:")
+    assert loudness_filter(-14.0, {**measured, "input_tp": TRUE_PEAK - 6.6 - 0.01}).startswith("volume=")
+    wide = {**measured, "input_lra": LOUDNESS_RANGE + 0.1}
+    assert loudness_filter(-14.0, wide).startswith("loudnorm=")
+
+
+async def test_frames_outside_transitions_are_untouched(clips: dict[str, Path], tmp_path: Path) -> None:
+    # xfade works in 4:4:4; frames that only pass it by must not make that round trip
+    infos = [probe(clips[k]) for k in ("a", "b")]
+    cut = [CutClip(infos[0].path), CutClip(infos[1].path, "dissolve", 0.5)]
+    plan = plan_filter(cut, infos, audio=False)
+    film, first, second = tmp_path / "film.md5", tmp_path / "a.md5", tmp_path / "b.md5"
+    await run_ffmpeg([*plan.inputs, "-filter_complex", plan.graph, "-map", f"[{plan.video}]",
+                      "-f", "framemd5", str(film)])  # fmt: skip
+    await run_ffmpeg(["-i", str(infos[0].path), "-map", "0:v", "-f", "framemd5", str(first)])
+    await run_ffmpeg(["-i", str(infos[1].path), "-map", "0:v", "-f", "framemd5", str(second)])
+
+    def hashes(path: Path) -> list[str]:
+        lines = path.read_text().splitlines()
+        return [line.rsplit(",", 1)[-1].strip() for line in lines if not line.startswith("#")]
+
+    ours, a, b = hashes(film), hashes(first), hashes(second)
+    assert len(ours) == plan.frames == 20 + 15 - 5
+    assert ours[:15] == a[:15]  # "a" before the dissolve, bit for bit
+    assert all(o not in (x, y) for o, x, y in zip(ours[15:20], a[15:], b[:5], strict=True))
+    assert ours[20:] == b[5:]  # "b" after it

@@ -9,20 +9,21 @@ import pytest
 from PIL import Image
 
 from storyboard.errors import MediaError
-from storyboard.media import ASPECT_RATIOS, frame_size, prepare_image
+from storyboard.facts import ASPECT_FRAME_SIZES, MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE
+from storyboard.media import frame_size, prepare_image
 from tests.media_helpers import make_image
 
 
 def test_aspect_ratios_are_kling_720p() -> None:
-    assert set(ASPECT_RATIOS) == {"16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9"}
-    assert ASPECT_RATIOS["16:9"] == (1280, 720)
-    assert ASPECT_RATIOS["9:16"] == (720, 1280)
-    assert ASPECT_RATIOS["21:9"] == (1680, 720)
-    for w, h in ASPECT_RATIOS.values():
+    assert set(ASPECT_FRAME_SIZES) == {"16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9"}
+    assert ASPECT_FRAME_SIZES["16:9"] == (1280, 720)
+    assert ASPECT_FRAME_SIZES["9:16"] == (720, 1280)
+    assert ASPECT_FRAME_SIZES["21:9"] == (1680, 720)
+    for w, h in ASPECT_FRAME_SIZES.values():
         assert min(w, h) == 720 and w % 2 == 0 and h % 2 == 0
 
 
-@pytest.mark.parametrize("ratio", list(ASPECT_RATIOS))
+@pytest.mark.parametrize("ratio", list(ASPECT_FRAME_SIZES))
 @pytest.mark.parametrize("short", [90, 360, 720, 1080])
 def test_frame_size_even_and_close(ratio: str, short: int) -> None:
     w, h = frame_size(ratio, short)
@@ -109,3 +110,21 @@ def test_prepare_rgba_and_bomb(tmp_path: Path) -> None:
     huge.save(tmp_path / "bomb.png")
     with pytest.raises(MediaError, match=r"bomb\.png"):
         prepare_image(tmp_path / "bomb.png", "1:1", tmp_path / "b.png")
+
+
+def test_prepare_takes_the_apps_minimum(tmp_path: Path) -> None:
+    src = make_image(tmp_path / "small.png", (200, 100))
+    out = prepare_image(src, "1:1", tmp_path / "out.png", min_short_side=80)
+    assert (out.width, out.height) == (100, 100) and not any("upscaled" in n for n in out.notes)
+    tiny = make_image(tmp_path / "tiny.png", (MIN_IMAGE_SIDE - 1, MIN_IMAGE_SIDE - 1))
+    with pytest.raises(MediaError, match=rf"too small.*80 px.*{MIN_IMAGE_SIDE} px"):
+        prepare_image(tiny, "1:1", tmp_path / "t.png", min_short_side=80)
+    edge = make_image(tmp_path / "edge.png", (MIN_IMAGE_SIDE, MIN_IMAGE_SIDE))
+    assert prepare_image(edge, "1:1", tmp_path / "e.png", min_short_side=80).width == 80
+
+
+def test_prepare_refuses_over_the_pixel_limit(tmp_path: Path) -> None:
+    side = int(MAX_IMAGE_PIXELS**0.5)
+    Image.new("L", (side + 1, side)).save(tmp_path / "big.png")
+    with pytest.raises(MediaError, match="too large"):
+        prepare_image(tmp_path / "big.png", "1:1", tmp_path / "b.png")

@@ -24,19 +24,26 @@ def _env_int(name: str, default: int) -> int:
     return number
 
 
+# The preview's short side and frame rate unless told otherwise. Most of a whole render's
+# time is x264 at this size (clips, then the film): 360 renders ~2.4x faster than 720.
+DEFAULT_SHORT_SIDE = 720
+DEFAULT_FPS = 24
+
+
 class AnimaticBackend:
     """Stills and title cards with gentle motion; a soft chord or silence for sound.
 
     Size and frame rate come from the arguments, else ``STORYBOARD_ANIMATIC_SIZE`` (the
-    short side in pixels) and ``STORYBOARD_ANIMATIC_FPS``, else 720 and 24.
+    short side in pixels) and ``STORYBOARD_ANIMATIC_FPS``, else :data:`DEFAULT_SHORT_SIDE`
+    and :data:`DEFAULT_FPS`.
     """
 
     name = "animatic"
     paid = False
 
     def __init__(self, *, short_side: int | None = None, fps: int | None = None) -> None:
-        self.short_side = short_side or _env_int("STORYBOARD_ANIMATIC_SIZE", 720)
-        self.fps = fps or _env_int("STORYBOARD_ANIMATIC_FPS", 24)
+        self.short_side = short_side or _env_int("STORYBOARD_ANIMATIC_SIZE", DEFAULT_SHORT_SIDE)
+        self.fps = fps or _env_int("STORYBOARD_ANIMATIC_FPS", DEFAULT_FPS)
 
     @property
     def variant(self) -> str:
@@ -44,9 +51,11 @@ class AnimaticBackend:
         return f"{self.short_side}p{self.fps}"
 
     def price(self, request: ShotRequest) -> Decimal | None:
+        """Free: made on this machine."""
         return Decimal("0")
 
     async def generate(self, request: ShotRequest, ctx: ShotContext) -> Path:
+        """Render the shot's previz clip into ``ctx.work_dir``."""
         # deferred: a render whose shots are all cached never imports the media stack
         from storyboard.media import animatic_clip
 
@@ -74,4 +83,5 @@ class AnimaticBackend:
         return dest
 
     async def aclose(self) -> None:
+        """Nothing to release."""
         return None

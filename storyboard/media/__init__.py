@@ -4,19 +4,20 @@ This package is the only place in storyboard that runs ffmpeg.
 """
 
 from storyboard.media._animatic import animatic_clip
-from storyboard.media._assemble import AssemblyResult, AudioTrack, CutClip, assemble
+from storyboard.media._assemble import AssemblyResult, assemble
 from storyboard.media._ffmpeg import build_command, ffmpeg_path, run_ffmpeg
 from storyboard.media._frames import extract_frame
-from storyboard.media._images import ASPECT_RATIOS, PreparedImage, frame_size, prepare_image
+from storyboard.media._graphs import MixTrack
+from storyboard.media._images import PreparedImage, frame_size, prepare_image
 from storyboard.media._probe import AudioInfo, ClipInfo, probe, probe_audio
+from storyboard.media._timeline import CutClip
 
 __all__ = [
-    "ASPECT_RATIOS",
     "AssemblyResult",
     "AudioInfo",
-    "AudioTrack",
     "ClipInfo",
     "CutClip",
+    "MixTrack",
     "PreparedImage",
     "animatic_clip",
     "assemble",

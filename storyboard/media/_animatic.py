@@ -16,6 +16,9 @@ from storyboard.media._images import fit_image, frame_size, load_image
 ZOOM = 0.06  # how far the start image drifts in over the whole clip
 END_ZOOM = 0.03  # the end image settles from this zoom to none
 CRF = 16  # quality high enough that first/last frames stay >= 40 dB PSNR
+# A preview: x264's fastest preset encodes in about half the time of "veryfast"; at this
+# CRF the first/last frames keep their PSNR (the bigger files cost nothing to decode).
+PRESET = "ultrafast"
 _CHORDS = (  # soft pads, root and two tones above (Hz)
     (220.00, 277.18, 329.63),
     (196.00, 246.94, 293.66),
@@ -143,7 +146,7 @@ def animatic_args(
         "-frames:v", str(frames),
         "-r", str(fps),
         "-c:v", "libx264",
-        "-preset", "veryfast",
+        "-preset", PRESET,
         "-crf", str(CRF),
         "-pix_fmt", "yuv420p",
         "-g", str(2 * fps),
@@ -190,14 +193,15 @@ async def animatic_clip(
     with tempfile.TemporaryDirectory(prefix=".animatic-", dir=dest.parent) as tmp_dir:
         tmp = Path(tmp_dir)
         start_png = tmp / "start.png"
+        # zlib level 1: these stills live for one ffmpeg run; level 6 costs ~0.1 s more each
         if start_image is not None:
-            prepare_still(start_image, size).save(start_png, format="PNG")
+            prepare_still(start_image, size).save(start_png, format="PNG", compress_level=1)
         else:
-            title_card(size, title, text, seed).save(start_png, format="PNG")
+            title_card(size, title, text, seed).save(start_png, format="PNG", compress_level=1)
         end_png: Path | None = None
         if end_image is not None:
             end_png = tmp / "end.png"
-            prepare_still(end_image, size).save(end_png, format="PNG")
+            prepare_still(end_image, size).save(end_png, format="PNG", compress_level=1)
         out = tmp / "clip.mp4"
         args = animatic_args(
             out,

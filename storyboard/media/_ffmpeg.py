@@ -67,8 +67,6 @@ def parse_progress_line(line: str, total_seconds: float) -> float | None:
 
 def format_command(command: Sequence[str]) -> str:
     """A shell-quoted rendering of ``command``, for error messages and logs."""
-    import shlex
-
     return " ".join(shlex.quote(part) for part in command)
 
 

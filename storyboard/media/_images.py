@@ -1,4 +1,4 @@
-"""Aspect ratios, frame sizes and preparing still images (Pillow)."""
+"""Frame sizes and preparing still images (Pillow)."""
 
 from __future__ import annotations
 
@@ -11,28 +11,17 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from storyboard.errors import MediaError
+from storyboard.facts import ASPECT_FRAME_SIZES, MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE
 
-# Kling V3.0's aspect ratios, at 720p-class sizes (short side 720, even numbers).
-ASPECT_RATIOS: dict[str, tuple[int, int]] = {
-    "16:9": (1280, 720),
-    "9:16": (720, 1280),
-    "1:1": (720, 720),
-    "4:3": (960, 720),
-    "3:4": (720, 960),
-    "3:2": (1080, 720),
-    "2:3": (720, 1080),
-    "21:9": (1680, 720),
-}
-
-MIN_SHORT_SIDE = 300  # Kling's minimum for start/end images
-_REFUSE_BELOW = 64  # smaller than this is not a picture worth upscaling
-_MAX_PIXELS = 8192 * 8192  # decompression-bomb guard
+# The default minimum short side of start/end images: Kling V3.0's rule. It is an app's
+# rule, so callers that know the app pass their own ``min_short_side``.
+MIN_SHORT_SIDE = 300
 _ACCEPTED_FORMATS = {"PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF"}
 
 
 def _ratio(aspect_ratio: str) -> Fraction:
-    if aspect_ratio not in ASPECT_RATIOS:
-        allowed = ", ".join(ASPECT_RATIOS)
+    if aspect_ratio not in ASPECT_FRAME_SIZES:
+        allowed = ", ".join(ASPECT_FRAME_SIZES)
         raise MediaError(f"unknown aspect ratio {aspect_ratio!r}; allowed: {allowed}")
     w, h = aspect_ratio.split(":")
     return Fraction(int(w), int(h))
@@ -46,7 +35,7 @@ def frame_size(aspect_ratio: str, short_side: int = 720) -> tuple[int, int]:
     """(width, height) in even pixels for ``aspect_ratio`` with the given short side."""
     ratio = _ratio(aspect_ratio)
     if short_side == 720:
-        return ASPECT_RATIOS[aspect_ratio]
+        return ASPECT_FRAME_SIZES[aspect_ratio]
     if ratio >= 1:
         height = _even(short_side)
         return _even(height * ratio), height
@@ -77,10 +66,10 @@ def load_image(src: Path) -> Image.Image:
                 fmt = probe_img.format
                 if fmt not in _ACCEPTED_FORMATS:
                     raise MediaError(f"{src}: unsupported image format {fmt}; use PNG or JPEG")
-                if probe_img.width * probe_img.height > _MAX_PIXELS:
+                if probe_img.width * probe_img.height > MAX_IMAGE_PIXELS:
                     raise MediaError(
                         f"{src}: image too large ({probe_img.width}x{probe_img.height}); "
-                        f"at most {_MAX_PIXELS} pixels"
+                        f"at most {MAX_IMAGE_PIXELS} pixels"
                     )
                 probe_img.verify()
             with Image.open(src) as opened:
@@ -149,10 +138,10 @@ def prepare_image(
     src, dest = Path(src), Path(dest)
     img = load_image(src)
     notes: list[str] = []
-    if min(img.size) < _REFUSE_BELOW:
+    if min(img.size) < MIN_IMAGE_SIDE:
         raise MediaError(
             f"{src}: image too small ({img.width}x{img.height}); minimum short side is "
-            f"{min_short_side} px"
+            f"{min_short_side} px (smaller ones down to {MIN_IMAGE_SIDE} px are upscaled)"
         )
     img, note = crop_to_aspect(img, aspect_ratio)
     if note:

@@ -256,9 +256,9 @@ class Pipeline:
         if previous is not None:  # nothing changed: keep the film as it is
             result.film, result.duration, result.method = self.output, previous.get("duration"), "unchanged"
         else:
-            from storyboard.media import AudioTrack, assemble
+            from storyboard.media import MixTrack, assemble
 
-            tracks = [AudioTrack(path=p, volume=t.volume, duck=t.duck, loop=t.loop) for p, t in spec.audio]
+            tracks = [MixTrack(path=p, volume=t.volume, duck=t.duck, loop=t.loop) for p, t in spec.audio]
             self.output.parent.mkdir(parents=True, exist_ok=True)
             self.emit(AssemblyProgress(fraction=0.0))
             done = await assemble(self.cut_clips(result), self.output, audio=tracks, loudness=spec.model.loudness,
