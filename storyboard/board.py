@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from storyboard.errors import Problem, PromptError, TemplateError
 from storyboard.graph import ShotGraph
+from storyboard.narration import Line, render_lines
 from storyboard.prompts import PromptRenderer, ShotsSoFar, library_dir
 from storyboard.request import FrameRef, source_text
 from storyboard.shotinputs import ShotInputs, resolve_inputs
@@ -36,6 +37,7 @@ class Board:
     prompts: Mapping[str, str]
     vars: Mapping[str, Any] = field(default_factory=dict)
     inputs: Mapping[str, ShotInputs] = field(default_factory=dict)
+    lines: Mapping[str, Line] = field(default_factory=dict)  # narration, by shot id
 
     @property
     def path(self) -> Path:
@@ -206,7 +208,8 @@ def load(
     graph = build_graph(spec)
     prompts, merged = render_prompts(spec, vars)
     inputs = resolve_inputs(spec, prompts)
-    return Board(spec=spec, graph=graph, prompts=prompts, vars=merged, inputs=inputs)
+    lines = render_lines(spec, merged)
+    return Board(spec=spec, graph=graph, prompts=prompts, vars=merged, inputs=inputs, lines=lines)
 
 
 __all__ = ["Board", "FrameRef", "build_graph", "load", "names_used", "render_prompts"]

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import shutil
 import time
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
@@ -201,7 +202,7 @@ class Pipeline:
                     lines.append(f"  skipped (they need a failed shot): {', '.join(skipped)}")
                 lines.append("run the same command again to redo only what is missing")
                 raise RenderFailed("\n".join(lines))
-            await self._assemble(result)
+            await self._assemble(result, cache)
             result.seconds = time.monotonic() - started
             self._report(result)
             self.emit(FilmDone(film=result.film, duration=result.duration or 0.0, cost=result.cost,
@@ -248,9 +249,16 @@ class Pipeline:
             return previous
         return None
 
-    async def _assemble(self, result: RenderResult) -> None:
+    async def _assemble(self, result: RenderResult, cache: Cache | None = None) -> None:
         spec = self.board.spec
+        narration = None
+        if cache is not None:
+            from storyboard.runner._narration import prepare_narration
+
+            narration = await prepare_narration(self.board, cache, self.cut_clips(result), self.emit)
         key = self.film_key(result)
+        if narration is not None:
+            key = hashlib.sha256(f"{key}:{narration.key}".encode()).hexdigest()
         result.film_key = key
         previous = self._unchanged_film(key)
         if previous is not None:  # nothing changed: keep the film as it is
@@ -261,10 +269,32 @@ class Pipeline:
             tracks = [MixTrack(path=p, volume=t.volume, duck=t.duck, loop=t.loop) for p, t in spec.audio]
             self.output.parent.mkdir(parents=True, exist_ok=True)
             self.emit(AssemblyProgress(fraction=0.0))
-            done = await assemble(self.cut_clips(result), self.output, audio=tracks, loudness=spec.model.loudness,
-                                  progress=lambda f: self.emit(AssemblyProgress(fraction=f)))
+            work = cache.tmp_dir("narration-") if narration is not None and cache is not None else None
+            try:
+                if narration is not None and work is not None:
+                    from storyboard.media import cut_times
+                    from storyboard.runner._narration import narration_mix
+
+                    _starts, total, _fps = cut_times(self.cut_clips(result))
+                    tracks.append(await narration_mix(self.board, narration, work, total))
+                done = await assemble(self.cut_clips(result), self.output, audio=tracks,
+                                      loudness=spec.model.loudness,
+                                      progress=lambda f: self.emit(AssemblyProgress(fraction=f)))
+                if narration is not None and spec.model.captions == "burn":
+                    from storyboard.media import burn_captions, write_captions
+
+                    srt_file, _vtt = write_captions([(c.start, c.end, c.text) for c in narration.cues], done.path)
+                    await burn_captions(done.path, srt_file)
+            finally:
+                if work is not None:
+                    shutil.rmtree(work, ignore_errors=True)
             self.emit(AssemblyProgress(fraction=1.0))
             result.film, result.duration, result.method = done.path, done.duration, done.method
+        if narration is not None:
+            from storyboard.media import write_captions
+
+            result.captions = write_captions([(c.start, c.end, c.text) for c in narration.cues], self.output)
+            result.narration = narration.placed
         if self.otio is not None:
             from storyboard.otio import write_otio
 
@@ -293,6 +323,9 @@ class Pipeline:
             "estimate": None if result.plan.cost is None else str(result.plan.cost),
             "seconds": round(result.seconds, 3),
             "board_hash": result.plan.board_hash,
+            "captions": [str(p) for p in result.captions],
+            "narration": [{"shot": p.shot, "text": p.text, "start": p.start, "seconds": p.seconds}
+                          for p in result.narration],
             "cut": list(self.board.cut),
             "shots": [
                 {**result.shots[s.id].to_dict(), "prompt": s.request.prompt, "duration": s.request.duration,

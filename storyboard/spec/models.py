@@ -90,6 +90,20 @@ class Shot(_Model):
     multi_shot: bool | None = None
     negative_prompt: str | None = None
     inputs: dict[str, Any] = Field(default_factory=dict, description="extra app-specific inputs, by the app's names")
+    say: str | None = Field(None, description="narration over this shot: a Jinja2 template, spoken by `voice:`")
+    fit: Literal["error", "overlap"] | None = Field(
+        None, description="a line longer than its shot: error (default) or overlap (run into the next shot)"
+    )
+
+
+class Voice(_Model):
+    """Who speaks the `say:` lines: a TTS app and one of its voices; the mix around them."""
+
+    app: str = Field("falai/kokoro-tts", description="TTS app (offline: espeak-ng or a quiet placeholder)")
+    voice: str | None = Field(None, description="the app's voice name (default: the app's own)")
+    volume: float = Field(1.0, ge=0, le=4, description="narration level before the loudness pass")
+    duck_music: float = Field(-12.0, ge=-60, le=0, description="dB applied to `audio:` tracks while a line plays")
+    duck_shots: float = Field(-9.0, ge=-60, le=0, description="dB applied to the shots' own sound while a line plays")
 
 
 class AudioTrack(_Model):
@@ -121,6 +135,10 @@ class StoryboardModel(_Model):
     audio: list[AudioTrack] = Field(default_factory=list)
     loudness: float = Field(-14.0, ge=-70, le=-5, description="integrated LUFS of the final mix")
     output: str | None = Field(None, description="default: out/<file stem>.mp4 beside the file")
+    voice: Voice | None = Field(None, description="the narration voice for `say:` lines")
+    captions: Literal["file", "burn"] = Field(
+        "file", description="narration captions: file = .srt/.vtt beside the film; burn = also drawn into it"
+    )
 
 
 def json_schema() -> dict[str, Any]:

@@ -1,0 +1,177 @@
+"""Narration, planned: each shot's `say:` line rendered, keyed, placed on the cut and split
+into caption cues. Pure: no audio is made here (that is media's), nothing is paid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from storyboard.errors import Problem, PromptError, SpecError, TemplateError
+from storyboard.prompts import PromptRenderer
+from storyboard.spec import Spec
+from storyboard.spec.models import Voice
+
+# Readable captions (the usual broadcast rule): at most 2 lines of about 42 characters,
+# each cue on screen at most 7 s.
+CUE_CHARS = 42
+CUE_LINES = 2
+CUE_SECONDS = 7.0
+# Speaking rate for the length estimate before anything is voiced (espeak-ng's default
+# is 175 words a minute; people narrate slower).
+WORDS_PER_SECOND = 2.5
+KEY_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Line:
+    """One narration line: the shot it is spoken over and its text."""
+
+    shot: str
+    text: str
+    fit: str  # "error" | "overlap"
+
+
+@dataclass(frozen=True)
+class PlacedLine:
+    """A voiced line placed on the film: where it starts, how long it runs."""
+
+    shot: str
+    text: str
+    start: float
+    seconds: float
+
+    @property
+    def end(self) -> float:
+        """When the line stops, in film seconds."""
+        return self.start + self.seconds
+
+
+@dataclass(frozen=True)
+class Cue:
+    """One caption: film seconds and at most :data:`CUE_LINES` lines of text."""
+
+    start: float
+    end: float
+    text: str
+
+
+def voice_of(spec: Spec) -> Voice:
+    """The file's `voice:` (the default voice when only `say:` lines are written)."""
+    return spec.model.voice or Voice.model_validate({})
+
+
+def line_key(app: str, version: str, voice: str | None, text: str) -> str:
+    """The cache key of one voiced line: app, version, voice and text, nothing else."""
+    blob = json.dumps({"v": KEY_VERSION, "app": app, "version": version, "voice": voice, "text": text},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def estimate_seconds(text: str) -> float:
+    """How long the line takes to say, roughly (the offline placeholder's length)."""
+    return round(0.3 + len(text.split()) / WORDS_PER_SECOND, 3)
+
+
+def render_lines(spec: Spec, base: Mapping[str, Any]) -> dict[str, Line]:
+    """Render every shot's `say:` template with the shot's context (as its prompt sees
+    it). A line that renders empty is a located error; so is a template error."""
+    from storyboard.board import _shot_context
+
+    renderer = PromptRenderer(spec.template_dirs)
+    problems: list[Problem] = []
+    lines: dict[str, Line] = {}
+    for shot, raw in zip(spec.shots, spec.model.shots, strict=True):
+        if raw.say is None:
+            continue
+        where = spec.shot_path(shot.id, "say")
+        context = {**base, **shot.vars, "vars": {**base, **shot.vars}, "shot": _shot_context(shot)}
+        try:
+            text = " ".join(renderer.render(inline=raw.say, context=context).split())
+        except PromptError as e:
+            problems.append(spec.source.problem(f"shot '{shot.id}': say: {e.message}", where))
+            continue
+        if not text:
+            problems.append(spec.source.problem(
+                f"shot '{shot.id}': say: renders to nothing; write the line or remove `say:`", where))
+            continue
+        lines[shot.id] = Line(shot.id, text, raw.fit or "error")
+    if problems:
+        raise TemplateError(problems)
+    return lines
+
+
+def place_lines(
+    spec: Spec,
+    lines: Mapping[str, Line],
+    cut: Sequence[str],
+    starts: Sequence[float],
+    total: float,
+    seconds: Mapping[str, float],
+) -> list[PlacedLine]:
+    """Each line starts with its shot in the cut. A line longer than its shot's room
+    (to the next shot's start) is an error naming both lengths, unless `fit: overlap`;
+    no line may run past the film's end. Lines of shots not in the cut are not placed."""
+    placed: list[PlacedLine] = []
+    problems: list[Problem] = []
+    for j, sid in enumerate(cut):
+        line = lines.get(sid)
+        if line is None:
+            continue
+        start = starts[j]
+        room = (starts[j + 1] if j + 1 < len(cut) else total) - start
+        length = seconds[sid]
+        if length > room + 1e-3 and (line.fit != "overlap" or start + length > total + 1e-3):
+            why = ("it would run past the end of the film" if line.fit == "overlap"
+                   else "shorten the line, or set `fit: overlap` to let it run into the next shot")
+            problems.append(spec.source.problem(
+                f"shot '{sid}': the line takes {length:.2f} s but the shot has {room:.2f} s; {why}",
+                spec.shot_path(sid, "say")))
+            continue
+        placed.append(PlacedLine(sid, line.text, round(start, 6), round(length, 6)))
+    if problems:
+        raise SpecError(problems)
+    return placed
+
+
+def _chunks(text: str) -> list[str]:
+    rows = textwrap.wrap(text, CUE_CHARS, break_long_words=True, break_on_hyphens=False)
+    return ["\n".join(rows[i:i + CUE_LINES]) for i in range(0, len(rows), CUE_LINES)]
+
+
+def split_cues(line: PlacedLine) -> list[Cue]:
+    """The line as readable cues: at most 2 lines of about 42 characters each, time shared
+    by length; a cue that would stay over 7 s is split into single lines, and one still
+    over 7 s is cut short (the voice goes on; the text does not linger)."""
+    chunks = _chunks(line.text)
+    per_char = line.seconds / max(1, sum(len(c) for c in chunks))
+    if any(len(c) * per_char > CUE_SECONDS for c in chunks):
+        chunks = textwrap.wrap(line.text, CUE_CHARS, break_long_words=True, break_on_hyphens=False)
+        per_char = line.seconds / max(1, sum(len(c) for c in chunks))
+    cues: list[Cue] = []
+    at = line.start
+    for k, chunk in enumerate(chunks):
+        end = line.end if k == len(chunks) - 1 else at + len(chunk) * per_char
+        cues.append(Cue(round(at, 6), round(min(end, at + CUE_SECONDS), 6), chunk))
+        at = end
+    return cues
+
+
+def cues_of(placed: Sequence[PlacedLine]) -> list[Cue]:
+    """Every caption cue of the film, in time order."""
+    return sorted((c for p in placed for c in split_cues(p)), key=lambda c: c.start)
+
+
+def duck_windows(placed: Sequence[PlacedLine]) -> tuple[tuple[float, float], ...]:
+    """The film seconds during which a line plays (overlapping lines merged)."""
+    out: list[list[float]] = []
+    for p in sorted(placed, key=lambda p: p.start):
+        if out and p.start <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], p.end)
+        else:
+            out.append([p.start, p.end])
+    return tuple((a, b) for a, b in out)

@@ -1,0 +1,179 @@
+"""Narration: `say:` lines voiced offline, placed on the cut, mixed with ducking, and
+captioned (.srt/.vtt) to the final cut. Real ffmpeg, tiny animatic clips."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import srt
+
+import storyboard
+from storyboard.errors import SpecError, StoryboardError
+from storyboard.events import Event, Warning_
+from storyboard.media import espeak_path, ffmpeg_path
+from storyboard.narration import CUE_CHARS, CUE_SECONDS, PlacedLine, line_key, split_cues
+
+FPS = 8  # conftest's animatic rate
+
+BOARD = """
+storyboard: 1
+defaults: {duration: 3}
+vars: {place: harbor}
+voice: {duck_music: -18}
+shots:
+  - id: a
+    prompt: a harbor at dawn
+    say: "The {{ place }} wakes."
+  - id: b
+    prompt: boats leave
+    say: "Boats slip out."
+    transition: {type: dissolve, duration: 0.5}
+  - id: c
+    prompt: gulls
+    say: "Gulls cry."
+audio:
+  - file: music.wav
+    volume: 0.5
+"""
+
+
+def _music(folder: Path, seconds: float = 20, freq: int = 220) -> None:
+    subprocess.run([ffmpeg_path(), "-v", "error", "-y", "-f", "lavfi", "-i",
+                    f"sine=frequency={freq}:duration={seconds}", str(folder / "music.wav")], check=True)
+
+
+def _samples(film: Path) -> np.ndarray:
+    raw = subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(film), "-map", "0:a:0", "-ac", "1", "-ar",
+                          "48000", "-f", "f32le", "-"], check=True, capture_output=True).stdout
+    return np.frombuffer(raw, dtype=np.float32)
+
+
+def _tone(pcm: np.ndarray, a: float, b: float, freq: float = 220) -> float:
+    """Amplitude of ``freq`` Hz in film seconds [a, b)."""
+    part = pcm[int(a * 48000):int(b * 48000)]
+    t = np.arange(len(part)) / 48000
+    return float(abs(np.dot(part, np.exp(-2j * np.pi * freq * t))) * 2 / max(1, len(part)))
+
+
+def _rms(pcm: np.ndarray, a: float, b: float) -> float:
+    part = pcm[int(a * 48000):int(b * 48000)]
+    return float(np.sqrt(np.mean(part.astype(np.float64) ** 2)))
+
+
+def _voiced(cache: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in (cache / "prepared").glob("voice-*.wav")}
+
+
+def test_cues_are_readable() -> None:
+    text = " ".join(["narration"] * 40)
+    line = PlacedLine("a", text, 1.0, 20.0)
+    cues = split_cues(line)
+    assert len(cues) > 1
+    assert cues[0].start == 1.0 and cues[-1].end <= 21.0
+    for cue in cues:
+        rows = cue.text.split("\n")
+        assert len(rows) <= 2 and all(len(r) <= CUE_CHARS for r in rows)
+        assert 0 < cue.end - cue.start <= CUE_SECONDS + 1e-6
+    assert " ".join(c.text.replace("\n", " ") for c in cues) == text
+
+
+def test_line_key_is_app_version_voice_text() -> None:
+    base = line_key("falai/kokoro-tts", "v1", "af_bella", "Hello.")
+    assert base == line_key("falai/kokoro-tts", "v1", "af_bella", "Hello.")
+    others = {line_key("elevenlabs/tts", "v1", "af_bella", "Hello."), line_key("falai/kokoro-tts", "v2", "af_bella",
+              "Hello."), line_key("falai/kokoro-tts", "v1", "am_adam", "Hello."),
+              line_key("falai/kokoro-tts", "v1", "af_bella", "Hello!")}
+    assert base not in others and len(others) == 4
+
+
+def test_narration_renders_captions_mix_and_cache(write_board: Callable[..., Path], tmp_path: Path) -> None:
+    path = write_board(BOARD)
+    _music(tmp_path)
+    events: list[Event] = []
+    result = storyboard.render(path, backend="animatic", on_event=events.append)
+    assert result.film is not None
+    srt_file, vtt_file = path.parent / "out" / "film.srt", path.parent / "out" / "film.vtt"
+    assert srt_file.is_file() and vtt_file.is_file()
+    assert vtt_file.read_text().startswith("WEBVTT")
+    cues = list(srt.parse(srt_file.read_text()))
+    assert [c.content for c in cues] == ["The harbor wakes.", "Boats slip out.", "Gulls cry."]
+    # the cut: a at 0; b dissolves in 0.5 s before a ends; c is chained to b (seam frame trimmed)
+    expected = [0.0, 2.5, 5.5]
+    for cue, start in zip(cues, expected, strict=True):
+        assert abs(cue.start.total_seconds() - start) <= 1 / FPS
+    if espeak_path() is None:
+        assert sum("placeholder" in e.message for e in events if isinstance(e, Warning_)) == 1
+    pcm = _samples(result.film)
+    music_alone = _tone(pcm, cues[0].end.total_seconds() + 0.1, 2.4)
+    for cue in cues:
+        a, b = cue.start.total_seconds() + 0.1, cue.end.total_seconds() - 0.1
+        assert _rms(pcm, a, b) > 0.01  # louder than silence
+        assert _tone(pcm, a, b) < music_alone * 0.5  # the music is ducked under the line
+    cache = path.parent / ".storyboard"
+    first = _voiced(cache)
+    assert len(first) == 3
+
+    again = storyboard.render(path, backend="animatic")
+    assert again.method == "unchanged" and _voiced(cache) == first
+
+    path.write_text(path.read_text().replace("Gulls cry.", "Gulls cry out."))
+    storyboard.render(path, backend="animatic")
+    after = _voiced(cache)
+    assert len(after) == 4 and all(after[name] == mtime for name, mtime in first.items())
+    assert "Gulls cry out." in srt_file.read_text()
+
+
+def test_empty_say_is_a_located_error(write_board: Callable[..., Path]) -> None:
+    path = write_board("""
+    storyboard: 1
+    shots:
+      - id: a
+        prompt: x
+        say: "{{ '' }}"
+    """)
+    with pytest.raises(StoryboardError) as info:
+        storyboard.load(path)
+    assert f"{path}:5:" in str(info.value) and "say: renders to nothing" in str(info.value)
+
+
+def test_line_longer_than_its_shot_names_both_lengths(write_board: Callable[..., Path]) -> None:
+    words = " ".join(["word"] * 12)
+    path = write_board(f"""
+    storyboard: 1
+    defaults: {{duration: 3}}
+    shots:
+      - id: a
+        prompt: x
+        say: "{words}"
+      - id: b
+        prompt: y
+    """)
+    with pytest.raises(SpecError) as info:
+        storyboard.render(path, backend="animatic")
+    message = str(info.value)
+    assert f"{path}:6:" in message and "shot 'a'" in message and "3.00 s" in message and "fit: overlap" in message
+    assert not (path.parent / "out" / "film.mp4").exists()
+
+    path.write_text(path.read_text().replace("    say:", "    fit: overlap\n    say:"))
+    result = storyboard.render(path, backend="animatic")
+    assert result.film is not None and len(result.narration) == 1
+
+
+def test_burn_without_narration_warns(write_board: Callable[..., Path]) -> None:
+    path = write_board("""
+    storyboard: 1
+    captions: burn
+    defaults: {duration: 3}
+    shots:
+      - id: a
+        prompt: x
+    """)
+    events: list[Event] = []
+    result = storyboard.render(path, backend="animatic", on_event=events.append)
+    assert result.film is not None and not result.captions
+    assert any(isinstance(e, Warning_) and "nothing to burn" in e.message for e in events)
+    assert not (path.parent / "out" / "film.srt").exists()
