@@ -175,3 +175,61 @@ def duck_windows(placed: Sequence[PlacedLine]) -> tuple[tuple[float, float], ...
         else:
             out.append([p.start, p.end])
     return tuple((a, b) for a, b in out)
+
+
+@dataclass(frozen=True)
+class OverlayText:
+    """A shot's overlay, rendered and checked: text, seconds within the shot, style."""
+
+    shot: str
+    text: str
+    start: float
+    end: float
+    position: str
+    size: float
+    font: str | None  # an absolute font file, or None for the font that ships with Pillow
+
+
+def render_overlays(spec: Spec, base: Mapping[str, Any]) -> dict[str, OverlayText]:
+    """Render and check every shot's `overlay:`: its text must not be empty, its time
+    range must lie inside the shot and its font file must exist. Each problem located."""
+    from storyboard.board import _shot_context
+
+    renderer = PromptRenderer(spec.template_dirs)
+    problems: list[Problem] = []
+    out: dict[str, OverlayText] = {}
+    for shot, raw in zip(spec.shots, spec.model.shots, strict=True):
+        over = raw.overlay
+        if over is None:
+            continue
+        where = f"shot '{shot.id}': overlay"
+        context = {**base, **shot.vars, "vars": {**base, **shot.vars}, "shot": _shot_context(shot)}
+        try:
+            text = renderer.render(inline=over.text, context=context).strip()
+        except PromptError as e:
+            problems.append(spec.source.problem(f"{where}: text: {e.message}", spec.shot_path(shot.id, "overlay", "text")))
+            continue
+        if not text:
+            problems.append(spec.source.problem(f"{where}: the text renders to nothing",
+                                                spec.shot_path(shot.id, "overlay", "text")))
+            continue
+        end = shot.duration if over.end is None else over.end
+        if over.start >= end or end > shot.duration:
+            fld = "end" if over.end is not None and over.end > shot.duration else "start"
+            problems.append(spec.source.problem(
+                f"{where}: {over.start:g}..{end:g} s is outside the shot (0..{shot.duration} s)",
+                spec.shot_path(shot.id, "overlay", fld)))
+            continue
+        font = None
+        if over.font is not None:
+            path = (spec.folder / over.font).resolve()
+            if not path.is_file():
+                problems.append(spec.source.problem(
+                    f"{where}: font file '{over.font}' not found (no fallback: text would not shape)",
+                    spec.shot_path(shot.id, "overlay", "font")))
+                continue
+            font = str(path)
+        out[shot.id] = OverlayText(shot.id, text, over.start, end, over.position, over.size, font)
+    if problems:
+        raise TemplateError(problems)
+    return out

@@ -177,3 +177,72 @@ def test_burn_without_narration_warns(write_board: Callable[..., Path]) -> None:
     assert result.film is not None and not result.captions
     assert any(isinstance(e, Warning_) and "nothing to burn" in e.message for e in events)
     assert not (path.parent / "out" / "film.srt").exists()
+
+
+def test_report_track_and_otio_markers(write_board: Callable[..., Path], tmp_path: Path) -> None:
+    import opentimelineio as otio
+
+    from storyboard.report import write_report_html
+
+    path = write_board(BOARD)
+    _music(tmp_path)
+    result = storyboard.render(path, backend="animatic", otio=tmp_path / "cut.otio")
+    assert result.report is not None and result.otio is not None
+    page = write_report_html(storyboard.load(path), result.report)
+    html = Path(page).read_text()
+    assert '<track kind="captions"' in html and 'src="film.vtt"' in html
+    markers = otio.adapters.read_from_file(str(result.otio)).tracks[0].markers
+    assert [m.name for m in markers] == ["The harbor wakes.", "Boats slip out.", "Gulls cry."]
+    assert abs(markers[1].marked_range.start_time.to_seconds() - 2.5) <= 1 / FPS
+
+
+def _frame(film: Path, at: float) -> np.ndarray:
+    from PIL import Image
+
+    png = film.with_name(f"frame-{at}.png")
+    subprocess.run([ffmpeg_path(), "-v", "error", "-y", "-ss", str(at), "-i", str(film), "-frames:v", "1", str(png)],
+                   check=True)
+    return np.asarray(Image.open(png).convert("L"), dtype=np.float64)
+
+
+def test_overlay_is_drawn_for_its_range_only(write_board: Callable[..., Path]) -> None:
+    path = write_board("""
+    storyboard: 1
+    defaults: {duration: 3}
+    shots:
+      - id: a
+        prompt: x
+      - id: b
+        prompt: y
+        overlay: {text: "HARBOR 6:04", start: 0.5, end: 1.5, position: centre, size: 0.2}
+    """)
+    result = storyboard.render(path, backend="animatic")
+    assert result.film is not None
+    # b starts at 3.0 s (chained cut, seam frame trimmed): drawn 3.5..4.5, not at 4.0 + 1.5
+    during, after = _frame(result.film, 4.0), _frame(result.film, 5.5)
+    h = during.shape[0]
+    band = slice(int(h * 0.4), int(h * 0.6))
+    assert np.abs(during[band] - after[band]).mean() > 10
+    before = _frame(result.film, 1.0)
+    assert np.abs(during[band] - before[band]).mean() > 10
+
+
+@pytest.mark.parametrize(("overlay", "field", "fragment"), [
+    ('{text: "Hi", start: 1, end: 9}', "end", "1..9 s is outside the shot (0..3 s)"),
+    ('{text: "Hi", start: 3}', "start", "3..3 s is outside the shot"),
+    ('{text: "{{ \'\' }}"}', "text", "the text renders to nothing"),
+    ('{text: "Hi", font: missing.ttf}', "font", "font file 'missing.ttf' not found"),
+])
+def test_bad_overlay_is_located(write_board: Callable[..., Path], overlay: str, field: str, fragment: str) -> None:
+    path = write_board(f"""
+    storyboard: 1
+    defaults: {{duration: 3}}
+    shots:
+      - id: a
+        prompt: x
+        overlay: {overlay}
+    """)
+    with pytest.raises(StoryboardError) as info:
+        storyboard.load(path)
+    message = str(info.value)
+    assert f"{path}:6:" in message and "shot 'a': overlay" in message and fragment in message, message

@@ -12,26 +12,31 @@ from storyboard.media._graphs import MixTrack
 from storyboard.media._images import PreparedImage, frame_size, prepare_image
 from storyboard.media._probe import AudioInfo, ClipInfo, probe, probe_audio
 from storyboard.media._timeline import CutClip
+from storyboard.media._titles import POSITIONS, OverlayCard, decorate, overlay_png
 from storyboard.media._voice import espeak_path, narration_track, speak_offline
 
 __all__ = [
     "BURN_STYLE",
+    "POSITIONS",
     "AssemblyResult",
     "AudioInfo",
     "ClipInfo",
     "CutClip",
     "MixTrack",
+    "OverlayCard",
     "PreparedImage",
     "animatic_clip",
     "assemble",
     "build_command",
     "burn_captions",
     "cut_times",
+    "decorate",
     "espeak_path",
     "extract_frame",
     "ffmpeg_path",
     "frame_size",
     "narration_track",
+    "overlay_png",
     "prepare_image",
     "probe",
     "probe_audio",

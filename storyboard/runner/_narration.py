@@ -96,3 +96,33 @@ async def narration_mix(board: Board, narration: Narration, folder: Path, second
     path = await narration_track(narration.files, folder / "narration.wav", seconds)
     return MixTrack(path=path, volume=voice.volume, loop=False, speaks=duck_windows(narration.placed),
                     duck_music=voice.duck_music, duck_shots=voice.duck_shots)
+
+
+async def draw_text(board: Board, narration: Narration | None, clips: Sequence[Any], film: Path,
+                    folder: Path) -> None:
+    """Lay the shots' overlays over ``film`` and, with `captions: burn`, burn its captions."""
+    from storyboard.media import (
+        OverlayCard,
+        cut_times,
+        decorate,
+        overlay_png,
+        probe,
+        write_captions,
+    )
+
+    spec = board.spec
+    subtitles = None
+    if narration is not None and spec.model.captions == "burn":
+        subtitles, _vtt = write_captions([(c.start, c.end, c.text) for c in narration.cues], film)
+    cards: list[Any] = []
+    if board.overlays:
+        info = probe(film)
+        starts, total, _fps = cut_times(clips)
+        for j, sid in enumerate(spec.cut):
+            over = board.overlays.get(sid)
+            if over is None:
+                continue
+            png = overlay_png(over.text, info.width, info.height, position=over.position, size=over.size,
+                              font=over.font, dest=folder / f"overlay-{j}.png")
+            cards.append(OverlayCard(png, starts[j] + over.start, min(total, starts[j] + over.end)))
+    await decorate(film, cards, subtitles)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -259,6 +260,9 @@ class Pipeline:
         key = self.film_key(result)
         if narration is not None:
             key = hashlib.sha256(f"{key}:{narration.key}".encode()).hexdigest()
+        if self.board.overlays:
+            text = json.dumps([dataclasses.astuple(o) for o in self.board.overlays.values()])
+            key = hashlib.sha256(f"{key}:{text}".encode()).hexdigest()
         result.film_key = key
         previous = self._unchanged_film(key)
         if previous is not None:  # nothing changed: keep the film as it is
@@ -269,7 +273,8 @@ class Pipeline:
             tracks = [MixTrack(path=p, volume=t.volume, duck=t.duck, loop=t.loop) for p, t in spec.audio]
             self.output.parent.mkdir(parents=True, exist_ok=True)
             self.emit(AssemblyProgress(fraction=0.0))
-            work = cache.tmp_dir("narration-") if narration is not None and cache is not None else None
+            text_on = narration is not None or bool(self.board.overlays)
+            work = cache.tmp_dir("narration-") if text_on and cache is not None else None
             try:
                 if narration is not None and work is not None:
                     from storyboard.media import cut_times
@@ -280,11 +285,10 @@ class Pipeline:
                 done = await assemble(self.cut_clips(result), self.output, audio=tracks,
                                       loudness=spec.model.loudness,
                                       progress=lambda f: self.emit(AssemblyProgress(fraction=f)))
-                if narration is not None and spec.model.captions == "burn":
-                    from storyboard.media import burn_captions, write_captions
+                if work is not None:
+                    from storyboard.runner._narration import draw_text
 
-                    srt_file, _vtt = write_captions([(c.start, c.end, c.text) for c in narration.cues], done.path)
-                    await burn_captions(done.path, srt_file)
+                    await draw_text(self.board, narration, self.cut_clips(result), done.path, work)
             finally:
                 if work is not None:
                     shutil.rmtree(work, ignore_errors=True)

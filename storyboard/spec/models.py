@@ -58,6 +58,17 @@ class Transition(_Model):
     duration: float = Field(0.5, gt=0, description="seconds; shorter than both neighbouring clips")
 
 
+class Overlay(_Model):
+    """A text drawn over a shot for a time range (seconds from the shot's start)."""
+
+    text: str = Field(description="Jinja2 template of the text, rendered with the shot's context")
+    start: float = Field(0.0, ge=0, description="seconds after the shot starts")
+    end: float | None = Field(None, gt=0, description="seconds after the shot starts (default: its end)")
+    position: Literal["lower-third", "centre", "corner"] = Field("lower-third", description="where the text sits")
+    size: float = Field(0.07, ge=0.02, le=0.3, description="text height as a fraction of the frame's height")
+    font: str | None = Field(None, description="a .ttf/.otf file (default: the font that ships with Pillow)")
+
+
 class Shot(_Model):
     """One shot: a prompt (inline Jinja2) or a template file, plus model inputs."""
 
@@ -94,6 +105,7 @@ class Shot(_Model):
     fit: Literal["error", "overlap"] | None = Field(
         None, description="a line longer than its shot: error (default) or overlap (run into the next shot)"
     )
+    overlay: Overlay | None = Field(None, description="a text drawn over this shot for a time range")
 
 
 class Voice(_Model):
