@@ -11,9 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from storyboard.apps import profile
 from storyboard.errors import Problem, PromptError, SpecError, TemplateError
 from storyboard.prompts import PromptRenderer
-from storyboard.spec import Spec
+from storyboard.spec import Spec, near
 from storyboard.spec.models import Voice
 
 # Readable captions (the usual broadcast rule): at most 2 lines of about 42 characters,
@@ -100,9 +101,38 @@ def render_lines(spec: Spec, base: Mapping[str, Any]) -> dict[str, Line]:
                 f"shot '{shot.id}': say: renders to nothing; write the line or remove `say:`", where))
             continue
         lines[shot.id] = Line(shot.id, text, raw.fit or "error")
+    if lines:
+        problems += voice_problems(spec, lines)
     if problems:
         raise TemplateError(problems)
     return lines
+
+
+def voice_problems(spec: Spec, lines: Mapping[str, Line]) -> list[Problem]:
+    """What the TTS app would refuse, found before anything is paid: an app that is not a
+    known TTS app, a voice it does not have, a line over its text limit."""
+    voice = voice_of(spec)
+    at = ("voice", "app") if spec.model.voice is not None else ("shots", spec.shot(next(iter(lines))).index, "say")
+    prof = profile(voice.app.partition("@")[0])
+    if prof is None or prof.kind != "tts":
+        return [spec.source.problem(f"voice: '{voice.app}' is not a known TTS app (known: "
+                                    "falai/kokoro-tts, elevenlabs/tts)", at)]
+    version = prof.version()
+    problems: list[Problem] = []
+    name = prof.concepts.get("voice")
+    allowed = (version.properties.get(name, {}).get("enum") if version and name else None) or []
+    if voice.voice is not None and allowed and voice.voice not in allowed:
+        hint = near(voice.voice, allowed)
+        problems.append(spec.source.problem(
+            f"voice: {voice.app} has no voice '{voice.voice}'" + (f"; did you mean '{hint}'?" if hint else "")
+            + f" ({len(allowed)} voices: {', '.join(allowed[:6])}, ...)", ("voice", "voice")))
+    limit = prof.rule(prof.current, "text_chars")
+    for line in lines.values():
+        if isinstance(limit, int) and len(line.text) > limit:
+            problems.append(spec.source.problem(
+                f"shot '{line.shot}': say: the line has {len(line.text)} characters; {voice.app} takes at most "
+                f"{limit}", spec.shot_path(line.shot, "say")))
+    return problems
 
 
 def place_lines(

@@ -246,3 +246,35 @@ def test_bad_overlay_is_located(write_board: Callable[..., Path], overlay: str, 
         storyboard.load(path)
     message = str(info.value)
     assert f"{path}:6:" in message and "shot 'a': overlay" in message and fragment in message, message
+
+
+@pytest.mark.parametrize(("voice", "line", "fragment"), [
+    ("{app: falai/kokoro-tts, voice: af_hart}", 6, "falai/kokoro-tts has no voice 'af_hart'; did you mean 'af_heart'?"),
+    ("{app: klingai/video-v3}", 6, "'klingai/video-v3' is not a known TTS app"),
+])
+def test_bad_voice_is_located(write_board: Callable[..., Path], voice: str, line: int, fragment: str) -> None:
+    path = write_board(f"""
+    storyboard: 1
+    shots:
+      - id: a
+        prompt: x
+        say: Hello there.
+    voice: {voice}
+    """)
+    with pytest.raises(StoryboardError) as info:
+        storyboard.load(path)
+    assert f"{path}:{line}:" in str(info.value) and fragment in str(info.value), str(info.value)
+
+
+def test_line_over_the_apps_text_limit(write_board: Callable[..., Path]) -> None:
+    path = write_board("""
+    storyboard: 1
+    voice: {app: elevenlabs/tts, voice: george}
+    shots:
+      - id: a
+        prompt: x
+        say: "{{ 'word ' * 1200 }}"
+    """)
+    with pytest.raises(StoryboardError) as info:
+        storyboard.load(path)
+    assert f"{path}:6:" in str(info.value) and "takes at most 5000" in str(info.value)
