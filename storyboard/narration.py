@@ -61,6 +61,14 @@ class Cue:
     text: str
 
 
+TITLE_BACKEND = "title"  # the cache key's backend for title cards: made here, whatever renders
+
+
+def is_title(spec: Spec, shot_id: str) -> bool:
+    """True when the shot is a `kind: title` text card."""
+    return spec.model.shots[spec.shot(shot_id).index].kind == "title"
+
+
 def voice_of(spec: Spec) -> Voice:
     """The file's `voice:` (the default voice when only `say:` lines are written)."""
     return spec.model.voice or Voice.model_validate({})

@@ -278,3 +278,39 @@ def test_line_over_the_apps_text_limit(write_board: Callable[..., Path]) -> None
     with pytest.raises(StoryboardError) as info:
         storyboard.load(path)
     assert f"{path}:6:" in str(info.value) and "takes at most 5000" in str(info.value)
+
+
+TITLED = """
+storyboard: 1
+defaults: {mode: std, duration: 3}
+shots:
+  - id: card
+    kind: title
+    prompt: "{{ 'Harbor' }} Morning"
+  - id: harbor
+    prompt: a harbor at dusk
+    say: The harbor wakes.
+"""
+
+
+def test_title_card_is_local_free_and_starts_a_chain(write_board: Callable[..., Path]) -> None:
+    from fakeserver import FakeInference
+
+    key = "sk-test-title-51"
+    path = write_board(TITLED)
+    board = storyboard.load(path)
+    plan = board.plan(backend="inference")
+    card = next(s for s in plan.shots if s.id == "card")
+    harbor = next(s for s in plan.shots if s.id == "harbor")
+    assert card.cost == 0 and card.reference_price == 0 and harbor.cost and harbor.cost > 0
+    assert harbor.request.image_source == "@card:last"  # the chain starts on the card
+    with FakeInference(api_key=key, latency=0.05) as fake, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("INFERENCE_API_KEY", key)
+        mp.setenv("INFERENCE_BASE_URL", fake.url)
+        result = storyboard.render(path, backend="inference", budget="5")
+        assert result.film is not None
+        assert len(fake.submissions) == 1  # only the video shot; the card is made here
+        assert result.shots["card"].status == "generated" and result.shots["card"].cost in (None, 0)
+        again = storyboard.render(path, backend="inference")
+        assert again.method == "unchanged" and len(fake.submissions) == 1
+    assert [c.content for c in srt.parse((path.parent / "out" / "film.srt").read_text())] == ["The harbor wakes."]

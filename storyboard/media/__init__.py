@@ -12,7 +12,7 @@ from storyboard.media._graphs import MixTrack
 from storyboard.media._images import PreparedImage, frame_size, prepare_image
 from storyboard.media._probe import AudioInfo, ClipInfo, probe, probe_audio
 from storyboard.media._timeline import CutClip
-from storyboard.media._titles import POSITIONS, OverlayCard, decorate, overlay_png
+from storyboard.media._titles import POSITIONS, OverlayCard, decorate, overlay_png, title_clip
 from storyboard.media._voice import espeak_path, narration_track, speak_offline
 
 __all__ = [
@@ -42,5 +42,6 @@ __all__ = [
     "probe_audio",
     "run_ffmpeg",
     "speak_offline",
+    "title_clip",
     "write_captions",
 ]

@@ -13,9 +13,11 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from storyboard.errors import MediaError
+from storyboard.media._animatic import animatic_clip
 from storyboard.media._captions import BURN_STYLE, _filter_quote
 from storyboard.media._ffmpeg import run_ffmpeg
 from storyboard.media._graphs import X264
+from storyboard.media._images import frame_size
 
 # Where each documented position puts the text: (horizontal anchor, vertical centre as a
 # fraction of the frame's height).
@@ -96,3 +98,17 @@ async def decorate(film: Path, cards: Sequence[OverlayCard], subtitles: Path | N
     finally:
         tmp.unlink(missing_ok=True)
     return film
+
+
+async def title_clip(dest: Path, text: str, *, duration: float, aspect_ratio: str, short_side: int,
+                     fps: int) -> Path:
+    """A title card clip: ``text`` centred on black, drifting in gently, silent."""
+    width, height = frame_size(aspect_ratio, short_side)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    card = dest.with_name(f"{dest.stem}-card.png")
+    overlay_png(text, width, height, position="centre", size=0.1, font=None, dest=card)
+    with Image.open(card) as im:
+        Image.alpha_composite(Image.new("RGBA", im.size, (8, 8, 12, 255)), im.convert("RGBA")).convert(
+            "RGB").save(card, format="PNG")
+    return await animatic_clip(dest, duration=duration, aspect_ratio=aspect_ratio, start_image=card, end_image=None,
+                               title="", text=text, sound=False, short_side=short_side, fps=fps, seed=f"title\n{text}")

@@ -106,6 +106,9 @@ class Shot(_Model):
         None, description="a line longer than its shot: error (default) or overlap (run into the next shot)"
     )
     overlay: Overlay | None = Field(None, description="a text drawn over this shot for a time range")
+    kind: Literal["video", "title"] = Field(
+        "video", description="title: a text card (its prompt is the text) made locally, free, never sent to a model"
+    )
 
 
 class Voice(_Model):
