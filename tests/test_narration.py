@@ -41,7 +41,12 @@ audio:
 """
 
 
-def _music(folder: Path, seconds: float = 20, freq: int = 220) -> None:
+# The music is a 12 kHz tone: above anything espeak-ng says (it speaks at 22.05 kHz), so
+# its level can be read under the voice.
+TONE = 12000
+
+
+def _music(folder: Path, seconds: float = 20, freq: int = TONE) -> None:
     subprocess.run([ffmpeg_path(), "-v", "error", "-y", "-f", "lavfi", "-i",
                     f"sine=frequency={freq}:duration={seconds}", str(folder / "music.wav")], check=True)
 
@@ -52,7 +57,7 @@ def _samples(film: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.float32)
 
 
-def _tone(pcm: np.ndarray, a: float, b: float, freq: float = 220) -> float:
+def _tone(pcm: np.ndarray, a: float, b: float, freq: float = TONE) -> float:
     """Amplitude of ``freq`` Hz in film seconds [a, b)."""
     part = pcm[int(a * 48000):int(b * 48000)]
     t = np.arange(len(part)) / 48000
