@@ -34,7 +34,7 @@ class Line:
 
     shot: str
     text: str
-    fit: str  # "error" | "overlap"
+    fit: str  # "error" | "extend" | "overlap"
 
 
 @dataclass(frozen=True)
@@ -143,6 +143,26 @@ def voice_problems(spec: Spec, lines: Mapping[str, Line]) -> list[Problem]:
     return problems
 
 
+def holds_for(
+    lines: Mapping[str, Line],
+    cut: Sequence[str],
+    starts: Sequence[float],
+    total: float,
+    seconds: Mapping[str, float],
+) -> dict[str, float]:
+    """Seconds to hold each `fit: extend` shot's last frame so that its line fits."""
+    holds: dict[str, float] = {}
+    for j, sid in enumerate(cut):
+        line = lines.get(sid)
+        if line is None or line.fit != "extend":
+            continue
+        room = (starts[j + 1] if j + 1 < len(cut) else total) - starts[j]
+        if seconds[sid] > room + 1e-3:
+            # a breath before the cut, more than the hold loses to whole frames
+            holds[sid] = round(seconds[sid] - room + 0.1, 3)
+    return holds
+
+
 def place_lines(
     spec: Spec,
     lines: Mapping[str, Line],
@@ -151,9 +171,10 @@ def place_lines(
     total: float,
     seconds: Mapping[str, float],
 ) -> list[PlacedLine]:
-    """Each line starts with its shot in the cut. A line longer than its shot's room
-    (to the next shot's start) is an error naming both lengths, unless `fit: overlap`;
-    no line may run past the film's end. Lines of shots not in the cut are not placed."""
+    """Each line starts with its shot in the cut (``starts``: after any holds). A line
+    longer than its shot's room (to the next shot's start) is an error naming both
+    lengths, unless `fit: overlap` (or `fit: extend`, whose hold is in ``starts``); no
+    line may run past the film's end. Lines of shots not in the cut are not placed."""
     placed: list[PlacedLine] = []
     problems: list[Problem] = []
     for j, sid in enumerate(cut):
@@ -165,7 +186,8 @@ def place_lines(
         length = seconds[sid]
         if length > room + 1e-3 and (line.fit != "overlap" or start + length > total + 1e-3):
             why = ("it would run past the end of the film" if line.fit == "overlap"
-                   else "shorten the line, or set `fit: overlap` to let it run into the next shot")
+                   else "shorten the line, or set `fit: extend` (hold the shot's last frame) or "
+                   "`fit: overlap` (run into the next shot)")
             problems.append(spec.source.problem(
                 f"shot '{sid}': the line takes {length:.2f} s but the shot has {room:.2f} s; {why}",
                 spec.shot_path(sid, "say")))

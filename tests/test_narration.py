@@ -14,7 +14,7 @@ import srt
 import storyboard
 from storyboard.errors import SpecError, StoryboardError
 from storyboard.events import Event, Warning_
-from storyboard.media import espeak_path, ffmpeg_path
+from storyboard.media import espeak_path, ffmpeg_path, probe
 from storyboard.narration import CUE_CHARS, CUE_SECONDS, PlacedLine, line_key, split_cues
 
 FPS = 8  # conftest's animatic rate
@@ -166,6 +166,17 @@ def test_line_longer_than_its_shot_names_both_lengths(write_board: Callable[...,
     path.write_text(path.read_text().replace("    say:", "    fit: overlap\n    say:"))
     result = storyboard.render(path, backend="animatic")
     assert result.film is not None and len(result.narration) == 1
+    overlap = probe(result.film).duration
+
+    path.write_text(path.read_text().replace("fit: overlap", "fit: extend"))
+    result = storyboard.render(path, backend="animatic")
+    assert result.film is not None
+    line = result.narration[0]
+    # shot a is held until its line ends: b starts after the line, the film is longer by the hold
+    cues = list(srt.parse((path.parent / "out" / "film.srt").read_text()))
+    assert cues[-1].end.total_seconds() == pytest.approx(line.end, abs=1 / FPS)
+    held = probe(result.film).duration - overlap
+    assert held == pytest.approx(line.seconds - 3.0 + 0.1, abs=2 / FPS)
 
 
 def test_burn_without_narration_warns(write_board: Callable[..., Path]) -> None:

@@ -121,12 +121,13 @@ def plan_filter(
         inputs += ["-threads", INPUT_THREADS, "-i", str(info.path)]
         if video:
             seam = "trim=start_frame=1," if clip.trim_first_frame else ""
+            held = 2 + round(clip.hold * fps)  # clone the last frame past the end (and for a hold)
             window = f"start_frame={piece.start}:end_frame={piece.end}" if piece.start else f"end_frame={piece.end}"
             graph.append(
                 f"[{j}:v:0]{seam}setpts=PTS-STARTPTS,fps={fps},"
                 f"scale={width}:{height}:force_original_aspect_ratio=decrease,"
                 f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1,format=yuv420p,"
-                f"tpad=stop_mode=clone:stop=2,trim={window},setpts=PTS-STARTPTS,"
+                f"tpad=stop_mode=clone:stop={held},trim={window},setpts=PTS-STARTPTS,"
                 f"settb=AVTB[v{j}]"
             )
         if audio:

@@ -7,6 +7,7 @@ each line's estimated length (said once).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -24,6 +25,7 @@ from storyboard.narration import (
     cues_of,
     duck_windows,
     estimate_seconds,
+    holds_for,
     line_key,
     place_lines,
     voice_of,
@@ -39,6 +41,7 @@ class Narration:
     files: list[tuple[Path, float]]  # (voiced line, film second it starts at)
     key: str
     speaker: str  # "espeak-ng" | "placeholder"
+    holds: dict[str, float] = field(default_factory=dict)  # `fit: extend`: seconds held, by shot
     voiced: list[str] = field(default_factory=list)  # shots whose line was voiced this render
 
 
@@ -79,13 +82,18 @@ async def prepare_narration(board: Board, cache: Cache, clips: Sequence[Any],
         keys[sid], paths[sid] = key, path
         seconds[sid] = probe_audio(path).duration
     starts, total, _fps = cut_times(clips)
+    holds = holds_for(board.lines, spec.cut, starts, total, seconds)
+    if holds:
+        clips = [dataclasses.replace(c, hold=holds.get(sid, 0.0)) for c, sid in zip(clips, spec.cut, strict=True)]
+        starts, total, _fps = cut_times(clips)
     placed = place_lines(spec, board.lines, spec.cut, starts, total, seconds)
     blob = json.dumps({
-        "v": 1, "lines": [(keys[p.shot], p.start) for p in placed], "volume": voice.volume,
+        "v": 1, "lines": [(keys[p.shot], p.start) for p in placed], "volume": voice.volume, "holds": holds,
         "duck": (voice.duck_music, voice.duck_shots), "captions": spec.model.captions,
     })  # fmt: skip
     return Narration(placed=placed, cues=cues_of(placed), files=[(paths[p.shot], p.start) for p in placed],
-                     key=hashlib.sha256(blob.encode()).hexdigest(), speaker=speaker, voiced=voiced)
+                     key=hashlib.sha256(blob.encode()).hexdigest(), speaker=speaker, voiced=voiced,
+                     holds=holds)
 
 
 async def narration_mix(board: Board, narration: Narration, folder: Path, seconds: float) -> Any:

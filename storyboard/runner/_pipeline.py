@@ -105,6 +105,7 @@ class Pipeline:
         self.otio = Path(otio) if otio else None
         self.write_report = report
         self.variant = backend_variant(self.backend)
+        self.holds: dict[str, float] = {}  # `fit: extend`: seconds each shot's last frame is held
 
     # ----------------------------------------------------------------- events
 
@@ -228,8 +229,9 @@ class Pipeline:
         """The film's clips as media's CutClip, in cut order."""
         from storyboard.media import CutClip
 
-        return [CutClip(path=p, transition=t, transition_duration=d, trim_first_frame=trim)
-                for p, t, d, trim in self.cut_layout(result)]
+        holds = self.holds
+        return [CutClip(path=p, transition=t, transition_duration=d, trim_first_frame=trim, hold=holds.get(sid, 0.0))
+                for (p, t, d, trim), sid in zip(self.cut_layout(result), self.board.spec.cut, strict=True)]
 
     def film_key(self, result: RenderResult) -> str:
         """What the film is made of: clips (content hashes), transitions, seams, audio, loudness."""
@@ -257,6 +259,7 @@ class Pipeline:
             from storyboard.runner._narration import prepare_narration
 
             narration = await prepare_narration(self.board, cache, self.cut_clips(result), self.emit)
+            self.holds = narration.holds if narration is not None else {}
         key = self.film_key(result)
         if narration is not None:
             key = hashlib.sha256(f"{key}:{narration.key}".encode()).hexdigest()

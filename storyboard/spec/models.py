@@ -102,8 +102,9 @@ class Shot(_Model):
     negative_prompt: str | None = None
     inputs: dict[str, Any] = Field(default_factory=dict, description="extra app-specific inputs, by the app's names")
     say: str | None = Field(None, description="narration over this shot: a Jinja2 template, spoken by `voice:`")
-    fit: Literal["error", "overlap"] | None = Field(
-        None, description="a line longer than its shot: error (default) or overlap (run into the next shot)"
+    fit: Literal["error", "extend", "overlap"] | None = Field(
+        None, description="a line longer than its shot: error (default), extend (hold the shot's last frame) "
+        "or overlap (run into the next shot)"
     )
     overlay: Overlay | None = Field(None, description="a text drawn over this shot for a time range")
     kind: Literal["video", "title"] = Field(
