@@ -45,7 +45,14 @@ from storyboard.runner._scheduler import ShotScheduler
 
 
 def verify_clip(path: Path) -> None:
-    """Raise when ``path`` is not a readable video (the cache's check of a changed clip)."""
+    """Raise when ``path`` is not a readable video, or for a still a readable image (the
+    cache's check of a changed clip)."""
+    if path.suffix.lower() in (".png", ".jpg", ".jpeg"):
+        from PIL import Image
+
+        with Image.open(path) as im:
+            im.verify()
+        return
     from storyboard.media import probe
 
     probe(path)
