@@ -5,6 +5,7 @@ before anything is paid."""
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from fakeserver import FakeInference
 from storyboard.backends.inference import InferenceBackend
 from storyboard.cli import main
 from storyboard.errors import SpecError
+from storyboard.report import write_report_html
 
 KEY = "sk-test-stills-41aa"
 
@@ -126,8 +128,15 @@ def test_animatic_draws_a_still_as_a_titled_card(board_path: Path) -> None:
         assert im.format == "PNG" and im.width > im.height
         colours = im.convert("RGB").getcolors(maxcolors=1 << 20)
         assert colours is not None and len(colours) > 20  # a gradient with text, not a flat fill
-    report = (board_path.parent / "out" / "film.mp4.render.json").read_text()
-    assert '"opening"' in report
+    data = json.loads((board_path.parent / "out" / "film.mp4.render.json").read_text())
+    opening = next(s for s in data["shots"] if s["id"] == "opening")
+    assert opening["kind"] == "still" and opening["status"] == "generated" and not opening["in_cut"]
+    # the HTML report and its contact sheet show the still beside the shots
+    page = write_report_html(storyboard.load(board_path), board_path.parent / "out" / "film.mp4.render.json")
+    assert "still · klingai/image-v3" in page.read_text()
+    with Image.open(page.with_name("film.report") / "contact-sheet.png") as sheet:
+        assert sheet.height > 0
+    assert (page.with_name("film.report") / "opening-first.png").exists()
 
 
 def test_reference_images_are_part_of_the_key(board_path: Path, make_image: Callable[..., Path]) -> None:

@@ -304,7 +304,8 @@ class Pipeline:
             "shots": [
                 {**result.shots[s.id].to_dict(), "prompt": s.request.prompt, "duration": s.request.duration,
                  "image": s.request.image_source, "end_image": s.request.end_image_source,
-                 "in_cut": s.in_cut, "mode": s.request.mode, "sound": s.request.sound}
+                 "in_cut": s.in_cut, "mode": s.request.mode, "sound": s.request.sound, "kind": s.request.kind,
+                 "app": s.request.app, "references": list(s.request.reference_sources), "note": s.note}
                 for s in result.plan.shots
             ],
         }
