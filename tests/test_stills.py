@@ -282,3 +282,25 @@ def test_bad_input_pays_nothing_and_unused_character_warns(fake: FakeInference, 
     ok = CliRunner().invoke(main, ["validate", str(path)], env=env)
     assert ok.exit_code == 0, ok.output
     assert "warning: character 'ghost' is in no shot" in ok.output
+
+
+def test_a_still_as_a_reference_reaches_o3_on_the_fake(fake: FakeInference, write_board: Callable[..., Path]) -> None:
+    path = write_board("""
+        storyboard: 1
+        defaults: {duration: 5}
+        stills:
+          - {id: face, prompt: a portrait of the keeper, app: bytedance/seedream-4-5}
+        characters:
+          keeper: {description: the keeper, references: ["@face"]}
+        shots:
+          - {id: one, app: falai/kling-video-o3-r2v, image: null, characters: [keeper], prompt: hello}
+        """)
+    storyboard.render(path, backend=InferenceBackend(api_key=KEY, base_url=fake.url))
+    sent = _by_app(fake)
+    assert set(sent) == {"bytedance/seedream-4-5", "falai/kling-video-o3-r2v"}
+    o3 = sent["falai/kling-video-o3-r2v"]
+    assert o3["duration"] == "5" and "start_image" not in o3  # o3's own names and words
+    urls = o3["image_urls"]
+    assert isinstance(urls, list) and len(urls) == 1
+    with Image.open(io.BytesIO(_file(fake, urls[0]))) as im:
+        assert im.format == "PNG" and min(im.size) >= 300  # the generated still, prepared
