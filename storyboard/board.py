@@ -39,22 +39,27 @@ class Board:
 
     @property
     def path(self) -> Path:
+        """The storyboard file."""
         return self.spec.path
 
     @property
     def title(self) -> str:
+        """The film's title: the file's ``title``, else its stem."""
         return self.spec.model.title or self.spec.path.stem
 
     @property
     def shots(self) -> tuple[ResolvedShot, ...]:
+        """The shots, in file order."""
         return self.spec.shots
 
     @property
     def cut(self) -> tuple[str, ...]:
+        """The shot ids of the film, in order."""
         return self.spec.cut
 
     @property
     def output(self) -> Path:
+        """Where the film goes."""
         return self.spec.output
 
     def unused_vars(self, names: Iterable[str]) -> list[tuple[str, str | None]]:
@@ -199,8 +204,9 @@ def load(
     """Load and validate a storyboard: the file, its graph and its prompts.
 
     ``vars`` override the file's template variables; ``overrides`` set model inputs
-    (app, mode, resolution, aspect_ratio, duration, sound, multi_shot, negative_prompt) on every shot — e.g. one
-    variant of a film in 9:16. Raises SpecError (every problem found, each located).
+    (app, mode, resolution, aspect_ratio, duration, sound, multi_shot, negative_prompt) on
+    every shot — e.g. one variant of a film in 9:16. Raises SpecError (every problem found,
+    each located).
     """
     spec = load_spec(path, dict(overrides) if overrides else None)
     graph = build_graph(spec)

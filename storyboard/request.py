@@ -101,10 +101,12 @@ class HashedFile(Protocol):
     """An image file named by the storyboard, with its content hash (spec's ImageFile)."""
 
     @property
-    def rel(self) -> str: ...
+    def rel(self) -> str:
+        """The file's path, relative to the storyboard's folder."""
 
     @property
-    def sha256(self) -> str: ...
+    def sha256(self) -> str:
+        """The file's SHA-256 content hash."""
 
 
 def source_text(src: ImageSource | None) -> str | None:
