@@ -56,11 +56,14 @@ class PlannedShot:
 
     @property
     def to_generate(self) -> bool:
+        """Whether this shot will be generated."""
         return self.status in ("generate", "after", "forced")
 
 
 @dataclass(frozen=True)
 class Plan:
+    """What a render would do: each shot's status and cost."""
+
     backend: str
     shots: tuple[PlannedShot, ...]
     critical_path: tuple[str, ...]
@@ -75,14 +78,17 @@ class Plan:
 
     @property
     def by_id(self) -> dict[str, PlannedShot]:
+        """The planned shots by id."""
         return {s.id: s for s in self.shots}
 
     @property
     def pending(self) -> list[PlannedShot]:
+        """The shots still to generate."""
         return [s for s in self.shots if s.to_generate]
 
     @property
     def seconds_to_generate(self) -> int:
+        """Seconds of video still to generate."""
         return sum(s.request.duration for s in self.pending)
 
     @property
@@ -101,6 +107,7 @@ class Plan:
         return _sum(s.price for s in self.shots if s.status != "unused")
 
     def to_json(self) -> dict[str, Any]:
+        """The plan as JSON-ready data."""
         def money(d: Decimal | None) -> str | None:
             return None if d is None else str(d)
 

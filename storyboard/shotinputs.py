@@ -60,7 +60,10 @@ def _field_path(spec: Spec, shot: ResolvedShot, concept: str) -> tuple[str | int
     if shot.is_still:
         return still_field(spec, shot, concept)
     if concept.startswith("inputs."):
-        return ("shots", shot.index, "inputs", concept.split(".", 1)[1])
+        name = concept.split(".", 1)[1]
+        if name in spec.model.shots[shot.index].inputs or name not in spec.model.defaults.inputs:
+            return ("shots", shot.index, "inputs", name)
+        return ("defaults", "inputs", name)
     fld = _FIELD.get(concept, concept)
     if concept == "prompt" and shot.prompt is None:
         fld = "template"

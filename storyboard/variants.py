@@ -56,7 +56,6 @@ def variant_output(film: Path, name: str) -> Path:
 def swap_apps(board: Board, swaps: Mapping[str, str]) -> Board:
     """The board with every shot or still on app OLD moved to NEW (as written, or by name);
     raises UsageError when no node uses OLD, SpecError when a swapped node does not fit."""
-    from storyboard.board import Board
     from storyboard.shotinputs import resolve_inputs
 
     def target(app: str) -> str | None:
@@ -75,4 +74,4 @@ def swap_apps(board: Board, swaps: Mapping[str, str]) -> Board:
     except SpecError as e:
         how = " ".join(f"--app {old}={new}" for old, new in swaps.items())
         raise SpecError([dataclasses.replace(p, message=f"with {how}: {p.message}") for p in e.problems]) from None
-    return Board(spec=spec, graph=board.graph, prompts=board.prompts, vars=board.vars, inputs=inputs)
+    return dataclasses.replace(board, spec=spec, inputs=inputs)

@@ -81,7 +81,7 @@ def test_render_mixes_apps_each_with_its_own_input_names(fake: FakeInference, bo
     # the still: an image app's own inputs, no frame
     assert sent["klingai/image-v3"]["prompt"] == "a lighthouse at dusk, wide"
     assert "image" not in sent["klingai/image-v3"] and "duration" not in sent["klingai/image-v3"]
-    # seedance: its own names (ratio, generate_audio, reference_images), the character's reference, no frame
+    # seedance: its own names (ratio, generate_audio…), the character's reference, no frame
     seed = sent["bytedance/seedance-2-0"]
     assert {"ratio", "generate_audio", "resolution", "reference_images"} <= set(seed)
     assert "image" not in seed and "aspect_ratio" not in seed and "sound" not in seed
@@ -95,7 +95,7 @@ def test_render_mixes_apps_each_with_its_own_input_names(fake: FakeInference, bo
     assert "aspect_ratio" in arrive and "sound" in arrive and "reference_images" not in arrive
     with Image.open(io.BytesIO(_file(fake, arrive["image"]))) as im:
         assert im.width > im.height  # the still, prepared to 16:9
-    # Kling takes no references: the description reaches the prompt, the plan says the images are unused
+    # Kling takes no references: the description reaches the prompt; plan notes the unused images
     leave = next(t.input for t in fake.submissions if "waves" in str(t.input.get("prompt")))
     assert "red scarf" in str(leave["prompt"])
     assert "references are not" not in str(leave)
@@ -145,7 +145,7 @@ def test_reference_images_are_part_of_the_key(board_path: Path, make_image: Call
     after = storyboard.load(board_path).plan(backend="inference")
     assert before["meet"].key != after["meet"].key  # seedance takes the reference: a new key
     assert before["arrive"].recipe == after["arrive"].recipe
-    # Kling takes no references: none are sent, so none are in its key (the description is in the prompt)
+    # Kling takes no references: none are sent, so none are in its key (the prompt has the text)
     assert before["leave"].request.references_input is None and before["leave"].references == ()
     assert before["meet"].request.reference_sources == ("keeper.png",)
 
