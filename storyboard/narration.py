@@ -66,7 +66,8 @@ TITLE_BACKEND = "title"  # the cache key's backend for title cards: made here, w
 
 def is_title(spec: Spec, shot_id: str) -> bool:
     """True when the shot is a `kind: title` text card."""
-    return spec.model.shots[spec.shot(shot_id).index].kind == "title"
+    shot = spec.shot(shot_id)
+    return not shot.is_still and spec.model.shots[shot.index].kind == "title"
 
 
 def voice_of(spec: Spec) -> Voice:
@@ -94,7 +95,8 @@ def render_lines(spec: Spec, base: Mapping[str, Any]) -> dict[str, Line]:
     renderer = PromptRenderer(spec.template_dirs)
     problems: list[Problem] = []
     lines: dict[str, Line] = {}
-    for shot, raw in zip(spec.shots, spec.model.shots, strict=True):
+    for raw in spec.model.shots:
+        shot = spec.shot(raw.id)
         if raw.say is None:
             continue
         where = spec.shot_path(shot.id, "say")
@@ -258,7 +260,8 @@ def render_overlays(spec: Spec, base: Mapping[str, Any]) -> dict[str, OverlayTex
     renderer = PromptRenderer(spec.template_dirs)
     problems: list[Problem] = []
     out: dict[str, OverlayText] = {}
-    for shot, raw in zip(spec.shots, spec.model.shots, strict=True):
+    for raw in spec.model.shots:
+        shot = spec.shot(raw.id)
         over = raw.overlay
         if over is None:
             continue

@@ -31,6 +31,7 @@ __all__ = [
     "FrameRef",
     "HashedFile",
     "ShotRequest",
+    "billed_cost",
     "cache_key",
     "chained_to",
     "digest",
@@ -100,10 +101,12 @@ class HashedFile(Protocol):
     """An image file named by the storyboard, with its content hash (spec's ImageFile)."""
 
     @property
-    def rel(self) -> str: ...
+    def rel(self) -> str:
+        """The file's path, relative to the storyboard's folder."""
 
     @property
-    def sha256(self) -> str: ...
+    def sha256(self) -> str:
+        """The file's SHA-256 content hash."""
 
 
 def source_text(src: ImageSource | None) -> str | None:
@@ -164,6 +167,13 @@ class ShotRequest:
     image_source: str | None = None
     end_image_source: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # "shot" makes a clip; "still" makes one image (an image app; its output is ``image``).
+    kind: str = "shot"
+    # Reference images (the shot's characters'): local prepared files, their app input
+    # (None when the app takes none) and where they come from (files or ``@still``).
+    references: tuple[Path, ...] = ()
+    references_input: str | None = None
+    reference_sources: tuple[str, ...] = ()
 
     def model_inputs(self) -> dict[str, Any]:
         """The inputs sent to the app (its own names), images excluded.
@@ -202,7 +212,7 @@ def cache_key(
     *,
     backend: str,
     variant: str = "",
-    images: Mapping[str, Mapping[str, Any] | None],
+    images: Mapping[str, Any],
 ) -> str:
     """A shot's cache key: backend, app, every model input after rendering, and what
     its start/end images are — a file's content hash, or the content hash of the
@@ -216,6 +226,8 @@ def cache_key(
             **({"version": request.version} if request.version else {}),
             "inputs": request.model_inputs(),
             "images": dict(images),
+            # only when set, so the keys of shots without them stay what they were
+            **({"kind": request.kind} if request.kind != "shot" else {}),
         }
     )
 
@@ -228,3 +240,22 @@ def estimate(request: ShotRequest) -> Decimal | None:
     if profile is None:
         return None
     return apps.price(profile, request.model_inputs())
+
+
+def billed_cost(request: ShotRequest, output_meta: Mapping[str, Any] | None) -> Decimal | None:
+    """What the app's price rule gives for what was billed (``output_meta``: seconds and
+    resolution of the video made), or None when the meta or the price is unknown."""
+    from storyboard import apps
+
+    outputs = output_meta.get("outputs") if isinstance(output_meta, Mapping) else None
+    video = next((o for o in outputs or [] if isinstance(o, Mapping) and o.get("type") == "video"), None)
+    profile = apps.profile(request.app.split("@", 1)[0])
+    if video is None or profile is None:
+        return None
+    inputs = request.model_inputs()
+    seconds = video.get("seconds")
+    if isinstance(seconds, int | float) and not isinstance(seconds, bool):
+        inputs["duration"] = int(seconds) if float(seconds).is_integer() else seconds
+    if isinstance(video.get("resolution"), str) and "resolution" in inputs:
+        inputs["resolution"] = video["resolution"]
+    return apps.price(profile, inputs)

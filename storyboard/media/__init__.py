@@ -3,7 +3,7 @@
 This package is the only place in storyboard that runs ffmpeg.
 """
 
-from storyboard.media._animatic import animatic_clip
+from storyboard.media._animatic import animatic_clip, still_card
 from storyboard.media._assemble import AssemblyResult, assemble
 from storyboard.media._captions import BURN_STYLE, burn_captions, cut_times, write_captions
 from storyboard.media._ffmpeg import build_command, ffmpeg_path, run_ffmpeg
@@ -42,6 +42,7 @@ __all__ = [
     "probe_audio",
     "run_ffmpeg",
     "speak_offline",
+    "still_card",
     "title_clip",
     "write_captions",
 ]

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from storyboard.backends.base import Backend
 from storyboard.board import Board
@@ -43,7 +44,7 @@ from storyboard.events import (
 )
 from storyboard.narration import TITLE_BACKEND, is_title
 from storyboard.plan import Plan, PlannedShot
-from storyboard.request import FrameRef, ShotRequest, cache_key, image_identity
+from storyboard.request import FrameRef, ShotRequest, billed_cost, cache_key, image_identity
 from storyboard.runner._context import JournalContext
 from storyboard.spec import ImageSource
 
@@ -178,7 +179,10 @@ class ShotScheduler:
     def shot_key(self, ps: PlannedShot, entries: Mapping[str, Entry]) -> str:
         """The shot's cache key, now that the clips it chains from are known."""
         clips = {p: e.clip for p, e in entries.items()}
-        images = {role: image_identity(src, clips) for role, src in (("image", ps.image), ("end_image", ps.end_image))}
+        images: dict[str, Any] = {
+            role: image_identity(src, clips) for role, src in (("image", ps.image), ("end_image", ps.end_image))}
+        if ps.references:
+            images["references"] = [image_identity(src, clips) for src in ps.references]
         maker = TITLE_BACKEND if is_title(self.board.spec, ps.id) else self.backend.name
         return cache_key(ps.request, backend=maker, variant=self.variant, images=images)
 
@@ -228,7 +232,8 @@ class ShotScheduler:
         aspect = ps.request.aspect_ratio
         image = await self.image_for(ps.image, aspect, entries, ps.id) if ps.image is not None else None
         end_image = await self.image_for(ps.end_image, aspect, entries, ps.id) if ps.end_image is not None else None
-        return dataclasses.replace(ps.request, image=image, end_image=end_image)
+        refs = tuple([await self.image_for(src, aspect, entries, ps.id) for src in ps.references])
+        return dataclasses.replace(ps.request, image=image, end_image=end_image, references=refs)
 
     def check_journal(self, shot_id: str, key: str) -> None:
         """Before the backend runs: say when an earlier render died mid-submission."""
@@ -275,6 +280,9 @@ class ShotScheduler:
         """Move the clip into the cache under ``key``; the journal is done with."""
         res = self.results[ps.id]
         res.cost = ps.price
+        billed = billed_cost(ps.request, res.facts.get("output_meta"))
+        if billed is not None:  # what output_meta says was billed, beside the estimate
+            res.facts["billed_cost"] = str(billed)
         facts = {**res.facts, "task_id": res.task_id, "cost": None if ps.price is None else str(ps.price),
                  "generation_seconds": round(time.time() - res.started, 3) if res.started else None}
         entry = self.cache.store(key, clip, shot=ps.id, facts=jsonable(facts))
@@ -317,7 +325,10 @@ class ShotScheduler:
 
     async def image_for(self, src: ImageSource, aspect: str, entries: Mapping[str, Entry], shot_id: str) -> Path:
         """The prepared image for a start/end frame: a file, or a frame of a parent's clip."""
-        if isinstance(src, FrameRef):
+        if isinstance(src, FrameRef) and self.board.spec.shot(src.shot).is_still:
+            entry = entries[src.shot]  # a still is its image: nothing to extract
+            raw, token, label = entry.path, f"{entry.clip}-still", None
+        elif isinstance(src, FrameRef):
             self.emit(ShotProgress(shot=shot_id, status=f"extracting frame {src}"))
             entry = entries[src.shot]
             k = (entry.clip, str(src.selector))
