@@ -330,3 +330,26 @@ def test_title_card_is_local_free_and_starts_a_chain(write_board: Callable[..., 
         again = storyboard.render(path, backend="inference")
         assert again.method == "unchanged" and len(fake.submissions) == 1
     assert [c.content for c in srt.parse((path.parent / "out" / "film.srt").read_text())] == ["The harbor wakes."]
+
+
+def test_captions_burn_draws_the_cue_into_the_picture(write_board: Callable[..., Path]) -> None:
+    text = """
+    storyboard: 1
+    defaults: {duration: 3}
+    captions: CAPTIONS
+    shots:
+      - id: a
+        prompt: x
+        say: Hello there, harbor.
+    """
+    films = {}
+    for mode in ("file", "burn"):
+        path = write_board(text.replace("CAPTIONS", mode), name=f"{mode}/film.yaml")
+        result = storyboard.render(path, backend="animatic")
+        assert result.film is not None and len(result.captions) == 2
+        films[mode] = _frame(result.film, 1.0)
+    h = films["file"].shape[0]
+    bottom = slice(int(h * 0.7), h)
+    assert np.abs(films["burn"][bottom] - films["file"][bottom]).max() > 80  # white text on the box
+    top = slice(0, int(h * 0.3))
+    assert np.abs(films["burn"][top] - films["file"][top]).mean() < 2
