@@ -161,7 +161,7 @@ class AppProfile:
 
 
 def pulled_dir() -> Path:
-    """Where ``storyboard apps pull`` saves schemas: ``$STORYBOARD_APPS``, else the user's data folder."""
+    """Where `storyboard apps pull` saves schemas: $STORYBOARD_APPS, else the user data folder."""
     return Path(os.environ.get(APPS_ENV) or Path.home() / ".local/share/storyboard/apps")
 
 
