@@ -16,6 +16,7 @@ from storyboard.prompts import PromptRenderer, ShotsSoFar, library_dir
 from storyboard.request import FrameRef, source_text
 from storyboard.shotinputs import ShotInputs, resolve_inputs
 from storyboard.spec import ResolvedShot, Spec, load_spec, near
+from storyboard.takes import Lock, read_lock
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -36,6 +37,7 @@ class Board:
     prompts: Mapping[str, str]
     vars: Mapping[str, Any] = field(default_factory=dict)
     inputs: Mapping[str, ShotInputs] = field(default_factory=dict)
+    lock: Lock | None = None  # the picked takes (storyboard.takes), read beside the file
 
     @property
     def path(self) -> Path:
@@ -206,7 +208,8 @@ def load(
     graph = build_graph(spec)
     prompts, merged = render_prompts(spec, vars)
     inputs = resolve_inputs(spec, prompts)
-    return Board(spec=spec, graph=graph, prompts=prompts, vars=merged, inputs=inputs)
+    lock = read_lock(spec.path, {s.id: s.takes for s in spec.shots})
+    return Board(spec=spec, graph=graph, prompts=prompts, vars=merged, inputs=inputs, lock=lock)
 
 
 __all__ = ["Board", "FrameRef", "build_graph", "load", "names_used", "render_prompts"]

@@ -8,6 +8,7 @@ from storyboard.media._assemble import AssemblyResult, assemble
 from storyboard.media._ffmpeg import build_command, ffmpeg_path, run_ffmpeg
 from storyboard.media._frames import extract_frame
 from storyboard.media._graphs import MixTrack
+from storyboard.media._handoff import Handoff, SeamScore, handoff_frame, seam_continuity, seam_score
 from storyboard.media._images import PreparedImage, frame_size, prepare_image
 from storyboard.media._probe import AudioInfo, ClipInfo, probe, probe_audio
 from storyboard.media._timeline import CutClip
@@ -17,16 +18,21 @@ __all__ = [
     "AudioInfo",
     "ClipInfo",
     "CutClip",
+    "Handoff",
     "MixTrack",
     "PreparedImage",
+    "SeamScore",
     "animatic_clip",
     "assemble",
     "build_command",
     "extract_frame",
     "ffmpeg_path",
     "frame_size",
+    "handoff_frame",
     "prepare_image",
     "probe",
     "probe_audio",
     "run_ffmpeg",
+    "seam_continuity",
+    "seam_score",
 ]
