@@ -169,3 +169,16 @@ def test_a_garbage_lock_file_names_the_file_and_line(film: Path, text: str, line
     assert str(err.value).startswith(f"{lock_path(film)}:{line}:")
     out = CliRunner().invoke(main, ["validate", str(film)])
     assert out.exit_code != 0 and f"film.takes.yaml:{line}:" in out.output and "Traceback" not in out.output
+
+
+def test_the_report_shows_takes_side_by_side_and_seam_scores(film: Path) -> None:
+    from storyboard.report import write_report_html
+
+    result = _render(film, Recorder())
+    assert result.report is not None
+    page = write_report_html(storyboard.load(film), result.report, cache_dir=film.parent / "cache")
+    html = page.read_text()
+    assert "storyboard pick film.yaml a 2" in html and "storyboard pick film.yaml a 3" in html
+    assert html.count("<figure class=take>") == 3 and "<b>picked</b>" in html
+    assert 'alt="a take 2 first frame"' in html  # the other takes' frames are shown too
+    assert "seam from <code>a</code>: PSNR" in html and "seam from <code>b</code>: PSNR" in html
