@@ -15,7 +15,7 @@ from storyboard.graph import ShotGraph
 from storyboard.prompts import PromptRenderer, ShotsSoFar, library_dir
 from storyboard.request import FrameRef, source_text
 from storyboard.shotinputs import ShotInputs, resolve_inputs
-from storyboard.spec import ResolvedShot, Spec, load_spec, near
+from storyboard.spec import OVERRIDABLE, ResolvedShot, Spec, load_spec, near
 from storyboard.takes import Lock, read_lock
 
 if TYPE_CHECKING:
@@ -37,27 +37,42 @@ class Board:
     prompts: Mapping[str, str]
     vars: Mapping[str, Any] = field(default_factory=dict)
     inputs: Mapping[str, ShotInputs] = field(default_factory=dict)
+    overrides: Mapping[str, Any] = field(default_factory=dict)
     lock: Lock | None = None  # the picked takes (storyboard.takes), read beside the file
 
     @property
     def path(self) -> Path:
+        """The storyboard file."""
         return self.spec.path
 
     @property
     def title(self) -> str:
+        """The film's title: the file's ``title``, else its stem."""
         return self.spec.model.title or self.spec.path.stem
 
     @property
     def shots(self) -> tuple[ResolvedShot, ...]:
+        """The shots, in file order."""
         return self.spec.shots
 
     @property
     def cut(self) -> tuple[str, ...]:
+        """The shot ids of the film, in order."""
         return self.spec.cut
 
     @property
+    def variant_name(self) -> str:
+        """The overrides as a file-name part (``9x16-pro``); empty when there are none."""
+        parts = [str(self.overrides[k]).replace(":", "x").replace("/", "_").replace("@", "-")
+                 for k in OVERRIDABLE if k in self.overrides]
+        return "-".join(parts)
+
+    @property
     def output(self) -> Path:
-        return self.spec.output
+        """Where the film goes; a variant (``overrides``) never overwrites the film itself."""
+        out = self.spec.output
+        name = self.variant_name
+        return out.with_name(f"{out.stem}.{name}{out.suffix}") if name else out
 
     def unused_vars(self, names: Iterable[str]) -> list[tuple[str, str | None]]:
         """Which of ``names`` (e.g. ``--set`` keys) no prompt reads, each with the nearest
@@ -201,15 +216,17 @@ def load(
     """Load and validate a storyboard: the file, its graph and its prompts.
 
     ``vars`` override the file's template variables; ``overrides`` set model inputs
-    (app, mode, resolution, aspect_ratio, duration, sound, multi_shot, negative_prompt) on every shot — e.g. one
-    variant of a film in 9:16. Raises SpecError (every problem found, each located).
+    (app, mode, resolution, aspect_ratio, duration, sound, multi_shot, negative_prompt) on
+    every shot — e.g. one variant of a film in 9:16. Raises SpecError (every problem found,
+    each located).
     """
     spec = load_spec(path, dict(overrides) if overrides else None)
     graph = build_graph(spec)
     prompts, merged = render_prompts(spec, vars)
     inputs = resolve_inputs(spec, prompts)
     lock = read_lock(spec.path, {s.id: s.takes for s in spec.shots})
-    return Board(spec=spec, graph=graph, prompts=prompts, vars=merged, inputs=inputs, lock=lock)
+    return Board(spec=spec, graph=graph, prompts=prompts, vars=merged, inputs=inputs,
+                 overrides=dict(overrides or {}), lock=lock)
 
 
 __all__ = ["Board", "FrameRef", "build_graph", "load", "names_used", "render_prompts"]

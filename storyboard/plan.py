@@ -52,6 +52,7 @@ class PlannedShot:
 
     @property
     def to_generate(self) -> bool:
+        """Whether the picked take will be generated."""
         return self.status in ("generate", "after", "forced")
 
     @property
@@ -72,11 +73,14 @@ class PlannedTake:
 
     @property
     def to_generate(self) -> bool:
+        """Whether this shot will be generated."""
         return self.status in ("generate", "after", "forced")
 
 
 @dataclass(frozen=True)
 class Plan:
+    """What a render would do: each shot's status and cost."""
+
     backend: str
     shots: tuple[PlannedShot, ...]
     critical_path: tuple[str, ...]
@@ -91,10 +95,12 @@ class Plan:
 
     @property
     def by_id(self) -> dict[str, PlannedShot]:
+        """The planned shots by id."""
         return {s.id: s for s in self.shots}
 
     @property
     def pending(self) -> list[PlannedShot]:
+        """The shots still to generate."""
         return [s for s in self.shots if s.to_generate]
 
     @property
@@ -104,6 +110,7 @@ class Plan:
 
     @property
     def seconds_to_generate(self) -> int:
+        """Seconds of video still to generate, every take counted."""
         return (sum(s.request.duration for s in self.pending)
                 + sum(t.request.duration for t in self.pending_takes))
 
@@ -125,6 +132,7 @@ class Plan:
         return _sum(s.price for s in self.shots if s.status != "unused" for _ in range(1 + len(s.takes)))
 
     def to_json(self) -> dict[str, Any]:
+        """The plan as JSON-ready data."""
         def money(d: Decimal | None) -> str | None:
             return None if d is None else str(d)
 

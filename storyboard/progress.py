@@ -11,6 +11,7 @@ from typing import IO, Any
 
 from storyboard.events import (
     WAITING_FOR_ANOTHER_RENDER,
+    AppResolved,
     AssemblyProgress,
     Event,
     FilmDone,
@@ -34,10 +35,12 @@ class JsonLines:
         self.stream = stream or sys.stdout
 
     def __call__(self, event: Event) -> None:
+        """Write the event as one JSON line."""
         self.stream.write(json.dumps(event.to_dict(), default=str) + "\n")
         self.stream.flush()
 
     def close(self) -> None:
+        """Do nothing: there is nothing to stop."""
         pass
 
 
@@ -56,6 +59,7 @@ class PlainLines:
         self.stream.flush()
 
     def __call__(self, event: Event) -> None:
+        """Write the event as a log line, if it is worth one."""
         if isinstance(event, RenderStarted):
             self._line(f"rendering {len(event.shots)} shots, {event.to_generate} to generate, estimate {usd(event.estimate)}")
         elif isinstance(event, ShotWaiting):
@@ -78,6 +82,8 @@ class PlainLines:
             self._line(f"{event.shot}: skipped (needs {event.because})")
         elif isinstance(event, Warning_):
             self._line(f"warning: {event.message}")
+        elif isinstance(event, AppResolved):
+            self._line(event.message)
         elif isinstance(event, AssemblyProgress):
             step = int(event.fraction * 4)
             if step != self._assembly_step:
@@ -87,6 +93,7 @@ class PlainLines:
             self._line(f"film: {event.film} ({event.duration:.2f} s, {event.method}), paid {usd(event.cost)}")
 
     def close(self) -> None:
+        """Do nothing: there is nothing to stop."""
         pass
 
 
@@ -130,6 +137,7 @@ class LiveTable:
         return table
 
     def __call__(self, event: Event) -> None:
+        """Update the table with the event."""
         if isinstance(event, RenderStarted):
             self.estimate = event.estimate
             for s in event.shots:
@@ -153,7 +161,7 @@ class LiveTable:
             self._set(event.shot, f"[red]failed[/]: {event.error}")
         elif isinstance(event, ShotSkipped):
             self._set(event.shot, f"[yellow]skipped[/] (needs {event.because})")
-        elif isinstance(event, Warning_):
+        elif isinstance(event, (Warning_, AppResolved)):
             self.warnings.append(event.message)
         elif isinstance(event, AssemblyProgress):
             self.assembly = f"assembling {event.fraction:.0%}"
@@ -162,6 +170,7 @@ class LiveTable:
         self.live.update(self._render())
 
     def close(self) -> None:
+        """Stop the live display."""
         self.live.stop()
 
 

@@ -47,7 +47,7 @@ class AnimaticBackend:
 
     @property
     def variant(self) -> str:
-        """Preview size and frame rate: clips of another size are other clips (part of the cache key)."""
+        """Preview size and frame rate; part of the cache key, so other sizes are other clips."""
         return f"{self.short_side}p{self.fps}"
 
     def price(self, request: ShotRequest) -> Decimal | None:

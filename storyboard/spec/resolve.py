@@ -225,7 +225,7 @@ def shot_transition(shot: Shot, i: int, flaws: list[Flaw]) -> tuple[str, float]:
 
 
 def shot_inputs(shot: Shot, defaults: Defaults, duration: int) -> dict[str, Any]:
-    """The inputs of a shot in storyboard's words: its own value where set, else the file's default."""
+    """A shot's inputs in storyboard's words: its own value where set, else the file's default."""
     def pick(name: str) -> Any:
         own = getattr(shot, name)
         return own if own is not None else getattr(defaults, name)
