@@ -107,6 +107,12 @@ class Board:
         (app reference as written → version). Raises SpecError naming what changed."""
         return replace(self, inputs=resolve_inputs(self.spec, self.prompts, live))
 
+    def unused_characters(self) -> list[str]:
+        """Characters that no shot lists (worth a warning, not an error)."""
+        from storyboard.spec.stills import unused_characters
+
+        return unused_characters(self.spec.model)
+
     def apps_used(self) -> list[str]:
         """Each app reference the shots use, as written, in file order."""
         return list(dict.fromkeys(s.app for s in self.spec.shots))
@@ -156,10 +162,13 @@ def render_prompts(spec: Spec, overrides: Mapping[str, Any] | None = None) -> tu
     rendered: dict[str, str] = {}
     shots_ctx = ShotsSoFar()
     for shot in spec.shots:
-        context = {**base, **shot.vars, "vars": {**base, **shot.vars}, "shot": _shot_context(shot), "shots": shots_ctx}
+        people = {n: spec.model.characters[n].description for n in shot.characters}
+        context = {**base, **shot.vars, "vars": {**base, **shot.vars}, "shot": _shot_context(shot), "shots": shots_ctx,
+                   "characters": people}
         fld = "prompt" if shot.prompt is not None else "template"
         try:
             text = renderer.render(inline=shot.prompt, template=shot.template, context=context)
+            text = with_characters(renderer, shot, text, people)
         except PromptError as e:
             shots_ctx.failed.add(shot.id)
             problems.append(_prompt_problem(spec, shot, fld, e))
@@ -174,6 +183,18 @@ def render_prompts(spec: Spec, overrides: Mapping[str, Any] | None = None) -> tu
     if problems:
         raise TemplateError(problems)
     return rendered, base
+
+
+def with_characters(renderer: PromptRenderer, shot: ResolvedShot, text: str, people: Mapping[str, str]) -> str:
+    """The prompt with its characters' descriptions appended, unless it places them itself
+    (it reads ``characters``), so every app hears who is in the shot."""
+    if not people:
+        return text
+    names = renderer.names_used(inline=shot.prompt, template=shot.template)
+    if names is not None and "characters" in names:
+        return text
+    said = " ".join(f"{name.capitalize()}: {desc.strip().rstrip('.')}." for name, desc in people.items())
+    return f"{text.rstrip()} {said}" if text.strip() else text
 
 
 def names_used(spec: Spec) -> set[str] | None:

@@ -46,6 +46,13 @@ class PlannedShot:
     in_cut: bool
     image: Any = None  # ImageSource | None
     end_image: Any = None
+    references: tuple[Any, ...] = ()  # ImageSource of each reference image sent (none if the app takes none)
+    note: str | None = None  # e.g. the app takes no reference images, so they are unused
+
+    @property
+    def is_still(self) -> bool:
+        """Whether this node makes a still (an image), not a clip."""
+        return self.request.kind == "still"
 
     take: int = 1  # the picked take: the one its descendants chain from
     takes: tuple[PlannedTake, ...] = ()  # the shot's other takes
@@ -157,6 +164,9 @@ class Plan:
                     "in_cut": s.in_cut,
                     "take": s.take,
                     "takes": 1 + len(s.takes),
+                    "kind": s.request.kind,
+                    "references": list(s.request.reference_sources),
+                    "note": s.note,
                     "cost": money(_sum(s.all_costs)),
                     "price": money(s.price),
                 }
@@ -188,6 +198,7 @@ def _sum(values: Iterable[Decimal | None]) -> Decimal | None:
 def request_for(board: Board, shot: ResolvedShot) -> ShotRequest:
     """The ShotRequest of a shot (images not prepared yet: ``image`` is None)."""
     resolved = board.inputs.get(shot.id)
+    refs_input = resolved.files.get("references") if resolved and shot.references else None
     return ShotRequest(
         shot_id=shot.id,
         prompt=board.prompts[shot.id],
@@ -203,8 +214,11 @@ def request_for(board: Board, shot: ResolvedShot) -> ShotRequest:
         inputs=dict(resolved.inputs) if resolved else None,
         image_input=resolved.files.get("start_frame") if resolved else "image",
         end_image_input=resolved.files.get("end_frame") if resolved else "end_image",
-        image_source=source_text(shot.image),
-        end_image_source=source_text(shot.end_image),
+        image_source=_source(board, shot.image),
+        end_image_source=_source(board, shot.end_image),
+        kind=shot.kind,
+        references_input=refs_input,
+        reference_sources=tuple(t for t in (source_text(r) for r in shot.references) if t) if refs_input else (),
     )
 
 
@@ -223,6 +237,25 @@ def take_request(board: Board, shot: ResolvedShot, request: ShotRequest, take: i
     if name is not None and name not in shot.inputs:
         inputs[name] = take_seed(shot.id, take)
     return replace(request, take=take, inputs=inputs if request.inputs is not None or name else request.inputs)
+
+
+def _source(board: Board, src: Any) -> str | None:
+    """How an image source reads; a still is named as written (``@ID``): it has one image."""
+    if isinstance(src, FrameRef) and board.spec.shot(src.shot).is_still:
+        return f"@{src.shot}"
+    return source_text(src)
+
+
+def _note(board: Board, shot: ResolvedShot) -> str | None:
+    if not shot.references:
+        return None
+    from storyboard import apps
+    from storyboard.stills import references_note
+
+    resolved = board.inputs.get(shot.id)
+    profile = apps.profile(resolved.name) if resolved else None
+    version = profile.version(resolved.version_id) if profile and resolved else None
+    return references_note(shot, profile, version)
 
 
 def make_plan(
@@ -264,6 +297,13 @@ def make_plan(
                 recipe_images[role]["recipe"] = recipes[src.shot]
                 if clip_hashes.get(src.shot) is None:
                     after.append(src.shot)
+        sent = shot.references if req.references_input else ()
+        if sent:
+            key_images["references"] = [image_identity(src, clip_hashes) for src in sent]
+            recipe_images["references"] = [
+                {"recipe": recipes[src.shot]} if isinstance(src, FrameRef) else image_identity(src, clip_hashes)
+                for src in sent]
+            after += [src.shot for src in sent if isinstance(src, FrameRef) and clip_hashes.get(src.shot) is None]
         recipe = cache_key(req, backend=backend, variant=variant, images=recipe_images)
         recipes[shot_id] = recipe
         key = None if after else cache_key(req, backend=backend, variant=variant, images=key_images)
@@ -315,6 +355,8 @@ def make_plan(
                 end_image=shot.end_image,
                 take=picked,
                 takes=tuple(others),
+                references=tuple(sent),
+                note=_note(board, shot),
             )
         )
     path, seconds = board.graph.critical_path()

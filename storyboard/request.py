@@ -172,6 +172,13 @@ class ShotRequest:
     end_image_source: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     take: int = 1  # which take of the shot (each take is its own cache entry)
+    # "shot" makes a clip; "still" makes one image (an image app; its output is ``image``).
+    kind: str = "shot"
+    # Reference images (the shot's characters'): local prepared files, their app input
+    # (None when the app takes none) and where they come from (files or ``@still``).
+    references: tuple[Path, ...] = ()
+    references_input: str | None = None
+    reference_sources: tuple[str, ...] = ()
 
     def model_inputs(self) -> dict[str, Any]:
         """The inputs sent to the app (its own names), images excluded.
@@ -210,7 +217,7 @@ def cache_key(
     *,
     backend: str,
     variant: str = "",
-    images: Mapping[str, Mapping[str, Any] | None],
+    images: Mapping[str, Any],
 ) -> str:
     """A shot's cache key: backend, app, every model input after rendering, and what
     its start/end images are — a file's content hash, or the content hash of the
@@ -225,6 +232,8 @@ def cache_key(
             "inputs": request.model_inputs(),
             "images": dict(images),
             **({"take": request.take} if request.take != 1 else {}),
+            # only when set, so the keys of shots without them stay what they were
+            **({"kind": request.kind} if request.kind != "shot" else {}),
         }
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from decimal import Decimal
 from pathlib import Path
@@ -59,6 +60,8 @@ class AnimaticBackend:
         # deferred: a render whose shots are all cached never imports the media stack
         from storyboard.media import animatic_clip
 
+        if request.kind == "still":
+            return await self._still(request, ctx)
         dest = Path(ctx.work_dir) / f"{request.shot_id}.mp4"
         ctx.progress(0.0, "running")
         try:
@@ -81,6 +84,21 @@ class AnimaticBackend:
             raise BackendError(str(exc), shot=request.shot_id) from exc
         ctx.progress(1.0, "done")
         ctx.report(output_meta={"backend": self.name, "short_side": self.short_side, "fps": self.fps})
+        return dest
+
+    async def _still(self, request: ShotRequest, ctx: ShotContext) -> Path:
+        """A still drawn as a titled card (its id and prompt), PNG, at the preview's size."""
+        from storyboard.media import still_card
+
+        dest = Path(ctx.work_dir) / f"{request.shot_id}.png"
+        ctx.progress(0.0, "running")
+        try:
+            await asyncio.to_thread(still_card, dest, aspect_ratio=request.aspect_ratio, title=request.shot_id,
+                                    text=request.prompt, short_side=self.short_side)
+        except MediaError as exc:
+            raise BackendError(str(exc), shot=request.shot_id) from exc
+        ctx.progress(1.0, "done")
+        ctx.report(output_meta={"backend": self.name, "short_side": self.short_side, "kind": "still"})
         return dest
 
     async def aclose(self) -> None:

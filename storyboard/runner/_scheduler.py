@@ -132,7 +132,7 @@ class ShotScheduler:
         drift = self.board.spec.model.drift
         for shot in self.board.spec.shots:
             ref = shot.image
-            if not isinstance(ref, FrameRef) or ref.selector != "last":
+            if not isinstance(ref, FrameRef) or ref.selector != "last" or self.board.spec.shot(ref.shot).is_still:
                 continue
             parent, child = self.state.futures.get(ref.shot), self.state.futures.get(shot.id)
             if not (_finished(parent) and _finished(child)):
@@ -229,7 +229,10 @@ class ShotScheduler:
         """The shot's cache key, now that the clips it chains from are known."""
         clips = {p: e.clip for p, e in entries.items()}
         handoffs = {p: self.board.spec.shot(p).handoff_rule for p in entries}
-        images = {role: image_identity(src, clips, handoffs) for role, src in (("image", ps.image), ("end_image", ps.end_image))}
+        images: dict[str, Any] = {
+            role: image_identity(src, clips, handoffs) for role, src in (("image", ps.image), ("end_image", ps.end_image))}
+        if ps.references:
+            images["references"] = [image_identity(src, clips) for src in ps.references]
         return cache_key(ps.request, backend=self.backend.name, variant=self.variant, images=images)
 
     def lookup(self, key: str) -> Entry | None:
@@ -278,7 +281,8 @@ class ShotScheduler:
         aspect = ps.request.aspect_ratio
         image = await self.image_for(ps.image, aspect, entries, ps.id) if ps.image is not None else None
         end_image = await self.image_for(ps.end_image, aspect, entries, ps.id) if ps.end_image is not None else None
-        return dataclasses.replace(ps.request, image=image, end_image=end_image)
+        refs = tuple([await self.image_for(src, aspect, entries, ps.id) for src in ps.references])
+        return dataclasses.replace(ps.request, image=image, end_image=end_image, references=refs)
 
     def check_journal(self, shot_id: str, key: str) -> None:
         """Before the backend runs: say when an earlier render died mid-submission."""
@@ -391,7 +395,10 @@ class ShotScheduler:
 
     async def image_for(self, src: ImageSource, aspect: str, entries: Mapping[str, Entry], shot_id: str) -> Path:
         """The prepared image for a start/end frame: a file, or a frame of a parent's clip."""
-        if isinstance(src, FrameRef):
+        if isinstance(src, FrameRef) and self.board.spec.shot(src.shot).is_still:
+            entry = entries[src.shot]  # a still is its image: nothing to extract
+            raw, token, label = entry.path, f"{entry.clip}-still", None
+        elif isinstance(src, FrameRef):
             self.emit(ShotProgress(shot=shot_id, status=f"extracting frame {src}"))
             entry = entries[src.shot]
             rule = self.board.spec.shot(src.shot).handoff_rule if src.selector == "last" else None
