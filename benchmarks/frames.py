@@ -16,7 +16,7 @@ import av
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from storyboard.media import extract_frame, ffmpeg_path
+from storyboard.media import extract_frame, ffmpeg_path, handoff_frame
 
 
 def _make(path: Path, seconds: int, size: str) -> Path:
@@ -73,6 +73,17 @@ def run(quick: bool = False) -> list[dict[str, object]]:
             "storyboard": round(flat, 2), "baseline": round(lengths[-1] / lengths[0], 2),
             "ratio": round(flat / (lengths[-1] / lengths[0]), 3), "target": "flat (<= 1.5x)",
             "passed": flat <= 1.5,
+        })  # fmt: skip
+        seconds = 3 if quick else 10
+        clip = _make(Path(tmp) / f"h{seconds}.mp4", seconds, size)
+        dest = Path(tmp) / "handoff.png"
+        t_hand = _best(lambda: asyncio.run(handoff_frame(clip, dest, 0.5)), 3)
+        t_last = _best(lambda: asyncio.run(extract_frame(clip, "last", dest)), 3)
+        rows.append({
+            "measure": f"handoff frame (sharpest of the last 0.5 s), {seconds} s {size} (s)",
+            "storyboard": round(t_hand, 3), "baseline": round(t_last, 3),
+            "ratio": round(t_hand / t_last, 3), "target": "<= 0.3 s",
+            "passed": t_hand <= 0.3,
         })  # fmt: skip
     return rows
 

@@ -17,6 +17,7 @@ from storyboard.prompts import PromptRenderer, ShotsSoFar, library_dir
 from storyboard.request import FrameRef, source_text
 from storyboard.shotinputs import ShotInputs, resolve_inputs
 from storyboard.spec import OVERRIDABLE, ResolvedShot, Spec, load_spec, near
+from storyboard.takes import Lock, read_lock
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -40,6 +41,7 @@ class Board:
     lines: Mapping[str, Line] = field(default_factory=dict)  # narration, by shot id
     overlays: Mapping[str, OverlayText] = field(default_factory=dict)  # text over shots, by shot id
     overrides: Mapping[str, Any] = field(default_factory=dict)
+    lock: Lock | None = None  # the picked takes (storyboard.takes), read beside the file
 
     @property
     def path(self) -> Path:
@@ -248,8 +250,9 @@ def load(
     inputs = resolve_inputs(spec, prompts)
     lines = render_lines(spec, merged)
     overlays = render_overlays(spec, merged)
+    lock = read_lock(spec.path, {s.id: s.takes for s in spec.shots})
     return Board(spec=spec, graph=graph, prompts=prompts, vars=merged, inputs=inputs,
-                 overrides=dict(overrides or {}), lines=lines, overlays=overlays)
+                 overrides=dict(overrides or {}), lines=lines, overlays=overlays, lock=lock)
 
 
 __all__ = ["Board", "FrameRef", "build_graph", "load", "names_used", "render_prompts"]

@@ -442,6 +442,29 @@ def report(file: str, sets: tuple[str, ...], output: str | None, html_path: str 
 
 
 @main.command()
+@file_arg
+@click.argument("shot")
+@click.argument("take", type=int)
+@verbose_opt
+def pick(file: str, shot: str, take: int, verbose: bool) -> None:
+    """Pick TAKE of SHOT: descendants chain from it (recorded in FILE's .takes.yaml, to commit)."""
+    with _errors(verbose):
+        from storyboard.board import load
+        from storyboard.takes import pick as pick_take
+        from storyboard.takes import write_lock
+
+        board = load(file)
+        assert board.lock is not None
+        for note in board.lock.dropped:
+            _err(f"warning: {note}")
+        before = board.lock.take(shot) if shot in board.lock.picks else None
+        lock = pick_take(board.lock, {s.id: s.takes for s in board.shots}, shot, take)
+        path = write_lock(lock)
+        same = " (already picked: nothing to regenerate)" if before == take else ""
+        click.echo(f"{shot}: take {take} picked in {path.name}{same}")
+
+
+@main.command()
 @click.argument("name")
 @click.option("--dir", "parent", default=".", show_default=True, type=click.Path(file_okay=False),
               help="Folder to create NAME/ in.")

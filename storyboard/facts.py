@@ -15,9 +15,13 @@ __all__ = [
     "MAX_IMAGE_FILE_BYTES",
     "MAX_IMAGE_PIXELS",
     "MIN_IMAGE_SIDE",
+    "TAKES_MAX",
     "TRANSITIONS",
     "usd",
 ]
+
+# The most takes of one shot (`takes: N`): each is a paid generation.
+TAKES_MAX = 8
 
 # ffmpeg's xfade transitions (ffmpeg 6-7), plus "cut" (none).
 TRANSITIONS: frozenset[str] = frozenset(

@@ -66,7 +66,7 @@ TITLE_BACKEND = "title"  # the cache key's backend for title cards: made here, w
 
 def is_title(spec: Spec, shot_id: str) -> bool:
     """True when the shot is a `kind: title` text card."""
-    shot = spec.shot(shot_id)
+    shot = spec.shot(shot_id.split("#", 1)[0])  # "SHOT#N" is take N of SHOT
     return not shot.is_still and spec.model.shots[shot.index].kind == "title"
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -55,6 +55,30 @@ class PlannedShot:
         """Whether this node makes a still (an image), not a clip."""
         return self.request.kind == "still"
 
+    take: int = 1  # the picked take: the one its descendants chain from
+    takes: tuple[PlannedTake, ...] = ()  # the shot's other takes
+
+    @property
+    def to_generate(self) -> bool:
+        """Whether the picked take will be generated."""
+        return self.status in ("generate", "after", "forced")
+
+    @property
+    def all_costs(self) -> list[Decimal | None]:
+        """What generating this shot costs, every take counted."""
+        return [self.cost, *(t.cost for t in self.takes)]
+
+
+@dataclass(frozen=True)
+class PlannedTake:
+    """One more take of a shot: its own request (take number, seed) and cache key."""
+
+    take: int
+    request: ShotRequest
+    key: str | None
+    status: Status
+    cost: Decimal | None
+
     @property
     def to_generate(self) -> bool:
         """Whether this shot will be generated."""
@@ -88,24 +112,32 @@ class Plan:
         return [s for s in self.shots if s.to_generate]
 
     @property
+    def pending_takes(self) -> list[PlannedTake]:
+        """The other takes still to generate (of used shots)."""
+        return [t for s in self.shots if s.status != "unused" for t in s.takes if t.to_generate]
+
+    @property
     def seconds_to_generate(self) -> int:
-        """Seconds of video still to generate."""
-        return sum(s.request.duration for s in self.pending)
+        """Seconds of video still to generate, every take counted."""
+        return (sum(s.request.duration for s in self.pending)
+                + sum(t.request.duration for t in self.pending_takes))
 
     @property
     def cost(self) -> Decimal | None:
-        """What the shots still to generate will cost; None if any price is unknown."""
-        return _sum(s.cost for s in self.shots if s.status != "unused")
+        """What the shots (every take) still to generate will cost; None if any price is unknown."""
+        return _sum(c for s in self.shots if s.status != "unused" for c in s.all_costs)
 
     @property
     def reference_cost(self) -> Decimal | None:
-        """What the shots still to generate would cost on the paid model."""
-        return _sum(s.reference_price for s in self.pending)
+        """What the shots (every take) still to generate would cost on the paid model."""
+        return _sum([*(s.reference_price for s in self.pending),
+                     *(s.reference_price for s in self.shots if s.status != "unused"
+                       for t in s.takes if t.to_generate)])
 
     @property
     def full_cost(self) -> Decimal | None:
-        """What every used shot costs when nothing is cached."""
-        return _sum(s.price for s in self.shots if s.status != "unused")
+        """What every used shot (every take) costs when nothing is cached."""
+        return _sum(s.price for s in self.shots if s.status != "unused" for _ in range(1 + len(s.takes)))
 
     def to_json(self) -> dict[str, Any]:
         """The plan as JSON-ready data."""
@@ -131,10 +163,12 @@ class Plan:
                     "sound": s.request.sound,
                     "prompt": s.request.prompt,
                     "in_cut": s.in_cut,
+                    "take": s.take,
+                    "takes": 1 + len(s.takes),
                     "kind": s.request.kind,
                     "references": list(s.request.reference_sources),
                     "note": s.note,
-                    "cost": money(s.cost),
+                    "cost": money(_sum(s.all_costs)),
                     "price": money(s.price),
                 }
                 for s in self.shots
@@ -142,6 +176,7 @@ class Plan:
             "totals": {
                 "shots": len(self.shots),
                 "to_generate": len(self.pending),
+                "takes_to_generate": len(self.pending) + len(self.pending_takes),
                 "seconds_to_generate": self.seconds_to_generate,
                 "cost": money(self.cost),
                 "full_cost": money(self.full_cost),
@@ -188,6 +223,23 @@ def request_for(board: Board, shot: ResolvedShot) -> ShotRequest:
     )
 
 
+def take_request(board: Board, shot: ResolvedShot, request: ShotRequest, take: int) -> ShotRequest:
+    """The request of one take of a shot: its number and, where the app has a ``seed``
+    input that the file leaves unset, the take's recorded seed (storyboard.takes)."""
+    if shot.takes == 1:
+        return request
+    from storyboard import apps
+    from storyboard.takes import take_seed
+
+    inputs = dict(request.inputs or {})
+    profile = apps.profile(shot.app.split("@", 1)[0])
+    version = profile.version(request.version) if profile is not None else None
+    name = profile.input_name("seed", version) if profile is not None and version is not None else None
+    if name is not None and name not in shot.inputs:
+        inputs[name] = take_seed(shot.id, take)
+    return replace(request, take=take, inputs=inputs if request.inputs is not None or name else request.inputs)
+
+
 def _source(board: Board, src: Any) -> str | None:
     """How an image source reads; a still is named as written (``@ID``): it has one image."""
     if isinstance(src, FrameRef) and board.spec.shot(src.shot).is_still:
@@ -228,18 +280,22 @@ def make_plan(
     clip_hashes: dict[str, str | None] = {}
     status: dict[str, Status] = {}
     out: list[PlannedShot] = []
+    handoffs = {s.id: s.handoff_rule for s in board.spec.shots}
     for order, shot_id in enumerate(board.graph.order()):
         shot = board.spec.shot(shot_id)
-        req = request_for(board, shot)
+        picked = board.lock.take(shot_id) if board.lock is not None else 1
+        base = request_for(board, shot)
+        req = take_request(board, shot, base, picked)
         recipe_images: dict[str, Any] = {}
         key_images: dict[str, Any] = {}
         after: list[str] = []
         for role, src in (("image", shot.image), ("end_image", shot.end_image)):
-            key_images[role] = image_identity(src, clip_hashes)
+            key_images[role] = image_identity(src, clip_hashes, handoffs)
             recipe_images[role] = key_images[role]
             if isinstance(src, FrameRef):
                 # the recipe is known before any clip: the parent's recipe stands for its clip
-                recipe_images[role] = {"recipe": recipes[src.shot], "selector": src.selector}
+                recipe_images[role] = {k: v for k, v in (key_images[role] or {}).items() if k != "clip"}
+                recipe_images[role]["recipe"] = recipes[src.shot]
                 if clip_hashes.get(src.shot) is None:
                     after.append(src.shot)
         sent = shot.references if req.references_input else ()
@@ -270,6 +326,18 @@ def make_plan(
         clip_hashes[shot_id] = hit
         status[shot_id] = st
         p = Decimal(0) if title else price(req) if price is not None else reference(shot_id)
+        others = []
+        for n in range(1, shot.takes + 1):
+            if n == picked:
+                continue
+            treq = take_request(board, shot, base, n)
+            tkey = None if after else cache_key(treq, backend=backend, variant=variant, images=key_images)
+            thit = cache.clip_hash(tkey) if (cache is not None and tkey is not None) else None
+            tst: Status = ("unused" if st == "unused" else "forced" if st == "forced" else "after" if after
+                           else "cached" if thit is not None else "generate")
+            tp = Decimal(0) if title else price(treq) if price is not None else reference(shot_id)
+            others.append(PlannedTake(take=n, request=treq, key=tkey, status=tst,
+                                      cost=tp if tst in ("generate", "after", "forced") else Decimal(0)))
         resolved = board.inputs.get(shot_id)
         out.append(
             PlannedShot(
@@ -288,6 +356,8 @@ def make_plan(
                 in_cut=shot_id in in_cut,
                 image=shot.image,
                 end_image=shot.end_image,
+                take=picked,
+                takes=tuple(others),
                 references=tuple(sent),
                 note=_note(board, shot),
             )

@@ -166,6 +166,14 @@ def extract_frames(board: Board, data: dict[str, Any], folder: Path,
         first, last = folder / f"{shot['id']}-first.png", folder / f"{shot['id']}-last.png"
         jobs += [(clip, "first", first), (clip, "last", last)]
         out.append(ShotFrames(shot["id"], first, last, _caption(shot)))
+        for take in shot.get("takes") or []:  # the other takes, shown side by side with the pick
+            take_clip = _clip_path(board, take, cache_dir)
+            if take.get("picked") or take_clip is None:
+                continue
+            name = f"{shot['id']}#{take['take']}"
+            first, last = folder / f"{shot['id']}-take{take['take']}-first.png", folder / f"{shot['id']}-take{take['take']}-last.png"
+            jobs += [(take_clip, "first", first), (take_clip, "last", last)]
+            out.append(ShotFrames(name, first, last, f"{name} (take {take['take']})"))
     if jobs:
         asyncio.run(_extract_all(jobs))
     return out
@@ -223,6 +231,8 @@ td.prompt{font-size:13px;max-width:420px}.num{text-align:right;white-space:nowra
 .hit{color:#0a7d32;font-weight:600}.miss{color:#8a5a00}.failed{color:#b00020;font-weight:600}
 code,pre{font:13px ui-monospace,SFMono-Regular,Menlo,monospace}pre{background:#f0f0f0;padding:12px;
 overflow:auto;border-radius:6px}
+.seam{font-size:12px;color:#555;margin-bottom:4px}figure.take{display:inline-block;margin:0 16px 0 0}
+figure.take img{height:60px;border-radius:3px;margin-right:4px}figure.take figcaption{font-size:12px}
 ul.edges{list-style:none;padding:0}ul.edges li{margin:4px 0}
 ul.edges code{background:#e8eefc;padding:2px 6px;border-radius:4px}.sel{color:#666;font-size:13px}
 img.sheet{max-width:100%;border-radius:6px}
@@ -298,6 +308,7 @@ def render_html(board: Board, data: dict[str, Any], *, page: Path, film: Path | 
         f = by_frames.get(sid)
         imgs = (f'<img src="{data_uri(f.first)}" alt="{_e(sid)} first frame">'
                 f'<img src="{data_uri(f.last)}" alt="{_e(sid)} last frame">') if f else "—"
+        imgs = _seam_html(shot.get("seam")) + imgs
         status = str(shot.get("status") or "")
         if shot.get("cache_hit"):
             badge = '<span class="hit">cache hit</span>'
@@ -323,6 +334,8 @@ def render_html(board: Board, data: dict[str, Any], *, page: Path, film: Path | 
             f"<td><code>{_e(sources)}</code></td><td>{badge}{task}<br><small><code>"
             f"{_e(str(shot.get('key') or '')[:10])}</code></small></td>"
             f"<td class=num>{cost}</td><td class=num>{timing}</td></tr>")
+        if shot.get("takes"):
+            parts.append(_takes_html(board, shot, by_frames, where))
     parts.append("</tbody></table>")
     parts += ["<h2>Shot graph</h2>", "<ul class=edges>"]
     edges = list(board.graph.g.edges(data=True))
@@ -336,6 +349,32 @@ def render_html(board: Board, data: dict[str, Any], *, page: Path, film: Path | 
               f"<pre>{_e(board.graph.to_mermaid())}</pre></details>",
               "</body></html>", ""]
     return "\n".join(parts)
+
+
+def _seam_html(seam: Any) -> str:
+    """The continuity score of the seam into a shot, shown before its first frame."""
+    if not isinstance(seam, dict):
+        return ""
+    mark = '<span class="failed">drifted</span> ' if seam.get("drifted") else ""
+    return (f'<div class=seam>{mark}seam from <code>{_e(seam.get("from"))}</code>: PSNR '
+            f'{_e(seam.get("psnr"))} dB · colour distance {_e(seam.get("histogram"))}</div>')
+
+
+def _takes_html(board: Board, shot: dict[str, Any], frames: dict[str, ShotFrames], where: Path) -> str:
+    """A row with every take of a shot side by side: frames, clip, the pick or how to pick it."""
+    sid = shot["id"]
+    cells = []
+    for take in shot["takes"]:
+        n = take["take"]
+        f = frames.get(sid if take.get("picked") else f"{sid}#{n}")
+        imgs = (f'<img src="{data_uri(f.first, height=90)}" alt="{_e(sid)} take {n} first frame">'
+                f'<img src="{data_uri(f.last, height=90)}" alt="{_e(sid)} take {n} last frame">') if f else "—"
+        clip = take.get("clip")
+        link = f' · <a href="{_e(_rel(Path(clip), where))}">clip</a>' if clip else ""
+        how = ("<b>picked</b>" if take.get("picked")
+               else f"<code>storyboard pick {_e(board.path.name)} {_e(sid)} {n}</code>")
+        cells.append(f"<figure class=take>{imgs}<figcaption>take {n}{link}<br>{how}</figcaption></figure>")
+    return f"<tr class=takes><td></td><td colspan=7>{''.join(cells)}</td></tr>"
 
 
 def write_report_html(board: Board, result_json_path: str | Path, *, output: str | Path | None = None,

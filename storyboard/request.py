@@ -125,13 +125,17 @@ def chained_to(image: object, previous: str | None) -> bool:
             and image.selector == "last")
 
 
-def image_identity(src: ImageSource | None, clips: Mapping[str, str | None]) -> dict[str, Any] | None:
+def image_identity(src: ImageSource | None, clips: Mapping[str, str | None],
+                   handoffs: Mapping[str, str | None] | None = None) -> dict[str, Any] | None:
     """What an image contributes to a cache key: a file's content hash, or the content
-    hash of the parent clip used plus the selector (``clips`` maps shot → clip hash)."""
+    hash of the parent clip used plus the selector (``clips`` maps shot → clip hash) and,
+    for a last frame chosen by a handoff rule (``handoffs`` maps shot → ``best:0.5``),
+    that rule: the frame it picks is a function of the clip and the rule."""
     if src is None:
         return None
     if isinstance(src, FrameRef):
-        return {"clip": clips.get(src.shot), "selector": src.selector}
+        rule = (handoffs or {}).get(src.shot) if src.selector == "last" else None
+        return {"clip": clips.get(src.shot), "selector": src.selector, **({"handoff": rule} if rule else {})}
     return {"file": src.sha256}
 
 
@@ -167,6 +171,7 @@ class ShotRequest:
     image_source: str | None = None
     end_image_source: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    take: int = 1  # which take of the shot (each take is its own cache entry)
     # "shot" makes a clip; "still" makes one image (an image app; its output is ``image``).
     kind: str = "shot"
     # Reference images (the shot's characters'): local prepared files, their app input
@@ -226,6 +231,7 @@ def cache_key(
             **({"version": request.version} if request.version else {}),
             "inputs": request.model_inputs(),
             "images": dict(images),
+            **({"take": request.take} if request.take != 1 else {}),
             # only when set, so the keys of shots without them stay what they were
             **({"kind": request.kind} if request.kind != "shot" else {}),
         }

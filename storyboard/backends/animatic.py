@@ -77,6 +77,7 @@ class AnimaticBackend:
                 short_side=self.short_side,
                 fps=self.fps,
                 seed=f"{request.shot_id}\n{request.prompt}",
+                take=request.take,  # each take moves its own way, so takes can be told apart offline
                 progress=lambda fraction: ctx.progress(fraction, None),
             )
         except MediaError as exc:

@@ -9,6 +9,7 @@ from storyboard.media._captions import BURN_STYLE, burn_captions, cut_times, wri
 from storyboard.media._ffmpeg import build_command, ffmpeg_path, run_ffmpeg
 from storyboard.media._frames import extract_frame
 from storyboard.media._graphs import MixTrack
+from storyboard.media._handoff import Handoff, SeamScore, handoff_frame, seam_continuity, seam_score
 from storyboard.media._images import PreparedImage, frame_size, prepare_image
 from storyboard.media._probe import AudioInfo, ClipInfo, probe, probe_audio
 from storyboard.media._timeline import CutClip
@@ -22,9 +23,11 @@ __all__ = [
     "AudioInfo",
     "ClipInfo",
     "CutClip",
+    "Handoff",
     "MixTrack",
     "OverlayCard",
     "PreparedImage",
+    "SeamScore",
     "animatic_clip",
     "assemble",
     "build_command",
@@ -35,12 +38,15 @@ __all__ = [
     "extract_frame",
     "ffmpeg_path",
     "frame_size",
+    "handoff_frame",
     "narration_track",
     "overlay_png",
     "prepare_image",
     "probe",
     "probe_audio",
     "run_ffmpeg",
+    "seam_continuity",
+    "seam_score",
     "speak_offline",
     "still_card",
     "title_clip",

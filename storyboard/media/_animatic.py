@@ -31,8 +31,15 @@ def _digest(seed: str) -> bytes:
     return hashlib.sha256(seed.encode("utf-8")).digest()
 
 
-def motion(seed: str) -> tuple[float, float]:
-    """The pan direction (each in -0.8..0.8) drawn from ``seed``. Pure."""
+# Takes after the first pan to a corner each, so takes differ visibly even at preview size.
+_TAKE_PANS = ((0.8, -0.8), (-0.8, 0.8), (0.8, 0.8), (-0.8, -0.8))
+
+
+def motion(seed: str, take: int = 1) -> tuple[float, float]:
+    """The pan direction (each in -0.8..0.8) drawn from ``seed``, or a corner per take
+    after the first. Pure."""
+    if take > 1:
+        return _TAKE_PANS[(take - 2) % len(_TAKE_PANS)]
     d = _digest("motion:" + seed)
     return (d[0] / 255 * 1.6 - 0.8, d[1] / 255 * 1.6 - 0.8)
 
@@ -97,12 +104,13 @@ def animatic_args(
     fps: int,
     sound: bool,
     seed: str = "",
+    take: int = 1,
 ) -> list[str]:
     """ffmpeg arguments for an animatic clip from prepared stills. Pure."""
     width, height = size
     frames = max(1, round(duration * fps))
     seconds = frames / fps
-    pan_x, pan_y = motion(seed)
+    pan_x, pan_y = motion(seed, take)
     last = max(1, frames - 1)
     ease = f"(on/{last})"
     zoom = f"1+{ZOOM}*{ease}*{ease}*(3-2*{ease})"
@@ -182,6 +190,7 @@ async def animatic_clip(
     fps: int = 24,
     seed: str = "",
     progress: Callable[[float], None] | None = None,
+    take: int = 1,
 ) -> Path:
     """Render a previz clip to ``dest``: the start image (or a title card) drifting in
     gently, crossfading to the end image when given; a soft chord or no audio stream.
@@ -212,6 +221,7 @@ async def animatic_clip(
             fps=fps,
             sound=sound,
             seed=seed,
+            take=take,
         )
         await run_ffmpeg(args, progress=progress, total_seconds=duration if progress else None)
         out.replace(dest)

@@ -27,6 +27,7 @@ class CutClip:
     transition_duration: float = 0.0
     trim_first_frame: bool = False  # a chained seam: drop the frame that repeats the last one
     hold: float = 0.0  # seconds the clip's last frame is held after it ends (silence under it)
+    end_at: float | None = None  # the time of the clip's last frame in the cut (its handoff frame)
 
 
 def check_transitions(clips: Sequence[CutClip]) -> None:
@@ -44,6 +45,8 @@ def check_transitions(clips: Sequence[CutClip]) -> None:
 def clip_frames(clip: CutClip, info: ClipInfo, fps: Fraction) -> int:
     """Frames the clip contributes at the film's rate, after any seam trim. Pure."""
     seconds = info.duration
+    if clip.end_at is not None:  # the cut ends on the handoff frame, inclusive
+        seconds = min(seconds, clip.end_at + 1 / info.fps)
     if clip.trim_first_frame:
         seconds -= 1 / info.fps
     return max(1, round(seconds * fps)) + round(clip.hold * fps)

@@ -44,7 +44,7 @@ from storyboard.facts import usd
 from storyboard.plan import Plan
 from storyboard.request import chained_to
 from storyboard.runner._preflight import live_check, with_remembered
-from storyboard.runner._scheduler import ShotScheduler
+from storyboard.runner._scheduler import ShotScheduler, take_id
 
 
 def verify_clip(path: Path) -> None:
@@ -151,6 +151,16 @@ class Pipeline:
                 f"{usd(cost)}; --budget is {usd(self.budget)}. Nothing was paid."
             )
 
+    def take_notes(self) -> list[str]:
+        """Dropped picks of the lock file, and shots with several takes but no pick."""
+        lock = self.board.lock
+        notes = list(lock.dropped) if lock is not None else []
+        for shot in self.board.shots:
+            if shot.takes > 1 and (lock is None or shot.id not in lock.picks):
+                notes.append(f"shot '{shot.id}': {shot.takes} takes, none picked; take 1 is used "
+                             f"(storyboard pick {self.board.path.name} {shot.id} N)")
+        return notes
+
     def check_media(self) -> None:
         """Probe the audio tracks before anything is paid for."""
         if not self.board.spec.audio:
@@ -183,6 +193,8 @@ class Pipeline:
         with cache.lock(self.output):
             self.board = with_remembered(self.board, cache)  # keys hold the app versions last read live
             plan = self.plan(cache)
+            for note in self.take_notes():
+                self.emit(Warning_(message=note))
             for key, why in cache.dropped:
                 self.emit(Warning_(message=f"dropped cache entry {key[:10]}: {why}; it will be regenerated"))
             self.check_budget(plan)  # offline first: an over-budget render costs not even a request
@@ -202,6 +214,8 @@ class Pipeline:
                                       results=result.shots)
             try:
                 await scheduler.run(plan)
+                await scheduler.cut_handoffs()
+                await scheduler.score_seams()
             finally:
                 with contextlib.suppress(Exception):
                     await self.backend.aclose()
@@ -227,8 +241,9 @@ class Pipeline:
 
     # ----------------------------------------------------------------- assembly
 
-    def cut_layout(self, result: RenderResult) -> list[tuple[Path, str, float, bool]]:
-        """The film in cut order: (clip, transition into it, its length, trim the seam frame)."""
+    def cut_layout(self, result: RenderResult) -> list[tuple[Path, str, float, bool, float | None]]:
+        """The film in cut order: (clip, transition into it, its length, trim the seam frame,
+        the time of its handoff frame where the cut ends, else None)."""
         spec = self.board.spec
         out = []
         for j, sid in enumerate(spec.cut):
@@ -236,7 +251,9 @@ class Pipeline:
             clip = result.shots[sid].clip
             assert clip is not None
             chained = j > 0 and chained_to(shot.image, spec.cut[j - 1]) and shot.transition == "cut"
-            out.append((clip, shot.transition, shot.transition_duration, chained and shot.seam == "trim"))
+            handoff = result.shots[sid].facts.get("handoff")
+            end_at = float(handoff["time"]) if isinstance(handoff, dict) else None
+            out.append((clip, shot.transition, shot.transition_duration, chained and shot.seam == "trim", end_at))
         return out
 
     def cut_clips(self, result: RenderResult) -> list[Any]:
@@ -244,12 +261,14 @@ class Pipeline:
         from storyboard.media import CutClip
 
         holds = self.holds
-        return [CutClip(path=p, transition=t, transition_duration=d, trim_first_frame=trim, hold=holds.get(sid, 0.0))
-                for (p, t, d, trim), sid in zip(self.cut_layout(result), self.board.spec.cut, strict=True)]
+        return [CutClip(path=p, transition=t, transition_duration=d, trim_first_frame=trim,
+                        hold=holds.get(sid, 0.0), end_at=end)
+                for (p, t, d, trim, end), sid in zip(self.cut_layout(result), self.board.spec.cut, strict=True)]
 
     def film_key(self, result: RenderResult) -> str:
         """What the film is made of: clips (content hashes), transitions, seams, audio, loudness."""
-        clips = [(p.stem, t, d, trim) for p, t, d, trim in self.cut_layout(result)]
+        clips = [(p.stem, t, d, trim, *(() if end is None else (end,))) for p, t, d, trim, end in
+                 self.cut_layout(result)]
         audio = [(file_sha256(p), t.volume, t.duck, t.loop) for p, t in self.board.spec.audio]
         blob = json.dumps({"v": 1, "clips": clips, "audio": audio, "loudness": self.board.spec.model.loudness})
         return hashlib.sha256(blob.encode()).hexdigest()
@@ -323,6 +342,18 @@ class Pipeline:
 
     # ----------------------------------------------------------------- report
 
+    @staticmethod
+    def _takes(result: RenderResult, shot_id: str, picked: int, others: list[int]) -> list[dict[str, Any]]:
+        """Every take of a shot for the report (empty for a shot with one take)."""
+        if not others:
+            return []
+        out = []
+        for n in sorted([picked, *others]):
+            r = result.shots.get(shot_id if n == picked else take_id(shot_id, n))
+            out.append({"take": n, "picked": n == picked, "status": r.status if r else None,
+                        "clip": str(r.clip) if r and r.clip else None, "key": r.key if r else None})
+        return out
+
     def report_path(self) -> Path:
         """Where the render report goes: beside the film."""
         return self.output.with_name(self.output.name + ".render.json")
@@ -357,7 +388,10 @@ class Pipeline:
                  "in_cut": s.in_cut, "mode": s.request.mode, "sound": s.request.sound,
                  "app": s.request.app, "version": s.request.version, "inputs": s.request.inputs,
                  "tier": s.tier, "rate": None if s.rate is None else str(s.rate), "kind": s.request.kind,
-                 "references": list(s.request.reference_sources), "note": s.note}
+                 "references": list(s.request.reference_sources), "note": s.note,
+                 "handoff": result.shots[s.id].facts.get("handoff"), "take": s.take,
+                 "takes": self._takes(result, s.id, s.take, [t.take for t in s.takes]),
+                 "seam": result.shots[s.id].facts.get("seam")}
                 for s in result.plan.shots
             ],
         }

@@ -12,9 +12,11 @@ failed shot does not stop independent shots; its descendants are skipped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import errno
 import hashlib
+import json
 import os
 import shutil
 import time
@@ -27,7 +29,7 @@ from typing import Any
 from storyboard.backends.base import Backend
 from storyboard.board import Board
 from storyboard.cache import Cache, Claim, Entry
-from storyboard.errors import StoryboardError
+from storyboard.errors import MediaError, StoryboardError
 from storyboard.events import (
     WAITING_FOR_ANOTHER_RENDER,
     Event,
@@ -43,7 +45,7 @@ from storyboard.events import (
     jsonable,
 )
 from storyboard.narration import TITLE_BACKEND, is_title
-from storyboard.plan import Plan, PlannedShot
+from storyboard.plan import Plan, PlannedShot, PlannedTake
 from storyboard.request import FrameRef, ShotRequest, billed_cost, cache_key, image_identity
 from storyboard.runner._context import JournalContext
 from storyboard.spec import ImageSource
@@ -66,10 +68,11 @@ class RenderState:
     futures: dict[str, asyncio.Future[Entry]] = field(default_factory=dict)
     frames: dict[tuple[str, str], asyncio.Task[Path]] = field(default_factory=dict)
     prepared: dict[tuple[str, str], asyncio.Task[Path]] = field(default_factory=dict)
+    handoffs: dict[tuple[str, str], asyncio.Task[tuple[Path, float]]] = field(default_factory=dict)
 
-    def side_tasks(self) -> list[asyncio.Task[Path]]:
+    def side_tasks(self) -> list[asyncio.Task[Any]]:
         """The frame and image tasks (cancelled with the render)."""
-        return [*self.frames.values(), *self.prepared.values()]
+        return [*self.frames.values(), *self.prepared.values(), *self.handoffs.values()]
 
 
 class ShotScheduler:
@@ -96,9 +99,12 @@ class ShotScheduler:
         active = [s for s in plan.shots if s.status != "unused"]
         for s in plan.shots:
             self.results[s.id] = ShotResult(id=s.id, status="unused" if s.status == "unused" else "pending")
-        for s in active:
+        takes = [self.take_shot(s, t) for s in active for t in s.takes]
+        for s in takes:
+            self.results[s.id] = ShotResult(id=s.id, status="pending")
+        for s in [*active, *takes]:
             self.state.futures[s.id] = loop.create_future()
-        tasks = [asyncio.ensure_future(self.run_shot(s)) for s in active]
+        tasks = [asyncio.ensure_future(self.run_shot(s)) for s in [*active, *takes]]
         try:
             await asyncio.gather(*tasks)
         except BaseException:
@@ -108,6 +114,50 @@ class ShotScheduler:
                 side.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
+
+    async def cut_handoffs(self) -> None:
+        """Find the handoff frame of every finished shot whose last frame feeds another
+        under a handoff rule, cached children included: the film's cut ends there."""
+        feeders = {ref.shot for s in self.board.spec.shots for _, ref in s.parents() if ref.selector == "last"}
+        for sid in sorted(feeders):
+            fut = self.state.futures.get(sid)
+            if self.board.spec.shot(sid).handoff_rule is not None and _finished(fut):
+                assert fut is not None
+                await self.handoff(sid, fut.result())
+
+    async def score_seams(self) -> None:
+        """Score every chained seam (a shot starting on another's last or handoff frame):
+        the parent's frame against the child's first frame; recorded in the child's result."""
+        from storyboard.media import seam_continuity
+
+        drift = self.board.spec.model.drift
+        for shot in self.board.spec.shots:
+            ref = shot.image
+            if not isinstance(ref, FrameRef) or ref.selector != "last" or self.board.spec.shot(ref.shot).is_still:
+                continue
+            parent, child = self.state.futures.get(ref.shot), self.state.futures.get(shot.id)
+            if not (_finished(parent) and _finished(child)):
+                continue
+            assert parent is not None and child is not None
+            if self.board.spec.shot(ref.shot).handoff_rule is not None:
+                frame, _ = await self.handoff(ref.shot, parent.result())
+            else:
+                frame = await self.frame(parent.result(), "last")
+            try:
+                score = await seam_continuity(frame, child.result().path)
+            except MediaError as e:  # a score is a note, never a reason to lose the film
+                self.emit(Warning_(shot=shot.id, message=f"seam from '{ref.shot}' not scored: {e}"))
+                continue
+            self.results[shot.id].facts["seam"] = {
+                "from": ref.shot, "psnr": score.psnr, "histogram": score.histogram,
+                "drifted": score.drifted(drift.psnr, drift.histogram)}
+
+    @staticmethod
+    def take_shot(ps: PlannedShot, take: PlannedTake) -> PlannedShot:
+        """Another take of a shot, walked through the same steps under the id ``SHOT#N``
+        (its request keeps the shot's id; the graph and --force go by that)."""
+        return dataclasses.replace(ps, id=take_id(ps.id, take.take), request=take.request, key=take.key,
+                                   status=take.status, cost=take.cost, take=take.take, takes=())
 
     async def run_shot(self, ps: PlannedShot) -> None:
         """Make one shot and settle its future; a failure is recorded, not raised."""
@@ -136,10 +186,10 @@ class ShotScheduler:
 
     async def make_shot(self, ps: PlannedShot) -> Entry:
         """The steps of one shot, in order."""
-        entries = await self.wait_for_parents(ps.id)
+        entries = await self.wait_for_parents(ps.request.shot_id)
         key = self.shot_key(ps, entries)
         self.results[ps.id].key = key
-        forced = ps.id in self.force
+        forced = ps.request.shot_id in self.force
         hit = None if forced else self.lookup(key)
         if hit is not None:
             return self.take_cached(ps.id, hit)
@@ -179,8 +229,9 @@ class ShotScheduler:
     def shot_key(self, ps: PlannedShot, entries: Mapping[str, Entry]) -> str:
         """The shot's cache key, now that the clips it chains from are known."""
         clips = {p: e.clip for p, e in entries.items()}
+        handoffs = {p: self.board.spec.shot(p).handoff_rule for p in entries}
         images: dict[str, Any] = {
-            role: image_identity(src, clips) for role, src in (("image", ps.image), ("end_image", ps.end_image))}
+            role: image_identity(src, clips, handoffs) for role, src in (("image", ps.image), ("end_image", ps.end_image))}
         if ps.references:
             images["references"] = [image_identity(src, clips) for src in ps.references]
         maker = TITLE_BACKEND if is_title(self.board.spec, ps.id) else self.backend.name
@@ -304,6 +355,34 @@ class ShotScheduler:
         await extract_frame(entry.path, selector, tmp)
         return self.cache.publish(tmp, dest)
 
+    async def handoff(self, shot_id: str, entry: Entry) -> tuple[Path, float]:
+        """The handoff frame of a clip under its shot's rule, and its time; found once
+        per clip and rule (kept in the cache with the time beside it), and recorded in
+        the shot's result for the report and the cut."""
+        rule = self.board.spec.shot(shot_id).handoff_rule
+        assert rule is not None
+        k = (entry.clip, f"handoff-{rule}")
+        if k not in self.state.handoffs:
+            self.state.handoffs[k] = asyncio.ensure_future(self._find_handoff(entry, rule))
+        path, seconds = await self.state.handoffs[k]
+        self.results[shot_id].facts["handoff"] = {"rule": rule, "time": seconds}
+        return path, seconds
+
+    async def _find_handoff(self, entry: Entry, rule: str) -> tuple[Path, float]:
+        from storyboard.media import handoff_frame
+
+        dest = self.cache.frame_path(entry.clip, f"handoff-{rule.replace(':', '-')}")
+        note = dest.with_suffix(".json")
+        if dest.exists() and note.exists():
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                return dest, float(json.loads(note.read_text())["time"])
+        tmp = dest.with_name(f".tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}-{dest.name}")
+        found = await handoff_frame(entry.path, tmp, float(rule.split(":", 1)[1]))
+        tmp_note = tmp.with_suffix(".json")
+        tmp_note.write_text(json.dumps({"time": found.time, "sharpness": found.sharpness}))
+        self.cache.publish(tmp_note, note)
+        return self.cache.publish(tmp, dest), found.time
+
     async def prepared_image(self, src_path: Path, token: str, aspect: str, label: str | None) -> Path:
         """An image prepared to the model's rules, made once into the cache."""
         from storyboard.media import prepare_image
@@ -331,11 +410,16 @@ class ShotScheduler:
         elif isinstance(src, FrameRef):
             self.emit(ShotProgress(shot=shot_id, status=f"extracting frame {src}"))
             entry = entries[src.shot]
-            k = (entry.clip, str(src.selector))
-            if k not in self.state.frames:
-                self.state.frames[k] = asyncio.ensure_future(self.frame(entry, src.selector))
-            raw = await self.state.frames[k]
-            token, label = f"{entry.clip}-{src.selector}", None
+            rule = self.board.spec.shot(src.shot).handoff_rule if src.selector == "last" else None
+            if rule is not None:
+                raw, _ = await self.handoff(src.shot, entry)
+                token, label = f"{entry.clip}-handoff-{rule}", None
+            else:
+                k = (entry.clip, str(src.selector))
+                if k not in self.state.frames:
+                    self.state.frames[k] = asyncio.ensure_future(self.frame(entry, src.selector))
+                raw = await self.state.frames[k]
+                token, label = f"{entry.clip}-{src.selector}", None
         else:
             raw, token, label = src.path, f"{src.rel}|{src.sha256}", src.rel
         pk = (token, aspect)
@@ -359,3 +443,12 @@ class ShotScheduler:
     def _settle_failed(fut: asyncio.Future[Entry], exc: BaseException) -> None:
         fut.set_exception(exc)
         fut.exception()  # mark retrieved
+
+
+def _finished(fut: asyncio.Future[Entry] | None) -> bool:
+    return fut is not None and fut.done() and not fut.cancelled() and fut.exception() is None
+
+
+def take_id(shot_id: str, take: int) -> str:
+    """How another take of a shot is named in results and events: ``harbor#2``."""
+    return f"{shot_id}#{take}"

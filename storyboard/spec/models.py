@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from storyboard.facts import ASPECT_FRAME_SIZES
+from storyboard.facts import ASPECT_FRAME_SIZES, TAKES_MAX
 
 FORMAT_VERSION = 1
 MODEL_MIN_IMAGE_SIDE = 300
@@ -28,6 +28,11 @@ AspectRatio = Literal["16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9"]
 Mode = Literal["std", "pro"]
 # Whole seconds; the range is the app's (klingai/video-v3: 3..15), checked against its schema.
 Duration = Annotated[int, Field(strict=True, ge=1, le=3600)]
+Handoff = Literal["last", "best"]
+# Seconds at the end of a clip searched for the sharpest handoff frame.
+HANDOFF_WINDOW_MAX = 5.0
+HandoffWindow = Annotated[float, Field(gt=0, le=HANDOFF_WINDOW_MAX)]
+Takes = Annotated[int, Field(strict=True, ge=1, le=TAKES_MAX)]
 
 
 class _Model(BaseModel):
@@ -47,6 +52,11 @@ class Defaults(_Model):
     multi_shot: bool | None = Field(None, description="let the model cut inside one clip (storyboard sends false)")
     negative_prompt: str | None = Field(None, description="what to avoid (only apps that have it)")
     inputs: dict[str, Any] = Field(default_factory=dict, description="extra app-specific inputs, by the app's names")
+    handoff: Handoff = Field(
+        "last", description="frame a chained shot starts on: last (exact) or best (sharpest near the end)"
+    )
+    handoff_window: HandoffWindow = Field(0.5, description="seconds at the clip's end searched by handoff: best")
+    takes: Takes = Field(1, description=f"clips generated per shot (1..{TAKES_MAX}); pick one with storyboard pick")
 
 
 class Transition(_Model):
@@ -111,6 +121,9 @@ class Shot(_Model):
     kind: Literal["video", "title"] = Field(
         "video", description="title: a text card (its prompt is the text) made locally, free, never sent to a model"
     )
+    handoff: Handoff | None = Field(None, description="last or best (see defaults.handoff)")
+    handoff_window: HandoffWindow | None = None
+    takes: Takes | None = Field(None, description=f"clips generated of this shot (1..{TAKES_MAX})")
     characters: list[str] = Field(
         default_factory=list, description="characters in this shot (names from the top-level `characters:`)"
     )
@@ -158,6 +171,15 @@ class AudioTrack(_Model):
     loop: bool = Field(True, description="loop the track to the film's length (else it just ends)")
 
 
+class Drift(_Model):
+    """When a chained seam counts as drifted: the child's first frame against the handoff frame."""
+
+    psnr: float = Field(20.0, ge=0, le=100, description="drifted below this PSNR of the luma (dB)")
+    histogram: float = Field(
+        0.35, ge=0, le=1, description="drifted above this colour-histogram distance (0 same .. 1 disjoint)"
+    )
+
+
 class StoryboardModel(_Model):
     """A storyboard file, format version 1."""
 
@@ -182,6 +204,7 @@ class StoryboardModel(_Model):
         None, description="film order; default: every shot in file order"
     )
     audio: list[AudioTrack] = Field(default_factory=list)
+    drift: Drift = Field(default_factory=Drift)  # type: ignore[arg-type]
     loudness: float = Field(-14.0, ge=-70, le=-5, description="integrated LUFS of the final mix")
     output: str | None = Field(None, description="default: out/<file stem>.mp4 beside the file")
     voice: Voice | None = Field(None, description="the narration voice for `say:` lines")

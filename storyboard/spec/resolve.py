@@ -115,7 +115,9 @@ def resolve(path: Path, model: StoryboardModel, source: SourceMap, overrides: Ma
         resolved = ResolvedShot(
             index=i, id=shot.id, prompt=shot.prompt, template=shot.template, image=image,
             end_image=end_image, vars=dict(shot.vars), transition=ttype, transition_duration=tdur,
-            seam=shot.seam or model.seam, **shot_inputs(shot, model.defaults, durations[shot.id]),
+            seam=shot.seam or model.seam, handoff=shot.handoff or model.defaults.handoff,
+            handoff_window=shot.handoff_window or model.defaults.handoff_window,
+            takes=shot.takes or model.defaults.takes, **shot_inputs(shot, model.defaults, durations[shot.id]),
             characters=names, references=references,
         )
         if overrides and not resolved.is_still:

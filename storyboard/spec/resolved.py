@@ -42,9 +42,18 @@ class ResolvedShot:
     multi_shot: bool | None
     negative_prompt: str | None
     inputs: dict[str, Any]
+    handoff: str = "last"  # how a child's "@ID:last" picks this clip's frame: last or best
+    handoff_window: float = 0.5
+    takes: int = 1
+
     kind: str = "shot"  # "shot" (a clip) or "still" (an image, from the `stills:` list)
     characters: tuple[str, ...] = ()
     references: tuple[ImageSource, ...] = ()  # the characters' reference images, in order
+
+    @property
+    def handoff_rule(self) -> str | None:
+        """The handoff rule's one text form (``best:0.5``), or None for the exact last frame."""
+        return f"best:{self.handoff_window:g}" if self.handoff == "best" else None
 
     @property
     def is_still(self) -> bool:
