@@ -73,12 +73,12 @@ def render_batch_dask(jobs: Sequence[Job], *, address: str, backend: str | None 
         raise UsageError(f"cannot reach the Dask scheduler at {address}: {e}") from None
     run = uuid.uuid4().hex[:8]
     try:
-        futures = {}
+        futures: dict[Any, str] = {}
         for job in jobs:
             film_budget = est.plans[job.name].cost if (budget is not None and paid) else None
             fut = client.submit(render_film, job, backend, None if cache_dir is None else str(cache_dir),
                                 concurrency, film_budget, key=f"film-{job.name}-{run}", pure=False)
-            futures[fut.key] = job.name
+            futures[fut] = job.name
         done: dict[str, FilmSummary] = {}
         for fut in as_completed(list(futures)):
             try:
@@ -86,7 +86,7 @@ def render_batch_dask(jobs: Sequence[Job], *, address: str, backend: str | None 
             except BudgetError:
                 raise
             except Exception as e:  # a worker lost or a bug: the other films go on
-                name = futures[fut.key]
+                name = futures[fut]
                 job = next(j for j in jobs if j.name == name)
                 summary = FilmSummary(name, job.output, error=f"{type(e).__name__}: {e}")
             done[summary.name] = summary

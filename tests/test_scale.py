@@ -213,3 +213,46 @@ def test_an_unreachable_store_is_one_cache_error_without_secrets(write_board: Ca
     text = str(info.value)
     assert "s3://nowhere/prefix" in text and "\n" not in text
     assert SECRET not in text and ACCESS_ID not in text
+
+
+MATRIX_BOARD = """
+storyboard: 1
+defaults: {duration: 3, mode: std}
+vars: {product: a bottle}
+shots:
+  - id: opening
+    prompt: a sunrise over the sea
+    image: null
+  - id: hero
+    prompt: "{{ product }} on a table"
+    image: null
+cut: [opening, hero]
+"""
+
+
+def test_a_six_row_matrix_on_a_dask_cluster_renders_six_films_paying_shared_shots_once(
+        write_board: Callable[..., Path], s3_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    distributed = pytest.importorskip("distributed")
+    from pipelines.matrix import plan_matrix, run_matrix
+
+    board = write_board(MATRIX_BOARD, name="spot/film.yaml")
+    rows = [{"product": f"product {i}"} for i in range(6)]
+    with FakeInference(api_key=KEY, latency=0.3) as fake:
+        monkeypatch.setenv("INFERENCE_API_KEY", KEY)
+        monkeypatch.setenv("INFERENCE_BASE_URL", fake.url)
+        plan = plan_matrix(board, rows, backend="inference", cache_dir=s3_url)
+        assert (plan.films, plan.shots_used, plan.distinct, plan.shared, plan.to_generate) == (6, 12, 7, 1, 7)
+        assert len(fake.submissions) == 0  # planning generates nothing
+        lines: list[str] = []
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                      dashboard_address=None) as cluster:
+            result = run_matrix(board, rows, backend="inference", cache_dir=s3_url, dask=cluster.scheduler_address,
+                                budget=plan.cost, on_progress=lines.append, output_dir=tmp_path / "films")
+        prompts = [t.input["prompt"] for t in fake.submissions]
+    assert result.ok, [f.error for f in result.films]
+    assert len(result.films) == 6 and all(f.film is not None and f.film.is_file() for f in result.films)
+    assert prompts.count("a sunrise over the sea") == 1  # shared by six rows, paid once
+    assert len(prompts) == 7 and len(set(prompts)) == 7
+    assert sum(f.generated for f in result.films) == 7 and sum(f.cached for f in result.films) == 5
+    assert result.cost <= (plan.cost or 0)  # the budget held across workers
+    assert lines[-1].startswith("films 6/6 done (0 failed)") and "7 paid, 5 cached" in lines[-1]
