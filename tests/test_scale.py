@@ -1,6 +1,7 @@
 """Issue 17: the cache on S3 (a real moto server on loopback), claims across machines
 (renders with different local folders sharing one s3:// cache), and a matrix on a real
-Dask LocalCluster (2 worker processes on loopback). The fake inference.sh counts paid
+Dask LocalCluster (a scheduler and 2 workers talking TCP on loopback; the workers are
+threads of the test process so that the cluster starts in well under a second). The fake inference.sh counts paid
 submissions."""
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def _no_secret_in(folder: Path) -> None:
 
 def test_two_machines_at_once_pay_once_a_third_pays_nothing(copies: list[Path], s3_url: str,
                                                              tmp_path: Path) -> None:
-    with FakeInference(api_key=KEY, latency=1.5) as fake:
+    with FakeInference(api_key=KEY, latency=1.0) as fake:
         renders = [Render(b, fake, s3_url) for b in copies[:2]]  # type: ignore[arg-type]
         try:
             errs = [r.finish() for r in renders]
@@ -244,8 +245,8 @@ def test_a_six_row_matrix_on_a_dask_cluster_renders_six_films_paying_shared_shot
         assert (plan.films, plan.shots_used, plan.distinct, plan.shared, plan.to_generate) == (6, 12, 7, 1, 7)
         assert len(fake.submissions) == 0  # planning generates nothing
         lines: list[str] = []
-        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                      dashboard_address=None) as cluster:
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp",
+                                      host="127.0.0.1", dashboard_address=None) as cluster:
             result = run_matrix(board, rows, backend="inference", cache_dir=s3_url, dask=cluster.scheduler_address,
                                 budget=plan.cost, on_progress=lines.append, output_dir=tmp_path / "films")
         prompts = [t.input["prompt"] for t in fake.submissions]
