@@ -257,3 +257,32 @@ def test_a_six_row_matrix_on_a_dask_cluster_renders_six_films_paying_shared_shot
     assert sum(f.generated for f in result.films) == 7 and sum(f.cached for f in result.films) == 5
     assert result.cost <= (plan.cost or 0)  # the budget held across workers
     assert lines[-1].startswith("films 6/6 done (0 failed)") and "7 paid, 5 cached" in lines[-1]
+
+
+def test_matrix_plan_command_counts_distinct_and_shared_shots_and_generates_nothing(
+        write_board: Callable[..., Path], tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    board = write_board(MATRIX_BOARD, name="spot/film.yaml")
+    table = tmp_path / "rows.csv"
+    table.write_text("name,product\n" + "".join(f"r{i},product {i}\n" for i in range(4)))
+    out = subprocess.run([sys.executable, "-m", "pipelines.matrix", str(board), str(table), "--plan", "--json",
+                          "--backend", "inference", "--name-column", "name"],
+                         capture_output=True, text=True, timeout=120, check=True)
+    plan = json.loads(out.stdout)
+    assert (plan["films"], plan["shots"], plan["distinct_shots"], plan["shared_shots"]) == (4, 8, 5, 1)
+    assert plan["to_generate"] == 5 and plan["cost"] is not None
+    assert float(plan["cost_without_sharing"]) > float(plan["cost"])
+    assert not (board.parent / ".storyboard").exists() and not (board.parent / "out").exists()
+
+
+def test_a_local_cache_does_not_import_fsspec(write_board: Callable[..., Path]) -> None:
+    import subprocess
+    import sys
+
+    board = write_board(BOARD)
+    code = ("import sys; from pathlib import Path; from storyboard.cache import Cache; "
+            f"Cache.for_board(Path({str(board)!r})); print('fsspec' in sys.modules, 's3fs' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split() == ["False", "False"]
