@@ -41,17 +41,46 @@ class BatchPlan:
                 f"(without sharing: {usd(self.cost_without_sharing)}); nothing was generated"]
 
 
+PARALLEL_ROWS = 200  # from this many rows, a matrix is planned on every core
+
+
+@dataclass(frozen=True)
+class FilmShots:
+    """What one film's plan contributes: the recipes it uses, and those still to generate
+    with their cost (small and picklable, so chunks can be planned in other processes)."""
+
+    used: tuple[str, ...]
+    pending: tuple[tuple[str, Decimal | None], ...]
+
+
+def film_shots(jobs: Sequence[Job], *, backend: str | Backend | None = None,
+               cache_dir: str | Path | None = None) -> list[FilmShots]:
+    """Plan every film of ``jobs`` against the cache (pure: nothing generated)."""
+    est = estimate(jobs, backend=backend, cache_dir=cache_dir)
+    return [FilmShots(tuple(dict.fromkeys(s.recipe for s in plan.shots if s.status != "unused")),
+                      tuple((s.recipe, s.cost) for s in plan.pending)) for plan in est.plans.values()]
+
+
+def _total(values: Sequence[Decimal | None]) -> Decimal | None:
+    return None if any(v is None for v in values) else sum((v for v in values if v is not None), Decimal(0))
+
+
+def summarize(films: Sequence[FilmShots]) -> BatchPlan:
+    """The batch plan from every film's shots (a shared shot counted once)."""
+    films_per_recipe: Counter[str] = Counter()
+    distinct: dict[str, Decimal | None] = {}
+    naive: list[Decimal | None] = []
+    for f in films:
+        films_per_recipe.update(f.used)
+        for recipe, cost in f.pending:
+            naive.append(cost)
+            distinct.setdefault(recipe, cost)
+    return BatchPlan(films=len(films), shots_used=sum(len(f.used) for f in films), distinct=len(films_per_recipe),
+                     shared=sum(1 for n in films_per_recipe.values() if n > 1), to_generate=len(distinct),
+                     cost=_total(list(distinct.values())), cost_without_sharing=_total(naive))
+
+
 def plan_batch(jobs: Sequence[Job], *, backend: str | Backend | None = None,
                cache_dir: str | Path | None = None) -> BatchPlan:
     """Plan every film of the batch against the cache (pure: nothing generated)."""
-    est = estimate(jobs, backend=backend, cache_dir=cache_dir)
-    films_per_recipe: Counter[str] = Counter()
-    used = 0
-    for plan in est.plans.values():
-        recipes = {s.recipe for s in plan.shots if s.status != "unused"}
-        used += len(recipes)
-        films_per_recipe.update(recipes)
-    shared = sum(1 for n in films_per_recipe.values() if n > 1)
-    return BatchPlan(films=len(est.plans), shots_used=used, distinct=len(films_per_recipe), shared=shared,
-                     to_generate=est.shots, cost=est.cost if est.shots else Decimal(0),
-                     cost_without_sharing=est.cost_naive if est.shots_naive else Decimal(0))
+    return summarize(film_shots(jobs, backend=backend, cache_dir=cache_dir))

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import csv
 import json
+import multiprocessing
+import os
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -31,8 +34,8 @@ from pipelines._batch import (
     safe_name,
 )
 from pipelines._dask import dask_address, render_batch_dask
-from pipelines._plan import BatchPlan, plan_batch
-from storyboard import Backend, Event, SpecError, UsageError, parse_budget
+from pipelines._plan import PARALLEL_ROWS, BatchPlan, FilmShots, film_shots, plan_batch, summarize
+from storyboard import Backend, Event, SpecError, StoryboardError, UsageError, parse_budget
 
 
 def read_rows(path: str | Path) -> list[dict[str, str]]:
@@ -52,14 +55,15 @@ def read_rows(path: str | Path) -> list[dict[str, str]]:
 
 
 def jobs_for(board_path: str | Path, rows: Sequence[Mapping[str, Any]], *, name_column: str | None = None,
-             output_dir: str | Path | None = None) -> list[Job]:
+             output_dir: str | Path | None = None, first_row: int = 1) -> list[Job]:
     """Load the storyboard once per row (its values as vars). Every row is checked
-    before any film is made; the problems of all rows are reported together."""
+    before any film is made; the problems of all rows are reported together.
+    ``first_row``: the number of the first row (a chunk of a bigger table)."""
     board_path = Path(board_path)
     out_dir = Path(output_dir) if output_dir else board_path.parent / "out" / board_path.stem
     jobs: list[Job] = []
     problems: list[str] = []
-    for i, row in enumerate(rows, start=1):
+    for i, row in enumerate(rows, start=first_row):
         if name_column is not None:
             if name_column not in row:
                 raise UsageError(f"--name-column {name_column!r} is not a column; columns: {', '.join(row)}")
@@ -96,9 +100,38 @@ def run_matrix(board_path: str | Path, rows: Sequence[Mapping[str, Any]], *, nam
 
 def plan_matrix(board_path: str | Path, rows: Sequence[Mapping[str, Any]], *, name_column: str | None = None,
                 backend: str | Backend | None = None, cache_dir: str | Path | None = None) -> BatchPlan:
-    """Plan every row (nothing generated): distinct shots, shared shots, total cost."""
+    """Plan every row (nothing generated): distinct shots, shared shots, total cost.
+    A big table is planned in chunks on every core (each film's plan is independent)."""
+    if len(rows) >= PARALLEL_ROWS and (os.cpu_count() or 1) > 1 and (backend is None or isinstance(backend, str)):
+        return plan_rows_parallel(board_path, rows, name_column=name_column, backend=backend, cache_dir=cache_dir)
     jobs = jobs_for(board_path, rows, name_column=name_column)
     return plan_batch(jobs, backend=backend, cache_dir=cache_dir)
+
+
+def _plan_chunk(board_path: str, rows: Sequence[Mapping[str, Any]], first_row: int, name_column: str | None,
+                backend: str | None, cache_dir: str | None) -> list[FilmShots] | str:
+    try:
+        jobs = jobs_for(board_path, rows, name_column=name_column, first_row=first_row)
+        return film_shots(jobs, backend=backend, cache_dir=cache_dir)
+    except StoryboardError as e:  # sent back as text: the parent raises it as one error
+        return str(e)
+
+
+def plan_rows_parallel(board_path: str | Path, rows: Sequence[Mapping[str, Any]], *, name_column: str | None,
+                       backend: str | None, cache_dir: str | Path | None) -> BatchPlan:
+    """:func:`plan_matrix` with the rows split over one process per core."""
+    workers = min(os.cpu_count() or 1, 8)
+    size = -(-len(rows) // workers)
+    chunks = [(i, list(rows[i:i + size])) for i in range(0, len(rows), size)]
+    context = multiprocessing.get_context("fork")  # the children start with storyboard imported
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        parts = list(pool.map(_plan_chunk, *zip(*[(str(board_path), chunk, i + 1, name_column, backend,
+                                                  None if cache_dir is None else str(cache_dir))
+                                                 for i, chunk in chunks], strict=True)))
+    errors = [p for p in parts if isinstance(p, str)]
+    if errors:
+        raise SpecError("\n".join(errors))
+    return summarize([f for p in parts if not isinstance(p, str) for f in p])
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

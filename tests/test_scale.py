@@ -286,3 +286,15 @@ def test_a_local_cache_does_not_import_fsspec(write_board: Callable[..., Path]) 
             f"Cache.for_board(Path({str(board)!r})); print('fsspec' in sys.modules, 's3fs' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_a_big_matrix_planned_on_every_core_plans_the_same(
+        write_board: Callable[..., Path]) -> None:
+    from pipelines._plan import plan_batch
+    from pipelines.matrix import jobs_for, plan_rows_parallel
+
+    board = write_board(MATRIX_BOARD, name="spot/film.yaml")
+    rows = [{"product": f"product {i % 7}"} for i in range(30)]
+    parallel = plan_rows_parallel(board, rows, name_column=None, backend="inference", cache_dir=None)
+    assert parallel == plan_batch(jobs_for(board, rows), backend="inference")
+    assert (parallel.films, parallel.distinct, parallel.shared) == (30, 8, 8)
