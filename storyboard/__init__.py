@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _EVENTS = (
-    "AssemblyProgress", "Event", "EventCallback", "FilmDone", "RenderResult", "RenderStarted", "ShotCached",
+    "AppResolved", "AssemblyProgress", "Event", "EventCallback", "FilmDone", "RenderResult", "RenderStarted", "ShotCached",
     "ShotDone", "ShotFailed", "ShotProgress", "ShotResult", "ShotSkipped", "ShotStarted", "ShotWaiting", "Warning_",
 )
 
@@ -94,6 +94,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ASPECT_RATIOS",
     "MODES",
+    "AppResolved",
     "AssemblyProgress",
     "AuthError",
     "Backend",

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "WAITING_FOR_ANOTHER_RENDER",
+    "AppResolved",
     "AssemblyProgress",
     "Event",
     "EventCallback",
@@ -133,6 +134,24 @@ class ShotSkipped(Event):
     kind: ClassVar[str] = "shot_skipped"
     shot: str = ""
     because: str = ""
+
+
+@dataclass(frozen=True)
+class AppResolved(Event):
+    """An app was read live before paying: the version every shot on it is checked against."""
+
+    kind: ClassVar[str] = "app_resolved"
+    app: str = ""
+    version: str = ""
+    pinned: bool = False
+
+    @property
+    def message(self) -> str:
+        """What to tell the user once per render."""
+        if self.pinned:
+            return f"{self.app}: pinned version {self.version} (read live; inputs checked against it)"
+        return (f"{self.app}: inference.sh serves version {self.version} (unpinned; inputs checked against it; "
+                f"pin it with `app: {self.app}@{self.version}`)")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from typing import IO, Any
 
 from storyboard.events import (
     WAITING_FOR_ANOTHER_RENDER,
+    AppResolved,
     AssemblyProgress,
     Event,
     FilmDone,
@@ -78,6 +79,8 @@ class PlainLines:
             self._line(f"{event.shot}: skipped (needs {event.because})")
         elif isinstance(event, Warning_):
             self._line(f"warning: {event.message}")
+        elif isinstance(event, AppResolved):
+            self._line(event.message)
         elif isinstance(event, AssemblyProgress):
             step = int(event.fraction * 4)
             if step != self._assembly_step:
@@ -153,7 +156,7 @@ class LiveTable:
             self._set(event.shot, f"[red]failed[/]: {event.error}")
         elif isinstance(event, ShotSkipped):
             self._set(event.shot, f"[yellow]skipped[/] (needs {event.because})")
-        elif isinstance(event, Warning_):
+        elif isinstance(event, (Warning_, AppResolved)):
             self.warnings.append(event.message)
         elif isinstance(event, AssemblyProgress):
             self.assembly = f"assembling {event.fraction:.0%}"

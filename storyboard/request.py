@@ -31,6 +31,7 @@ __all__ = [
     "FrameRef",
     "HashedFile",
     "ShotRequest",
+    "billed_cost",
     "cache_key",
     "chained_to",
     "digest",
@@ -228,3 +229,22 @@ def estimate(request: ShotRequest) -> Decimal | None:
     if profile is None:
         return None
     return apps.price(profile, request.model_inputs())
+
+
+def billed_cost(request: ShotRequest, output_meta: Mapping[str, Any] | None) -> Decimal | None:
+    """What the app's price rule gives for what was billed (``output_meta``: seconds and
+    resolution of the video made), or None when the meta or the price is unknown."""
+    from storyboard import apps
+
+    outputs = output_meta.get("outputs") if isinstance(output_meta, Mapping) else None
+    video = next((o for o in outputs or [] if isinstance(o, Mapping) and o.get("type") == "video"), None)
+    profile = apps.profile(request.app.split("@", 1)[0])
+    if video is None or profile is None:
+        return None
+    inputs = request.model_inputs()
+    seconds = video.get("seconds")
+    if isinstance(seconds, int | float) and not isinstance(seconds, bool):
+        inputs["duration"] = int(seconds) if float(seconds).is_integer() else seconds
+    if isinstance(video.get("resolution"), str) and "resolution" in inputs:
+        inputs["resolution"] = video["resolution"]
+    return apps.price(profile, inputs)

@@ -55,7 +55,10 @@ def concepts_of(shot: ResolvedShot, prompt: str) -> dict[str, Any]:
 
 def _field_path(spec: Spec, shot: ResolvedShot, concept: str) -> tuple[str | int, ...]:
     if concept.startswith("inputs."):
-        return ("shots", shot.index, "inputs", concept.split(".", 1)[1])
+        name = concept.split(".", 1)[1]
+        if name in spec.model.shots[shot.index].inputs or name not in spec.model.defaults.inputs:
+            return ("shots", shot.index, "inputs", name)
+        return ("defaults", "inputs", name)
     fld = _FIELD.get(concept, concept)
     if concept == "prompt" and shot.prompt is None:
         fld = "template"

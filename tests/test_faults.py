@@ -21,7 +21,7 @@ from fakeserver import FakeInference
 from storyboard.backends.inference import InferenceBackend
 from storyboard.cache import Cache
 from storyboard.cli import main
-from storyboard.errors import RenderFailed
+from storyboard.errors import BackendError, RenderFailed
 from storyboard.runner import Event, Pipeline, RenderResult, Warning_
 from tests.test_inference_backend import FAST
 
@@ -114,9 +114,9 @@ def test_connection_refused_is_clear_and_pays_nothing(board_path: Path, monkeypa
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.setenv("INFERENCE_BASE_URL", f"http://127.0.0.1:{port}")
-    with pytest.raises(RenderFailed) as err:
+    with pytest.raises(BackendError) as err:  # the live app check, before anything is paid, cannot connect
         render(board_path, backend_for(None))
-    assert "cannot connect to 127.0.0.1" in str(err.value)
+    assert "cannot connect to 127.0.0.1" in str(err.value) and "nothing was paid" in str(err.value)
     assert "Traceback" not in str(err.value) and not film_of(board_path).exists()
     assert not [d for _, d in Cache.for_board(board_path).journal_entries() if d.get("state", {}).get("task_id")]
 

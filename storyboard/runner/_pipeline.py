@@ -41,6 +41,7 @@ from storyboard.events import (
 from storyboard.facts import usd
 from storyboard.plan import Plan
 from storyboard.request import chained_to
+from storyboard.runner._preflight import live_check, with_remembered
 from storyboard.runner._scheduler import ShotScheduler
 
 
@@ -170,13 +171,19 @@ class Pipeline:
         cache = Cache.for_board(self.board.path, self.cache_dir, verify=verify_clip)
         cache.sweep_tmp()
         with cache.lock(self.output):
+            self.board = with_remembered(self.board, cache)  # keys hold the app versions last read live
             plan = self.plan(cache)
             for key, why in cache.dropped:
                 self.emit(Warning_(message=f"dropped cache entry {key[:10]}: {why}; it will be regenerated"))
-            self.check_budget(plan)
+            self.check_budget(plan)  # offline first: an over-budget render costs not even a request
             ready = getattr(self.backend, "check_ready", None)
             if plan.pending and callable(ready):
                 ready()
+            if plan.pending and getattr(self.backend, "paid", True):
+                # before the first paid call: every shot against the app versions served now
+                self.board = await live_check(self.board, self.backend, cache, self.emit)
+                plan = self.plan(cache)
+                self.check_budget(plan)
             self.emit(RenderStarted(shots=tuple(s.id for s in plan.shots if s.status != "unused"),
                                     to_generate=len(plan.pending), estimate=plan.cost))
             result = RenderResult(plan=plan)
@@ -293,11 +300,16 @@ class Pipeline:
             "estimate": None if result.plan.cost is None else str(result.plan.cost),
             "seconds": round(result.seconds, 3),
             "board_hash": result.plan.board_hash,
+            "apps": {ref: resolved.version_id for ref, resolved in
+                     {self.board.inputs[s.id].app: self.board.inputs[s.id] for s in self.board.shots
+                      if s.id in self.board.inputs}.items()},
             "cut": list(self.board.cut),
             "shots": [
                 {**result.shots[s.id].to_dict(), "prompt": s.request.prompt, "duration": s.request.duration,
                  "image": s.request.image_source, "end_image": s.request.end_image_source,
-                 "in_cut": s.in_cut, "mode": s.request.mode, "sound": s.request.sound}
+                 "in_cut": s.in_cut, "mode": s.request.mode, "sound": s.request.sound,
+                 "app": s.request.app, "version": s.request.version, "inputs": s.request.inputs,
+                 "tier": s.tier, "rate": None if s.rate is None else str(s.rate)}
                 for s in result.plan.shots
             ],
         }

@@ -42,7 +42,7 @@ from storyboard.events import (
     jsonable,
 )
 from storyboard.plan import Plan, PlannedShot
-from storyboard.request import FrameRef, ShotRequest, cache_key, image_identity
+from storyboard.request import FrameRef, ShotRequest, billed_cost, cache_key, image_identity
 from storyboard.runner._context import JournalContext
 from storyboard.spec import ImageSource
 
@@ -266,6 +266,9 @@ class ShotScheduler:
         """Move the clip into the cache under ``key``; the journal is done with."""
         res = self.results[ps.id]
         res.cost = ps.price
+        billed = billed_cost(ps.request, res.facts.get("output_meta"))
+        if billed is not None:  # what output_meta says was billed, beside the estimate
+            res.facts["billed_cost"] = str(billed)
         facts = {**res.facts, "task_id": res.task_id, "cost": None if ps.price is None else str(ps.price),
                  "generation_seconds": round(time.time() - res.started, 3) if res.started else None}
         entry = self.cache.store(key, clip, shot=ps.id, facts=jsonable(facts))

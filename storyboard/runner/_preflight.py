@@ -1,0 +1,78 @@
+"""The live check before the first paid call: read each app once, re-check every shot.
+
+A backend that can read apps (``get_app``, the inference backend) is asked for each app
+reference the storyboard uses, once per render. Every shot's inputs are then checked
+against the version it serves (``Board.with_live_apps``): a storyboard that is valid
+offline but not live is refused with one line per field, and nothing is paid. The
+version read is remembered in the cache, keyed by app reference, so a later render whose
+shots are all cached needs no network at all (its cache keys hold that version).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from storyboard import apps
+from storyboard.board import Board
+from storyboard.cache import Cache
+from storyboard.cache._local import atomic_write_json
+from storyboard.errors import AuthError, BackendError, CacheError
+from storyboard.events import AppResolved, Event
+
+_FOLDER = "apps"
+
+
+def _path(cache: Cache, ref: str) -> Any:
+    safe = ref.replace("/", "__").replace("@", "--")
+    return cache.root / _FOLDER / f"{safe}.json"
+
+
+def remembered(board: Board, cache: Cache | None) -> dict[str, apps.AppVersion]:
+    """The versions earlier live checks read for this board's apps (none when never checked)."""
+    if cache is None:
+        return {}
+    out: dict[str, apps.AppVersion] = {}
+    for ref in board.apps_used():
+        try:
+            data = json.loads(_path(cache, ref).read_text())
+            out[ref] = apps.AppVersion(data["app"], data["version_id"], data["input_schema"],
+                                       data.get("output_schema", {}), "live (remembered)")
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return out
+
+
+def with_remembered(board: Board, cache: Cache | None) -> Board:
+    """The board keyed by the versions last read live (as it was loaded when there are none)."""
+    known = remembered(board, cache)
+    return board.with_live_apps(known) if known else board
+
+
+async def live_check(board: Board, backend: object, cache: Cache, emit: Callable[[Event], None]) -> Board:
+    """Read every app the board uses from the backend, remember them, and re-check every shot.
+
+    Raises SpecError (what changed, which shots; nothing paid) or the backend's error when an
+    app cannot be read after retries (never a guess). A backend without ``get_app`` is trusted.
+    """
+    get_app = getattr(backend, "get_app", None)
+    if not callable(get_app):
+        return board
+    live: dict[str, apps.AppVersion] = {}
+    for ref_text in board.apps_used():
+        ref = apps.parse_app_ref(ref_text)
+        try:
+            payload = await get_app(ref_text)
+        except AuthError:
+            raise
+        except BackendError as e:  # no guessing: the render stops here, before anything is paid
+            raise BackendError(f"could not check {ref_text} against inference.sh before paying ({e}); "
+                               "nothing was paid", status=e.status, retryable=e.retryable) from None
+        version = apps.app_from_api(payload, ref.name)
+        live[ref_text] = version
+        with contextlib.suppress(CacheError):  # only saves a request next time: a full disk is said later
+            atomic_write_json(_path(cache, ref_text), version.to_json())
+        emit(AppResolved(app=ref.name, version=version.version_id, pinned=ref.version is not None))
+    return board.with_live_apps(live)

@@ -1,0 +1,157 @@
+"""klingai/video-v3 as it is today, against the fake playing the real (permissive) service:
+only known inputs are sent, the live schema is checked before paying, versions are pinned
+and recorded, and prices follow resolution and sound."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from fakeserver import FakeInference
+from storyboard.cli import main
+from storyboard.media import probe
+
+KEY = "sk-test-live-4e2a"
+
+CHAIN = """
+storyboard: 1
+defaults: {{resolution: 720p, duration: {duration}{extra}}}
+shots:
+  - id: harbor
+    prompt: a harbor at dusk
+    image: start.png
+  - id: keeper
+    prompt: the keeper looks up
+  - id: storm
+    prompt: the storm arrives
+"""
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeInference]:
+    with FakeInference(api_key=KEY, latency=0.1) as server:
+        yield server
+
+
+@pytest.fixture
+def chain(write_board: Callable[..., Path], make_image: Callable[..., Path]) -> Callable[..., Path]:
+    make_image("start.png")
+
+    def make(duration: int = 3, extra: str = "") -> Path:
+        return write_board(CHAIN.format(duration=duration, extra=extra))
+
+    return make
+
+
+def render(fake: FakeInference, path: Path, *args: str) -> Result:
+    env = {"INFERENCE_API_KEY": KEY, "INFERENCE_BASE_URL": fake.url}
+    return CliRunner().invoke(main, ["render", str(path), "--backend", "inference", *args], env=env)
+
+
+def runs(fake: FakeInference) -> list[dict[str, object]]:
+    return [c.json for c in fake.calls_to("POST", "/apps/run")]
+
+
+def test_chained_render_sends_only_known_inputs_multi_shot_false_and_resolution(
+        fake: FakeInference, chain: Callable[..., Path]) -> None:
+    path = chain()
+    result = render(fake, path, "--budget", "5")
+    assert result.exit_code == 0, result.output
+    assert "klingai/video-v3: inference.sh serves version snapshot-2026-08-07 (unpinned" in result.output
+    assert len(fake.calls_to("GET", "/apps/")) == 1  # one read per app per render
+    latest = fake.catalog.find("klingai/video-v3")
+    assert latest is not None
+    known = latest.known
+    sent = [r["input"] for r in runs(fake)]
+    assert len(sent) == 3
+    for inputs in sent:
+        assert isinstance(inputs, dict)
+        assert set(inputs) <= known, set(inputs) - known
+        assert inputs["multi_shot"] is False and inputs["resolution"] == "720p"
+        assert "mode" not in inputs and "negative_prompt" not in inputs
+    film = path.parent / "out" / "film.mp4"
+    assert probe(film).duration > 8
+    report = json.loads((path.parent / "out" / "film.mp4.render.json").read_text())
+    assert report["apps"] == {"klingai/video-v3": "snapshot-2026-08-07"}
+    shot = report["shots"][0]
+    assert shot["version"] == "snapshot-2026-08-07" and shot["tier"] == "resolution 720p, sound true"
+    assert shot["facts"]["billed_cost"] == "0.378"  # 3 s at 720p with sound, from output_meta
+    # re-rendering needs no network: the keys hold the version read last time
+    fake.calls.clear()
+    again = render(fake, path)
+    assert again.exit_code == 0, again.output
+    assert fake.calls == []
+
+
+def test_valid_offline_but_not_live_is_refused_with_nothing_paid(chain: Callable[..., Path]) -> None:
+    path = chain(duration=12)
+    assert CliRunner().invoke(main, ["validate", str(path)]).exit_code == 0  # the bundled snapshot allows 12
+    with FakeInference(api_key=KEY, latency=0.1, drift={"duration": {"maximum": 10}}) as drifted:
+        result = render(drifted, path, "--budget", "20")
+        assert result.exit_code == 1, result.output
+        assert runs(drifted) == [] and drifted.calls_to("POST", "/files") == []
+    lines = [ln for ln in result.output.splitlines() if ln.startswith(str(path))]
+    assert len(lines) == 1, result.output
+    assert ("klingai/video-v3 (version snapshot-live-drift, read live from inference.sh) allows duration 3..10; "
+            "shots harbor, keeper, storm ask for 12. Nothing was paid") in lines[0]
+    assert f"{path}:2:" in lines[0]  # the defaults line that sets the duration
+
+
+def test_a_pinned_version_is_sent_recorded_and_keyed(fake: FakeInference, chain: Callable[..., Path]) -> None:
+    pinned = chain(extra=", app: klingai/video-v3@snapshot-2025-original, mode: std")
+    pinned.write_text(pinned.read_text().replace("resolution: 720p, ", ""))
+    result = render(fake, pinned)
+    assert result.exit_code == 0, result.output
+    assert {r["app"] for r in runs(fake)} == {"klingai/video-v3@snapshot-2025-original"}
+    assert all(r["input"]["mode"] == "std" and "resolution" not in r["input"] for r in runs(fake))  # type: ignore[index,operator]
+    report = json.loads((pinned.parent / "out" / "film.mp4.render.json").read_text())
+    assert report["apps"] == {"klingai/video-v3@snapshot-2025-original": "snapshot-2025-original"}
+    keys = {s["id"]: s["key"] for s in report["shots"]}
+    unpinned = chain()
+    plan = json.loads(CliRunner().invoke(main, ["plan", str(unpinned), "--backend", "inference", "--json"]).output)
+    assert plan["shots"][0]["key"] != keys["harbor"]  # another version makes another clip
+
+
+def test_plan_shows_the_4k_rate(chain: Callable[..., Path]) -> None:
+    path = chain()
+    path.write_text(path.read_text().replace("resolution: 720p", "resolution: 4k"))
+    out = CliRunner().invoke(main, ["plan", str(path), "--backend", "inference"]).output
+    assert "$0.42/s (resolution 4k, sound true)" in out
+    data = json.loads(CliRunner().invoke(main, ["plan", str(path), "--backend", "inference", "--json"]).output)
+    assert data["totals"]["cost"] == "3.78"
+
+
+@pytest.mark.parametrize(("extra", "fragment"), [
+    (", inputs: {watermark: true}", "klingai/video-v3 has no input 'watermark'"),
+    (", aspect_ratio: '4:3'", "klingai/video-v3 allows aspect_ratio 16:9, 9:16, 1:1; got '4:3'"),
+    (", mode: pro", "mode pro and resolution 720p disagree"),
+    (", negative_prompt: blur", "has no negative prompt"),
+    (", app: nobody/nothing", "unknown app 'nobody/nothing'"),
+    (", app: 'klingai/video-v3@'", "is not a version id"),
+])
+def test_bad_inputs_are_refused_before_any_request(fake: FakeInference, chain: Callable[..., Path],
+                                                   extra: str, fragment: str) -> None:
+    path = chain(extra=extra)
+    result = render(fake, path)
+    assert result.exit_code == 1, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert any(fragment in ln and ln.startswith(f"{path}:2:") for ln in lines), result.output
+    assert fake.calls == []
+
+
+def test_reading_the_app_is_retried_then_refused_clearly(fake: FakeInference, chain: Callable[..., Path]) -> None:
+    fake.app_failures = 2
+    path = chain()
+    assert render(fake, path).exit_code == 0  # two 503s, then the app: retried
+    fake.calls.clear()
+    fake.app_failures = 50
+    other = chain(duration=4)
+    result = render(fake, other)
+    assert result.exit_code == 1, result.output
+    assert "could not check klingai/video-v3 against inference.sh before paying" in result.output
+    assert "nothing was paid" in result.output and "Traceback" not in result.output
+    assert runs(fake) == []
