@@ -169,21 +169,26 @@ def test_s3_claims_are_exclusive_and_an_expired_lease_is_taken_over(s3_url: str)
     from storyboard.cache._remoteclaims import RemoteClaims
 
     fs, base = fsspec.core.url_to_fs(s3_url)
-    claims = RemoteClaims(fs, f"{base}/claims", lease=1.0)
+    claims = RemoteClaims(fs, f"{base}/claims", lease=60.0)
     first = claims.try_claim("k" * 64)
     assert first is not None
     assert claims.try_claim("k" * 64) is None
     assert f"pid {os.getpid()}" in (claims.holder("k" * 64) or "")
-    assert claims.try_claim("j" * 64) is not None
+    assert claims.try_claim("j" * 64) is not None  # other keys are free
+    first.release()
+    first.release()  # idempotent
+    assert claims.holder("k" * 64) is None
+    # A claim whose lease ran out (its owner died, so it was never renewed) is taken over.
+    dead = RemoteClaims(fs, f"{base}/claims", lease=0.5).try_claim("d" * 64)
+    assert dead is not None
     import time
 
-    time.sleep(1.2)  # not renewed: the lease expires and a waiter takes over
-    taken = claims.try_claim("k" * 64)
+    time.sleep(0.7)
+    taken = claims.try_claim("d" * 64)
     assert taken is not None
-    assert claims.try_claim("k" * 64) is None
+    assert claims.try_claim("d" * 64) is None  # the new generation is live
+    assert fs.find(f"{base}/claims/{'d' * 64}") == [f"{base}/claims/{'d' * 64}/1.json"]  # the dead one removed
     taken.release()
-    taken.release()
-    assert claims.holder("k" * 64) is None
 
 
 def test_a_local_fsspec_url_claims_with_exclusive_create_and_unsafe_stores_are_refused(

@@ -36,13 +36,24 @@ def lease_seconds() -> float:
         return DEFAULT_LEASE
 
 
+def _protocols(fs: Any) -> tuple[str, ...]:
+    return tuple(fs.protocol) if isinstance(fs.protocol, tuple | list) else (str(fs.protocol),)
+
+
+def read_small(fs: Any, path: str) -> bytes:
+    """A small object's bytes in one request (s3fs asks for the size first otherwise)."""
+    if "s3" in _protocols(fs):
+        return bytes(fs.cat_file(path, max_concurrency=1))
+    return bytes(fs.cat_file(path))
+
+
 class ConditionalCreateUnsupported(Exception):
     """The filesystem cannot create an object only if it is absent."""
 
 
 def create_if_absent(fs: Any, path: str, data: bytes) -> bool:
     """Write ``path`` only when it does not exist; False when it already did."""
-    protocols = fs.protocol if isinstance(fs.protocol, tuple | list) else (fs.protocol,)
+    protocols = _protocols(fs)
     if "file" in protocols or "local" in protocols:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         try:
@@ -114,7 +125,7 @@ class RemoteClaims:
 
     def _read(self, key: str, gen: int) -> dict[str, Any] | None:
         try:
-            data = json.loads(self.fs.cat_file(f"{self.folder}/{key}/{gen}.json"))
+            data = json.loads(read_small(self.fs, f"{self.folder}/{key}/{gen}.json"))
         except FileNotFoundError:
             return None
         except ValueError:  # being written, or torn: treat as live until it expires by age

@@ -26,7 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from storyboard.cache._local import Cache, Entry
-from storyboard.cache._remoteclaims import ConditionalCreateUnsupported, RemoteClaim, RemoteClaims
+from storyboard.cache._remoteclaims import (
+    ConditionalCreateUnsupported,
+    RemoteClaim,
+    RemoteClaims,
+    read_small,
+)
 from storyboard.errors import CacheError
 
 _SECRET_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN", "GOOGLE_APPLICATION_CREDENTIALS")
@@ -79,7 +84,7 @@ class SharedCache(Cache):
 
     def _cat(self, path: str) -> bytes | None:
         try:
-            return bytes(self.fs.cat_file(path))
+            return read_small(self.fs, path)
         except FileNotFoundError:
             return None
 
