@@ -1,6 +1,7 @@
 """Recipes built on storyboard's public API, each runnable from the repo root:
 
-    python -m pipelines.matrix examples/product_spot.yaml pipelines/data/products.csv --name-column name
+    python -m pipelines.matrix examples/product_spot.yaml pipelines/data/products.csv \\
+        --name-column name
     python -m pipelines.variants examples/product_spot.yaml --aspect 9:16 --aspect 1:1
 
 They render several films from one storyboard with one shared cache, so a shot that

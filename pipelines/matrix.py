@@ -7,7 +7,8 @@ Every row is loaded and validated first; then the whole matrix is priced, counti
 a shot shared by several rows once (same vars → same prompts → same shot), and
 refused (exit 3) if it costs more than --budget. The films are rendered through one
 cache (``--films N`` at once), so a shared shot is generated once: a later film finds
-it cached, a film rendered at the same time waits on the claim of the one paying. A rich table (or --json) sums up what each film cost.
+it cached, a film rendered at the same time waits on the claim of the one paying. A rich
+table (or --json) sums up what each film cost.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from storyboard.graph import ShotGraph
 from storyboard.prompts import PromptRenderer, ShotsSoFar, library_dir
 from storyboard.request import FrameRef, source_text
 from storyboard.shotinputs import ShotInputs, resolve_inputs
-from storyboard.spec import ResolvedShot, Spec, load_spec, near
+from storyboard.spec import OVERRIDABLE, ResolvedShot, Spec, load_spec, near
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -36,26 +36,41 @@ class Board:
     prompts: Mapping[str, str]
     vars: Mapping[str, Any] = field(default_factory=dict)
     inputs: Mapping[str, ShotInputs] = field(default_factory=dict)
+    overrides: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def path(self) -> Path:
+        """The storyboard file."""
         return self.spec.path
 
     @property
     def title(self) -> str:
+        """The film's title: the file's ``title``, else its stem."""
         return self.spec.model.title or self.spec.path.stem
 
     @property
     def shots(self) -> tuple[ResolvedShot, ...]:
+        """The shots, in file order."""
         return self.spec.shots
 
     @property
     def cut(self) -> tuple[str, ...]:
+        """The shot ids of the film, in order."""
         return self.spec.cut
 
     @property
+    def variant_name(self) -> str:
+        """The overrides as a file-name part (``9x16-pro``); empty when there are none."""
+        parts = [str(self.overrides[k]).replace(":", "x").replace("/", "_").replace("@", "-")
+                 for k in OVERRIDABLE if k in self.overrides]
+        return "-".join(parts)
+
+    @property
     def output(self) -> Path:
-        return self.spec.output
+        """Where the film goes; a variant (``overrides``) never overwrites the film itself."""
+        out = self.spec.output
+        name = self.variant_name
+        return out.with_name(f"{out.stem}.{name}{out.suffix}") if name else out
 
     def unused_vars(self, names: Iterable[str]) -> list[tuple[str, str | None]]:
         """Which of ``names`` (e.g. ``--set`` keys) no prompt reads, each with the nearest
@@ -89,6 +104,12 @@ class Board:
         """This board with every shot's inputs checked against the app versions read live
         (app reference as written → version). Raises SpecError naming what changed."""
         return replace(self, inputs=resolve_inputs(self.spec, self.prompts, live))
+
+    def unused_characters(self) -> list[str]:
+        """Characters that no shot lists (worth a warning, not an error)."""
+        from storyboard.spec.stills import unused_characters
+
+        return unused_characters(self.spec.model)
 
     def apps_used(self) -> list[str]:
         """Each app reference the shots use, as written, in file order."""
@@ -139,10 +160,13 @@ def render_prompts(spec: Spec, overrides: Mapping[str, Any] | None = None) -> tu
     rendered: dict[str, str] = {}
     shots_ctx = ShotsSoFar()
     for shot in spec.shots:
-        context = {**base, **shot.vars, "vars": {**base, **shot.vars}, "shot": _shot_context(shot), "shots": shots_ctx}
+        people = {n: spec.model.characters[n].description for n in shot.characters}
+        context = {**base, **shot.vars, "vars": {**base, **shot.vars}, "shot": _shot_context(shot), "shots": shots_ctx,
+                   "characters": people}
         fld = "prompt" if shot.prompt is not None else "template"
         try:
             text = renderer.render(inline=shot.prompt, template=shot.template, context=context)
+            text = with_characters(renderer, shot, text, people)
         except PromptError as e:
             shots_ctx.failed.add(shot.id)
             problems.append(_prompt_problem(spec, shot, fld, e))
@@ -157,6 +181,18 @@ def render_prompts(spec: Spec, overrides: Mapping[str, Any] | None = None) -> tu
     if problems:
         raise TemplateError(problems)
     return rendered, base
+
+
+def with_characters(renderer: PromptRenderer, shot: ResolvedShot, text: str, people: Mapping[str, str]) -> str:
+    """The prompt with its characters' descriptions appended, unless it places them itself
+    (it reads ``characters``), so every app hears who is in the shot."""
+    if not people:
+        return text
+    names = renderer.names_used(inline=shot.prompt, template=shot.template)
+    if names is not None and "characters" in names:
+        return text
+    said = " ".join(f"{name.capitalize()}: {desc.strip().rstrip('.')}." for name, desc in people.items())
+    return f"{text.rstrip()} {said}" if text.strip() else text
 
 
 def names_used(spec: Spec) -> set[str] | None:
@@ -199,14 +235,16 @@ def load(
     """Load and validate a storyboard: the file, its graph and its prompts.
 
     ``vars`` override the file's template variables; ``overrides`` set model inputs
-    (app, mode, resolution, aspect_ratio, duration, sound, multi_shot, negative_prompt) on every shot — e.g. one
-    variant of a film in 9:16. Raises SpecError (every problem found, each located).
+    (app, mode, resolution, aspect_ratio, duration, sound, multi_shot, negative_prompt) on
+    every shot — e.g. one variant of a film in 9:16. Raises SpecError (every problem found,
+    each located).
     """
     spec = load_spec(path, dict(overrides) if overrides else None)
     graph = build_graph(spec)
     prompts, merged = render_prompts(spec, vars)
     inputs = resolve_inputs(spec, prompts)
-    return Board(spec=spec, graph=graph, prompts=prompts, vars=merged, inputs=inputs)
+    return Board(spec=spec, graph=graph, prompts=prompts, vars=merged, inputs=inputs,
+                 overrides=dict(overrides or {}))
 
 
 __all__ = ["Board", "FrameRef", "build_graph", "load", "names_used", "render_prompts"]

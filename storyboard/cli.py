@@ -82,11 +82,15 @@ def _load(file: str, sets: Sequence[str]) -> Board:
     for name, near in board.unused_vars(values):
         hint = f"; did you mean '{near}'?" if near else ""
         _err(f"warning: --set {name}: no prompt uses '{name}'{hint}")
+    for name in board.unused_characters():
+        _err(f"warning: character '{name}' is in no shot (list it in a shot's characters:)")
     return board
 
 
 file_arg = click.argument("file", type=click.Path(dir_okay=False, path_type=str))
 set_opt = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a template variable.")
+app_opt = click.option("--app", "swaps", multiple=True, metavar="OLD=NEW",
+                       help="Render on another app (a draft): out/<stem>.<variant>.mp4, its own cache keys.")
 verbose_opt = click.option("--verbose", "-v", is_flag=True, help="Show detail (ffmpeg/HTTP) and tracebacks.")
 
 
@@ -113,9 +117,11 @@ def validate(file: str, sets: tuple[str, ...], verbose: bool) -> None:
     """Check a storyboard; print every problem as FILE:LINE:COL: message."""
     with _errors(verbose):
         board = _load(file, sets)
-        n = len(board.shots)
+        n = sum(1 for s in board.shots if not s.is_still)
+        stills = len(board.shots) - n
         secs = sum(s.duration for s in board.shots)
-        click.echo(f"{file}: ok — {n} shot{'s' if n != 1 else ''}, {secs} s generated, "
+        also = f", {stills} still{'s' if stills != 1 else ''}" if stills else ""
+        click.echo(f"{file}: ok — {n} shot{'s' if n != 1 else ''}{also}, {secs} s generated, "
                    f"{len(board.cut)} in the cut, depth {board.graph.depth()}")
 
 
@@ -139,12 +145,15 @@ def _backend(name: str) -> Any:
 @click.option("--force", "force", multiple=True, metavar="SHOT", help="Plan as if SHOT were regenerated.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON document (every shot).")
 @click.option("--all", "all_rows", is_flag=True, help="Show every shot (a long plan shows its first and last).")
+@app_opt
 @verbose_opt
 def plan(file: str, sets: tuple[str, ...], backend: str | None, cache_dir: str | None, force: tuple[str, ...],
-         as_json: bool, all_rows: bool, verbose: bool) -> None:
+         as_json: bool, all_rows: bool, swaps: tuple[str, ...], verbose: bool) -> None:
     """Show the order, cache hits, cost and critical path. Generates nothing."""
     with _errors(verbose):
         board = _load(file, sets)
+        final = board
+        board, _ = _swapped(board, swaps)
         name = backend or board.spec.model.backend
         _check_force(board, force)
         be = _backend(name)
@@ -154,6 +163,41 @@ def plan(file: str, sets: tuple[str, ...], backend: str | None, cache_dir: str |
             click.echo(json.dumps(p.to_json(), indent=2))
         else:
             print_plan(board, p, all_rows=all_rows)
+            if swaps:
+                click.echo(_side_by_side(final, p, swaps))
+
+
+def _swapped(board: Board, swaps: Sequence[str]) -> tuple[Board, str | None]:
+    """The board with ``--app OLD=NEW`` applied, and the variant's name (None: as written)."""
+    if not swaps:
+        return board, None
+    from storyboard.variants import parse_app_swaps, swap_apps, variant_name
+
+    mapping = parse_app_swaps(swaps)
+    return swap_apps(board, mapping), variant_name(mapping)
+
+
+def _side_by_side(final: Board, p: Plan, swaps: Sequence[str]) -> str:
+    """Both costs of every used node at list prices: the storyboard as written, and the variant."""
+    from storyboard.facts import usd
+
+    written = final.plan(backend="inference")
+    names = ", ".join(swaps)
+    return (f"side by side (list-price estimates, every node, nothing cached): as written {usd(written.full_cost)}"
+            f" | with --app {names}: {usd(_sum_reference(p))}")
+
+
+def _sum_reference(p: Plan) -> Any:
+    from decimal import Decimal
+
+    total = Decimal(0)
+    for s in p.shots:
+        if s.status == "unused":
+            continue
+        if s.reference_price is None:
+            return None
+        total += s.reference_price
+    return total
 
 
 def _check_force(board: Board, force: Sequence[str]) -> None:
@@ -170,6 +214,9 @@ def _tier(s: Any) -> str:
     from storyboard.facts import usd
 
     rate = "?" if s.rate is None else usd(s.rate)
+    if getattr(s, "is_still", False):
+        return f"{usd(s.reference_price) if s.reference_price is not None else '?'}/image" + (
+            f" ({s.tier})" if s.tier else "")
     return f"{rate}/s ({s.tier})" if s.tier else f"{rate}/s"
 
 
@@ -199,7 +246,7 @@ def print_plan(board: Board, p: Plan, *, file: Any = None, all_rows: bool = Fals
         if not s.in_cut and s.status != "unused":
             status += " (not in cut)"
         table.add_row(str(s.order + 1), s.id, s.request.image_source or "—", s.request.end_image_source or "",
-                      f"{s.request.duration}s", _tier(s), status,
+                      "still" if s.is_still else f"{s.request.duration}s", _tier(s), status,
                       usd(s.cost), (s.key or s.recipe)[:10] + ("" if s.key else "…"))
     console.print(table)
     counts: dict[str, int] = {}
@@ -211,6 +258,7 @@ def print_plan(board: Board, p: Plan, *, file: Any = None, all_rows: bool = Fals
         apps = ", ".join(sorted({s.request.app for s in p.pending}))
         lines.append(f"the same shots on inference.sh ({apps}): about {usd(p.reference_cost)} "
                      "(estimated from list prices; inference.sh's may differ)")
+    lines += [f"note: {s.id}: {s.note}" for s in p.shots if s.note]
     lines.append(f"critical path: {' → '.join(p.critical_path)} ({p.critical_seconds:g} s of footage)")
     if any(not s.key for s in p.shots):
         lines.append("key: the cache key's first characters; one ending in … is provisional (a hash of the "
@@ -249,10 +297,11 @@ def _concurrency(ctx: click.Context, param: click.Parameter, value: int) -> int:
 @click.option("--cache-dir", default=None, type=click.Path(file_okay=False), help="Cache folder (default .storyboard/).")
 @click.option("--otio", default=None, type=click.Path(dir_okay=False), help="Also write an OpenTimelineIO timeline.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON event per line instead of the progress display.")
+@app_opt
 @verbose_opt
 def render(file: str, backend: str | None, output: str | None, concurrency: int, budget: str | None, dry_run: bool,
            force: tuple[str, ...], sets: tuple[str, ...], cache_dir: str | None, otio: str | None, as_json: bool,
-           verbose: bool) -> None:
+           swaps: tuple[str, ...], verbose: bool) -> None:
     """Generate what is missing and assemble the film."""
     budget_value = parse_budget(budget)
     vars_ = parse_sets(sets)
@@ -263,7 +312,11 @@ def render(file: str, backend: str | None, output: str | None, concurrency: int,
         from storyboard.board import load
         from storyboard.runner import Pipeline
 
-        board = load(file, vars=vars_)
+        board, variant = _swapped(load(file, vars=vars_), swaps)
+        if variant is not None and output is None:
+            from storyboard.variants import variant_output
+
+            output = str(variant_output(board.output, variant))
         _check_force(board, force)
         display = None
         if not dry_run:

@@ -73,14 +73,17 @@ class SpecError(StoryboardError):
 
     @property
     def file(self) -> str | None:
+        """The file of the first problem, if known."""
         return self.problems[0].file if self.problems else None
 
     @property
     def line(self) -> int | None:
+        """The line of the first problem, if known."""
         return self.problems[0].line if self.problems else None
 
     @property
     def column(self) -> int | None:
+        """The column of the first problem, if known."""
         return self.problems[0].column if self.problems else None
 
 

@@ -61,15 +61,19 @@ class ShotGraph:
         return self._order
 
     def parents(self, node: str) -> list[str]:
+        """The shots this one takes frames from."""
         return list(self.g.predecessors(node))
 
     def children(self, node: str) -> list[str]:
+        """The shots that take frames from this one."""
         return list(self.g.successors(node))
 
     def ancestors(self, node: str) -> set[str]:
+        """Every shot this one needs, directly or not."""
         return set(nx.ancestors(self.g, node))
 
     def descendants(self, node: str) -> set[str]:
+        """Every shot that needs this one, directly or not."""
         return set(nx.descendants(self.g, node))
 
     def needed_for(self, targets: Iterable[str]) -> set[str]:
@@ -103,9 +107,11 @@ class ShotGraph:
         return path[::-1], length
 
     def depth(self) -> int:
+        """The number of shots in the longest chain."""
         return len(nx.dag_longest_path(self.g)) if self.g.number_of_nodes() else 0
 
     def to_mermaid(self, labels: Mapping[str, str] | None = None) -> str:
+        """The graph as a Mermaid flowchart."""
         lines = ["graph LR"]
         for n in self.g.nodes:
             label = (labels or {}).get(n, n).replace('"', "'")
@@ -116,6 +122,7 @@ class ShotGraph:
         return "\n".join(lines) + "\n"
 
     def to_dot(self) -> str:
+        """The graph in Graphviz DOT."""
         lines = ["digraph storyboard {", "  rankdir=LR;"]
         for n in self.g.nodes:
             lines.append(f'  "{n}";')

@@ -46,14 +46,24 @@ class PlannedShot:
     in_cut: bool
     image: Any = None  # ImageSource | None
     end_image: Any = None
+    references: tuple[Any, ...] = ()  # ImageSource of each reference image sent (none if the app takes none)
+    note: str | None = None  # e.g. the app takes no reference images, so they are unused
+
+    @property
+    def is_still(self) -> bool:
+        """Whether this node makes a still (an image), not a clip."""
+        return self.request.kind == "still"
 
     @property
     def to_generate(self) -> bool:
+        """Whether this shot will be generated."""
         return self.status in ("generate", "after", "forced")
 
 
 @dataclass(frozen=True)
 class Plan:
+    """What a render would do: each shot's status and cost."""
+
     backend: str
     shots: tuple[PlannedShot, ...]
     critical_path: tuple[str, ...]
@@ -68,14 +78,17 @@ class Plan:
 
     @property
     def by_id(self) -> dict[str, PlannedShot]:
+        """The planned shots by id."""
         return {s.id: s for s in self.shots}
 
     @property
     def pending(self) -> list[PlannedShot]:
+        """The shots still to generate."""
         return [s for s in self.shots if s.to_generate]
 
     @property
     def seconds_to_generate(self) -> int:
+        """Seconds of video still to generate."""
         return sum(s.request.duration for s in self.pending)
 
     @property
@@ -94,6 +107,7 @@ class Plan:
         return _sum(s.price for s in self.shots if s.status != "unused")
 
     def to_json(self) -> dict[str, Any]:
+        """The plan as JSON-ready data."""
         def money(d: Decimal | None) -> str | None:
             return None if d is None else str(d)
 
@@ -116,6 +130,9 @@ class Plan:
                     "sound": s.request.sound,
                     "prompt": s.request.prompt,
                     "in_cut": s.in_cut,
+                    "kind": s.request.kind,
+                    "references": list(s.request.reference_sources),
+                    "note": s.note,
                     "cost": money(s.cost),
                     "price": money(s.price),
                 }
@@ -146,6 +163,7 @@ def _sum(values: Iterable[Decimal | None]) -> Decimal | None:
 def request_for(board: Board, shot: ResolvedShot) -> ShotRequest:
     """The ShotRequest of a shot (images not prepared yet: ``image`` is None)."""
     resolved = board.inputs.get(shot.id)
+    refs_input = resolved.files.get("references") if resolved and shot.references else None
     return ShotRequest(
         shot_id=shot.id,
         prompt=board.prompts[shot.id],
@@ -161,9 +179,31 @@ def request_for(board: Board, shot: ResolvedShot) -> ShotRequest:
         inputs=dict(resolved.inputs) if resolved else None,
         image_input=resolved.files.get("start_frame") if resolved else "image",
         end_image_input=resolved.files.get("end_frame") if resolved else "end_image",
-        image_source=source_text(shot.image),
-        end_image_source=source_text(shot.end_image),
+        image_source=_source(board, shot.image),
+        end_image_source=_source(board, shot.end_image),
+        kind=shot.kind,
+        references_input=refs_input,
+        reference_sources=tuple(t for t in (source_text(r) for r in shot.references) if t) if refs_input else (),
     )
+
+
+def _source(board: Board, src: Any) -> str | None:
+    """How an image source reads; a still is named as written (``@ID``): it has one image."""
+    if isinstance(src, FrameRef) and board.spec.shot(src.shot).is_still:
+        return f"@{src.shot}"
+    return source_text(src)
+
+
+def _note(board: Board, shot: ResolvedShot) -> str | None:
+    if not shot.references:
+        return None
+    from storyboard import apps
+    from storyboard.stills import references_note
+
+    resolved = board.inputs.get(shot.id)
+    profile = apps.profile(resolved.name) if resolved else None
+    version = profile.version(resolved.version_id) if profile and resolved else None
+    return references_note(shot, profile, version)
 
 
 def make_plan(
@@ -201,6 +241,13 @@ def make_plan(
                 recipe_images[role] = {"recipe": recipes[src.shot], "selector": src.selector}
                 if clip_hashes.get(src.shot) is None:
                     after.append(src.shot)
+        sent = shot.references if req.references_input else ()
+        if sent:
+            key_images["references"] = [image_identity(src, clip_hashes) for src in sent]
+            recipe_images["references"] = [
+                {"recipe": recipes[src.shot]} if isinstance(src, FrameRef) else image_identity(src, clip_hashes)
+                for src in sent]
+            after += [src.shot for src in sent if isinstance(src, FrameRef) and clip_hashes.get(src.shot) is None]
         recipe = cache_key(req, backend=backend, variant=variant, images=recipe_images)
         recipes[shot_id] = recipe
         key = None if after else cache_key(req, backend=backend, variant=variant, images=key_images)
@@ -238,6 +285,8 @@ def make_plan(
                 in_cut=shot_id in in_cut,
                 image=shot.image,
                 end_image=shot.end_image,
+                references=tuple(sent),
+                note=_note(board, shot),
             )
         )
     path, seconds = board.graph.critical_path()

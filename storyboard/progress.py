@@ -35,10 +35,12 @@ class JsonLines:
         self.stream = stream or sys.stdout
 
     def __call__(self, event: Event) -> None:
+        """Write the event as one JSON line."""
         self.stream.write(json.dumps(event.to_dict(), default=str) + "\n")
         self.stream.flush()
 
     def close(self) -> None:
+        """Do nothing: there is nothing to stop."""
         pass
 
 
@@ -57,6 +59,7 @@ class PlainLines:
         self.stream.flush()
 
     def __call__(self, event: Event) -> None:
+        """Write the event as a log line, if it is worth one."""
         if isinstance(event, RenderStarted):
             self._line(f"rendering {len(event.shots)} shots, {event.to_generate} to generate, estimate {usd(event.estimate)}")
         elif isinstance(event, ShotWaiting):
@@ -90,6 +93,7 @@ class PlainLines:
             self._line(f"film: {event.film} ({event.duration:.2f} s, {event.method}), paid {usd(event.cost)}")
 
     def close(self) -> None:
+        """Do nothing: there is nothing to stop."""
         pass
 
 
@@ -133,6 +137,7 @@ class LiveTable:
         return table
 
     def __call__(self, event: Event) -> None:
+        """Update the table with the event."""
         if isinstance(event, RenderStarted):
             self.estimate = event.estimate
             for s in event.shots:
@@ -165,6 +170,7 @@ class LiveTable:
         self.live.update(self._render())
 
     def close(self) -> None:
+        """Stop the live display."""
         self.live.stop()
 
 

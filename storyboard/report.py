@@ -131,9 +131,18 @@ def film_cost(data: dict[str, Any]) -> Decimal | None:
     return total
 
 
+def _size(shot: dict[str, Any]) -> str:
+    """A shot's length and mode for the report's table (a still: its app), escaped."""
+    if shot.get("kind") == "still":
+        return f"still · {_e(shot.get('app'))}"
+    return (f"{_e(shot.get('duration'))} s · {_e(shot.get('mode'))}"
+            f"{' · silent' if shot.get('sound') is False else ''}")
+
+
 def _caption(shot: dict[str, Any]) -> str:
     status = "cached" if shot.get("cache_hit") else str(shot.get("status") or "")
-    return f"{shot['id']} · {shot.get('duration', '?')} s · {status}"
+    length = "still" if shot.get("kind") == "still" else f"{shot.get('duration', '?')} s"
+    return f"{shot['id']} · {length} · {status}"
 
 
 async def _extract_all(jobs: list[tuple[Path, str, Path]]) -> None:
@@ -306,8 +315,7 @@ def render_html(board: Board, data: dict[str, Any], *, page: Path, film: Path | 
         task = f"<br><small>task {_e(shot['task_id'])}</small>" if shot.get("task_id") else ""
         num = str(order[sid] + 1) if sid in order else "–"
         parts.append(
-            f"<tr><td class=num>{num}</td><td><b>{_e(sid)}</b><br><small>{_e(shot.get('duration'))} s · "
-            f"{_e(shot.get('mode'))}{' · silent' if shot.get('sound') is False else ''}</small></td>"
+            f"<tr><td class=num>{num}</td><td><b>{_e(sid)}</b><br><small>{_size(shot)}</small></td>"
             f"<td class=frames>{imgs}</td><td class=prompt>{_e(shot.get('prompt'))}</td>"
             f"<td><code>{_e(sources)}</code></td><td>{badge}{task}<br><small><code>"
             f"{_e(str(shot.get('key') or '')[:10])}</code></small></td>"

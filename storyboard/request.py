@@ -101,10 +101,12 @@ class HashedFile(Protocol):
     """An image file named by the storyboard, with its content hash (spec's ImageFile)."""
 
     @property
-    def rel(self) -> str: ...
+    def rel(self) -> str:
+        """The file's path, relative to the storyboard's folder."""
 
     @property
-    def sha256(self) -> str: ...
+    def sha256(self) -> str:
+        """The file's SHA-256 content hash."""
 
 
 def source_text(src: ImageSource | None) -> str | None:
@@ -165,6 +167,13 @@ class ShotRequest:
     image_source: str | None = None
     end_image_source: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # "shot" makes a clip; "still" makes one image (an image app; its output is ``image``).
+    kind: str = "shot"
+    # Reference images (the shot's characters'): local prepared files, their app input
+    # (None when the app takes none) and where they come from (files or ``@still``).
+    references: tuple[Path, ...] = ()
+    references_input: str | None = None
+    reference_sources: tuple[str, ...] = ()
 
     def model_inputs(self) -> dict[str, Any]:
         """The inputs sent to the app (its own names), images excluded.
@@ -203,7 +212,7 @@ def cache_key(
     *,
     backend: str,
     variant: str = "",
-    images: Mapping[str, Mapping[str, Any] | None],
+    images: Mapping[str, Any],
 ) -> str:
     """A shot's cache key: backend, app, every model input after rendering, and what
     its start/end images are — a file's content hash, or the content hash of the
@@ -217,6 +226,8 @@ def cache_key(
             **({"version": request.version} if request.version else {}),
             "inputs": request.model_inputs(),
             "images": dict(images),
+            # only when set, so the keys of shots without them stay what they were
+            **({"kind": request.kind} if request.kind != "shot" else {}),
         }
     )
 

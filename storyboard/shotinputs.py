@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from storyboard import apps
 from storyboard.errors import AppError, Problem, SpecError
-from storyboard.spec.models import DEFAULT_APP
+from storyboard.spec.models import DEFAULT_APP, DEFAULT_IMAGE_APP
+from storyboard.stills import reference_problems, still_concepts, still_field
 
 if TYPE_CHECKING:
     from storyboard.spec import ResolvedShot, Spec
@@ -41,6 +42,8 @@ class ShotInputs:
 
 def concepts_of(shot: ResolvedShot, prompt: str) -> dict[str, Any]:
     """A shot's concepts in storyboard's words (None = not set)."""
+    if shot.is_still:
+        return still_concepts(shot, prompt)
     return {
         "prompt": prompt,
         "duration": shot.duration,
@@ -54,6 +57,8 @@ def concepts_of(shot: ResolvedShot, prompt: str) -> dict[str, Any]:
 
 
 def _field_path(spec: Spec, shot: ResolvedShot, concept: str) -> tuple[str | int, ...]:
+    if shot.is_still:
+        return still_field(spec, shot, concept)
     if concept.startswith("inputs."):
         name = concept.split(".", 1)[1]
         if name in spec.model.shots[shot.index].inputs or name not in spec.model.defaults.inputs:
@@ -66,6 +71,10 @@ def _field_path(spec: Spec, shot: ResolvedShot, concept: str) -> tuple[str | int
     if fld in model.model_fields_set or fld not in spec.model.defaults.model_fields_set:
         return ("shots", shot.index, fld)
     return ("defaults", fld)
+
+
+def _node(shot: ResolvedShot) -> str:
+    return f"{shot.kind} '{shot.id}'"
 
 
 def _version(profile: apps.AppProfile, ref: apps.AppRef,
@@ -91,32 +100,40 @@ def resolve_inputs(spec: Spec, prompts: Mapping[str, str],
             ref = apps.parse_app_ref(shot.app)
         except AppError as e:
             loc = _field_path(spec, shot, "app")
-            problems[(loc, str(e))] = spec.source.problem(f"shot '{shot.id}': {e}", loc)
+            problems[(loc, str(e))] = spec.source.problem(f"{_node(shot)}: {e}", loc)
             continue
         profile = apps.profile(ref.name)
         if profile is None:
             loc = _field_path(spec, shot, "app")
             known = ", ".join(apps.known_apps())
             msg = f"unknown app '{ref.name}'; storyboard knows: {known} (add a profile, or `storyboard apps pull`)"
-            problems[(loc, msg)] = spec.source.problem(f"shot '{shot.id}': {msg}", loc)
+            problems[(loc, msg)] = spec.source.problem(f"{_node(shot)}: {msg}", loc)
             continue
-        if profile.kind != "video":
+        wanted = "image" if shot.is_still else "video"
+        if profile.kind != wanted:
             loc = _field_path(spec, shot, "app")
-            msg = f"{ref.name} is an {profile.kind} app; a shot needs a video app (e.g. {DEFAULT_APP})"
-            problems[(loc, msg)] = spec.source.problem(f"shot '{shot.id}': {msg}", loc)
+            example = DEFAULT_IMAGE_APP if shot.is_still else DEFAULT_APP
+            what = "a still needs an image app" if shot.is_still else "a shot needs a video app"
+            msg = f"{ref.name} is an {profile.kind} app; {what} (e.g. {example})"
+            problems[(loc, msg)] = spec.source.problem(f"{_node(shot)}: {msg}", loc)
             continue
         version = _version(profile, ref, live)
         if version is None:
             continue
         concepts = concepts_of(shot, prompts[shot.id])
+        if shot.is_still and "aspect_ratio" not in spec.model.stills[shot.index].model_fields_set \
+                and profile.input_name("aspect_ratio", version) is None:
+            concepts["aspect_ratio"] = None  # the file's default aspect: only for apps that take one
         got = apps.app_inputs(profile, version, concepts, shot.inputs)
+        for flaw in reference_problems(spec, shot, profile, version):
+            problems[(flaw.message,)] = flaw
         for p in got.problems:
             loc = _field_path(spec, shot, p.concept)
             if live is not None:
                 value = concepts.get(p.concept, (shot.inputs).get(p.concept[7:]))
                 live_groups.setdefault((ref.text, version.version_id, p.concept), []).append((shot, value))
                 continue
-            where = "defaults" if loc[0] == "defaults" else f"shot '{shot.id}'"
+            where = "defaults" if loc[0] == "defaults" else _node(shot)
             problems[(loc, p.message)] = spec.source.problem(f"{where}: {p.message}", loc)
         rate, tier = apps.rate(profile, got.inputs)
         out[shot.id] = ShotInputs(

@@ -47,7 +47,7 @@ cut: [a, b, c]
 
 
 class Render:
-    """``storyboard render --backend inference --json`` in a subprocess, its events read as they come."""
+    """``storyboard render --backend inference --json`` in a subprocess, read as events come."""
 
     def __init__(self, board: Path, fake: FakeInference, cache: Path) -> None:
         env = {**os.environ, "INFERENCE_API_KEY": KEY, "INFERENCE_BASE_URL": fake.url}

@@ -222,3 +222,12 @@ def test_usage_errors_exit_2(branchy: Path) -> None:
 def test_version() -> None:
     out = CliRunner().invoke(main, ["--version"]).output
     assert out.startswith("storyboard, version ")
+
+
+def test_a_variant_goes_to_its_own_file(write_board: Callable[..., Path]) -> None:
+    path = write_board("storyboard: 1\nshots:\n  - {id: a, prompt: x}\n")
+    plain = storyboard.load(path)
+    variant = storyboard.load(path, overrides={"aspect_ratio": "9:16", "resolution": "1080p"})
+    assert plain.output == path.parent / "out" / "film.mp4"
+    assert variant.output == path.parent / "out" / "film.1080p-9x16.mp4"
+    assert variant.output != plain.output

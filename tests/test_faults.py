@@ -216,7 +216,7 @@ def test_download_slower_than_the_timeout_is_retried(fake: FakeInference, board_
     assert_finished(render(board_path, backend_for(fake, timeout=0.5)), fake)
 
 
-# ---------------------------------------------------------------- the submission that may have happened
+# ------------------------------------------------------------ the submission that may have happened
 
 
 @pytest.mark.parametrize("fault", ["slow_run_response", "dropped_run_response"])

@@ -229,7 +229,7 @@ def test_variants_refuses_a_malformed_set_like_the_cli(board: Path) -> None:
     assert r.exit_code == 0, r.output
 
 
-# ---------------------------------------------------------------- films at once: shared shots paid once
+# ------------------------------------------------------------ films at once: shared shots paid once
 
 
 def test_films_at_once_with_a_paid_backend_generate_shared_shots_once(board: Path, tmp_path: Path) -> None:

@@ -43,7 +43,7 @@ def _fmt(value: Any) -> str:
 
 
 def allowed_text(prop: Mapping[str, Any]) -> str:
-    """What a schema property allows, in words: ``16:9, 9:16, 1:1`` or ``3..15`` or ``a boolean``."""
+    """What a schema property allows, in words: ``16:9, 9:16, 1:1``, ``3..15`` or ``a boolean``."""
     options = [o for o in prop.get("anyOf", [prop]) if o.get("type") != "null"] or [prop]
     parts = []
     for opt in options:
@@ -93,7 +93,7 @@ def _violation(value: Any, prop: Mapping[str, Any]) -> str | None:
 
 
 def check_inputs(profile: AppProfile | None, version: AppVersion, inputs: Mapping[str, Any]) -> list[InputProblem]:
-    """Every way ``inputs`` (the app's own names) break the version's schema or the profile's rules."""
+    """Every way ``inputs`` (app's names) break the version's schema or the profile's rules."""
     props = version.properties
     app = version.app
     problems: list[InputProblem] = []

@@ -135,7 +135,7 @@ def app_inputs(profile: AppProfile, version: AppVersion, concepts: Mapping[str, 
 
 
 def translated(profile: AppProfile, concept: str, value: Any) -> Any:
-    """A concept's value in the app's own words (``720p`` → ``720P``, 5 → ``"5"``); as is otherwise."""
+    """A concept's value in the app's words (``720p`` → ``720P``, 5 → ``"5"``); as is otherwise."""
     rule = profile.translate.get(concept)
     if rule == "text":
         return str(value)

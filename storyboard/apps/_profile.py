@@ -213,7 +213,7 @@ def _load_profile(name: str, roots_key: str) -> AppProfile | None:
 
 
 def profile(name: str) -> AppProfile | None:
-    """The profile of ``namespace/name`` (no ``@version``), or None for an app storyboard has no data for."""
+    """The profile of ``namespace/name`` (no ``@version``); None for an app with no profile data."""
     return _load_profile(name, os.environ.get(APPS_ENV, ""))
 
 

@@ -12,6 +12,7 @@ ENTRY_POINT_GROUP = "storyboard.backends"
 
 
 def available() -> list[str]:
+    """The backend names that can be used: the built-ins, then the installed plugins."""
     from importlib.metadata import entry_points
 
     return [*BUILTIN, *sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name not in BUILTIN)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from decimal import Decimal
 from pathlib import Path
@@ -47,7 +48,7 @@ class AnimaticBackend:
 
     @property
     def variant(self) -> str:
-        """Preview size and frame rate: clips of another size are other clips (part of the cache key)."""
+        """Preview size and frame rate; part of the cache key, so other sizes are other clips."""
         return f"{self.short_side}p{self.fps}"
 
     def price(self, request: ShotRequest) -> Decimal | None:
@@ -59,6 +60,8 @@ class AnimaticBackend:
         # deferred: a render whose shots are all cached never imports the media stack
         from storyboard.media import animatic_clip
 
+        if request.kind == "still":
+            return await self._still(request, ctx)
         dest = Path(ctx.work_dir) / f"{request.shot_id}.mp4"
         ctx.progress(0.0, "running")
         try:
@@ -80,6 +83,21 @@ class AnimaticBackend:
             raise BackendError(str(exc), shot=request.shot_id) from exc
         ctx.progress(1.0, "done")
         ctx.report(output_meta={"backend": self.name, "short_side": self.short_side, "fps": self.fps})
+        return dest
+
+    async def _still(self, request: ShotRequest, ctx: ShotContext) -> Path:
+        """A still drawn as a titled card (its id and prompt), PNG, at the preview's size."""
+        from storyboard.media import still_card
+
+        dest = Path(ctx.work_dir) / f"{request.shot_id}.png"
+        ctx.progress(0.0, "running")
+        try:
+            await asyncio.to_thread(still_card, dest, aspect_ratio=request.aspect_ratio, title=request.shot_id,
+                                    text=request.prompt, short_side=self.short_side)
+        except MediaError as exc:
+            raise BackendError(str(exc), shot=request.shot_id) from exc
+        ctx.progress(1.0, "done")
+        ctx.report(output_meta={"backend": self.name, "short_side": self.short_side, "kind": "still"})
         return dest
 
     async def aclose(self) -> None:

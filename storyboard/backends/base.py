@@ -36,6 +36,8 @@ class ShotContext(Protocol):
 
 @runtime_checkable
 class Backend(Protocol):
+    """A video generator that can price and make a shot's clip."""
+
     name: str
     paid: bool  # False for offline backends: budgets ignore them
 

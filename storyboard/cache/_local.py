@@ -2,7 +2,7 @@
 
 Layout of a cache folder (``.storyboard/`` beside the storyboard by default)::
 
-    clips/ab/<sha256>.mp4        clips by content hash
+    clips/ab/<sha256>.mp4        clips by content hash (a still: .png or .jpg)
     index/ab/<shot key>.json     shot cache key → clip hash (+ facts for the report)
     journal/<shot key>.json      small state a backend remembered before waiting
     frames/<clip hash>-<sel>.png frames extracted from clips
@@ -39,6 +39,7 @@ from storyboard.errors import CacheError, LockedError
 CACHE_ENV = "STORYBOARD_CACHE"
 DEFAULT_DIRNAME = ".storyboard"
 _CHUNK = 1 << 20
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")  # what a still is stored as
 
 
 def file_sha256(path: Path) -> str:
@@ -168,8 +169,9 @@ class Cache:
 
     # ------------------------------------------------------------------ clips
 
-    def _clip_path(self, digest: str) -> Path:
-        return self.root / "clips" / digest[:2] / f"{digest}.mp4"
+    def _clip_path(self, digest: str, suffix: str = ".mp4") -> Path:
+        # a still is kept as its image (.png/.jpg); every clip is an .mp4
+        return self.root / "clips" / digest[:2] / f"{digest}{suffix}"
 
     def _index_path(self, key: str) -> Path:
         return self.root / "index" / key[:2] / f"{key}.json"
@@ -193,7 +195,7 @@ class Cache:
         except (OSError, ValueError, KeyError, TypeError):
             self._drop(key, "its index entry is unreadable")
             return None
-        path = self._clip_path(digest)
+        path = self._clip_path(digest, str(meta.get("suffix", ".mp4")))
         if digest in self._verified:
             return Entry(key, digest, path, dict(meta.get("facts", {})))
         why = self._check_clip(path, digest, meta)
@@ -233,7 +235,8 @@ class Cache:
     def store(self, key: str, clip: Path, *, shot: str, facts: dict[str, Any] | None = None) -> Entry:
         """Move a finished clip into the store (by content hash) and index it under key."""
         digest = file_sha256(clip)
-        dest = self._clip_path(digest)
+        suffix = clip.suffix.lower() if clip.suffix.lower() in IMAGE_SUFFIXES else ".mp4"
+        dest = self._clip_path(digest, suffix)
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             if dest.exists() and file_sha256(dest) == digest:
@@ -253,7 +256,7 @@ class Cache:
         except OSError as e:
             raise _oserror("storing a clip in", dest.parent, e) from None
         meta = {"clip": digest, "shot": shot, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-                "created": time.time(), "facts": facts or {}}
+                "created": time.time(), "facts": facts or {}, **({"suffix": suffix} if suffix != ".mp4" else {})}
         atomic_write_json(self._index_path(key), meta)
         self._verified[digest] = dest
         return Entry(key, digest, dest, dict(facts or {}))

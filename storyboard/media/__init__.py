@@ -3,7 +3,7 @@
 This package is the only place in storyboard that runs ffmpeg.
 """
 
-from storyboard.media._animatic import animatic_clip
+from storyboard.media._animatic import animatic_clip, still_card
 from storyboard.media._assemble import AssemblyResult, assemble
 from storyboard.media._ffmpeg import build_command, ffmpeg_path, run_ffmpeg
 from storyboard.media._frames import extract_frame
@@ -29,4 +29,5 @@ __all__ = [
     "probe",
     "probe_audio",
     "run_ffmpeg",
+    "still_card",
 ]

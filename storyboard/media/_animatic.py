@@ -216,3 +216,11 @@ async def animatic_clip(
         await run_ffmpeg(args, progress=progress, total_seconds=duration if progress else None)
         out.replace(dest)
     return dest
+
+
+def still_card(dest: Path, *, aspect_ratio: str, title: str, text: str, short_side: int = 720) -> Path:
+    """An offline still: a titled card (PNG) at ``aspect_ratio`` with ``short_side`` px."""
+    card = title_card(frame_size(aspect_ratio, max(short_side, 300)), title, text, seed="still:" + text)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    card.save(dest, format="PNG")
+    return dest

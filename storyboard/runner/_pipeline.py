@@ -46,7 +46,14 @@ from storyboard.runner._scheduler import ShotScheduler
 
 
 def verify_clip(path: Path) -> None:
-    """Raise when ``path`` is not a readable video (the cache's check of a changed clip)."""
+    """Raise when ``path`` is not a readable video, or for a still a readable image (the
+    cache's check of a changed clip)."""
+    if path.suffix.lower() in (".png", ".jpg", ".jpeg"):
+        from PIL import Image
+
+        with Image.open(path) as im:
+            im.verify()
+        return
     from storyboard.media import probe
 
     probe(path)
@@ -309,7 +316,8 @@ class Pipeline:
                  "image": s.request.image_source, "end_image": s.request.end_image_source,
                  "in_cut": s.in_cut, "mode": s.request.mode, "sound": s.request.sound,
                  "app": s.request.app, "version": s.request.version, "inputs": s.request.inputs,
-                 "tier": s.tier, "rate": None if s.rate is None else str(s.rate)}
+                 "tier": s.tier, "rate": None if s.rate is None else str(s.rate), "kind": s.request.kind,
+                 "references": list(s.request.reference_sources), "note": s.note}
                 for s in result.plan.shots
             ],
         }

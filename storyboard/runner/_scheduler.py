@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from storyboard.backends.base import Backend
 from storyboard.board import Board
@@ -177,7 +178,10 @@ class ShotScheduler:
     def shot_key(self, ps: PlannedShot, entries: Mapping[str, Entry]) -> str:
         """The shot's cache key, now that the clips it chains from are known."""
         clips = {p: e.clip for p, e in entries.items()}
-        images = {role: image_identity(src, clips) for role, src in (("image", ps.image), ("end_image", ps.end_image))}
+        images: dict[str, Any] = {
+            role: image_identity(src, clips) for role, src in (("image", ps.image), ("end_image", ps.end_image))}
+        if ps.references:
+            images["references"] = [image_identity(src, clips) for src in ps.references]
         return cache_key(ps.request, backend=self.backend.name, variant=self.variant, images=images)
 
     def lookup(self, key: str) -> Entry | None:
@@ -226,7 +230,8 @@ class ShotScheduler:
         aspect = ps.request.aspect_ratio
         image = await self.image_for(ps.image, aspect, entries, ps.id) if ps.image is not None else None
         end_image = await self.image_for(ps.end_image, aspect, entries, ps.id) if ps.end_image is not None else None
-        return dataclasses.replace(ps.request, image=image, end_image=end_image)
+        refs = tuple([await self.image_for(src, aspect, entries, ps.id) for src in ps.references])
+        return dataclasses.replace(ps.request, image=image, end_image=end_image, references=refs)
 
     def check_journal(self, shot_id: str, key: str) -> None:
         """Before the backend runs: say when an earlier render died mid-submission."""
@@ -311,7 +316,10 @@ class ShotScheduler:
 
     async def image_for(self, src: ImageSource, aspect: str, entries: Mapping[str, Entry], shot_id: str) -> Path:
         """The prepared image for a start/end frame: a file, or a frame of a parent's clip."""
-        if isinstance(src, FrameRef):
+        if isinstance(src, FrameRef) and self.board.spec.shot(src.shot).is_still:
+            entry = entries[src.shot]  # a still is its image: nothing to extract
+            raw, token, label = entry.path, f"{entry.clip}-still", None
+        elif isinstance(src, FrameRef):
             self.emit(ShotProgress(shot=shot_id, status=f"extracting frame {src}"))
             entry = entries[src.shot]
             k = (entry.clip, str(src.selector))

@@ -22,6 +22,7 @@ MODES = ("std", "pro")
 ID_PATTERN = re.compile(r"^[a-z0-9_-]+$")
 OVERRIDABLE = ("app", "mode", "resolution", "aspect_ratio", "duration", "sound", "multi_shot", "negative_prompt")
 DEFAULT_APP = "klingai/video-v3"
+DEFAULT_IMAGE_APP = "klingai/image-v3"
 
 AspectRatio = Literal["16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9"]
 Mode = Literal["std", "pro"]
@@ -90,6 +91,32 @@ class Shot(_Model):
     multi_shot: bool | None = None
     negative_prompt: str | None = None
     inputs: dict[str, Any] = Field(default_factory=dict, description="extra app-specific inputs, by the app's names")
+    characters: list[str] = Field(
+        default_factory=list, description="characters in this shot (names from the top-level `characters:`)"
+    )
+
+
+class Still(_Model):
+    """A generated image (a node of the graph): shots start or end on it with ``image: "@ID"``."""
+
+    id: str = Field(description="unique id among shots and stills, [a-z0-9_-]+")
+    prompt: str | None = Field(None, description="Jinja2 template of the image prompt")
+    template: str | None = Field(None, description="template file (in a `templates:` folder or the library)")
+    app: str = Field(DEFAULT_IMAGE_APP, description="inference.sh image app: namespace/name, optionally @VERSION")
+    aspect_ratio: AspectRatio | None = Field(None, description="default: the file's defaults.aspect_ratio")
+    resolution: str | None = Field(None, description="klingai/image-v3: 1k or 2k")
+    negative_prompt: str | None = None
+    vars: dict[str, Any] = Field(default_factory=dict, description="template variables for this still")
+    inputs: dict[str, Any] = Field(default_factory=dict, description="extra app-specific inputs, by the app's names")
+
+
+class Character(_Model):
+    """A character: a description for prompts and reference images for apps that take them."""
+
+    description: str = Field(description="who this is; a Jinja2 variable ({{ characters.NAME }}) in prompts")
+    references: list[str] = Field(
+        default_factory=list, description='reference images: files, or "@STILL_ID" (a generated still)'
+    )
 
 
 class AudioTrack(_Model):
@@ -115,6 +142,12 @@ class StoryboardModel(_Model):
     )
     seam: Literal["trim", "keep"] = "trim"
     shots: list[Shot] = Field(min_length=1)
+    stills: list[Still] = Field(
+        default_factory=list, description='generated images; a shot starts or ends on one with image: "@ID"'
+    )
+    characters: dict[str, Character] = Field(
+        default_factory=dict, description="name → description and reference images; shots list them"
+    )
     cut: list[str] | None = Field(
         None, description="film order; default: every shot in file order"
     )

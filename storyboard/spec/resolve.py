@@ -30,6 +30,14 @@ from storyboard.spec.models import (
     StoryboardModel,
 )
 from storyboard.spec.resolved import ImageSource, ResolvedShot, Spec
+from storyboard.spec.stills import (
+    character_references,
+    cut_still_flaws,
+    resolve_stills,
+    shot_references,
+    still_ids,
+    still_ref_problem,
+)
 from storyboard.spec.yamlpos import Path_, SourceMap, parse_yaml, read_text
 
 __all__ = ["Flaw", "check_overrides", "load_spec", "resolve"]
@@ -92,23 +100,29 @@ def resolve(path: Path, model: StoryboardModel, source: SourceMap, overrides: Ma
     """Resolve a validated model into a Spec. Raises SpecError with every problem found."""
     folder = path.parent
     flaws: list[Flaw] = []
-    ids = shot_ids(model.shots, flaws)
-    durations = shot_durations(model, overrides)
+    shot_only = shot_ids(model.shots, flaws)
+    stills = still_ids(model, shot_only, flaws)
+    ids = {**shot_only, **{k: v for k, v in stills.items() if k not in shot_only}}
+    durations = {**{k: 0 for k in stills}, **shot_durations(model, overrides)}
     checked: ImageChecks = {}
-    shots: list[ResolvedShot] = []
+    refs = character_references(model, stills, shot_only, folder, checked, flaws)
+    shots: list[ResolvedShot] = resolve_stills(model, flaws)
     for i, shot in enumerate(model.shots):
         flaws += prompt_flaws(shot, i)
-        image, end_image = shot_frames(model, i, ids, durations, folder, checked, flaws)
+        image, end_image = shot_frames(model, i, ids, durations, folder, checked, flaws, stills)
+        names, references = shot_references(model, i, refs, flaws)
         ttype, tdur = shot_transition(shot, i, flaws)
         resolved = ResolvedShot(
             index=i, id=shot.id, prompt=shot.prompt, template=shot.template, image=image,
             end_image=end_image, vars=dict(shot.vars), transition=ttype, transition_duration=tdur,
             seam=shot.seam or model.seam, **shot_inputs(shot, model.defaults, durations[shot.id]),
+            characters=names, references=references,
         )
-        if overrides:
+        if overrides and not resolved.is_still:
             resolved = dataclasses.replace(resolved, **overrides)
         shots.append(resolved)
     cut = film_cut(model, ids, flaws)
+    flaws += cut_still_flaws(cut, stills)
     flaws += cut_transition_flaws(cut, {s.id: s for s in shots})
     audio = audio_tracks(folder, model.audio, flaws)
     template_dirs = template_folders(folder, model.templates, flaws)
@@ -153,7 +167,7 @@ def prompt_flaws(shot: Shot, i: int) -> list[Flaw]:
 
 def frame_source(
     value: str, shot_id: str, fld: str, ids: Mapping[str, int], durations: Mapping[str, int],
-    folder: Path, checked: ImageChecks,
+    folder: Path, checked: ImageChecks, stills: Mapping[str, int] | None = None,
 ) -> tuple[ImageSource | None, str | None]:
     """What an ``image``/``end_image`` value names: a frame of another shot or an image
     file; (source, None) or (None, why not). ``checked`` caches image-file checks."""
@@ -172,6 +186,9 @@ def frame_source(
         return None, f"shot '{shot_id}': {fld} refers to unknown shot '{ref.shot}'{hint}"
     if ref.shot == shot_id:
         return None, f"shot '{shot_id}': {fld} refers to the shot itself"
+    if stills and ref.shot in stills:
+        why = still_ref_problem(ref, stills)
+        return (None, f"shot '{shot_id}': {fld}: {why}") if why else (FrameRef(ref.shot, "last"), None)
     if isinstance(ref.selector, float) and ref.selector > durations[ref.shot]:
         lasts = durations[ref.shot]
         return None, (f"shot '{shot_id}': {fld} asks for {ref.selector:g} s into '{ref.shot}', "
@@ -181,7 +198,7 @@ def frame_source(
 
 def shot_frames(
     model: StoryboardModel, i: int, ids: Mapping[str, int], durations: Mapping[str, int],
-    folder: Path, checked: ImageChecks, flaws: list[Flaw],
+    folder: Path, checked: ImageChecks, flaws: list[Flaw], stills: Mapping[str, int] | None = None,
 ) -> tuple[ImageSource | None, ImageSource | None]:
     """Which start and end frames shot ``i`` uses. Without ``image`` a chained shot starts
     on the previous shot's last frame; ``image: null`` means none."""
@@ -190,7 +207,7 @@ def shot_frames(
     image_failed = False
     if "image" in shot.model_fields_set:
         if shot.image is not None:
-            image, why = frame_source(shot.image, shot.id, "image", ids, durations, folder, checked)
+            image, why = frame_source(shot.image, shot.id, "image", ids, durations, folder, checked, stills)
             if why is not None:
                 image_failed = True
                 flaws.append(Flaw(why, ("shots", i, "image")))
@@ -198,7 +215,8 @@ def shot_frames(
         image = FrameRef(model.shots[i - 1].id, "last")
     end_image: ImageSource | None = None
     if shot.end_image is not None:
-        end_image, why = frame_source(shot.end_image, shot.id, "end_image", ids, durations, folder, checked)
+        end_image, why = frame_source(shot.end_image, shot.id, "end_image", ids, durations, folder, checked,
+                                      stills)
         if why is not None:
             flaws.append(Flaw(why, ("shots", i, "end_image")))
         if image is None and not image_failed:
@@ -223,7 +241,7 @@ def shot_transition(shot: Shot, i: int, flaws: list[Flaw]) -> tuple[str, float]:
 
 
 def shot_inputs(shot: Shot, defaults: Defaults, duration: int) -> dict[str, Any]:
-    """The inputs of a shot in storyboard's words: its own value where set, else the file's default."""
+    """A shot's inputs in storyboard's words: its own value where set, else the file's default."""
     def pick(name: str) -> Any:
         own = getattr(shot, name)
         return own if own is not None else getattr(defaults, name)

@@ -42,12 +42,23 @@ class ResolvedShot:
     multi_shot: bool | None
     negative_prompt: str | None
     inputs: dict[str, Any]
+    kind: str = "shot"  # "shot" (a clip) or "still" (an image, from the `stills:` list)
+    characters: tuple[str, ...] = ()
+    references: tuple[ImageSource, ...] = ()  # the characters' reference images, in order
+
+    @property
+    def is_still(self) -> bool:
+        """Whether this node is a generated still (an image), not a shot."""
+        return self.kind == "still"
 
     def parents(self) -> Iterator[tuple[str, FrameRef]]:
-        """(role, reference) for each frame this shot takes from another shot."""
+        """(role, reference) for each frame or still this shot takes from another node."""
         for role, src in (("image", self.image), ("end_image", self.end_image)):
             if isinstance(src, FrameRef):
                 yield role, src
+        for ref in self.references:
+            if isinstance(ref, FrameRef):
+                yield "references", ref
 
 
 @dataclass(frozen=True)
@@ -81,5 +92,13 @@ class Spec:
         return cached
 
     def shot_path(self, shot_id: str, *rest: str | int) -> Path_:
-        """The path of a shot's field in the file, for error locations."""
-        return ("shots", self.shot(shot_id).index, *rest)
+        """The path of a shot's (or still's) field in the file, for error locations."""
+        shot = self.shot(shot_id)
+        if shot.is_still:
+            return ("stills", shot.index, *rest)
+        return ("shots", shot.index, *rest)
+
+    @property
+    def stills(self) -> tuple[ResolvedShot, ...]:
+        """The generated stills (nodes of kind "still")."""
+        return tuple(s for s in self.shots if s.is_still)

@@ -44,8 +44,8 @@ from storyboard.backends.base import ShotContext
 from storyboard.backends.inference.protocol import (
     TaskStatus,
     billed_seconds,
+    output_url,
     parse_status,
-    video_url,
 )
 from storyboard.backends.inference.transport import (
     API_KEY_ENV,
@@ -69,6 +69,17 @@ log = logging.getLogger("storyboard.backends.inference")
 _APP_REF = re.compile(
     r"^([A-Za-z0-9][A-Za-z0-9_.-]*)/([A-Za-z0-9][A-Za-z0-9_.-]*)(?:@([A-Za-z0-9_.-]+))?$"
 )
+
+
+def _image_check(path: Path) -> None:
+    """Raise MediaError when ``path`` is not a readable image (an image app's output)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.verify()
+    except Exception as exc:  # Pillow raises many kinds for broken files
+        raise MediaError(f"{path.name}: not a readable image ({type(exc).__name__})") from None
 
 
 def parse_app_ref(ref: str) -> tuple[str, str | None]:
@@ -191,13 +202,14 @@ class InferenceBackend:
                 ctx.report(output_meta=meta, billed_seconds=seconds)
             else:
                 ctx.report(output_meta=meta)
-        url = video_url(output)
+        what = "image" if request.kind == "still" else "video"
+        url = output_url(output, what)
         if url is None:
             raise BackendError(
-                f"task {final['id']} completed without an output video", shot=shot.shot
+                f"task {final['id']} completed without an output {what}", shot=shot.shot
             )
         ctx.progress(status="downloading")
-        return await self._download(str(final["id"]), url, shot)
+        return await self._download(str(final["id"]), url, shot, what)
 
     async def get_app(self, ref: str) -> dict[str, Any]:
         """The app object for ``namespace/name`` or ``namespace/name@VERSION`` (live).
@@ -334,6 +346,9 @@ class InferenceBackend:
             inputs[request.image_input or "image"] = await self._upload(Path(request.image), shot)
             if request.end_image is not None:
                 inputs[request.end_image_input or "end_image"] = await self._upload(Path(request.end_image), shot)
+        if request.references and request.references_input:
+            shot.ctx.progress(status="uploading")
+            inputs[request.references_input] = [await self._upload(Path(p), shot) for p in request.references]
         # Journalled before the paid call: if this process dies before the task id comes
         # back, the next render knows a task may exist that it cannot find (and says so).
         shot.ctx.remember("submitting", time.strftime("%Y-%m-%dT%H:%M:%S"))
@@ -396,25 +411,29 @@ class InferenceBackend:
         log.info("shot %s: re-attached to task %s", shot.shot, task_id)
         return task
 
-    async def _download(self, task_id: str, url: str, shot: ShotState) -> Path:
+    async def _download(self, task_id: str, url: str, shot: ShotState, what: str = "video") -> Path:
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", task_id) or "clip"
         work = Path(shot.ctx.work_dir)
         work.mkdir(parents=True, exist_ok=True)
-        dest = work / f"{safe}.mp4"
-        part = work / f"{safe}.mp4.part"
+        suffix = ".png" if what == "image" else ".mp4"
+        dest = work / f"{safe}{suffix}"
+        part = work / f"{safe}{suffix}.part"
+        check = _image_check if what == "image" else probe
         current, last = url, ""
         try:
             async for attempt in self._http.retrying():
                 with attempt:
                     if attempt.retry_state.attempt_number > 1:
-                        current = await self._fresh_video_url(task_id, current, shot)
+                        current = await self._fresh_video_url(task_id, current, shot, what)
                     await self._http.fetch(current, part)
                     try:
-                        await asyncio.to_thread(probe, part)
+                        await asyncio.to_thread(check, part)
                     except MediaError as exc:
                         raise Retryable(
-                            f"the downloaded file is not a valid video ({exc})"
+                            f"the downloaded file is not a valid {what} ({exc})"
                         ) from exc
+                    if what == "image" and part.read_bytes()[:3] == b"\xff\xd8\xff":
+                        dest = dest.with_suffix(".jpg")
                     part.replace(dest)
                     return dest
         except Retryable as exc:
@@ -428,7 +447,7 @@ class InferenceBackend:
             shot=shot.shot,
         )
 
-    async def _fresh_video_url(self, task_id: str, url: str, shot: ShotState) -> str:
+    async def _fresh_video_url(self, task_id: str, url: str, shot: ShotState, what: str = "video") -> str:
         """Output URLs may be signed and expire: read the task again (best effort)."""
         try:
             task = await self._api(
@@ -438,5 +457,5 @@ class InferenceBackend:
             raise
         except BackendError:
             return url
-        fresh = video_url(task.get("output")) if isinstance(task, dict) else None
+        fresh = output_url(task.get("output"), what) if isinstance(task, dict) else None
         return fresh or url

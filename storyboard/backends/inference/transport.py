@@ -119,6 +119,7 @@ class ApiKeyAuth(httpx.Auth):
         self._origin = api_origin
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Add the API key to a request for the API's origin; strip it from any other."""
         if origin(request.url) == self._origin:
             request.headers["Authorization"] = f"Bearer {self._key}"
         else:

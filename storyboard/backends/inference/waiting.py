@@ -88,6 +88,7 @@ class TaskFollower:
             shot.ctx.progress(fraction, status=current)
 
     async def wait(self, task: dict[str, Any], shot: ShotState) -> dict[str, Any]:
+        """Follow the task until it ends and return its last snapshot."""
         task_id = str(task["id"])
         snapshot = dict(task)
         self.note(snapshot, shot)
@@ -198,6 +199,7 @@ class TaskFollower:
             raise Retryable(f"the update stream broke ({describe_exception(exc)})") from exc
 
     def outcome(self, task: dict[str, Any], shot: ShotState) -> Any:
+        """The output of an ended task, or the error it ended with."""
         task_id = task.get("id")
         status = parse_status(task.get("status"))
         error = task.get("error")
