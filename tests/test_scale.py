@@ -1,8 +1,8 @@
 """Issue 17: the cache on S3 (a real moto server on loopback), claims across machines
 (renders with different local folders sharing one s3:// cache), and a matrix on a real
 Dask LocalCluster (a scheduler and 2 workers talking TCP on loopback; the workers are
-threads of the test process so that the cluster starts in well under a second). The fake inference.sh counts paid
-submissions."""
+threads of the test process so that the cluster starts in well under a second). The
+fake inference.sh counts paid submissions."""
 
 from __future__ import annotations
 

@@ -83,7 +83,7 @@ class RemoteClaim:
         self._path: str | None = path
 
     def renew(self) -> None:
-        """Rewrite the claim with a fresh lease (best effort: a failed renewal retries next time)."""
+        """Rewrite the claim with a fresh lease (best effort: a failed renewal retries later)."""
         if self._path is not None:
             with contextlib.suppress(Exception):
                 self._store.fs.pipe_file(self._path, self._store.body())
