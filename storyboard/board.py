@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from storyboard.errors import Problem, PromptError, TemplateError
 from storyboard.graph import ShotGraph
+from storyboard.narration import Line, OverlayText, render_lines, render_overlays
 from storyboard.prompts import PromptRenderer, ShotsSoFar, library_dir
 from storyboard.request import FrameRef, source_text
 from storyboard.shotinputs import ShotInputs, resolve_inputs
@@ -36,6 +37,8 @@ class Board:
     prompts: Mapping[str, str]
     vars: Mapping[str, Any] = field(default_factory=dict)
     inputs: Mapping[str, ShotInputs] = field(default_factory=dict)
+    lines: Mapping[str, Line] = field(default_factory=dict)  # narration, by shot id
+    overlays: Mapping[str, OverlayText] = field(default_factory=dict)  # text over shots, by shot id
     overrides: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -243,8 +246,10 @@ def load(
     graph = build_graph(spec)
     prompts, merged = render_prompts(spec, vars)
     inputs = resolve_inputs(spec, prompts)
+    lines = render_lines(spec, merged)
+    overlays = render_overlays(spec, merged)
     return Board(spec=spec, graph=graph, prompts=prompts, vars=merged, inputs=inputs,
-                 overrides=dict(overrides or {}))
+                 overrides=dict(overrides or {}), lines=lines, overlays=overlays)
 
 
 __all__ = ["Board", "FrameRef", "build_graph", "load", "names_used", "render_prompts"]

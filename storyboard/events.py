@@ -250,6 +250,8 @@ class RenderResult:
     method: str | None = None
     otio: Path | None = None
     film_key: str | None = None
+    captions: tuple[Path, ...] = ()  # the .srt and .vtt beside the film, when it has narration
+    narration: list[Any] = field(default_factory=list)  # narration.PlacedLine, in cut order
 
     @property
     def ok(self) -> bool:

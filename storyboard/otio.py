@@ -72,6 +72,10 @@ def build_timeline(board: Board, result: RenderResult) -> Any:
             name=sid, media_reference=ref,
             source_range=_range(start, info.duration - start - tails[j], rate),
             metadata={"storyboard": {"prompt": board.prompts.get(sid), "key": result.shots[sid].key}}))
+    for line in result.narration:  # narration lines, at their place in the film
+        video.markers.append(otio.schema.Marker(
+            name=line.text, marked_range=_range(line.start, line.seconds, rate),
+            color=otio.schema.MarkerColor.GREEN, metadata={"storyboard": {"shot": line.shot, "say": line.text}}))
     timeline.tracks.append(video)
     film_frames = video.duration().value
     for j, (path, track) in enumerate(spec.audio):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from storyboard.narration import TITLE_BACKEND, is_title
 from storyboard.request import FrameRef, ShotRequest, cache_key, digest, image_identity, source_text
 from storyboard.spec import ResolvedShot
 
@@ -248,9 +249,11 @@ def make_plan(
                 {"recipe": recipes[src.shot]} if isinstance(src, FrameRef) else image_identity(src, clip_hashes)
                 for src in sent]
             after += [src.shot for src in sent if isinstance(src, FrameRef) and clip_hashes.get(src.shot) is None]
-        recipe = cache_key(req, backend=backend, variant=variant, images=recipe_images)
+        title = is_title(board.spec, shot_id)  # a text card: made locally whatever the backend
+        maker = TITLE_BACKEND if title else backend
+        recipe = cache_key(req, backend=maker, variant=variant, images=recipe_images)
         recipes[shot_id] = recipe
-        key = None if after else cache_key(req, backend=backend, variant=variant, images=key_images)
+        key = None if after else cache_key(req, backend=maker, variant=variant, images=key_images)
         keys[shot_id] = key
         hit = cache.clip_hash(key) if (cache is not None and key is not None) else None
         st: Status
@@ -266,7 +269,7 @@ def make_plan(
             st = "generate"
         clip_hashes[shot_id] = hit
         status[shot_id] = st
-        p = price(req) if price is not None else reference(shot_id)
+        p = Decimal(0) if title else price(req) if price is not None else reference(shot_id)
         resolved = board.inputs.get(shot_id)
         out.append(
             PlannedShot(
@@ -279,7 +282,7 @@ def make_plan(
                 after=tuple(dict.fromkeys(after)),
                 cost=(p if st in ("generate", "after", "forced") else Decimal(0)),
                 price=p,
-                reference_price=reference(shot_id),
+                reference_price=Decimal(0) if title else reference(shot_id),
                 rate=resolved.rate if resolved else None,
                 tier=resolved.tier if resolved else "",
                 in_cut=shot_id in in_cut,

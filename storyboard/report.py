@@ -278,7 +278,10 @@ def render_html(board: Board, data: dict[str, Any], *, page: Path, film: Path | 
         "</p>",
     ]
     if film is not None and film.is_file():
-        parts.append(f'<video controls preload="metadata" src="{_e(_rel(film, where))}"></video>')
+        vtt = film.with_suffix(".vtt")
+        track = (f'<track kind="captions" srclang="en" label="Narration" default src="{_e(_rel(vtt, where))}">'
+                 if data.get("narration") and vtt.is_file() else "")
+        parts.append(f'<video controls preload="metadata" src="{_e(_rel(film, where))}">{track}</video>')
         parts.append(f'<p><a href="{_e(_rel(film, where))}">{_e(film.name)}</a></p>')
     else:
         parts.append("<p><b>No film</b>: the render did not finish (see the shots below).</p>")

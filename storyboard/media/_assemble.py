@@ -74,7 +74,7 @@ def can_copy(clips: Sequence[CutClip], infos: Sequence[ClipInfo], audio: Sequenc
     """True when stream copy with the concat demuxer gives the right film. Pure."""
     if audio or not clips:
         return False
-    if any(c.trim_first_frame for c in clips):
+    if any(c.trim_first_frame or c.hold for c in clips):
         return False
     if any(c.transition != "cut" for c in clips[1:]):
         return False

@@ -34,6 +34,20 @@ class MixTrack:
     volume: float = 1.0
     duck: bool = False  # lowered while the shots' audio plays
     loop: bool = True  # repeat to cover the film (else pad with silence)
+    # A narration track: the film seconds its lines play; while they do, the other tracks
+    # are lowered by ``duck_music`` dB and the shots' own sound by ``duck_shots`` dB.
+    speaks: tuple[tuple[float, float], ...] = ()
+    duck_music: float = 0.0
+    duck_shots: float = 0.0
+
+
+def _duck_filter(windows: Sequence[tuple[float, float]], db: float) -> str:
+    """A volume filter (with its leading comma) lowering the sound by ``db`` inside
+    ``windows`` (film seconds); empty when there is nothing to lower. Pure."""
+    if not windows or db == 0:
+        return ""
+    during = "+".join(f"between(t,{a:.3f},{b:.3f})" for a, b in windows)
+    return f",volume=volume={db:.2f}dB:enable='{during}'"
 
 
 def _concat_quote(path: Path) -> str:
@@ -107,12 +121,13 @@ def plan_filter(
         inputs += ["-threads", INPUT_THREADS, "-i", str(info.path)]
         if video:
             seam = "trim=start_frame=1," if clip.trim_first_frame else ""
+            held = 2 + round(clip.hold * fps)  # clone the last frame past the end (and for a hold)
             window = f"start_frame={piece.start}:end_frame={piece.end}" if piece.start else f"end_frame={piece.end}"
             graph.append(
                 f"[{j}:v:0]{seam}setpts=PTS-STARTPTS,fps={fps},"
                 f"scale={width}:{height}:force_original_aspect_ratio=decrease,"
                 f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1,format=yuv420p,"
-                f"tpad=stop_mode=clone:stop=2,trim={window},setpts=PTS-STARTPTS,"
+                f"tpad=stop_mode=clone:stop={held},trim={window},setpts=PTS-STARTPTS,"
                 f"settb=AVTB[v{j}]"
             )
         if audio:
@@ -214,10 +229,14 @@ def mix_graph(
     ducked under the shots; then ``loudnorm`` (a complete filter), all exactly
     ``samples`` long, into ``[aout]``. Pure."""
     graph: list[str] = []
+    voices = [t for t, _ in tracks if t.speaks]
+    windows = [w for t in voices for w in t.speaks]
+    shots_duck = _duck_filter(windows, voices[0].duck_shots) if voices else ""
+    music_duck = _duck_filter(windows, voices[0].duck_music) if voices else ""
     if shots is None:
         graph.append(f"anullsrc=r={SAMPLE_RATE}:cl=stereo,{_FMT},atrim=end_sample={samples}[shots0]")
     else:
-        graph.append(f"[{shots}]{_FMT}[shots0]")
+        graph.append(f"[{shots}]{_FMT}{shots_duck}[shots0]")
     base = "shots0"
     ducked = [t for t, _ in tracks if t.duck]
     keys: list[str] = []
@@ -228,9 +247,10 @@ def mix_graph(
     mix = [base]
     for j, (track, _info) in enumerate(tracks):
         pad = "" if track.loop else f"apad=whole_len={samples},"
+        duck = "" if track.speaks else music_duck
         graph.append(
             f"[{first_track + j}:a:0]aresample={SAMPLE_RATE},{_FMT},volume={track.volume:.4f},"
-            f"{pad}atrim=end_sample={samples},asetpts=PTS-STARTPTS[m{j}]"
+            f"{pad}atrim=end_sample={samples},asetpts=PTS-STARTPTS{duck}[m{j}]"
         )
         label = f"m{j}"
         if track.duck:

@@ -26,6 +26,7 @@ class CutClip:
     transition: str = "cut"
     transition_duration: float = 0.0
     trim_first_frame: bool = False  # a chained seam: drop the frame that repeats the last one
+    hold: float = 0.0  # seconds the clip's last frame is held after it ends (silence under it)
 
 
 def check_transitions(clips: Sequence[CutClip]) -> None:
@@ -45,7 +46,7 @@ def clip_frames(clip: CutClip, info: ClipInfo, fps: Fraction) -> int:
     seconds = info.duration
     if clip.trim_first_frame:
         seconds -= 1 / info.fps
-    return max(1, round(seconds * fps))
+    return max(1, round(seconds * fps)) + round(clip.hold * fps)
 
 
 @dataclass(frozen=True)

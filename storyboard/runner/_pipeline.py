@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
+import shutil
 import time
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
@@ -111,6 +113,7 @@ class Pipeline:
         self.otio = Path(otio) if otio else None
         self.write_report = report
         self.variant = backend_variant(self.backend)
+        self.holds: dict[str, float] = {}  # `fit: extend`: seconds each shot's last frame is held
 
     # ----------------------------------------------------------------- events
 
@@ -215,7 +218,7 @@ class Pipeline:
                     lines.append(f"  skipped (they need a failed shot): {', '.join(skipped)}")
                 lines.append("run the same command again to redo only what is missing")
                 raise RenderFailed("\n".join(lines))
-            await self._assemble(result)
+            await self._assemble(result, cache)
             result.seconds = time.monotonic() - started
             self._report(result)
             self.emit(FilmDone(film=result.film, duration=result.duration or 0.0, cost=result.cost,
@@ -240,8 +243,9 @@ class Pipeline:
         """The film's clips as media's CutClip, in cut order."""
         from storyboard.media import CutClip
 
-        return [CutClip(path=p, transition=t, transition_duration=d, trim_first_frame=trim)
-                for p, t, d, trim in self.cut_layout(result)]
+        holds = self.holds
+        return [CutClip(path=p, transition=t, transition_duration=d, trim_first_frame=trim, hold=holds.get(sid, 0.0))
+                for (p, t, d, trim), sid in zip(self.cut_layout(result), self.board.spec.cut, strict=True)]
 
     def film_key(self, result: RenderResult) -> str:
         """What the film is made of: clips (content hashes), transitions, seams, audio, loudness."""
@@ -262,9 +266,20 @@ class Pipeline:
             return previous
         return None
 
-    async def _assemble(self, result: RenderResult) -> None:
+    async def _assemble(self, result: RenderResult, cache: Cache | None = None) -> None:
         spec = self.board.spec
+        narration = None
+        if cache is not None:
+            from storyboard.runner._narration import prepare_narration
+
+            narration = await prepare_narration(self.board, cache, self.cut_clips(result), self.emit)
+            self.holds = narration.holds if narration is not None else {}
         key = self.film_key(result)
+        if narration is not None:
+            key = hashlib.sha256(f"{key}:{narration.key}".encode()).hexdigest()
+        if self.board.overlays:
+            text = json.dumps([dataclasses.astuple(o) for o in self.board.overlays.values()])
+            key = hashlib.sha256(f"{key}:{text}".encode()).hexdigest()
         result.film_key = key
         previous = self._unchanged_film(key)
         if previous is not None:  # nothing changed: keep the film as it is
@@ -275,10 +290,32 @@ class Pipeline:
             tracks = [MixTrack(path=p, volume=t.volume, duck=t.duck, loop=t.loop) for p, t in spec.audio]
             self.output.parent.mkdir(parents=True, exist_ok=True)
             self.emit(AssemblyProgress(fraction=0.0))
-            done = await assemble(self.cut_clips(result), self.output, audio=tracks, loudness=spec.model.loudness,
-                                  progress=lambda f: self.emit(AssemblyProgress(fraction=f)))
+            text_on = narration is not None or bool(self.board.overlays)
+            work = cache.tmp_dir("narration-") if text_on and cache is not None else None
+            try:
+                if narration is not None and work is not None:
+                    from storyboard.media import cut_times
+                    from storyboard.runner._narration import narration_mix
+
+                    _starts, total, _fps = cut_times(self.cut_clips(result))
+                    tracks.append(await narration_mix(self.board, narration, work, total))
+                done = await assemble(self.cut_clips(result), self.output, audio=tracks,
+                                      loudness=spec.model.loudness,
+                                      progress=lambda f: self.emit(AssemblyProgress(fraction=f)))
+                if work is not None:
+                    from storyboard.runner._narration import draw_text
+
+                    await draw_text(self.board, narration, self.cut_clips(result), done.path, work)
+            finally:
+                if work is not None:
+                    shutil.rmtree(work, ignore_errors=True)
             self.emit(AssemblyProgress(fraction=1.0))
             result.film, result.duration, result.method = done.path, done.duration, done.method
+        if narration is not None:
+            from storyboard.media import write_captions
+
+            result.captions = write_captions([(c.start, c.end, c.text) for c in narration.cues], self.output)
+            result.narration = narration.placed
         if self.otio is not None:
             from storyboard.otio import write_otio
 
@@ -307,6 +344,9 @@ class Pipeline:
             "estimate": None if result.plan.cost is None else str(result.plan.cost),
             "seconds": round(result.seconds, 3),
             "board_hash": result.plan.board_hash,
+            "captions": [str(p) for p in result.captions],
+            "narration": [{"shot": p.shot, "text": p.text, "start": p.start, "seconds": p.seconds}
+                          for p in result.narration],
             "apps": {ref: resolved.version_id for ref, resolved in
                      {self.board.inputs[s.id].app: self.board.inputs[s.id] for s in self.board.shots
                       if s.id in self.board.inputs}.items()},

@@ -42,6 +42,7 @@ from storyboard.events import (
     Warning_,
     jsonable,
 )
+from storyboard.narration import TITLE_BACKEND, is_title
 from storyboard.plan import Plan, PlannedShot
 from storyboard.request import FrameRef, ShotRequest, billed_cost, cache_key, image_identity
 from storyboard.runner._context import JournalContext
@@ -182,7 +183,8 @@ class ShotScheduler:
             role: image_identity(src, clips) for role, src in (("image", ps.image), ("end_image", ps.end_image))}
         if ps.references:
             images["references"] = [image_identity(src, clips) for src in ps.references]
-        return cache_key(ps.request, backend=self.backend.name, variant=self.variant, images=images)
+        maker = TITLE_BACKEND if is_title(self.board.spec, ps.id) else self.backend.name
+        return cache_key(ps.request, backend=maker, variant=self.variant, images=images)
 
     def lookup(self, key: str) -> Entry | None:
         """The checked clip cached under ``key``, if any."""
@@ -264,6 +266,13 @@ class ShotScheduler:
 
     async def generate(self, shot_id: str, key: str, request: ShotRequest, work: Path) -> Path:
         """Submit and wait through the backend (it re-attaches to a journalled task)."""
+        if is_title(self.board.spec, shot_id):  # a text card, made here for free
+            from storyboard.media import title_clip
+
+            return await title_clip(work / f"{shot_id}.mp4", request.prompt, duration=float(request.duration),
+                                    aspect_ratio=request.aspect_ratio,
+                                    short_side=int(getattr(self.backend, "short_side", 720)),
+                                    fps=int(getattr(self.backend, "fps", 24)))
         ctx = JournalContext(self.cache, key, shot_id, work, self.board.path, self.emit, self.results[shot_id])
         return await self.backend.generate(request, ctx)
 

@@ -59,6 +59,17 @@ class Transition(_Model):
     duration: float = Field(0.5, gt=0, description="seconds; shorter than both neighbouring clips")
 
 
+class Overlay(_Model):
+    """A text drawn over a shot for a time range (seconds from the shot's start)."""
+
+    text: str = Field(description="Jinja2 template of the text, rendered with the shot's context")
+    start: float = Field(0.0, ge=0, description="seconds after the shot starts")
+    end: float | None = Field(None, gt=0, description="seconds after the shot starts (default: its end)")
+    position: Literal["lower-third", "centre", "corner"] = Field("lower-third", description="where the text sits")
+    size: float = Field(0.07, ge=0.02, le=0.3, description="text height as a fraction of the frame's height")
+    font: str | None = Field(None, description="a .ttf/.otf file (default: the font that ships with Pillow)")
+
+
 class Shot(_Model):
     """One shot: a prompt (inline Jinja2) or a template file, plus model inputs."""
 
@@ -91,9 +102,28 @@ class Shot(_Model):
     multi_shot: bool | None = None
     negative_prompt: str | None = None
     inputs: dict[str, Any] = Field(default_factory=dict, description="extra app-specific inputs, by the app's names")
+    say: str | None = Field(None, description="narration over this shot: a Jinja2 template, spoken by `voice:`")
+    fit: Literal["error", "extend", "overlap"] | None = Field(
+        None, description="a line longer than its shot: error (default), extend (hold the shot's last frame) "
+        "or overlap (run into the next shot)"
+    )
+    overlay: Overlay | None = Field(None, description="a text drawn over this shot for a time range")
+    kind: Literal["video", "title"] = Field(
+        "video", description="title: a text card (its prompt is the text) made locally, free, never sent to a model"
+    )
     characters: list[str] = Field(
         default_factory=list, description="characters in this shot (names from the top-level `characters:`)"
     )
+
+
+class Voice(_Model):
+    """Who speaks the `say:` lines: a TTS app and one of its voices; the mix around them."""
+
+    app: str = Field("falai/kokoro-tts", description="TTS app (offline: espeak-ng or a quiet placeholder)")
+    voice: str | None = Field(None, description="the app's voice name (default: the app's own)")
+    volume: float = Field(1.0, ge=0, le=4, description="narration level before the loudness pass")
+    duck_music: float = Field(-12.0, ge=-60, le=0, description="dB applied to `audio:` tracks while a line plays")
+    duck_shots: float = Field(-9.0, ge=-60, le=0, description="dB applied to the shots' own sound while a line plays")
 
 
 class Still(_Model):
@@ -154,6 +184,10 @@ class StoryboardModel(_Model):
     audio: list[AudioTrack] = Field(default_factory=list)
     loudness: float = Field(-14.0, ge=-70, le=-5, description="integrated LUFS of the final mix")
     output: str | None = Field(None, description="default: out/<file stem>.mp4 beside the file")
+    voice: Voice | None = Field(None, description="the narration voice for `say:` lines")
+    captions: Literal["file", "burn"] = Field(
+        "file", description="narration captions: file = .srt/.vtt beside the film; burn = also drawn into it"
+    )
 
 
 def json_schema() -> dict[str, Any]:
