@@ -155,3 +155,19 @@ def test_reading_the_app_is_retried_then_refused_clearly(fake: FakeInference, ch
     assert "could not check klingai/video-v3 against inference.sh before paying" in result.output
     assert "nothing was paid" in result.output and "Traceback" not in result.output
     assert runs(fake) == []
+
+
+def test_apps_show_live_and_pull(fake: FakeInference, tmp_path: Path) -> None:
+    env = {"INFERENCE_API_KEY": KEY, "INFERENCE_BASE_URL": fake.url, "STORYBOARD_APPS": str(tmp_path / "apps")}
+    fake.drift = {"duration": {"maximum": 10}}
+    shown = CliRunner().invoke(main, ["apps", "show", "klingai/video-v3", "--live"], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert "version snapshot-live-drift (live)" in shown.output and "duration      3..10" in shown.output
+    pulled = CliRunner().invoke(main, ["apps", "pull", "klingai/video-v3"], env=env)
+    assert pulled.exit_code == 0, pulled.output
+    assert (tmp_path / "apps" / "klingai" / "video-v3" / "versions" / "snapshot-live-drift.json").is_file()
+    offline = CliRunner().invoke(main, ["apps", "show", "klingai/video-v3"], env={"STORYBOARD_APPS": str(tmp_path / "apps")})
+    assert "version snapshot-live-drift" in offline.output  # offline validation now uses the pulled schema
+    nokey = CliRunner().invoke(main, ["apps", "show", "klingai/video-v3", "--live"],
+                               env={"INFERENCE_API_KEY": "", "INFERENCE_BASE_URL": fake.url})
+    assert nokey.exit_code == 1 and "INFERENCE_API_KEY" in nokey.output and "Traceback" not in nokey.output

@@ -160,10 +160,13 @@ class AppProfile:
         return default
 
 
+def pulled_dir() -> Path:
+    """Where `storyboard apps pull` saves schemas: $STORYBOARD_APPS, else the user data folder."""
+    return Path(os.environ.get(APPS_ENV) or Path.home() / ".local/share/storyboard/apps")
+
+
 def _roots() -> Iterator[Path | Any]:
-    extra = os.environ.get(APPS_ENV)
-    if extra:
-        yield Path(extra)
+    yield pulled_dir()
     yield resources.files("storyboard.apps").joinpath("data")
 
 
@@ -232,7 +235,7 @@ def known_apps() -> list[str]:
 
 def save_snapshot(version: AppVersion, folder: Path | None = None) -> Path:
     """Write a pulled version as the snapshot offline validation uses (``$STORYBOARD_APPS``)."""
-    base = folder or Path(os.environ.get(APPS_ENV) or Path.home() / ".local/share/storyboard/apps")
+    base = folder or pulled_dir()
     ns, _, short = version.app.partition("/")
     dest = base / ns / short / "versions" / f"{version.version_id}.json"
     dest.parent.mkdir(parents=True, exist_ok=True)
