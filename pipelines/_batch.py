@@ -124,6 +124,9 @@ def estimate(jobs: Sequence[Job], *, backend: str | Backend | None = None,
     plans: dict[str, Plan] = {}
     distinct: dict[str, Decimal | None] = {}
     naive: list[Decimal | None] = []
+    names = {backend} if backend is not None else {j.board.spec.model.backend for j in jobs}
+    if len(names) == 1 and isinstance(backend, str | None):  # one backend object plans every film
+        backend = get_backend(names.pop())
     for job in jobs:
         plan = Pipeline(job.board, backend=backend, cache_dir=cache_dir, output=job.output).plan()
         plans[job.name] = plan

@@ -12,7 +12,7 @@ refused over --budget (exit 3), and rendered through one cache.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from pipelines._batch import (
     finish,
     render_batch,
 )
+from pipelines._dask import dask_address, render_batch_dask
 from storyboard import ASPECT_RATIOS, MODES, Backend, Board, UsageError, parse_budget, parse_sets
 
 
@@ -68,12 +69,17 @@ def jobs_for(board: Board, *, aspects: Sequence[str] = (), modes: Sequence[str] 
 def run_variants(board_path: str | Path, *, aspects: Sequence[str] = (), modes: Sequence[str] = (),
                  vars: dict[str, Any] | None = None, output_dir: str | Path | None = None,
                  backend: str | Backend | None = None, cache_dir: str | Path | None = None, concurrency: int = 4,
-                 budget: Decimal | None = None, dry_run: bool = False, films: int = 1) -> BatchResult:
-    """Render every combination of ``aspects`` and ``modes``, ``films`` at once."""
+                 budget: Decimal | None = None, dry_run: bool = False, films: int = 1,
+                 dask: str | None = None, on_progress: Callable[[str], Any] | None = None) -> BatchResult:
+    """Render every combination of ``aspects`` and ``modes``, ``films`` at once (or one
+    per task on the Dask scheduler at ``dask``)."""
     if not aspects and not modes:
         raise UsageError("name at least one variant: --aspect RATIO and/or --mode std|pro")
     board = storyboard.load(board_path, vars=vars)
     jobs = jobs_for(board, aspects=aspects, modes=modes, output_dir=output_dir, vars=vars)
+    if dask:
+        return render_batch_dask(jobs, address=dask, backend=backend, cache_dir=cache_dir,  # type: ignore[arg-type]
+                                 concurrency=concurrency, budget=budget, dry_run=dry_run, on_progress=on_progress)
     return render_batch(jobs, backend=backend, cache_dir=cache_dir, concurrency=concurrency, budget=budget,
                         dry_run=dry_run, films=films)
 
@@ -86,24 +92,27 @@ def run_variants(board_path: str | Path, *, aspects: Sequence[str] = (), modes: 
 @click.option("--output-dir", "-o", default=None, type=click.Path(file_okay=False),
               help="Where the films go (default: out/variants/ beside the storyboard).")
 @click.option("--backend", default=None, help="animatic (offline), inference, or a plugin's name.")
-@click.option("--cache-dir", default=None, type=click.Path(file_okay=False), help="Shared cache folder.")
+@click.option("--cache-dir", default=None, help="Shared cache: a folder or a URL (s3://bucket/prefix).")
 @click.option("--concurrency", "-j", default=4, show_default=True, type=click.IntRange(min=1))
 @click.option("--films", "-f", default=1, show_default=True, type=click.IntRange(min=1),
               help="Films rendered at once (a shot they share is still paid for once).")
 @click.option("--budget", default=None, metavar="USD", help="Refuse (exit 3) if the variants together cost more.")
 @click.option("--dry-run", is_flag=True, help="Price the variants; generate nothing.")
+@click.option("--dask", default=None, metavar="ADDRESS",
+              help="Render one film per task on this Dask scheduler (default: $DASK_SCHEDULER_ADDRESS, else locally).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def main(storyboard_file: str, aspects: tuple[str, ...], modes: tuple[str, ...], sets: tuple[str, ...],
          output_dir: str | None,
          backend: str | None, cache_dir: str | None, concurrency: int, films: int, budget: str | None,
-         dry_run: bool, as_json: bool) -> None:
+         dry_run: bool, dask: str | None, as_json: bool) -> None:
     """Render STORYBOARD in every combination of --aspect and --mode."""
     limit = parse_budget(budget)
     values = parse_sets(sets)
     with exit_codes():
         result = run_variants(storyboard_file, aspects=aspects, modes=modes, vars=values, output_dir=output_dir,
                               backend=backend, cache_dir=cache_dir, concurrency=concurrency, budget=limit,
-                              dry_run=dry_run, films=films)
+                              dry_run=dry_run, films=films, dask=dask_address(dask),
+                              on_progress=lambda line: click.echo(line, err=True))
         finish(result, title=f"{Path(storyboard_file).name}: variants", as_json=as_json)
 
 

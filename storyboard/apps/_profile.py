@@ -67,7 +67,7 @@ class AppVersion:
     output_schema: Mapping[str, Any] = field(default_factory=dict)
     source: str = ""
 
-    @property
+    @functools.cached_property
     def properties(self) -> Mapping[str, Any]:
         """The input schema's properties, ``$ref``s to ``$defs`` resolved."""
         return _resolved_properties(self)
