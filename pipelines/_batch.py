@@ -207,10 +207,7 @@ def render_batch(jobs: Sequence[Job], *, backend: str | Backend | None = None, c
             except StoryboardError as e:
                 summary.error = str(e)
                 return summary
-        summary.film, summary.duration, summary.cost = result.film, result.duration, result.cost
-        summary.generated = sum(1 for r in result.shots.values() if r.status == "generated")
-        summary.cached = sum(1 for r in result.shots.values() if r.status == "cached")
-        return summary
+        return summarize(summary, result)
 
     async def run_all() -> list[FilmSummary]:
         try:
@@ -265,3 +262,11 @@ def finish(result: BatchResult, *, title: str, as_json: bool) -> None:
     print_summary(result, title=title, as_json=as_json)
     if not result.ok:
         raise SystemExit(1)
+
+
+def summarize(summary: FilmSummary, result: RenderResult) -> FilmSummary:
+    """Fill a film's summary from its render result (film, length, cost, shots made and cached)."""
+    summary.film, summary.duration, summary.cost = result.film, result.duration, result.cost
+    summary.generated = sum(1 for r in result.shots.values() if r.status == "generated")
+    summary.cached = sum(1 for r in result.shots.values() if r.status == "cached")
+    return summary

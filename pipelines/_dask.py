@@ -22,7 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from pipelines._batch import BatchResult, FilmSummary, Job, check_budget, estimate
+from pipelines._batch import BatchResult, FilmSummary, Job, check_budget, estimate, summarize
 from storyboard import BudgetError, Pipeline, StoryboardError, UsageError, get_backend
 
 DASK_ENV = "DASK_SCHEDULER_ADDRESS"
@@ -43,10 +43,7 @@ def render_film(job: Job, backend: str | None, cache_dir: str | None, concurrenc
     except StoryboardError as e:
         summary.error = str(e)
         return summary
-    summary.film, summary.duration, summary.cost = result.film, result.duration, result.cost
-    summary.generated = sum(1 for r in result.shots.values() if r.status == "generated")
-    summary.cached = sum(1 for r in result.shots.values() if r.status == "cached")
-    return summary
+    return summarize(summary, result)
 
 
 def render_batch_dask(jobs: Sequence[Job], *, address: str, backend: str | None = None,

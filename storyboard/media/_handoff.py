@@ -21,7 +21,13 @@ import numpy as np
 from PIL import Image
 
 from storyboard.errors import MediaError
-from storyboard.media._frames import _decode_from, _frame_time, _open_video, _stream_duration
+from storyboard.media._frames import (
+    _decode_from,
+    _frame_time,
+    _open_video,
+    _stream_duration,
+    save_frame,
+)
 
 CLOSE = 0.9  # a later frame at least this sharp, relative to the sharpest, is preferred
 _HIST_BINS = 8  # per channel
@@ -82,10 +88,7 @@ def _select(clip: Path, window: float, dest: Path) -> Handoff:
         raise MediaError(f"{clip}: cannot decode its last frames ({exc})") from exc
     finally:
         container.close()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".tmp")
-    image.save(tmp, format="PNG", compress_level=1)
-    tmp.replace(dest)
+    save_frame(image, dest)
     return Handoff(path=dest, time=round(t, 6), index=round(t * fps), sharpness=round(scores[i], 3),
                    candidates=len(frames))
 
