@@ -81,6 +81,9 @@ class Board:
         """Which of ``names`` (e.g. ``--set`` keys) no prompt reads, each with the nearest
         name that one does read (or None). Empty when a prompt's variables cannot be told
         from its text (see :meth:`PromptRenderer.names_used`)."""
+        names = list(names)
+        if not names:  # nothing to check: no need to parse every template
+            return []
         used = names_used(self.spec)
         if used is None:
             return []
