@@ -22,7 +22,8 @@ from storyboard.backends.inference import InferenceBackend
 from storyboard.cache import Cache
 from storyboard.cli import main
 from storyboard.errors import BackendError, RenderFailed
-from storyboard.runner import Event, Pipeline, RenderResult, Warning_
+from storyboard.events import Event, RenderResult, Warning_
+from storyboard.runner import Pipeline
 from tests.test_inference_backend import FAST
 
 KEY = "sk-test-SECRET-9f8e7d"
