@@ -8,10 +8,15 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from storyboard.graph import ShotGraph
+from tests.media_helpers import decode_all, make_audio, make_image, psnr, stream_durations
+
+SHORT = 90
+FPS = 8
 
 _MODULES_AFTER = """
 import json, sys
@@ -67,3 +72,65 @@ def test_graph_answers_as_networkx_would() -> None:
         assert g.descendants(n) == nx.descendants(ref, n)
     assert ref.edges["a", "b"]["label"] == "last, first"
     assert ShotGraph([], [], {}).depth() == 0
+
+
+# ---- item 8: a film of preview clips copies what sits whole between plain cuts ----------
+
+
+async def _preview_cut(tmp_path: Path) -> list[Any]:
+    from storyboard.media import CutClip, animatic_clip
+
+    start = make_image(tmp_path / "start.png", (320, 180), seed=3)
+    end = make_image(tmp_path / "end.png", (320, 180), seed=4)
+    common = dict(aspect_ratio="16:9", title="t", sound=True, short_side=SHORT, fps=FPS)
+    a = await animatic_clip(tmp_path / "a.mp4", duration=1, start_image=start, end_image=None, text="a",
+                            **common)  # type: ignore[arg-type]
+    b = await animatic_clip(tmp_path / "b.mp4", duration=1, start_image=None, end_image=None, text="b",
+                            **common)  # type: ignore[arg-type]
+    c = await animatic_clip(tmp_path / "c.mp4", duration=1, start_image=None, end_image=None, text="c",
+                            **common)  # type: ignore[arg-type]
+    d = await animatic_clip(tmp_path / "d.mp4", duration=2, start_image=start, end_image=end, text="d",
+                            **common)  # type: ignore[arg-type]
+    return [CutClip(a), CutClip(b, trim_first_frame=True), CutClip(c),
+            CutClip(d, transition="dissolve", transition_duration=0.25)]
+
+
+async def test_a_film_of_previews_copies_whole_clips_and_encodes_only_transitions(tmp_path: Path) -> None:
+    from storyboard.media import MixTrack, assemble, probe
+    from storyboard.media._graphs import X264
+
+    cut = await _preview_cut(tmp_path)
+    music = make_audio(tmp_path / "music.m4a", duration=1.5)
+    result = await assemble(cut, tmp_path / "film.mp4", audio=[MixTrack(music, volume=0.5, duck=True)])
+    encodes = [c for c in result.commands if "libx264" in c]
+    assert len(encodes) == 1  # the dissolve's segment only: a and b go in as they are
+    assert X264[3] not in encodes[0]  # the clips' own preset, not the paid film's
+    film, a, b = decode_all(result.path), decode_all(cut[0].path), decode_all(cut[1].path)
+    assert film[:FPS] == a  # bit for bit: copied, not re-encoded
+    assert film[FPS:2 * FPS - 1] == b[1:]  # from b's second frame: the chained seam dropped
+    info = probe(result.path)
+    assert info.frames == len(film) == 3 * FPS - 1 + 2 * FPS - round(0.25 * FPS)
+    assert info.has_audio and stream_durations(result.path)["audio"] == pytest.approx(info.duration, abs=0.03)
+
+
+async def test_a_film_of_previews_looks_like_the_encoded_film(tmp_path: Path) -> None:
+    from storyboard.media import _assemble as module
+    from storyboard.media import assemble
+
+    cut = await _preview_cut(tmp_path)
+    copied = await assemble(cut, tmp_path / "copied.mp4", loudness=None)
+    saved = module._preview
+
+    async def no_preview(*args: Any) -> Any:
+        return module.X264, {}
+
+    module._preview = no_preview  # type: ignore[assignment]
+    try:
+        encoded = await assemble(cut, tmp_path / "encoded.mp4", loudness=None)
+    finally:
+        module._preview = saved  # type: ignore[assignment]
+    assert copied.method == "segments" and encoded.method == "filter"
+    ours, theirs = decode_all(copied.path), decode_all(encoded.path)
+    assert len(ours) == len(theirs)
+    scores = sorted(psnr(x, y) for x, y in zip(ours, theirs, strict=True))
+    assert scores[0] > 30 and scores[len(scores) // 2] > 40  # the same frames, in the same places

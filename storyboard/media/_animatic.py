@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import tempfile
 import textwrap
@@ -19,6 +20,19 @@ CRF = 16  # quality high enough that first/last frames stay >= 40 dB PSNR
 # A preview: x264's fastest preset encodes in about half the time of "veryfast"; at this
 # CRF the first/last frames keep their PSNR (the bigger files cost nothing to decode).
 PRESET = "ultrafast"
+
+
+# Written into every preview clip's video track (the MP4 handler name): a film made only
+# of clips that say so is encoded with preview_x264 and copies what it can.
+PREVIEW_HANDLER = "storyboard preview"
+
+
+def preview_x264(fps: int) -> list[str]:
+    """The H.264 settings of every preview clip. A film made only of preview clips is
+    encoded with the same ones, so its plain-cut clips can be stream-copied: the key
+    interval is among them because it sets a parameter set field (the frame-number size)."""
+    return ["-c:v", "libx264", "-preset", PRESET, "-crf", str(CRF), "-pix_fmt", "yuv420p", "-g", str(2 * fps)]
+
 _CHORDS = (  # soft pads, root and two tones above (Hz)
     (220.00, 277.18, 329.63),
     (196.00, 246.94, 293.66),
@@ -118,7 +132,7 @@ def animatic_args(
     y = f"(ih-ih/zoom)*{0.5 + 0.5 * pan_y:.4f}"
     graph = [
         f"[0:v]format=rgb24,zoompan=z='{zoom}':x='{x}':y='{y}':d={frames}:s={width}x{height}:fps={fps}"
-        + ",format=yuv420p"
+        + ",format=yuv420p,setsar=1"  # square pixels said, as the film's encoder says them
         + ("[v]" if end_png is None else "[a0]")
     ]
     args = ["-i", str(start_png)]
@@ -132,11 +146,19 @@ def animatic_args(
         offset = (frames - end_frames) / fps
         graph.append(
             f"[1:v]format=rgb24,zoompan=z='{end_zoom}':x='(iw-iw/zoom)/2':y='(ih-ih/zoom)/2'"
-            f":d={end_frames}:s={width}x{height}:fps={fps},format=yuv420p[b0]"
+            f":d={end_frames}:s={width}x{height}:fps={fps},format=yuv420p,setsar=1[b0]"
         )
+        # Only the tail goes through xfade (a frame copy per frame it passes, and a stall
+        # of the whole graph): the head is split off and concatenated back.
+        head = frames - end_frames
         graph.append(
+            f"[a0]split=2[h0][t0];[h0]trim=end_frame={head}[h1];"
+            f"[t0]trim=start_frame={head},setpts=PTS-STARTPTS[t1];"
+            f"[t1][b0]xfade=transition=fade:duration={fade_frames / fps:.6f}:offset=0[x0];"
+            "[h1][x0]concat=n=2:v=1:a=0[v]"
+            if head > 0 else
             f"[a0][b0]xfade=transition=fade:duration={fade_frames / fps:.6f}:offset={offset:.6f}[v]"
-        )
+        )  # fmt: skip
     if sound:
         fade_out = min(0.5, seconds / 3)
         graph.append(
@@ -153,22 +175,50 @@ def animatic_args(
     args += [
         "-frames:v", str(frames),
         "-r", str(fps),
-        "-c:v", "libx264",
-        "-preset", PRESET,
-        "-crf", str(CRF),
-        "-pix_fmt", "yuv420p",
-        "-g", str(2 * fps),
-        "-force_key_frames", f"expr:eq(n,{last})",
+        *preview_x264(fps),
+        # the last frame: a child's handoff decodes one frame; the second: a chained seam
+        # drops the first frame, and the film then copies the clip from a keyframe
+        "-force_key_frames", f"expr:eq(n,1)+eq(n,{last})",
         "-threads", "4",
         "-fflags", "+bitexact",
         "-flags:v", "+bitexact",
         "-flags:a", "+bitexact",
         "-map_metadata", "-1",
+        "-metadata:s:v:0", f"handler_name={PREVIEW_HANDLER}",
         "-movflags", "+faststart",
         "-f", "mp4",
         str(dest),
     ]  # fmt: skip
     return args
+
+
+def _ready(src: Path, size: tuple[int, int]) -> bool:
+    """Whether ``src`` is already what the clip starts on: an RGB PNG of exactly ``size``
+    with no orientation to apply (a frame of a preview clip, prepared). Reads the header."""
+    try:
+        with Image.open(src) as img:
+            return (img.format == "PNG" and img.mode == "RGB" and img.size == size
+                    and img.getexif().get(0x0112, 1) == 1)
+    except (OSError, SyntaxError, ValueError):
+        return False  # let load_image say what is wrong with it
+
+
+def _still_file(src: Path | None, dest: Path, size: tuple[int, int],
+                card: tuple[str, str, str] | None) -> Path | None:
+    """The still a clip starts or ends on, as a PNG file: ``src`` itself when it is
+    ready, else ``src`` fitted (or, with no ``src``, the title ``card``) written to ``dest``."""
+    if src is None and card is None:
+        return None
+    if src is not None and _ready(src, size):
+        return src  # a chained shot's frame: decoding and re-encoding it cost ~0.1 s at 720p
+    if src is not None:
+        image = prepare_still(src, size)
+    else:
+        assert card is not None
+        image = title_card(size, *card)
+    # zlib level 1: these stills live for one ffmpeg run; level 6 costs ~0.1 s more each
+    image.save(dest, format="PNG", compress_level=1)
+    return dest
 
 
 def prepare_still(src: Path, size: tuple[int, int]) -> Image.Image:
@@ -201,16 +251,12 @@ async def animatic_clip(
     seed = seed or f"{title}\n{text}"
     with tempfile.TemporaryDirectory(prefix=".animatic-", dir=dest.parent) as tmp_dir:
         tmp = Path(tmp_dir)
-        start_png = tmp / "start.png"
-        # zlib level 1: these stills live for one ffmpeg run; level 6 costs ~0.1 s more each
-        if start_image is not None:
-            prepare_still(start_image, size).save(start_png, format="PNG", compress_level=1)
-        else:
-            title_card(size, title, text, seed).save(start_png, format="PNG", compress_level=1)
-        end_png: Path | None = None
-        if end_image is not None:
-            end_png = tmp / "end.png"
-            prepare_still(end_image, size).save(end_png, format="PNG", compress_level=1)
+        # In a thread: shots rendered at once prepare their stills side by side.
+        start_png, end_png = await asyncio.gather(
+            asyncio.to_thread(_still_file, start_image, tmp / "start.png", size, (title, text, seed)),
+            asyncio.to_thread(_still_file, end_image, tmp / "end.png", size, None),
+        )
+        assert start_png is not None
         out = tmp / "clip.mp4"
         args = animatic_args(
             out,

@@ -289,18 +289,19 @@ def render_args(
     tracks: Sequence[tuple[MixTrack, AudioInfo]] = (),
     loudnorm: str | None = None,
     sound: Path | None = None,
+    codec: Sequence[str] = X264,
 ) -> list[str]:
     """ffmpeg arguments rendering ``plan``. With ``sound`` the picture goes to ``output``
     (H.264 only: a segment) and the sound to ``sound`` as float WAV; without, ``output``
     is the finished film: the ``tracks`` mixed in, ``loudnorm`` applied, AAC,
-    +faststart. Pure."""
+    +faststart. ``codec``: the H.264 settings (a film of previews uses theirs). Pure."""
     args = [*plan.inputs]
     graph = plan.graph
     mixed = sound is None and bool(tracks or (loudnorm and plan.audio))
     if mixed:
         args += _track_inputs(tracks)
         graph += ";" + mix_graph(plan.audio, tracks, plan.sources, plan.samples, loudnorm)
-    args += ["-filter_complex", graph, "-map", f"[{plan.video}]", *X264, "-r", str(plan.fps)]
+    args += ["-filter_complex", graph, "-map", f"[{plan.video}]", *codec, "-r", str(plan.fps)]
     args += ["-frames:v", str(plan.frames)]
     has_sound = plan.audio is not None or mixed
     if sound is not None:
@@ -313,12 +314,26 @@ def render_args(
     return [*args, "-movflags", "+faststart", "-f", "mp4", str(output)]
 
 
-def segment_list(files: Sequence[tuple[Path, float]]) -> str:
-    """A concat-demuxer script for rendered segments (path, exact seconds). Pure."""
+def segment_list(files: Sequence[tuple[Path, float] | tuple[Path, float, float]]) -> str:
+    """A concat-demuxer script for rendered segments (path, exact seconds), or for clips
+    used as they are (path, seconds, in-point: a keyframe, where the cut drops what comes
+    before it). Pure."""
     lines = ["ffconcat version 1.0"]
-    for path, seconds in files:
-        lines += [f"file {_concat_quote(path.resolve())}", f"duration {seconds:.9f}"]
+    for path, seconds, *start in files:
+        lines.append(f"file {_concat_quote(path.resolve())}")
+        if start and start[0]:
+            lines.append(f"inpoint {start[0]:.9f}")
+        lines.append(f"duration {seconds:.9f}")
     return "\n".join(lines) + "\n"
+
+
+def sound_args(plan: FilterPlan, sound: Path) -> list[str]:
+    """ffmpeg arguments writing a segment's sound alone (``plan`` made with
+    ``video=False``) as float WAV: no picture decoded. Pure."""
+    if plan.audio is None:
+        raise MediaError("a sound-only segment needs a plan with sound")
+    return [*plan.inputs, "-filter_complex", plan.graph, "-map", f"[{plan.audio}]",
+            "-c:a", "pcm_f32le", "-f", "wav", str(sound)]
 
 
 def join_args(
