@@ -101,13 +101,18 @@ async def test_a_film_of_previews_copies_whole_clips_and_encodes_only_transition
 
     cut = await _preview_cut(tmp_path)
     music = make_audio(tmp_path / "music.m4a", duration=1.5)
-    result = await assemble(cut, tmp_path / "film.mp4", audio=[MixTrack(music, volume=0.5, duck=True)])
+    seen: list[float] = []
+    result = await assemble(cut, tmp_path / "film.mp4", audio=[MixTrack(music, volume=0.5, duck=True)],
+                            progress=seen.append)
+    assert seen == sorted(seen) and seen[-1] == 1.0
     encodes = [c for c in result.commands if "libx264" in c]
     assert len(encodes) == 1  # the dissolve's segment only: a and b go in as they are
     assert X264[3] not in encodes[0]  # the clips' own preset, not the paid film's
-    film, a, b = decode_all(result.path), decode_all(cut[0].path), decode_all(cut[1].path)
+    film, a, b, c = (decode_all(clip.path) for clip in [result, *cut[:3]])
     assert film[:FPS] == a  # bit for bit: copied, not re-encoded
     assert film[FPS:2 * FPS - 1] == b[1:]  # from b's second frame: the chained seam dropped
+    assert film[2 * FPS - 1:2 * FPS + 4] == c[:5]  # c up to the frame before the dissolve begins
+    assert film[2 * FPS + 4] != c[5]
     info = probe(result.path)
     assert info.frames == len(film) == 3 * FPS - 1 + 2 * FPS - round(0.25 * FPS)
     assert info.has_audio and stream_durations(result.path)["audio"] == pytest.approx(info.duration, abs=0.03)
@@ -134,3 +139,44 @@ async def test_a_film_of_previews_looks_like_the_encoded_film(tmp_path: Path) ->
     assert len(ours) == len(theirs)
     scores = sorted(psnr(x, y) for x, y in zip(ours, theirs, strict=True))
     assert scores[0] > 30 and scores[len(scores) // 2] > 40  # the same frames, in the same places
+
+
+# ---- item 9: a downloaded clip is hashed and decoded as it arrives ---------------------------
+
+KEY = "sk-test-speed-4b2e"
+
+
+def test_a_chained_child_needs_no_second_read_or_decode_of_its_parent(
+        write_board: Callable[..., Path], make_image: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    import storyboard
+    import storyboard.media
+    from fakeserver import FakeInference
+    from storyboard.backends.inference import InferenceBackend
+    from storyboard.cache import Cache, _local
+    from storyboard.media._frames import _extract
+
+    make_image("start.png")
+    path = write_board("""
+        storyboard: 1
+        defaults: {mode: std, duration: 3}
+        shots:
+          - {id: a, prompt: a harbor at dusk, image: start.png}
+          - {id: b, prompt: the keeper looks up}
+    """)  # b starts on a's last frame
+
+    def no_second_look(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(f"read again after the download: {args}")
+
+    monkeypatch.setattr(storyboard.media, "extract_frame", no_second_look)
+    monkeypatch.setattr(_local, "file_sha256", no_second_look)
+    with FakeInference(api_key=KEY, latency=0.05) as fake:
+        backend = InferenceBackend(api_key=KEY, base_url=fake.url, poll_interval=0.05)
+        result = asyncio.run(storyboard.Pipeline(storyboard.load(path), backend=backend).run())
+    assert {s.status for s in result.shots.values()} == {"generated"}, result.shots
+    monkeypatch.undo()
+    clip = result.shots["a"].clip
+    assert clip is not None and clip.name == f"{_local.file_sha256(clip)}.mp4"  # the streamed hash is right
+    last = Cache.for_board(path).frame_path(clip.stem, "last")
+    assert last.read_bytes() == _extract(clip, "last", path.parent / "again.png").read_bytes()

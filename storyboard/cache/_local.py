@@ -51,6 +51,15 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _known_sha256(clip: Path) -> str | None:
+    """The digest written beside ``clip`` as it was made, when it is for this size."""
+    try:
+        size, digest = clip.with_name(clip.name + ".sha256").read_text().split()
+        return digest if int(size) == clip.stat().st_size and len(digest) == 64 else None
+    except (OSError, ValueError):
+        return None
+
+
 def _oserror(action: str, path: Path, e: OSError) -> CacheError:
     if e.errno == errno.ENOSPC:
         return CacheError(f"disk full while {action} {path}; free some space (clips made so far are kept)")
@@ -233,8 +242,10 @@ class Cache:
         return entry.clip if entry else None
 
     def store(self, key: str, clip: Path, *, shot: str, facts: dict[str, Any] | None = None) -> Entry:
-        """Move a finished clip into the store (by content hash) and index it under key."""
-        digest = file_sha256(clip)
+        """Move a finished clip into the store (by content hash) and index it under key.
+        A ``<clip>.sha256`` beside it (``SIZE DIGEST``, hashed as it was downloaded) saves
+        reading it again when its size still matches."""
+        digest = _known_sha256(clip) or file_sha256(clip)
         suffix = clip.suffix.lower() if clip.suffix.lower() in IMAGE_SUFFIXES else ".mp4"
         dest = self._clip_path(digest, suffix)
         try:

@@ -7,7 +7,7 @@ from storyboard.media._animatic import animatic_clip, still_card
 from storyboard.media._assemble import AssemblyResult, assemble
 from storyboard.media._captions import BURN_STYLE, burn_captions, cut_times, write_captions
 from storyboard.media._ffmpeg import build_command, ffmpeg_path, run_ffmpeg
-from storyboard.media._frames import extract_frame
+from storyboard.media._frames import StreamedClip, extract_frame, save_frame
 from storyboard.media._graphs import MixTrack
 from storyboard.media._handoff import Handoff, SeamScore, handoff_frame, seam_continuity, seam_score
 from storyboard.media._images import PreparedImage, frame_size, prepare_image
@@ -28,6 +28,7 @@ __all__ = [
     "OverlayCard",
     "PreparedImage",
     "SeamScore",
+    "StreamedClip",
     "animatic_clip",
     "assemble",
     "build_command",
@@ -45,6 +46,7 @@ __all__ = [
     "probe",
     "probe_audio",
     "run_ffmpeg",
+    "save_frame",
     "seam_continuity",
     "seam_score",
     "speak_offline",

@@ -16,9 +16,9 @@ Three ways, cheapest first:
 
 A film made only of preview clips (the animatic's, marked :data:`PREVIEW_HANDLER`, all
 with the same H.264 parameter sets) is encoded with the clips' own settings
-(:func:`preview_x264`), and every clip that sits whole between plain cuts goes in as it is
-(stream copy): only transitions are encoded, and the sound is made, measured and mixed
-beside them ("segments").
+(:func:`preview_x264`), and what lies outside transitions from a keyframe on goes in as it
+is (stream copy): only the frames around transitions are encoded, and the sound is made,
+measured and mixed beside them ("segments").
 """
 
 from __future__ import annotations
@@ -199,9 +199,9 @@ async def _render(
     progress: Callable[[float], None] | None,
 ) -> tuple[str, float, dict[str, float] | None]:
     timeline = plan_timeline(clips, infos)
-    codec, copied = await _preview(clips, infos, timeline)
-    if copied:
-        return await _render_copying(clips, infos, timeline, copied, codec, tracks, loudness, output, work,
+    codec, runs = await _preview(clips, infos, timeline)
+    if runs:
+        return await _render_copying(clips, infos, timeline, runs, codec, tracks, loudness, output, work,
                                      commands, progress)
     segments = split_segments(timeline, WINDOW)
     shots_audio = any(i.has_audio for i in infos)
@@ -265,7 +265,10 @@ async def _render(
     return "segments", seconds, measured
 
 
-# ---- films of preview clips: stream copy between plain cuts ------------------------------
+# ---- films of preview clips: stream copy outside transitions -----------------------------
+
+# The fewest frames worth copying: shorter runs are encoded with their neighbours.
+MIN_RUN = 4
 
 
 @dataclass(frozen=True)
@@ -273,81 +276,111 @@ class _Stream:
     """What decides whether a clip's picture can go into the film as it is."""
 
     params: bytes | None  # the H.264 parameter sets (the MP4's avcC)
-    first: bool  # the picture is the file's first stream (the concat demuxer pairs by index)
-    second_key: float | None  # the time of the second frame, when it is a keyframe
     preview: bool = False  # made by the animatic with preview_x264
+    frames: int = 0  # frames in display order (0: reordered, or unreadable: never copied)
+    keys: frozenset[int] = frozenset()  # the frames that are keyframes
 
 
 def _stream(path: Path) -> _Stream:
-    """Demuxes two packets; decodes nothing."""
+    """Demuxes the picture; decodes nothing."""
     import av  # deferred: assembling a cut of matching clips by stream copy needs no PyAV here
 
     try:
         with av.open(str(path)) as container:
             video = container.streams.video[0]
             params = bytes(video.codec_context.extradata or b"") or None
-            packets = []
-            for packet in container.demux(video):
-                if packet.size:
-                    packets.append(packet)
-                if len(packets) == 2:
-                    break
-            second = packets[1] if len(packets) == 2 else None
-            key = None
-            if second is not None and second.is_keyframe and second.pts is not None and video.time_base:
-                key = float(second.pts * video.time_base)
             preview = video.metadata.get("handler_name") == PREVIEW_HANDLER
-            return _Stream(params, video.index == 0, key, preview)
+            keys: set[int] = set()
+            last, count = -1, 0
+            for packet in container.demux(video):
+                if not packet.size:
+                    continue
+                if packet.pts is None or packet.pts != packet.dts or packet.pts <= last:
+                    return _Stream(params, preview)  # reordered frames: copy runs would not line up
+                if packet.is_keyframe:
+                    keys.add(count)
+                last, count = packet.pts, count + 1
+            return _Stream(params, preview, count, frozenset(keys))
     except (av.FFmpegError, OSError, IndexError):
-        return _Stream(None, False, None)
+        return _Stream(None)
+
+
+def _copy_run(path: Path, first: int, end: int, dest: Path) -> None:
+    """Frames ``[first, end)`` of ``path`` (``first`` a keyframe), picture only, by stream
+    copy into ``dest``: a file the concat demuxer plays whole (no in/out points, whose
+    ends would be decided by whichever stream reaches them first)."""
+    import av
+
+    with av.open(str(path)) as source, av.open(str(dest), "w", format="mp4") as out:
+        video = source.streams.video[0]
+        copy = out.add_stream_from_template(video)
+        index, offset = 0, None
+        for packet in source.demux(video):
+            if not packet.size:
+                continue
+            if first <= index < end:
+                assert packet.pts is not None
+                offset = packet.pts if offset is None else offset
+                packet.pts = packet.dts = packet.pts - offset
+                packet.stream = copy
+                out.mux(packet)
+            index += 1
+            if index >= end:
+                break
 
 
 async def _preview(
     clips: Sequence[CutClip], infos: Sequence[ClipInfo], timeline: Timeline
-) -> tuple[Sequence[str], dict[int, _Stream]]:
-    """The film's H.264 settings, and the clips that go in by stream copy (by index):
-    for a film of preview clips with one set of parameter sets, the preview settings and
-    each clip that can be taken whole; otherwise :data:`X264` and nothing copied."""
+) -> tuple[Sequence[str], dict[int, tuple[int, int]]]:
+    """The film's H.264 settings, and the film frames ``[a, b)`` of each clip that go in
+    by stream copy: for a film of preview clips with one set of parameter sets, the
+    preview settings and every run outside transitions that starts on a keyframe;
+    otherwise :data:`X264` and nothing copied."""
     if timeline.fps.denominator != 1 or any(i.vcodec != "h264" for i in infos):
         return X264, {}
     streams = await asyncio.to_thread(lambda: [_stream(Path(i.path)) for i in infos])
     if not all(s.preview for s in streams) or len({s.params for s in streams}) != 1 or streams[0].params is None:
         return X264, {}
-    copied = {k: s for k, s in enumerate(streams) if _whole(k, clips, infos, s, timeline)}
-    return preview_x264(int(timeline.fps)), copied
+    runs = {k: run for k, s in enumerate(streams) if (run := _run(k, clips, infos, s, timeline)) is not None}
+    return preview_x264(int(timeline.fps)), runs
 
 
-def _whole(k: int, clips: Sequence[CutClip], infos: Sequence[ClipInfo], stream: _Stream, timeline: Timeline) -> bool:
-    """Whether clip ``k`` can be copied: all of it plays, at the film's size and rate,
-    between plain cuts, starting on a keyframe (its second frame after a chained seam)."""
+def _run(
+    k: int, clips: Sequence[CutClip], infos: Sequence[ClipInfo], stream: _Stream, timeline: Timeline
+) -> tuple[int, int] | None:
+    """The film frames ``[a, b)`` of clip ``k`` that can be copied: outside transitions,
+    from a keyframe, at the film's size and rate, the clip played as it is (no hold, no
+    early end); None when there are none worth it. Pure."""
     clip, info, film = clips[k], infos[k], infos[0]
-    start, end = timeline.starts[k], timeline.starts[k] + timeline.frames[k]
+    trim = 1 if clip.trim_first_frame else 0
+    if (clip.hold or clip.end_at is not None or stream.frames != timeline.frames[k] + trim
+            or (info.width, info.height, info.pix_fmt) != (film.width, film.height, "yuv420p")
+            or info.fps_fraction != timeline.fps):
+        return None
+    start = timeline.starts[k]
     following = timeline.overlaps[k + 1] if k + 1 < len(clips) else 0
-    return (
-        stream.first and clip.hold == 0 and clip.end_at is None
-        and (not clip.trim_first_frame or stream.second_key is not None)
-        and (info.width, info.height, info.pix_fmt) == (film.width, film.height, "yuv420p")
-        and info.fps_fraction == timeline.fps
-        and info.frames == timeline.frames[k] + (1 if clip.trim_first_frame else 0)
-        and timeline.overlaps[k] == 0 and following == 0
-        and (start == 0 or timeline.clean(start)) and (end == timeline.total or timeline.clean(end))
-    )  # fmt: skip
+    lo, hi = start + timeline.overlaps[k], start + timeline.frames[k] - following
+    a = next((f for f in range(lo, hi) if f - start + trim in stream.keys and (f == 0 or timeline.clean(f))), None)
+    if a is None:
+        return None
+    b = next((f for f in range(hi, a, -1) if f == timeline.total or timeline.clean(f)), a)
+    return (a, b) if b - a >= MIN_RUN else None
 
 
-def _carve(timeline: Timeline, segments: Sequence[Segment], copied: Sequence[int]) -> list[tuple[Segment, bool]]:
-    """The segments with every copied clip cut out as a segment of its own. Pure."""
-    out: list[tuple[Segment, bool]] = []
+def _carve(
+    timeline: Timeline, segments: Sequence[Segment], runs: dict[int, tuple[int, int]]
+) -> list[tuple[Segment, int | None]]:
+    """The segments cut at the ends of every copy run: each part with the clip it copies
+    (None: encoded). Pure."""
+    out: list[tuple[Segment, int | None]] = []
     for segment in segments:
         points = {segment.start, segment.end}
-        for k in copied:
-            start, end = timeline.starts[k], timeline.starts[k] + timeline.frames[k]
-            if segment.start <= start and end <= segment.end:
-                points |= {start, end}
+        for a, b in runs.values():
+            if segment.start <= a and b <= segment.end:
+                points |= {a, b}
         for a, b in itertools.pairwise(sorted(points)):
-            part = segment_of(timeline, a, b)
-            whole = len(part.pieces) == 1 and part.pieces[0].clip in copied and part.pieces[0].start == 0 and (
-                part.pieces[0].end == timeline.frames[part.pieces[0].clip])
-            out.append((part, whole))
+            copied = next((k for k, run in runs.items() if run == (a, b)), None)
+            out.append((segment_of(timeline, a, b), copied))
     return out
 
 
@@ -355,7 +388,7 @@ async def _render_copying(
     clips: Sequence[CutClip],
     infos: Sequence[ClipInfo],
     timeline: Timeline,
-    copied: dict[int, _Stream],
+    runs: dict[int, tuple[int, int]],
     codec: Sequence[str],
     tracks: Sequence[tuple[MixTrack, AudioInfo]],
     loudness: float | None,
@@ -364,42 +397,46 @@ async def _render_copying(
     commands: list[list[str]],
     progress: Callable[[float], None] | None,
 ) -> tuple[str, float, dict[str, float] | None]:
-    """Copied clips and encoded transitions, their picture joined by stream copy; the
-    sound of every segment made alone (no picture decoded), measured while the
+    """Copied runs of clips and encoded transitions, their picture joined by stream
+    copy; the sound of every segment made alone (no picture decoded), measured while the
     transitions encode, then mixed and encoded once."""
-    parts = _carve(timeline, split_segments(timeline, WINDOW), sorted(copied))
+    segments = split_segments(timeline, WINDOW)
+    parts = _carve(timeline, segments, runs)
     sound = any(i.has_audio for i in infos) or bool(tracks)
     normalize = loudness is not None and sound
     seconds = float(timeline.total / timeline.fps)
     samples = timeline.samples(timeline.total)
-    encoded = [float(s.end - s.start) for s, whole in parts if not whole]
+    encoded = [float(s.end - s.start) for s, copied in parts if copied is None]
     steps = _Progress(progress, [*encoded, 0.05 * timeline.total if sound else 0.0, 0.1 * timeline.total])
     limit = asyncio.Semaphore(PARALLEL)
-    pictures: list[tuple[Path, float] | tuple[Path, float, float]] = []
+    pictures: list[tuple[Path, float]] = []
     sounds: list[tuple[Path, float]] = []
     picture_jobs: list[Coroutine[Any, Any, None]] = []
     sound_jobs: list[Coroutine[Any, Any, None]] = []
-    for index, (segment, whole) in enumerate(parts):
-        if whole:
-            k = segment.pieces[0].clip
-            start = copied[k].second_key if clips[k].trim_first_frame else None
-            pictures.append((Path(infos[k].path), float((segment.end - segment.start) / timeline.fps), start or 0.0))
+    encodes = 0
+    for index, (segment, copied) in enumerate(parts):
+        video = work / f"segment{index:04d}.mp4"
+        if copied is not None:
+            trim = 1 if clips[copied].trim_first_frame else 0
+            first = segment.start - timeline.starts[copied] + trim
+            pictures.append((video, float((segment.end - segment.start) / timeline.fps)))
+            picture_jobs.append(asyncio.to_thread(_copy_run, Path(infos[copied].path), first,
+                                                  first + segment.end - segment.start, video))
         else:
             plan = plan_filter(clips, infos, segment, audio=False)
-            video = work / f"segment{index:04d}.mp4"
             pictures.append((video, plan.seconds))
             args = render_args(plan, video, codec=codec)
             commands.append(build_command(args))
-            picture_jobs.append(_limited(limit, args, steps.part(len(picture_jobs)), plan.seconds))
-        if sound:
-            plan = plan_filter(clips, infos, segment, audio=True, video=False)
-            wav = work / f"segment{index:04d}.wav"
-            sounds.append((wav, plan.samples / SAMPLE_RATE))
-            args = sound_args(plan, wav)
-            commands.append(build_command(args))
-            sound_jobs.append(_limited(limit, args, None, plan.seconds))
+            picture_jobs.append(_limited(limit, args, steps.part(encodes), plan.seconds))
+            encodes += 1
+    for index, segment in enumerate(segments if sound else []):
+        plan = plan_filter(clips, infos, segment, audio=True, video=False)
+        wav = work / f"sound{index:04d}.wav"
+        sounds.append((wav, plan.samples / SAMPLE_RATE))
+        args = sound_args(plan, wav)
+        commands.append(build_command(args))
+        sound_jobs.append(_limited(limit, args, None, plan.seconds))
     picture_list, sound_list = work / "pictures.ffconcat", work / "sound.ffconcat"
-    picture_list.write_text(segment_list(pictures), encoding="utf-8")
     sound_list.write_text(segment_list(sounds), encoding="utf-8")
     measured: dict[str, float] | None = None
 
@@ -413,11 +450,11 @@ async def _render_copying(
                                                       total_seconds=seconds))
 
     await _gather([_gather(picture_jobs), sound_then_measure()])
-    made = {(await asyncio.to_thread(_stream, p[0])).params for p in pictures if len(p) == 2}
-    if made - {next(iter(copied.values())).params}:  # the encoder wrote other parameter sets
+    made = {(await asyncio.to_thread(_stream, path)).params for path, _ in pictures}
+    if len(made) != 1:  # the encoder wrote other parameter sets than the clips': encode it all
         await _gather([_encode_instead(clips, infos, part, pictures, i, codec, work, commands)
-                       for i, (part, whole) in enumerate(parts) if whole])
-        picture_list.write_text(segment_list(pictures), encoding="utf-8")
+                       for i, (part, copied) in enumerate(parts) if copied is not None])
+    picture_list.write_text(segment_list(pictures), encoding="utf-8")
     loudnorm = loudness_filter(loudness, measured) if loudness is not None and measured is not None else None
     args = join_args(picture_list, sound_list if sound else None, output, tracks=tracks, samples=samples,
                      loudnorm=loudnorm)
@@ -430,7 +467,7 @@ async def _encode_instead(
     clips: Sequence[CutClip],
     infos: Sequence[ClipInfo],
     segment: Segment,
-    pictures: list[tuple[Path, float] | tuple[Path, float, float]],
+    pictures: list[tuple[Path, float]],
     index: int,
     codec: Sequence[str],
     work: Path,
@@ -438,7 +475,7 @@ async def _encode_instead(
 ) -> None:
     """Encode a segment that was to be copied, in place in ``pictures``."""
     plan = plan_filter(clips, infos, segment, audio=False)
-    video = work / f"segment{index:04d}.mp4"
+    video = work / f"encoded{index:04d}.mp4"
     args = render_args(plan, video, codec=codec)
     commands.append(build_command(args))
     await run_ffmpeg(args)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -133,3 +135,78 @@ async def extract_frame(clip: Path, selector: str | float, dest: Path) -> Path:
     the last frame). Seeks, so the cost stays flat as clips get longer.
     """
     return await asyncio.to_thread(_extract, Path(clip), selector, Path(dest))
+
+
+class _Growing:
+    """A read-only, forward-only file over bytes that are still arriving: reads wait for
+    them. Not seekable on purpose: an MP4 with its index first (``+faststart``, as
+    served) decodes as it comes; one with its index last cannot, and gives no frame."""
+
+    def __init__(self, owner: StreamedClip) -> None:
+        self._owner = owner
+        self._pos = 0
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes, waiting until some have arrived or the download ended."""
+        chunk = self._owner.read_at(self._pos, size if size >= 0 else 1 << 30)
+        self._pos += len(chunk)
+        return chunk
+
+
+class StreamedClip:
+    """A clip hashed and decoded while it downloads: :meth:`feed` it every chunk; when the
+    last has come, :meth:`finish` gives its SHA-256 and its last frame at once, instead
+    of reading the file again and decoding it after (a chain's next shot needs both).
+
+    Decoding runs in a thread as the bytes arrive; a clip it cannot decode gives no
+    frame (the caller's own checks say what is wrong with it)."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self._data = bytearray()
+        self._complete = False
+        self._ready = threading.Condition()
+        self._last: Any = None
+        self._thread = threading.Thread(target=self._decode, name="storyboard-decode", daemon=True)
+        self._thread.start()
+
+    def feed(self, chunk: bytes) -> None:
+        """The next bytes of the clip."""
+        self._hash.update(chunk)
+        with self._ready:
+            self._data += chunk
+            self._ready.notify_all()
+
+    def read_at(self, pos: int, size: int) -> bytes:
+        """Up to ``size`` bytes from ``pos``, once there are some there (or the download ended)."""
+        with self._ready:
+            self._ready.wait_for(lambda: self._complete or len(self._data) > pos)
+            return bytes(self._data[pos:pos + size])
+
+    def _decode(self) -> None:
+        try:
+            # no look-ahead: stream info comes from the MP4 index, not from reading on
+            with av.open(_Growing(self), mode="r", options={"probesize": "32768", "analyzeduration": "0"}) as container:
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"
+                last: Any = None
+                for frame in container.decode(stream):
+                    last = frame
+                self._last = last.to_image() if last is not None else None
+        except Exception:  # not decodable as it came: no frame; the caller's checks say why
+            self._last = None
+
+    def finish(self) -> tuple[str, Any]:
+        """(SHA-256 hex, the last frame as a PIL image or None), once every byte is fed."""
+        with self._ready:
+            self._complete = True
+            self._ready.notify_all()
+        self._thread.join()
+        return self._hash.hexdigest(), self._last
+
+    def abort(self) -> None:
+        """Stop (a broken download): the decoder sees the end and exits."""
+        with self._ready:
+            self._complete = True
+            self._ready.notify_all()
+        self._thread.join()

@@ -314,16 +314,11 @@ def render_args(
     return [*args, "-movflags", "+faststart", "-f", "mp4", str(output)]
 
 
-def segment_list(files: Sequence[tuple[Path, float] | tuple[Path, float, float]]) -> str:
-    """A concat-demuxer script for rendered segments (path, exact seconds), or for clips
-    used as they are (path, seconds, in-point: a keyframe, where the cut drops what comes
-    before it). Pure."""
+def segment_list(files: Sequence[tuple[Path, float]]) -> str:
+    """A concat-demuxer script for rendered segments (path, exact seconds). Pure."""
     lines = ["ffconcat version 1.0"]
-    for path, seconds, *start in files:
-        lines.append(f"file {_concat_quote(path.resolve())}")
-        if start and start[0]:
-            lines.append(f"inpoint {start[0]:.9f}")
-        lines.append(f"duration {seconds:.9f}")
+    for path, seconds in files:
+        lines += [f"file {_concat_quote(path.resolve())}", f"duration {seconds:.9f}"]
     return "\n".join(lines) + "\n"
 
 

@@ -104,6 +104,7 @@ class ShotScheduler:
             self.results[s.id] = ShotResult(id=s.id, status="pending")
         for s in [*active, *takes]:
             self.state.futures[s.id] = loop.create_future()
+        self.planned = {s.id: s.status for s in plan.shots}
         tasks = [asyncio.ensure_future(self.run_shot(s)) for s in [*active, *takes]]
         try:
             await asyncio.gather(*tasks)
@@ -183,6 +184,8 @@ class ShotScheduler:
             self.fail(ps.id, f"{type(e).__name__}: {e}", fut, e)
         else:
             fut.set_result(entry)
+            if ps.id == ps.request.shot_id:
+                self.prefetch(ps.id, entry)
 
     async def make_shot(self, ps: PlannedShot) -> Entry:
         """The steps of one shot, in order."""
@@ -281,10 +284,14 @@ class ShotScheduler:
     async def prepare_inputs(self, ps: PlannedShot, entries: Mapping[str, Entry]) -> ShotRequest:
         """The request with its images as local files prepared to the model's rules."""
         aspect = ps.request.aspect_ratio
-        image = await self.image_for(ps.image, aspect, entries, ps.id) if ps.image is not None else None
-        end_image = await self.image_for(ps.end_image, aspect, entries, ps.id) if ps.end_image is not None else None
-        refs = tuple([await self.image_for(src, aspect, entries, ps.id) for src in ps.references])
-        return dataclasses.replace(ps.request, image=image, end_image=end_image, references=refs)
+
+        async def one(src: ImageSource | None) -> Path | None:
+            return None if src is None else await self.image_for(src, aspect, entries, ps.id)
+
+        # side by side: a start and an end frame are extracted and prepared at once
+        image, end_image, *refs = await asyncio.gather(one(ps.image), one(ps.end_image), *map(one, ps.references))
+        return dataclasses.replace(ps.request, image=image, end_image=end_image,
+                                   references=tuple(r for r in refs if r is not None))
 
     def check_journal(self, shot_id: str, key: str) -> None:
         """Before the backend runs: say when an earlier render died mid-submission."""
@@ -308,6 +315,9 @@ class ShotScheduler:
         try:
             clip = await self.generate(ps.id, key, request, work)
             entry = self.store(ps, key, clip)
+            last = clip.with_name(clip.name + ".last.png")  # decoded while it downloaded
+            if last.exists() and not self.cache.frame_path(entry.clip, "last").exists():
+                self.cache.publish(last, self.cache.frame_path(entry.clip, "last"))
         finally:
             shutil.rmtree(work, ignore_errors=True)
         res.finished = time.time()
@@ -402,6 +412,41 @@ class ShotScheduler:
         finally:
             shutil.rmtree(tmp_dir, ignore_errors=True)
 
+    def prefetch(self, shot_id: str, entry: Entry) -> None:
+        """Start extracting and preparing the frames of a finished clip that the shots to
+        be generated from it will need: ready by the time their other parents are, and
+        off the chain's critical path when they have none (the tasks :meth:`image_for` uses)."""
+        if self.board.spec.shot(shot_id).is_still:
+            return
+        for child in self.board.graph.children(shot_id):
+            if self.planned.get(child) in (None, "cached", "unused"):
+                continue
+            shot = self.board.spec.shot(child)
+            for src in (shot.image, shot.end_image, *shot.references):
+                if not isinstance(src, FrameRef) or src.shot != shot_id:
+                    continue
+                rule = self.board.spec.shot(shot_id).handoff_rule if src.selector == "last" else None
+                raw: asyncio.Task[Any]
+                if rule is not None:
+                    k, token = (entry.clip, f"handoff-{rule}"), f"{entry.clip}-handoff-{rule}"
+                    if k not in self.state.handoffs:
+                        self.state.handoffs[k] = asyncio.ensure_future(self._find_handoff(entry, rule))
+                    raw = self.state.handoffs[k]
+                else:
+                    k, token = (entry.clip, str(src.selector)), f"{entry.clip}-{src.selector}"
+                    if k not in self.state.frames:
+                        self.state.frames[k] = asyncio.ensure_future(self.frame(entry, src.selector))
+                    raw = self.state.frames[k]
+                pk = (token, shot.aspect_ratio)
+                if pk not in self.state.prepared:
+                    task = asyncio.ensure_future(self._prepared_from(raw, token, shot.aspect_ratio))
+                    task.add_done_callback(_retrieved)  # a child that never runs never asks
+                    self.state.prepared[pk] = task
+
+    async def _prepared_from(self, raw: asyncio.Task[Any], token: str, aspect: str) -> Path:
+        found = await raw
+        return await self.prepared_image(found[0] if isinstance(found, tuple) else found, token, aspect, None)
+
     async def image_for(self, src: ImageSource, aspect: str, entries: Mapping[str, Entry], shot_id: str) -> Path:
         """The prepared image for a start/end frame: a file, or a frame of a parent's clip."""
         if isinstance(src, FrameRef) and self.board.spec.shot(src.shot).is_still:
@@ -443,6 +488,11 @@ class ShotScheduler:
     def _settle_failed(fut: asyncio.Future[Entry], exc: BaseException) -> None:
         fut.set_exception(exc)
         fut.exception()  # mark retrieved
+
+
+def _retrieved(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def _finished(fut: asyncio.Future[Entry] | None) -> bool:

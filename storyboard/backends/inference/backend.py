@@ -56,7 +56,7 @@ from storyboard.backends.inference.transport import (
 )
 from storyboard.backends.inference.waiting import ShotState, TaskFollower
 from storyboard.errors import AuthError, BackendError, MediaError
-from storyboard.media import probe
+from storyboard.media import StreamedClip, probe, save_frame
 from storyboard.request import ShotRequest, estimate
 
 __all__ = ["BASE_URL_ENV", "DEFAULT_BASE_URL", "InferenceBackend", "parse_app_ref"]
@@ -80,6 +80,14 @@ def _image_check(path: Path) -> None:
             im.verify()
     except Exception as exc:  # Pillow raises many kinds for broken files
         raise MediaError(f"{path.name}: not a readable image ({type(exc).__name__})") from None
+
+
+async def _leave_beside(clip: Path, digest: str, last: Any) -> None:
+    """What downloading learnt, beside the clip (``<clip>.sha256``: size and digest, and
+    ``<clip>.last.png`` when it decoded): the runner stores and chains without rereading."""
+    clip.with_name(clip.name + ".sha256").write_text(f"{clip.stat().st_size} {digest}")
+    if last is not None:
+        await asyncio.to_thread(save_frame, last, clip.with_name(clip.name + ".last.png"))
 
 
 def parse_app_ref(ref: str) -> tuple[str, str | None]:
@@ -425,16 +433,30 @@ class InferenceBackend:
                 with attempt:
                     if attempt.retry_state.attempt_number > 1:
                         current = await self._fresh_video_url(task_id, current, shot, what)
-                    await self._http.fetch(current, part)
+                    # A clip is hashed and decoded as it arrives (a chained child needs its
+                    # hash and last frame): nothing is read again once the last byte is in.
+                    streamed = StreamedClip() if what == "video" else None
+                    try:
+                        await self._http.fetch(current, part, streamed.feed if streamed else None)
+                    except BaseException:
+                        if streamed is not None:
+                            await asyncio.to_thread(streamed.abort)
+                        raise
+                    # the decoder finishes its tail while the file is checked
+                    finishing = asyncio.ensure_future(asyncio.to_thread(streamed.finish)) if streamed else None
                     try:
                         await asyncio.to_thread(check, part)
                     except MediaError as exc:
                         raise Retryable(
                             f"the downloaded file is not a valid {what} ({exc})"
                         ) from exc
+                    finally:
+                        digest, frame = await finishing if finishing is not None else ("", None)
                     if what == "image" and part.read_bytes()[:3] == b"\xff\xd8\xff":
                         dest = dest.with_suffix(".jpg")
                     part.replace(dest)
+                    if streamed is not None:
+                        await _leave_beside(dest, digest, frame)
                     return dest
         except Retryable as exc:
             last = exc.reason

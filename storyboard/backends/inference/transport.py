@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -375,8 +375,9 @@ class Transport:
         self.stats.requests += 1
         return self.client().stream("GET", url, headers=headers, auth=self.auth(), timeout=timeout)
 
-    async def fetch(self, url: str, dest: Path) -> None:
-        """Stream ``url`` into ``dest`` (one attempt); raise Retryable on any failure."""
+    async def fetch(self, url: str, dest: Path, sink: Callable[[bytes], None] | None = None) -> None:
+        """Stream ``url`` into ``dest`` (one attempt), each chunk also to ``sink`` as it comes
+        (a hasher, a decoder); raise Retryable on any failure."""
         self.stats.requests += 1
         self.stats.downloads += 1
         received = 0
@@ -400,6 +401,8 @@ class Transport:
                     async for chunk in response.aiter_raw():
                         f.write(chunk)
                         received += len(chunk)
+                        if sink is not None:
+                            sink(chunk)
                 self.stats.download_bytes += received
         except httpx.TransportError as exc:
             raise Retryable(
