@@ -180,3 +180,23 @@ def test_a_chained_child_needs_no_second_read_or_decode_of_its_parent(
     assert clip is not None and clip.name == f"{_local.file_sha256(clip)}.mp4"  # the streamed hash is right
     last = Cache.for_board(path).frame_path(clip.stem, "last")
     assert last.read_bytes() == _extract(clip, "last", path.parent / "again.png").read_bytes()
+
+
+def test_a_streamed_clip_gives_its_hash_and_last_frame_only_when_whole(tmp_path: Path) -> None:
+    import hashlib
+
+    from storyboard.media import StreamedClip
+    from storyboard.media._frames import _extract
+    from tests.media_helpers import make_clip
+
+    clip = make_clip(tmp_path / "c.mp4", duration=1.0, gop=4)  # faststart: its index comes first
+    data = clip.read_bytes()
+    streamed = StreamedClip()
+    for at in range(0, len(data), 4096):  # as a download delivers it
+        streamed.feed(data[at:at + 4096])
+    digest, last = streamed.finish()
+    assert digest == hashlib.sha256(data).hexdigest()
+    assert last is not None and last.tobytes() == decode_all(_extract(clip, "last", tmp_path / "l.png"))[0].tobytes()
+    cut = StreamedClip()
+    cut.feed(data[: len(data) * 3 // 4])  # a download that broke: no frame, the caller checks the file
+    assert cut.finish()[1] is None

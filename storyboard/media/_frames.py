@@ -158,8 +158,9 @@ class StreamedClip:
     last has come, :meth:`finish` gives its SHA-256 and its last frame at once, instead
     of reading the file again and decoding it after (a chain's next shot needs both).
 
-    Decoding runs in a thread as the bytes arrive; a clip it cannot decode gives no
-    frame (the caller's own checks say what is wrong with it)."""
+    Decoding runs in a thread as the bytes arrive. A frame comes back only when every
+    frame the clip's index lists was decoded (the clip is whole and readable); a clip it
+    cannot decode, or not all of, gives none (the caller's own checks say what is wrong)."""
 
     def __init__(self) -> None:
         self._hash = hashlib.sha256()
@@ -190,9 +191,12 @@ class StreamedClip:
                 stream = container.streams.video[0]
                 stream.thread_type = "AUTO"
                 last: Any = None
+                count = 0
                 for frame in container.decode(stream):
-                    last = frame
-                self._last = last.to_image() if last is not None else None
+                    last, count = frame, count + 1
+                # every frame its index lists, decoded: the clip is whole and readable
+                whole = last is not None and count == stream.frames
+                self._last = last.to_image() if whole else None
         except Exception:  # not decodable as it came: no frame; the caller's checks say why
             self._last = None
 
