@@ -127,6 +127,9 @@ class FakeInference:
         self.output_404 = 0  # output downloads answered 404
         self.truncate_downloads = 0  # downloads cut short of their Content-Length
         self.corrupt_downloads = 0  # downloads of half the file, no Content-Length
+        self.no_output_apps: set[str] = set()  # apps whose tasks complete with no output file
+        self.speech_chars_per_second = 15.0  # a TTS app's tone lasts len(text) / this (at least 0.5 s)
+        self.music_seconds = 6.0  # what a music app returns (it takes no duration)
         self.delays: dict[str, float] = {}  # endpoint -> seconds before answering, always
         self._delay_queue: dict[str, list[float]] = {}
         # endpoints: files, upload, app, run, task, stream, cancel, download
@@ -276,6 +279,8 @@ class FakeInference:
             if self.redirect_outputs
             else f"{self.files_url}/outputs/{name}"
         )
+        if task.app.partition("@")[0] in self.no_output_apps:
+            return {"output_meta": {"inputs": [{"type": "text"}], "outputs": []}}
         if task.kind != "video":
             return {task.kind: url}
         eff = task.effective
@@ -362,6 +367,14 @@ class FakeInference:
         )
         return (422, problem) if problem else None
 
+    def audio_seconds(self, version: AppVersion, inputs: dict[str, Any]) -> float:
+        """How long an audio app's answer lasts: a music app's ``music_seconds``; a TTS app's
+        text at ``speech_chars_per_second``."""
+        if "lyrics" in version.known or "is_instrumental" in version.known:
+            return self.music_seconds
+        text = str(inputs.get("text") or inputs.get("prompt") or "")
+        return max(0.5, round(len(text) / self.speech_chars_per_second, 3))
+
     def create_task(self, body: dict[str, Any]) -> FakeTask:
         """Start a task for an accepted ``POST /apps/run`` body."""
         inp = body["input"]
@@ -390,7 +403,7 @@ class FakeInference:
         elif task.kind == "image":
             task.clip = self._pool.submit(make_png, *task.size)
         elif task.kind == "audio":
-            task.clip = self._pool.submit(make_wav, 1.0)
+            task.clip = self._pool.submit(make_wav, self.audio_seconds(version, eff))
         else:
             w, h = task.size
             task.clip = self._pool.submit(
