@@ -13,7 +13,9 @@ It plays every bundled app snapshot (:mod:`fakeserver.rules`): ``GET /apps/{name
 app object; ``POST /apps/run`` judges the input by the version's schema (unpinned: the
 live one, ``live_version`` or the newest, changed by ``drift`` when set). A completed
 task's output follows the app's output schema: a real mp4 (:mod:`fakeserver.clips`) plus
-``output_meta`` for video apps, a PNG for image apps, a WAV for audio apps.
+``output_meta`` for video apps, a PNG for image apps, a WAV tone for audio apps (a TTS
+app's as long as its text, a music app's ``music_seconds``); an app in ``no_output_apps``
+completes with no output file.
 
 Usage::
 
@@ -403,7 +405,10 @@ class FakeInference:
         elif task.kind == "image":
             task.clip = self._pool.submit(make_png, *task.size)
         elif task.kind == "audio":
-            task.clip = self._pool.submit(make_wav, self.audio_seconds(version, eff))
+            music = "lyrics" in version.known or "is_instrumental" in version.known
+            # music at 220 Hz, speech at 440 Hz: a test can tell the two apart in the mix
+            task.clip = self._pool.submit(make_wav, self.audio_seconds(version, eff), 16000,
+                                          220.0 if music else 440.0)
         else:
             w, h = task.size
             task.clip = self._pool.submit(

@@ -214,6 +214,8 @@ async def _remote(board: Board, node: PlannedAudio, token: str, backend: Backend
             try:
                 got = await backend.generate(node.request, ctx)
             except BackendError as e:
+                if "without an output audio" in str(e):  # a finished task to never re-attach to
+                    cache.forget(node.key)
                 raise _named(node, e) from None
             dest = cache.publish(got, cache.prepared_path(token, got.suffix.lower() or ".mp3"))
         finally:
