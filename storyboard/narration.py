@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from storyboard.apps import profile
+from storyboard.apps import check_inputs, profile
 from storyboard.errors import Problem, PromptError, SpecError, TemplateError
 from storyboard.prompts import PromptRenderer
 from storyboard.request import ShotRequest
@@ -77,10 +77,11 @@ def voice_of(spec: Spec) -> Voice:
     return spec.model.voice or Voice.model_validate({})
 
 
-def line_key(app: str, version: str, voice: str | None, text: str) -> str:
-    """The cache key of one voiced line: app, version, voice and text, nothing else."""
-    blob = json.dumps({"v": KEY_VERSION, "app": app, "version": version, "voice": voice, "text": text},
-                      sort_keys=True)
+def line_key(app: str, version: str, voice: str | None, text: str, inputs: Mapping[str, Any] | None = None) -> str:
+    """The cache key of one voiced line: app, version, voice and text, and the `voice:`'s
+    extra app inputs when it has any (speed…), nothing else."""
+    blob = json.dumps({"v": KEY_VERSION, "app": app, "version": version, "voice": voice, "text": text,
+                       **({"inputs": dict(inputs)} if inputs else {})}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -100,7 +101,7 @@ def line_request(spec: Spec, line: Line) -> ShotRequest:
     voice = voice_of(spec)
     prof = profile(voice.app.partition("@")[0])
     concepts = prof.concepts if prof is not None else {}
-    inputs: dict[str, Any] = {concepts.get("text", "text"): line.text}
+    inputs: dict[str, Any] = {**voice.inputs, concepts.get("text", "text"): line.text}
     if voice.voice is not None:
         inputs[concepts.get("voice", "voice")] = voice.voice
     return ShotRequest(shot_id=f"say:{line.shot}", prompt=line.text, app=voice.app, version=voice_version(spec),
@@ -110,7 +111,7 @@ def line_request(spec: Spec, line: Line) -> ShotRequest:
 def remote_line_key(spec: Spec, line: Line) -> str:
     """The cache key of a line voiced by the `voice:` app (version: :func:`voice_version`)."""
     voice = voice_of(spec)
-    return line_key(voice.app.partition("@")[0], voice_version(spec), voice.voice, line.text)
+    return line_key(voice.app.partition("@")[0], voice_version(spec), voice.voice, line.text, voice.inputs)
 
 
 def cached_audio(cache: Any, token: str) -> Path | None:
@@ -203,7 +204,8 @@ def render_lines(spec: Spec, base: Mapping[str, Any]) -> dict[str, Line]:
 
 def voice_problems(spec: Spec, lines: Mapping[str, Line]) -> list[Problem]:
     """What the TTS app would refuse, found before anything is paid: an app that is not a
-    known TTS app, a voice it does not have, a line over its text limit."""
+    known TTS app, a voice it does not have, an extra input it would not take, a line
+    over its text limit."""
     voice = voice_of(spec)
     at = ("voice", "app") if spec.model.voice is not None else ("shots", spec.shot(next(iter(lines))).index, "say")
     prof = profile(voice.app.partition("@")[0])
@@ -219,6 +221,15 @@ def voice_problems(spec: Spec, lines: Mapping[str, Line]) -> list[Problem]:
         problems.append(spec.source.problem(
             f"voice: {voice.app} has no voice '{voice.voice}'" + (f"; did you mean '{hint}'?" if hint else "")
             + f" ({len(allowed)} voices: {', '.join(allowed[:6])}, ...)", ("voice", "voice")))
+    own = {prof.concepts.get("text", "text"), name}
+    for extra, value in voice.inputs.items():
+        where = ("voice", "inputs", extra)
+        if extra in own:
+            problems.append(spec.source.problem(
+                f"voice: inputs: '{extra}' is set by storyboard (the line, `voice.voice`); remove it", where))
+        elif version is not None:
+            problems += [spec.source.problem(f"voice: inputs: {p.message}", where)
+                         for p in check_inputs(prof, version, {extra: value}) if p.name == extra]
     limit = prof.rule(prof.current, "text_chars")
     for line in lines.values():
         if isinstance(limit, int) and len(line.text) > limit:

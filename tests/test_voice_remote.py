@@ -275,3 +275,29 @@ def test_bad_music_tracks_are_located(write_board: Callable[..., Path], track: s
     with pytest.raises(StoryboardError) as info:
         storyboard.load(path)
     assert f"{path}:6:" in str(info.value) and fragment in str(info.value), str(info.value)
+
+
+def test_voice_inputs_are_sent_checked_and_keyed(fake: FakeInference, write_board: Callable[..., Path]) -> None:
+    board = """
+    storyboard: 1
+    defaults: {mode: std, duration: 3, sound: false}
+    voice: {app: falai/kokoro-tts, voice: af_bella, inputs: INPUTS}
+    shots:
+      - id: a
+        prompt: a harbor at dawn
+        say: "The harbor wakes."
+    """
+    path = write_board(board.replace("INPUTS", "{speed: 1.25}"))
+    assert storyboard.render(path, backend="inference").film is not None
+    assert [t.input for t in fake.submissions if t.app.startswith(TTS)] == [
+        {"speed": 1.25, "prompt": "The harbor wakes.", "voice": "af_bella"}]
+    path.write_text(path.read_text().replace("1.25", "1.5"))
+    storyboard.render(path, backend="inference")
+    assert _apps(fake).count(TTS) == 2 and _apps(fake).count(VIDEO) == 1  # another speed: voiced again
+
+    for inputs, fragment in (("{speed: 9}", "allows speed"), ("{prompt: hi}", "'prompt' is set by storyboard"),
+                             ("{pitch: 2}", "has no input 'pitch'")):
+        path.write_text(board.replace("INPUTS", inputs).replace("\n    ", "\n").lstrip())
+        with pytest.raises(StoryboardError) as info:
+            storyboard.load(path)
+        assert f"{path}:3:" in str(info.value) and fragment in str(info.value), str(info.value)

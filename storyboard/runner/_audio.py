@@ -202,6 +202,9 @@ async def _remote(board: Board, node: PlannedAudio, token: str, backend: Backend
         claim = cache.try_claim(node.key)
         if claim is None:
             await asyncio.sleep(CLAIM_POLL_SECONDS)
+    renewing = None
+    if claim.renew_every is not None:  # a leased claim (a shared cache) is kept while the app works
+        renewing = asyncio.ensure_future(_renew(claim, claim.renew_every))
     try:
         hit = cached_audio(cache, token)  # the render we waited for may have made it
         if hit is not None:
@@ -225,7 +228,15 @@ async def _remote(board: Board, node: PlannedAudio, token: str, backend: Backend
         emit(ShotDone(shot=node.id, key=node.key, clip=dest, seconds=res.seconds or 0.0, cost=res.cost))
         return dest
     finally:
+        if renewing is not None:
+            renewing.cancel()
         claim.release()
+
+
+async def _renew(claim: Any, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        claim.renew()
 
 
 def _named(node: PlannedAudio, e: BackendError) -> StoryboardError:

@@ -134,6 +134,9 @@ class Voice(_Model):
 
     app: str = Field("falai/kokoro-tts", description="TTS app (offline: espeak-ng or a quiet placeholder)")
     voice: str | None = Field(None, description="the app's voice name (default: the app's own)")
+    inputs: dict[str, Any] = Field(
+        default_factory=dict, description="extra TTS app inputs, by the app's names (kokoro: speed, language; "
+        "elevenlabs/tts: model, stability…)")
     volume: float = Field(1.0, ge=0, le=4, description="narration level before the loudness pass")
     duck_music: float = Field(-12.0, ge=-60, le=0, description="dB applied to `audio:` tracks while a line plays")
     duck_shots: float = Field(-9.0, ge=-60, le=0, description="dB applied to the shots' own sound while a line plays")
