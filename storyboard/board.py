@@ -42,6 +42,7 @@ class Board:
     lines: Mapping[str, Line] = field(default_factory=dict)  # narration, by shot id
     overlays: Mapping[str, OverlayText] = field(default_factory=dict)  # text over shots, by shot id
     music: tuple[MusicTrack, ...] = ()  # generated `audio:` tracks (storyboard.music)
+    audio_versions: Mapping[str, str] = field(default_factory=dict)  # voice/music app → version read live
     overrides: Mapping[str, Any] = field(default_factory=dict)
     lock: Lock | None = None  # the picked takes (storyboard.takes), read beside the file
 

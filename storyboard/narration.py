@@ -89,14 +89,16 @@ def line_key(app: str, version: str, voice: str | None, text: str, inputs: Mappi
 AUDIO_SUFFIXES = (".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus")
 
 
-def voice_version(spec: Spec) -> str:
-    """The TTS app version a voiced line is keyed by: pinned, else the profile's current."""
-    app, _, pinned = voice_of(spec).app.partition("@")
+def voice_version(spec: Spec, live: Mapping[str, str] | None = None) -> str:
+    """The TTS app version a voiced line is keyed by: pinned, else the one last read live
+    (``live``: app reference as written → version id), else the profile's current."""
+    ref = voice_of(spec).app
+    app, _, pinned = ref.partition("@")
     prof = profile(app)
-    return pinned or (prof.current if prof is not None else "")
+    return pinned or (live or {}).get(ref) or (prof.current if prof is not None else "")
 
 
-def line_request(spec: Spec, line: Line) -> ShotRequest:
+def line_request(spec: Spec, line: Line, live: Mapping[str, str] | None = None) -> ShotRequest:
     """What the TTS app is asked for one line: its text and voice, by the app's own names."""
     voice = voice_of(spec)
     prof = profile(voice.app.partition("@")[0])
@@ -104,14 +106,15 @@ def line_request(spec: Spec, line: Line) -> ShotRequest:
     inputs: dict[str, Any] = {**voice.inputs, concepts.get("text", "text"): line.text}
     if voice.voice is not None:
         inputs[concepts.get("voice", "voice")] = voice.voice
-    return ShotRequest(shot_id=f"say:{line.shot}", prompt=line.text, app=voice.app, version=voice_version(spec),
+    return ShotRequest(shot_id=f"say:{line.shot}", prompt=line.text, app=voice.app, version=voice_version(spec, live),
                        inputs=inputs, kind="audio", image_input=None, end_image_input=None)
 
 
-def remote_line_key(spec: Spec, line: Line) -> str:
+def remote_line_key(spec: Spec, line: Line, live: Mapping[str, str] | None = None) -> str:
     """The cache key of a line voiced by the `voice:` app (version: :func:`voice_version`)."""
     voice = voice_of(spec)
-    return line_key(voice.app.partition("@")[0], voice_version(spec), voice.voice, line.text, voice.inputs)
+    return line_key(voice.app.partition("@")[0], voice_version(spec, live), voice.voice, line.text,
+                    voice.inputs)
 
 
 def cached_audio(cache: Any, token: str) -> Path | None:

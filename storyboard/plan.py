@@ -435,11 +435,14 @@ def plan_audio(board: Board, *, cache: CacheView | None, price: Callable[[ShotRe
         line = board.lines.get(sid)
         if line is None:
             continue
-        req = line_request(spec, line)
-        key = line_key(speaker, "", voice.voice, line.text) if speaker is not None else remote_line_key(spec, line)
+        req = line_request(spec, line, board.audio_versions)
+        key = (line_key(speaker, "", voice.voice, line.text) if speaker is not None
+               else remote_line_key(spec, line, board.audio_versions))
         out.append(row(req.shot_id, "line", speaker or voice.app, line.text, req, key, f"voice-{key}"))
     seconds = planned_seconds(spec) if board.music else 0.0
     for track in board.music:
+        if "@" not in track.app and track.app in board.audio_versions:  # keyed by the version read live
+            track = replace(track, version=board.audio_versions[track.app])
         key = track.key(PLACEHOLDER_MAKER, seconds) if speaker is not None else track.key()
         out.append(row(track.id, "music", PLACEHOLDER_MAKER if speaker is not None else track.app, track.prompt,
                        track.request(), key, f"music-{key}"))

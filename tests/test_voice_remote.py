@@ -301,3 +301,21 @@ def test_voice_inputs_are_sent_checked_and_keyed(fake: FakeInference, write_boar
         with pytest.raises(StoryboardError) as info:
             storyboard.load(path)
         assert f"{path}:3:" in str(info.value) and fragment in str(info.value), str(info.value)
+
+
+def test_a_new_live_version_of_the_voice_app_voices_the_lines_again(fake: FakeInference,
+                                                                   write_board: Callable[..., Path]) -> None:
+    path = write_board(BOARD)
+    storyboard.render(path, backend="inference", budget="10")
+    assert _apps(fake).count(TTS) == 3
+    fake.drift = {"language": {"default": "british-english"}}  # the apps change: a new live version
+    runs = _runs(fake)
+    again = storyboard.render(path, backend="inference", budget="10")
+    assert again.method == "unchanged" and _runs(fake) == runs  # all cached: no network, as for shots
+    path.write_text(path.read_text().replace("Gulls cry.", "Gulls cry out."))
+    storyboard.render(path, backend="inference", budget="10")
+    # a line to voice: the app is read live, and every line's key holds the version read
+    assert _apps(fake).count(TTS) == 6 and _apps(fake).count(VIDEO) == 3
+    runs = _runs(fake)
+    again = storyboard.render(path, backend="inference", budget="10")
+    assert again.method == "unchanged" and _runs(fake) == runs  # remembered: no call

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shutil
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -89,15 +90,28 @@ def _remembered_path(cache: Cache, ref: str) -> Path:
     return cache.root / "apps" / f"{safe}.json"
 
 
+def with_remembered_audio(board: Board, cache: Cache) -> Board:
+    """The board with the voice and music app versions last read live (its audio keys hold them)."""
+    known: dict[str, str] = {}
+    for ref in audio_apps(board):
+        if "@" in ref:
+            continue
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            known[ref] = str(json.loads(_remembered_path(cache, ref).read_text())["version_id"])
+    return replace(board, audio_versions=known) if known else board
+
+
 async def live_check_audio(board: Board, plan: Plan, backend: object, cache: Cache,
-                           emit: Callable[[Event], None]) -> None:
+                           emit: Callable[[Event], None]) -> Board:
     """Before the first paid call: read the voice and music apps live and check what each
-    pending node sends (an unknown voice, text over a limit): one located line per problem."""
+    pending node sends (an unknown voice, text over a limit): one located line per problem.
+    Returns the board keyed by the versions read (unpinned apps)."""
     get_app = getattr(backend, "get_app", None)
     pending = plan.pending_audio
     if not callable(get_app) or not pending:
-        return
+        return board
     spec = board.spec
+    versions = dict(board.audio_versions)
     problems: list[Problem] = []
     for ref_text in dict.fromkeys(a.request.app for a in pending):
         ref = apps.parse_app_ref(ref_text)
@@ -109,6 +123,8 @@ async def live_check_audio(board: Board, plan: Plan, backend: object, cache: Cac
             raise BackendError(f"could not check {ref_text} against inference.sh before paying ({e}); "
                                "nothing was paid", status=e.status, retryable=e.retryable) from None
         version = apps.app_from_api(payload, ref.name)
+        if ref.version is None:
+            versions[ref_text] = version.version_id
         with contextlib.suppress(CacheError):
             atomic_write_json(_remembered_path(cache, ref_text), version.to_json())
         emit(AppResolved(app=ref.name, version=version.version_id, pinned=ref.version is not None))
@@ -119,6 +135,7 @@ async def live_check_audio(board: Board, plan: Plan, backend: object, cache: Cac
                                                     f"{p.message}", _where(board, node, p.name)))
     if problems:
         raise SpecError(problems)
+    return replace(board, audio_versions=versions)
 
 
 def _where(board: Board, node: PlannedAudio, name: str) -> tuple[str | int, ...]:

@@ -198,6 +198,9 @@ class Pipeline:
         cache.sweep_tmp()
         with cache.lock(self.output):
             self.board = with_remembered(self.board, cache)  # keys hold the app versions last read live
+            from storyboard.runner._audio import with_remembered_audio
+
+            self.board = with_remembered_audio(self.board, cache)
             plan = self.plan(cache)
             for note in self.take_notes():
                 self.emit(Warning_(message=note))
@@ -215,7 +218,9 @@ class Pipeline:
             if plan.pending_audio and getattr(self.backend, "paid", True):
                 from storyboard.runner._audio import live_check_audio
 
-                await live_check_audio(self.board, plan, self.backend, cache, self.emit)
+                self.board = await live_check_audio(self.board, plan, self.backend, cache, self.emit)
+                plan = self.plan(cache)  # keyed by the versions served now
+                self.check_budget(plan)
             self.emit(RenderStarted(shots=tuple(s.id for s in plan.shots if s.status != "unused"),
                                     to_generate=len(plan.pending), estimate=plan.cost))
             result = RenderResult(plan=plan)
