@@ -220,22 +220,6 @@ def _tier(s: Any) -> str:
     return f"{rate}/s ({s.tier})" if s.tier else f"{rate}/s"
 
 
-def audio_lines(p: Plan) -> list[str]:
-    """The plan's narration (one line for all) and each generated music track, with costs."""
-    from storyboard.facts import usd
-    from storyboard.plan import _sum
-
-    lines = [a for a in p.audio if a.kind == "line"]
-    out = []
-    if lines:
-        todo = [a for a in lines if a.to_generate]
-        out.append(f"narration: {len(lines)} line{'s' if len(lines) != 1 else ''} ({len(todo)} to voice) with "
-                   f"{lines[0].app}, {usd(_sum(a.cost for a in lines))}")
-    out += [f"music: {a.id} {a.app}, {'to make' if a.to_generate else 'cached'}, {usd(a.cost)}"
-            for a in p.audio if a.kind == "music"]
-    return out
-
-
 def print_plan(board: Board, p: Plan, *, file: Any = None, all_rows: bool = False) -> None:
     """The plan as a table, then totals, the critical path and a legend."""
     from rich.console import Console
@@ -274,7 +258,7 @@ def print_plan(board: Board, p: Plan, *, file: Any = None, all_rows: bool = Fals
         apps = ", ".join(sorted({s.request.app for s in p.pending}))
         lines.append(f"the same shots on inference.sh ({apps}): about {usd(p.reference_cost)} "
                      "(estimated from list prices; inference.sh's may differ)")
-    lines += audio_lines(p)
+    lines += p.audio_summary()
     lines += [f"note: {s.id}: {s.note}" for s in p.shots if s.note]
     lines.append(f"critical path: {' → '.join(p.critical_path)} ({p.critical_seconds:g} s of footage)")
     if any(not s.key for s in p.shots):

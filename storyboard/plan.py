@@ -170,6 +170,20 @@ class Plan:
         return _sum([*(s.price for s in self.shots if s.status != "unused" for _ in range(1 + len(s.takes))),
                      *(a.price for a in self.audio)])
 
+    def audio_summary(self) -> list[str]:
+        """The narration (one line for all) and each generated music track, with costs."""
+        from storyboard.facts import usd
+
+        lines = [a for a in self.audio if a.kind == "line"]
+        out = []
+        if lines:
+            todo = sum(1 for a in lines if a.to_generate)
+            out.append(f"narration: {len(lines)} line{'s' if len(lines) != 1 else ''} ({todo} to voice) with "
+                       f"{lines[0].app}, {usd(_sum(a.cost for a in lines))}")
+        out += [f"music: {a.id} {a.app}, {'to make' if a.to_generate else 'cached'}, {usd(a.cost)}"
+                for a in self.audio if a.kind == "music"]
+        return out
+
     def to_json(self) -> dict[str, Any]:
         """The plan as JSON-ready data."""
         def money(d: Decimal | None) -> str | None:
