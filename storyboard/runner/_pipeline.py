@@ -146,7 +146,8 @@ class Pipeline:
         if cost is None:
             unknown = [s.id for s in pending if s.cost is None] + [a.id for a in plan.pending_audio if a.cost is None]
             raise BudgetError(
-                f"over budget: the price of {len(unknown)} shot(s) ({', '.join(unknown[:5])}) is unknown for "
+                f"over budget: the price of {len(unknown)} {'node' if plan.pending_audio else 'shot'}(s) "
+                f"({', '.join(unknown[:5])}) is unknown for "
                 f"{self.backend.name}, and unknown prices count as over any --budget; nothing was paid"
             )
         if cost > self.budget:
