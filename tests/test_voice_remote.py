@@ -319,3 +319,26 @@ def test_a_new_live_version_of_the_voice_app_voices_the_lines_again(fake: FakeIn
     runs = _runs(fake)
     again = storyboard.render(path, backend="inference", budget="10")
     assert again.method == "unchanged" and _runs(fake) == runs  # remembered: no call
+
+
+def test_a_voiced_line_is_journalled_and_re_attached(fake: FakeInference, write_board: Callable[..., Path]) -> None:
+    path = write_board("""
+    storyboard: 1
+    defaults: {mode: std, duration: 3, sound: false}
+    shots:
+      - id: a
+        prompt: a harbor at dawn
+        say: "The harbor wakes."
+    """)
+    fake.output_404 = 2  # the line's task completes, but its file cannot be fetched (twice)
+    options = {"max_attempts": 2, "backoff_base": 0.01, "backoff_max": 0.02}
+    with pytest.raises(BackendError) as info:
+        storyboard.render(path, backend="inference", backend_options=options)
+    assert "say:a (falai/kokoro-tts)" in str(info.value) and "re-attach" in str(info.value)
+    assert _apps(fake) == [TTS]  # no shot was submitted
+    result = storyboard.render(path, backend="inference", backend_options=options)
+    assert result.film is not None
+    assert _apps(fake) == [TTS, VIDEO]  # the journalled task was re-attached to, not paid again
+    assert result.report is not None
+    line = json.loads(result.report.read_text())["audio"][0]
+    assert line["id"] == "say:a" and line["task_id"] == fake.submissions[0].id
