@@ -342,3 +342,22 @@ def test_a_voiced_line_is_journalled_and_re_attached(fake: FakeInference, write_
     assert result.report is not None
     line = json.loads(result.report.read_text())["audio"][0]
     assert line["id"] == "say:a" and line["task_id"] == fake.submissions[0].id
+
+
+def test_a_video_task_with_no_output_is_submitted_anew_not_reattached(
+        fake: FakeInference, write_board: Callable[..., Path]) -> None:
+    path = write_board("""
+    storyboard: 1
+    defaults: {duration: 3, sound: false}
+    shots:
+      - id: a
+        prompt: a harbor at dawn
+    """)
+    fake.no_output_apps = {VIDEO}
+    with pytest.raises(StoryboardError) as info:
+        storyboard.render(path, backend="inference", budget="10")
+    assert "completed without an output video" in str(info.value)
+    fake.no_output_apps = set()
+    result = storyboard.render(path, backend="inference", budget="10")
+    assert result.film is not None
+    assert _apps(fake).count(VIDEO) == 2  # the finished, empty task is not re-attached to

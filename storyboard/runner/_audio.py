@@ -32,6 +32,7 @@ from storyboard.errors import (
     AuthError,
     BackendError,
     CacheError,
+    NoOutputError,
     Problem,
     SpecError,
     StoryboardError,
@@ -234,7 +235,7 @@ async def _remote(board: Board, node: PlannedAudio, token: str, backend: Backend
             try:
                 got = await backend.generate(node.request, ctx)
             except BackendError as e:
-                if "without an output audio" in str(e):  # a finished task to never re-attach to
+                if isinstance(e, NoOutputError):  # a finished task to never re-attach to
                     cache.forget(node.key)
                 raise _named(node, e) from None
             dest = cache.publish(got, cache.prepared_path(token, got.suffix.lower() or ".mp3"))
@@ -259,7 +260,7 @@ async def _renew(claim: Any, every: float) -> None:
 def _named(node: PlannedAudio, e: BackendError) -> StoryboardError:
     """The backend's error naming the node; an app that answered no audio said plainly."""
     what = "the music app" if node.kind == "music" else "the voice app"
-    if "without an output audio" in str(e):
+    if isinstance(e, NoOutputError):
         return BackendError(f"{node.id} ({node.request.app}): {what} returned no audio ({e}); nothing already "
                             "made is lost: render again to retry this one", status=e.status)
     return BackendError(f"{node.id} ({node.request.app}): {e}", status=e.status, retryable=e.retryable)

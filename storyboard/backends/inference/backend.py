@@ -55,7 +55,7 @@ from storyboard.backends.inference.transport import (
     Transport,
 )
 from storyboard.backends.inference.waiting import ShotState, TaskFollower
-from storyboard.errors import AuthError, BackendError, MediaError
+from storyboard.errors import AuthError, BackendError, MediaError, NoOutputError
 from storyboard.media import probe
 from storyboard.request import ShotRequest, estimate
 
@@ -220,9 +220,7 @@ class InferenceBackend:
         what = {"still": "image", "audio": "audio"}.get(request.kind, "video")
         url = output_url(output, what)
         if url is None:
-            raise BackendError(
-                f"task {final['id']} completed without an output {what}", shot=shot.shot
-            )
+            raise NoOutputError(f"task {final['id']} completed without an output {what}", shot=shot.shot)
         ctx.progress(status="downloading")
         return await self._download(str(final["id"]), url, shot, what)
 
