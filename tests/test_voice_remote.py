@@ -250,7 +250,7 @@ def test_generated_music_offline_is_a_free_placeholder_bed(write_board: Callable
     assert _rms(pcm, seconds - 0.2, seconds) < _rms(pcm, 0.5, 2.5) / 3  # faded out at the end
     again = storyboard.render(path, backend="animatic")
     assert again.method == "unchanged"
-    bed = next((path.parent / ".storyboard" / "prepared").glob("music-*.wav"))
+    bed = next((path.parent / ".storyboard" / "clips").rglob("*.wav"))
     assert probe_audio(bed).duration == pytest.approx(6.0, abs=0.05)  # as long as the planned film
 
 
