@@ -158,13 +158,19 @@ def plan(file: str, sets: tuple[str, ...], backend: str | None, cache_dir: str |
         _check_force(board, force)
         be = _backend(name)
         p = board.plan(backend=name, cache=_cache_view(board, cache_dir), variant=getattr(be, "variant", ""),
-                       force=frozenset(force), price=be.price)
+                       force=frozenset(force), price=be.price, speaker=_speaker(be, board))
         if as_json:
             click.echo(json.dumps(p.to_json(), indent=2))
         else:
             print_plan(board, p, all_rows=all_rows)
             if swaps:
                 click.echo(_side_by_side(final, p, swaps))
+
+
+def _speaker(be: Any, board: Board) -> str | None:
+    """The backend's offline voice, asked only when there is something to voice: asking
+    may load the media stack (~0.3 s), which a plan without lines or music never needs."""
+    return getattr(be, "speaker", None) if board.lines or board.music else None
 
 
 def _swapped(board: Board, swaps: Sequence[str]) -> tuple[Board, str | None]:
@@ -258,6 +264,7 @@ def print_plan(board: Board, p: Plan, *, file: Any = None, all_rows: bool = Fals
         apps = ", ".join(sorted({s.request.app for s in p.pending}))
         lines.append(f"the same shots on inference.sh ({apps}): about {usd(p.reference_cost)} "
                      "(estimated from list prices; inference.sh's may differ)")
+    lines += p.audio_summary()
     lines += [f"note: {s.id}: {s.note}" for s in p.shots if s.note]
     lines.append(f"critical path: {' → '.join(p.critical_path)} ({p.critical_seconds:g} s of footage)")
     if any(not s.key for s in p.shots):

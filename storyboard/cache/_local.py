@@ -35,11 +35,12 @@ from typing import Any
 
 from storyboard.cache.claims import Claim, LocalClaims
 from storyboard.errors import CacheError, LockedError
+from storyboard.facts import AUDIO_SUFFIXES, IMAGE_SUFFIXES
 
 CACHE_ENV = "STORYBOARD_CACHE"
 DEFAULT_DIRNAME = ".storyboard"
 _CHUNK = 1 << 20
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")  # what a still is stored as
+KEPT_SUFFIXES = IMAGE_SUFFIXES + AUDIO_SUFFIXES  # kept as they are; anything else is a clip (.mp4)
 
 
 def file_sha256(path: Path) -> str:
@@ -179,7 +180,7 @@ class Cache:
     # ------------------------------------------------------------------ clips
 
     def _clip_path(self, digest: str, suffix: str = ".mp4") -> Path:
-        # a still is kept as its image (.png/.jpg); every clip is an .mp4
+        # a still is kept as its image, a voiced line or music as its audio file; a clip is .mp4
         return self.root / "clips" / digest[:2] / f"{digest}{suffix}"
 
     def _index_path(self, key: str) -> Path:
@@ -246,7 +247,7 @@ class Cache:
         A ``<clip>.sha256`` beside it (``SIZE DIGEST``, hashed as it was downloaded) saves
         reading it again when its size still matches."""
         digest = _known_sha256(clip) or file_sha256(clip)
-        suffix = clip.suffix.lower() if clip.suffix.lower() in IMAGE_SUFFIXES else ".mp4"
+        suffix = clip.suffix.lower() if clip.suffix.lower() in KEPT_SUFFIXES else ".mp4"
         dest = self._clip_path(digest, suffix)
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ from typing import Any
 from storyboard.backends.base import Backend
 from storyboard.board import Board
 from storyboard.cache import Cache, Claim, Entry
-from storyboard.errors import MediaError, StoryboardError
+from storyboard.errors import MediaError, NoOutputError, StoryboardError
 from storyboard.events import (
     WAITING_FOR_ANOTHER_RENDER,
     Event,
@@ -90,6 +90,7 @@ class ShotScheduler:
         self.results = results
         self.paid = bool(getattr(backend, "paid", True))
         self.state = RenderState()
+        self.planned: dict[str, str] = {}  # each shot's planned status (prefetch skips cached ones)
 
     # ----------------------------------------------------------------- the whole render
 
@@ -313,7 +314,11 @@ class ShotScheduler:
         self.emit(ShotStarted(shot=ps.id, key=key))
         work = self.cache.tmp_dir(f"{ps.id}-")
         try:
-            clip = await self.generate(ps.id, key, request, work)
+            try:
+                clip = await self.generate(ps.id, key, request, work)
+            except NoOutputError:  # a finished task: re-attaching to it could never help
+                self.cache.forget(key)
+                raise
             entry = self.store(ps, key, clip)
             last = clip.with_name(clip.name + ".last.png")  # decoded while it downloaded
             if last.exists() and not self.cache.frame_path(entry.clip, "last").exists():

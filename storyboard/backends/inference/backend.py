@@ -55,7 +55,8 @@ from storyboard.backends.inference.transport import (
     Transport,
 )
 from storyboard.backends.inference.waiting import ShotState, TaskFollower
-from storyboard.errors import AuthError, BackendError, MediaError
+from storyboard.errors import AuthError, BackendError, MediaError, NoOutputError
+from storyboard.facts import AUDIO_SUFFIXES
 from storyboard.media import StreamedClip, probe, save_frame
 from storyboard.request import ShotRequest, estimate
 
@@ -88,6 +89,21 @@ async def _leave_beside(clip: Path, digest: str, last: Any) -> None:
     clip.with_name(clip.name + ".sha256").write_text(f"{clip.stat().st_size} {digest}")
     if last is not None:
         await asyncio.to_thread(save_frame, last, clip.with_name(clip.name + ".last.png"))
+
+
+def _audio_check(path: Path) -> None:
+    """Raise MediaError when ``path`` is not readable audio (a TTS or music app's output)."""
+    from storyboard.media import probe_audio
+
+    probe_audio(path)
+
+
+def _audio_suffix(url: str) -> str:
+    """An audio output's suffix from its URL (ffmpeg reads the content either way)."""
+    from urllib.parse import urlsplit
+
+    suffix = Path(urlsplit(url).path).suffix.lower()
+    return suffix if suffix in AUDIO_SUFFIXES else ".mp3"
 
 
 def parse_app_ref(ref: str) -> tuple[str, str | None]:
@@ -210,12 +226,10 @@ class InferenceBackend:
                 ctx.report(output_meta=meta, billed_seconds=seconds)
             else:
                 ctx.report(output_meta=meta)
-        what = "image" if request.kind == "still" else "video"
+        what = {"still": "image", "audio": "audio"}.get(request.kind, "video")
         url = output_url(output, what)
         if url is None:
-            raise BackendError(
-                f"task {final['id']} completed without an output {what}", shot=shot.shot
-            )
+            raise NoOutputError(f"task {final['id']} completed without an output {what}", shot=shot.shot)
         ctx.progress(status="downloading")
         return await self._download(str(final["id"]), url, shot, what)
 
@@ -423,10 +437,10 @@ class InferenceBackend:
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", task_id) or "clip"
         work = Path(shot.ctx.work_dir)
         work.mkdir(parents=True, exist_ok=True)
-        suffix = ".png" if what == "image" else ".mp4"
+        suffix = ".png" if what == "image" else _audio_suffix(url) if what == "audio" else ".mp4"
         dest = work / f"{safe}{suffix}"
         part = work / f"{safe}{suffix}.part"
-        check = _image_check if what == "image" else probe
+        check = _image_check if what == "image" else _audio_check if what == "audio" else probe
         current, last = url, ""
         try:
             async for attempt in self._http.retrying():
