@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from storyboard.facts import TAKES_MAX
 from storyboard.options import parse_budget, parse_sets
 
 if TYPE_CHECKING:
@@ -91,6 +92,10 @@ file_arg = click.argument("file", type=click.Path(dir_okay=False, path_type=str)
 set_opt = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a template variable.")
 app_opt = click.option("--app", "swaps", multiple=True, metavar="OLD=NEW",
                        help="Render on another app (a draft): out/<stem>.<variant>.mp4, its own cache keys.")
+reroll_opt = click.option(
+    "--reroll-drifted", "reroll", type=click.IntRange(0, TAKES_MAX), default=0, metavar="N",
+    help=f"Regenerate a chained shot whose seam drifted up to N more times (0..{TAKES_MAX}, within --budget); "
+         "keep the best-scoring take.")
 verbose_opt = click.option("--verbose", "-v", is_flag=True, help="Show detail (ffmpeg/HTTP) and tracebacks.")
 
 
@@ -145,10 +150,11 @@ def _backend(name: str) -> Any:
 @click.option("--force", "force", multiple=True, metavar="SHOT", help="Plan as if SHOT were regenerated.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON document (every shot).")
 @click.option("--all", "all_rows", is_flag=True, help="Show every shot (a long plan shows its first and last).")
+@reroll_opt
 @app_opt
 @verbose_opt
 def plan(file: str, sets: tuple[str, ...], backend: str | None, cache_dir: str | None, force: tuple[str, ...],
-         as_json: bool, all_rows: bool, swaps: tuple[str, ...], verbose: bool) -> None:
+         as_json: bool, all_rows: bool, reroll: int, swaps: tuple[str, ...], verbose: bool) -> None:
     """Show the order, cache hits, cost and critical path. Generates nothing."""
     with _errors(verbose):
         board = _load(file, sets)
@@ -157,12 +163,27 @@ def plan(file: str, sets: tuple[str, ...], backend: str | None, cache_dir: str |
         name = backend or board.spec.model.backend
         _check_force(board, force)
         be = _backend(name)
-        p = board.plan(backend=name, cache=_cache_view(board, cache_dir), variant=getattr(be, "variant", ""),
+        view = _cache_view(board, cache_dir)
+        if reroll:
+            from storyboard.runner._reroll import Rerolls, RerollView
+
+            view = RerollView(view, Rerolls.policy(board, reroll))
+        p = board.plan(backend=name, cache=view, variant=getattr(be, "variant", ""),
                        force=frozenset(force), price=be.price)
         if as_json:
-            click.echo(json.dumps(p.to_json(), indent=2))
+            data = p.to_json()
+            if reroll:
+                from storyboard.runner._reroll import reroll_worst_case
+
+                worst = reroll_worst_case(board, p, reroll)
+                data["totals"]["reroll_drifted"] = {"n": reroll, "worst_case": None if worst is None else str(worst)}
+            click.echo(json.dumps(data, indent=2))
         else:
             print_plan(board, p, all_rows=all_rows)
+            if reroll:
+                from storyboard.runner._reroll import reroll_line
+
+                click.echo(reroll_line(board, p, reroll))
             if swaps:
                 click.echo(_side_by_side(final, p, swaps))
 
@@ -297,11 +318,12 @@ def _concurrency(ctx: click.Context, param: click.Parameter, value: int) -> int:
 @click.option("--cache-dir", default=None, type=click.Path(file_okay=False), help="Cache folder (default .storyboard/).")
 @click.option("--otio", default=None, type=click.Path(dir_okay=False), help="Also write an OpenTimelineIO timeline.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON event per line instead of the progress display.")
+@reroll_opt
 @app_opt
 @verbose_opt
 def render(file: str, backend: str | None, output: str | None, concurrency: int, budget: str | None, dry_run: bool,
            force: tuple[str, ...], sets: tuple[str, ...], cache_dir: str | None, otio: str | None, as_json: bool,
-           swaps: tuple[str, ...], verbose: bool) -> None:
+           reroll: int, swaps: tuple[str, ...], verbose: bool) -> None:
     """Generate what is missing and assemble the film."""
     budget_value = parse_budget(budget)
     vars_ = parse_sets(sets)
@@ -324,7 +346,8 @@ def render(file: str, backend: str | None, output: str | None, concurrency: int,
 
             display = make_display(as_json=as_json, verbose=verbose)
         pipeline = Pipeline(board, backend=backend, output=output, cache_dir=cache_dir, concurrency=concurrency,
-                            budget=budget_value, force=force, dry_run=dry_run, on_event=display, otio=otio)
+                            budget=budget_value, force=force, dry_run=dry_run, on_event=display, otio=otio,
+                            reroll_drifted=reroll)
         try:
             result = asyncio.run(pipeline.run())
         finally:
@@ -335,6 +358,10 @@ def render(file: str, backend: str | None, output: str | None, concurrency: int,
                 click.echo(json.dumps({"event": "plan", **result.plan.to_json()}, default=str))
             else:
                 print_plan(board, result.plan)
+                if reroll:
+                    from storyboard.runner._reroll import reroll_line
+
+                    click.echo(reroll_line(board, result.plan, reroll))
                 click.echo("dry run: nothing generated, nothing paid")
             return
         if not as_json:

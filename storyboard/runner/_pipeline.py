@@ -40,7 +40,7 @@ from storyboard.events import (
     RenderStarted,
     Warning_,
 )
-from storyboard.facts import usd
+from storyboard.facts import TAKES_MAX, usd
 from storyboard.plan import Plan
 from storyboard.request import chained_to
 from storyboard.runner._preflight import live_check, with_remembered
@@ -93,6 +93,7 @@ class Pipeline:
         on_event: EventCallback | None = None,
         otio: str | Path | None = None,
         report: bool = True,
+        reroll_drifted: int = 0,
     ) -> None:
         if concurrency < 1:
             raise StoryboardError("concurrency must be at least 1")
@@ -114,6 +115,11 @@ class Pipeline:
         self.write_report = report
         self.variant = backend_variant(self.backend)
         self.holds: dict[str, float] = {}  # `fit: extend`: seconds each shot's last frame is held
+        if (not isinstance(reroll_drifted, int) or isinstance(reroll_drifted, bool)
+                or not 0 <= reroll_drifted <= TAKES_MAX):
+            raise StoryboardError(f"reroll_drifted must be a whole number from 0 to {TAKES_MAX}, "
+                                  f"got {reroll_drifted!r}")
+        self.reroll_drifted = reroll_drifted  # --reroll-drifted N: see runner/_reroll.py
 
     # ----------------------------------------------------------------- events
 
@@ -128,7 +134,12 @@ class Pipeline:
         """The plan against the cache: what is cached, what is pending, the cost."""
         if cache is None:
             cache = Cache.for_board(self.board.path, self.cache_dir, create=False, verify=verify_clip)
-        return self.board.plan(backend=self.backend.name, cache=cache, variant=self.variant, force=self.force,
+        view: Any = cache
+        if self.reroll_drifted:  # descendants of a rerolled shot chain from the take it kept
+            from storyboard.runner._reroll import Rerolls, RerollView
+
+            view = RerollView(cache, Rerolls.policy(self.board, self.reroll_drifted))
+        return self.board.plan(backend=self.backend.name, cache=view, variant=self.variant, force=self.force,
                                price=self.backend.price)
 
     def check_budget(self, plan: Plan) -> None:
@@ -212,6 +223,12 @@ class Pipeline:
             scheduler = ShotScheduler(board=self.board, backend=self.backend, variant=self.variant, cache=cache,
                                       force=self.force, concurrency=self.concurrency, emit=self.emit,
                                       results=result.shots)
+            if self.reroll_drifted:
+                from storyboard.runner._reroll import Rerolls
+
+                allowance = (None if self.budget is None
+                             else self.budget - plan.cost if plan.cost is not None else Decimal(0))
+                scheduler.after_shot = Rerolls(scheduler, self.reroll_drifted, allowance).after
             try:
                 await scheduler.run(plan)
                 await scheduler.cut_handoffs()
