@@ -97,6 +97,13 @@ def test_a_drifted_shot_is_rerolled_until_a_take_holds_and_descendants_chain_fro
     report = json.loads(result.report.read_text())  # type: ignore[union-attr]
     shot_b = next(s for s in report["shots"] if s["id"] == "b")
     assert [r["kept"] for r in shot_b["facts"]["rerolls"]] == [False, True]
+    from storyboard.report import write_report_html
+
+    page = write_report_html(storyboard.load(path), result.report, cache_dir=path.parent / "cache")  # type: ignore[arg-type]
+    html = page.read_text()
+    assert "rerolls of <code>b</code>" in html
+    assert f"take 2: PSNR {rerolls[1]['psnr']} dB" in html and "holds · <b>kept</b>" in html
+    assert f"take 1: PSNR {rerolls[0]['psnr']} dB" in html
 
     # the rerolls are cached: the same render again costs 0 generations, and so does the plan
     again = Recorder(drift=("b",))
