@@ -163,27 +163,15 @@ def plan(file: str, sets: tuple[str, ...], backend: str | None, cache_dir: str |
         name = backend or board.spec.model.backend
         _check_force(board, force)
         be = _backend(name)
-        view = _cache_view(board, cache_dir)
-        if reroll:
-            from storyboard.runner._reroll import Rerolls, RerollView
+        from storyboard.runner._reroll import plan_view, reroll_line, reroll_totals
 
-            view = RerollView(view, Rerolls.policy(board, reroll))
-        p = board.plan(backend=name, cache=view, variant=getattr(be, "variant", ""),
-                       force=frozenset(force), price=be.price)
+        p = board.plan(backend=name, cache=plan_view(_cache_view(board, cache_dir), board, reroll),
+                       variant=getattr(be, "variant", ""), force=frozenset(force), price=be.price)
         if as_json:
-            data = p.to_json()
-            if reroll:
-                from storyboard.runner._reroll import reroll_worst_case
-
-                worst = reroll_worst_case(board, p, reroll)
-                data["totals"]["reroll_drifted"] = {"n": reroll, "worst_case": None if worst is None else str(worst)}
-            click.echo(json.dumps(data, indent=2))
+            click.echo(json.dumps({**p.to_json(), **reroll_totals(board, p, reroll)}, indent=2))
         else:
             print_plan(board, p, all_rows=all_rows)
-            if reroll:
-                from storyboard.runner._reroll import reroll_line
-
-                click.echo(reroll_line(board, p, reroll))
+            click.echo(reroll_line(board, p, reroll), nl=False)
             if swaps:
                 click.echo(_side_by_side(final, p, swaps))
 
@@ -357,11 +345,10 @@ def render(file: str, backend: str | None, output: str | None, concurrency: int,
             if as_json:  # --json on render is always JSON lines: the plan is one event, on one line
                 click.echo(json.dumps({"event": "plan", **result.plan.to_json()}, default=str))
             else:
-                print_plan(board, result.plan)
-                if reroll:
-                    from storyboard.runner._reroll import reroll_line
+                from storyboard.runner._reroll import reroll_line
 
-                    click.echo(reroll_line(board, result.plan, reroll))
+                print_plan(board, result.plan)
+                click.echo(reroll_line(board, result.plan, reroll), nl=False)
                 click.echo("dry run: nothing generated, nothing paid")
             return
         if not as_json:

@@ -158,7 +158,7 @@ def test_plan_shows_the_worst_case(board: Callable[[str], Path]) -> None:
     assert paid.exit_code == 0, paid.output
     data = json.loads(paid.output)
     prices = {s["id"]: Decimal(s["price"]) for s in data["shots"]}
-    assert Decimal(data["totals"]["reroll_drifted"]["worst_case"]) == 2 * (prices["b"] + prices["c"]) > 0
+    assert Decimal(data["reroll_drifted"]["worst_case"]) == 2 * (prices["b"] + prices["c"]) > 0
     plain = CliRunner().invoke(main, ["plan", str(path)])
     assert "rerolls" not in plain.output
     bad = CliRunner().invoke(main, ["render", str(path), "--reroll-drifted", "-1"])

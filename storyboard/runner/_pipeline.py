@@ -44,6 +44,7 @@ from storyboard.facts import TAKES_MAX, usd
 from storyboard.plan import Plan
 from storyboard.request import chained_to
 from storyboard.runner._preflight import live_check, with_remembered
+from storyboard.runner._reroll import Rerolls, plan_view
 from storyboard.runner._scheduler import ShotScheduler, take_id
 
 
@@ -134,13 +135,9 @@ class Pipeline:
         """The plan against the cache: what is cached, what is pending, the cost."""
         if cache is None:
             cache = Cache.for_board(self.board.path, self.cache_dir, create=False, verify=verify_clip)
-        view: Any = cache
-        if self.reroll_drifted:  # descendants of a rerolled shot chain from the take it kept
-            from storyboard.runner._reroll import Rerolls, RerollView
-
-            view = RerollView(cache, Rerolls.policy(self.board, self.reroll_drifted))
-        return self.board.plan(backend=self.backend.name, cache=view, variant=self.variant, force=self.force,
-                               price=self.backend.price)
+        # with --reroll-drifted, rerolled shots' descendants chain from the kept take
+        return self.board.plan(backend=self.backend.name, cache=plan_view(cache, self.board, self.reroll_drifted),
+                               variant=self.variant, force=self.force, price=self.backend.price)
 
     def check_budget(self, plan: Plan) -> None:
         """Raise BudgetError (nothing paid) when the pending shots cost more than --budget."""
@@ -224,8 +221,6 @@ class Pipeline:
                                       force=self.force, concurrency=self.concurrency, emit=self.emit,
                                       results=result.shots)
             if self.reroll_drifted:
-                from storyboard.runner._reroll import Rerolls
-
                 allowance = (None if self.budget is None
                              else self.budget - plan.cost if plan.cost is not None else Decimal(0))
                 scheduler.after_shot = Rerolls(scheduler, self.reroll_drifted, allowance).after

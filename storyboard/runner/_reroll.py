@@ -38,7 +38,8 @@ from storyboard.plan import Plan, PlannedShot, request_for, take_request
 from storyboard.request import FrameRef
 from storyboard.runner._scheduler import ShotScheduler, take_id
 
-__all__ = ["RerollView", "Rerolls", "chained_shots", "reroll_worst_case"]
+__all__ = ["RerollView", "Rerolls", "chained_shots", "plan_view", "reroll_line", "reroll_totals",
+           "reroll_worst_case"]
 
 
 def chained_shots(board: Board) -> list[str]:
@@ -70,10 +71,25 @@ def reroll_worst_case(board: Board, plan: Plan, count: int) -> Decimal | None:
 
 
 def reroll_line(board: Board, plan: Plan, count: int) -> str:
-    """The plan's worst-case line for ``--reroll-drifted``."""
+    """The plan's worst-case line for ``--reroll-drifted`` (with its newline; "" for 0)."""
+    if not count:
+        return ""
     shots = len(_rerollable(board, plan))
     return (f"+ up to {count} rerolls per chained shot: {usd(reroll_worst_case(board, plan, count))} "
-            f"({shots} chained shot{'s' if shots != 1 else ''}, each rerolled only while its seam drifts)")
+            f"({shots} chained shot{'s' if shots != 1 else ''}, each rerolled only while its seam drifts)\n")
+
+
+def reroll_totals(board: Board, plan: Plan, count: int) -> dict[str, Any]:
+    """``--reroll-drifted`` in a JSON plan: ``{"reroll_drifted": {n, worst_case}}`` ({} for 0)."""
+    if not count:
+        return {}
+    worst = reroll_worst_case(board, plan, count)
+    return {"reroll_drifted": {"n": count, "worst_case": None if worst is None else str(worst)}}
+
+
+def plan_view(cache: Any, board: Board, count: int) -> Any:
+    """The cache as a plan with ``--reroll-drifted count`` sees it (itself for 0)."""
+    return RerollView(cache, Rerolls.policy(board, count)) if count else cache
 
 
 def _memo_path(cache: Cache, key: str, policy: str) -> Path:
