@@ -147,6 +147,15 @@ def test_a_pinned_take_wins(board: Callable[[str], Path]) -> None:
     _render(path, backend, events, reroll_drifted=2)
     assert ("b", 3) not in backend.takes and ("c", 2) in backend.takes  # b pinned, c rerolled
     assert any(isinstance(e, Warning_) and "pin wins" in e.message and e.shot == "b" for e in events)
+    # picking take 1 of a one-take shot pins it as well
+    out = CliRunner().invoke(main, ["pick", str(path), "c", "1"])
+    assert out.exit_code == 0, out.output
+    assert "c: 1" in lock_path(path).read_text()
+    again = Recorder()
+    _render(path, again, reroll_drifted=3)
+    assert again.takes == []  # c keeps take 1 (cached), and is not rerolled further
+    c_rows = storyboard.load(path).lock
+    assert c_rows is not None and c_rows.take("c") == 1 and "c" in c_rows.picks
 
 
 def test_plan_shows_the_worst_case(board: Callable[[str], Path]) -> None:
