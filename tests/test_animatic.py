@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from storyboard.backends.animatic import AnimaticBackend, caption
 from storyboard.backends.base import Backend, MemoryContext
 from storyboard.facts import ASPECT_FRAME_SIZES
 from storyboard.media import animatic_clip, frame_size, probe
-from storyboard.media._animatic import animatic_args, caption_band, prepare_still
+from storyboard.media._animatic import CAPTION_CLEAR, animatic_args, caption_band, prepare_still
 from storyboard.request import ShotRequest
 from tests.media_helpers import decode_all, make_image, psnr
 
@@ -130,7 +131,7 @@ def _luma_rows(image: Image.Image, top: int, bottom: int) -> np.ndarray[Any, Any
 @pytest.mark.parametrize("ratio", ["16:9", "9:16", "1:1"])
 async def test_caption_from_the_second_frame_inside_the_frame(tmp_path: Path, ratio: str) -> None:
     start = make_image(tmp_path / "s.png", (320, 320), seed=3)
-    kwargs = dict(duration=1.0, aspect_ratio=ratio, start_image=start, end_image=None, title="a", text="b",
+    kwargs = dict(duration=2.0, aspect_ratio=ratio, start_image=start, end_image=None, title="a", text="b",
                   sound=False, short_side=180, fps=FPS)  # fmt: skip
     plain = decode_all(await animatic_clip(tmp_path / "plain.mp4", **kwargs))  # type: ignore[arg-type]
     text = ("harbor · take 2/3", "Boats at their moorings in a quiet harbor at dusk, " * 4)
@@ -142,13 +143,20 @@ async def test_caption_from_the_second_frame_inside_the_frame(tmp_path: Path, ra
     # the first frame is exactly the uncaptioned one: the seam is untouched
     assert np.array_equal(np.asarray(captioned[0]), np.asarray(plain[0]))
     assert psnr(captioned[0], prepare_still(start, size)) >= 40
-    for k in (1, len(plain) - 1):
+    clear = math.ceil(CAPTION_CLEAR * FPS) + 1  # the last frames: what a chained shot starts from
+    assert len(plain) == 16 and clear == 5
+    for k in (1, len(plain) - clear - 1):
         with_band = _luma_rows(captioned[k], top, top + band.height)
         without = _luma_rows(plain[k], top, top + band.height)
         assert with_band.mean() < without.mean() - 10  # the dark band
         assert (with_band > 200).sum() > (without > 200).sum() + 20  # bright text on it
-        above = slice(0, max(1, top - 4))
-        assert psnr(captioned[k].crop((0, 0, size[0], above.stop)), plain[k].crop((0, 0, size[0], above.stop))) > 40
+        above = max(1, top - 4)
+        assert psnr(captioned[k].crop((0, 0, size[0], above)), plain[k].crop((0, 0, size[0], above))) > 40
+    for k in range(len(plain) - clear, len(plain)):  # clean again: no caption is baked into a child
+        with_band = _luma_rows(captioned[k], top, top + band.height)
+        without = _luma_rows(plain[k], top, top + band.height)
+        assert abs(with_band.mean() - without.mean()) < 2
+        assert psnr(captioned[k], plain[k]) > 40
 
 
 def test_caption_text_names_the_shot_take_and_prompt() -> None:

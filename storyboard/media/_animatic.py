@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import tempfile
 import textwrap
 from collections.abc import Callable
@@ -84,6 +85,10 @@ def title_card(size: tuple[int, int], title: str, text: str, seed: str = "") -> 
 
 
 CAPTION_FILL = (0, 0, 0, 150)  # the translucent band behind the caption
+# The caption leaves this long before the clip's end (and is off on its first frame): the
+# frames a chained shot starts from (the last one, or the sharpest of the default 0.5 s
+# handoff window) stay clean, so captions are never baked into the next shot's picture.
+CAPTION_CLEAR = 0.5
 
 
 def _fit(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
@@ -154,8 +159,9 @@ def animatic_args(
     caption_png: Path | None = None,
     caption_top: int = 0,
 ) -> list[str]:
-    """ffmpeg arguments for an animatic clip from prepared stills (and a caption band laid
-    over every frame but the first, so the clip still starts exactly on its start image). Pure."""
+    """ffmpeg arguments for an animatic clip from prepared stills, with a caption band laid
+    over its frames but the first (the clip still starts exactly on its start image) and
+    those of its last :data:`CAPTION_CLEAR` seconds. Pure."""
     width, height = size
     frames = max(1, round(duration * fps))
     seconds = frames / fps
@@ -188,10 +194,13 @@ def animatic_args(
             + ("[v]" if caption_png is None else "[pic]")
         )
     if caption_png is not None:
-        # one still input, repeated by overlay; off on frame 0 so seams stay exact
+        # one still input, repeated by overlay; off on the first frame (seams stay exact) and
+        # for the last CAPTION_CLEAR seconds (what children start from stays clean)
         index = 1 if end_png is None else 2
         args += ["-i", str(caption_png)]
-        graph.append(f"[pic][{index}:v]overlay=0:{caption_top}:enable='gte(n,1)':format=yuv420,"
+        until = frames - 2 - math.ceil(CAPTION_CLEAR * fps)
+        until = until if until >= 1 else frames - 2  # a very short clip: all but its ends
+        graph.append(f"[pic][{index}:v]overlay=0:{caption_top}:enable='between(n,1,{until})':format=yuv420,"
                      "format=yuv420p[v]")
     if sound:
         fade_out = min(0.5, seconds / 3)
@@ -251,7 +260,8 @@ async def animatic_clip(
 ) -> Path:
     """Render a previz clip to ``dest``: the start image (or a title card) drifting in
     gently, crossfading to the end image when given; a soft chord or no audio stream;
-    ``caption`` (a heading and a text) in a lower-third band from the second frame on.
+    ``caption`` (a heading and a text) in a lower-third band from the second frame until
+    :data:`CAPTION_CLEAR` seconds before the end.
     Same inputs, same bytes (on the same machine and ffmpeg)."""
     dest = Path(dest)
     size = frame_size(aspect_ratio, short_side)
