@@ -96,7 +96,7 @@ def test_a_drifted_shot_is_rerolled_until_a_take_holds_and_descendants_chain_fro
     assert psnr(c_first, clip_b[-1]) > 30
     report = json.loads(result.report.read_text())  # type: ignore[union-attr]
     shot_b = next(s for s in report["shots"] if s["id"] == "b")
-    assert [r["kept"] for r in shot_b["facts"]["rerolls"]] == [False, True]
+    assert [r["kept"] for r in shot_b["rerolls"]] == [False, True] and shot_b["clip"] == str(kept)
     from storyboard.report import write_report_html
 
     page = write_report_html(storyboard.load(path), result.report, cache_dir=path.parent / "cache")  # type: ignore[arg-type]
@@ -219,3 +219,24 @@ def test_a_budget_for_one_reroll_pays_for_exactly_one(
     assert result.shots["keeper"].facts["reroll_stopped"] == stops[0]
     assert len(result.shots["keeper"].facts["rerolls"]) == 2
     assert Decimal(str(result.cost)) <= budget
+
+
+class FailingRerolls(Recorder):
+    """Every take after the first of ``b`` is refused by the model."""
+
+    async def generate(self, request: ShotRequest, ctx: ShotContext) -> Path:
+        if request.shot_id == "b" and request.take > 1:
+            self.takes.append((request.shot_id, request.take))
+            raise storyboard.TaskFailed("the model refused this prompt (test)", shot="b")
+        return await super().generate(request, ctx)
+
+
+def test_a_failed_reroll_keeps_the_best_take_so_far_and_the_film(board: Callable[[str], Path]) -> None:
+    path = board("drift: {psnr: 100}")
+    events: list[Event] = []
+    backend = FailingRerolls()
+    result = _render(path, backend, events, reroll_drifted=2)
+    assert ("b", 2) in backend.takes and result.film is not None
+    assert result.shots["b#2"].status == "skipped" and "reroll failed" in (result.shots["b#2"].error or "")
+    assert [r["take"] for r in result.shots["b"].facts["rerolls"] if r["kept"]] == [1]
+    assert any(isinstance(e, Warning_) and "reroll take 2 failed" in e.message for e in events)

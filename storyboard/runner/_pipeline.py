@@ -403,7 +403,7 @@ class Pipeline:
                  "references": list(s.request.reference_sources), "note": s.note,
                  "handoff": result.shots[s.id].facts.get("handoff"), "take": s.take,
                  "takes": self._takes(result, s.id, s.take, [t.take for t in s.takes]),
-                 "seam": result.shots[s.id].facts.get("seam")}
+                 "seam": result.shots[s.id].facts.get("seam"), "rerolls": result.shots[s.id].facts.get("rerolls")}
                 for s in result.plan.shots
             ],
         }

@@ -225,7 +225,7 @@ class Rerolls:
             self._pay(ps.id, take, price)
             try:
                 hit = await self._generate(tps, key, parents, forced)
-            except StoryboardError as e:  # a failed reroll loses nothing: the shot keeps its best take
+            except (StoryboardError, OSError) as e:  # a failed reroll loses nothing: the best take stays
                 res = s.results[tid]
                 res.status, res.error = "skipped", f"reroll failed: {e}"
                 s.emit(Warning_(shot=ps.id, message=f"shot '{ps.id}': reroll take {take} failed ({e}); "
