@@ -26,9 +26,9 @@ FPS = 10
 BLUR_FROM = 2.7  # the last three frames of a 3 s clip at 10 fps are blurred
 
 
-def blurred_tail_clip(path: Path, *, duration: float = 1.0, blur_from: float = 0.75) -> Path:
+def blurred_tail_clip(path: Path, *, duration: float = 1.0, blur_from: float = 0.75, size: str = "160x90") -> Path:
     """A testsrc2 clip at 10 fps whose frames from ``blur_from`` on are box-blurred."""
-    ffmpeg("-f", "lavfi", "-i", f"testsrc2=size=160x90:rate={FPS}:duration={duration}",
+    ffmpeg("-f", "lavfi", "-i", f"testsrc2=size={size}:rate={FPS}:duration={duration}",
            "-vf", f"boxblur=8:1:enable='gte(t,{blur_from})'", "-c:v", "libx264", "-preset", "ultrafast",
            "-pix_fmt", "yuv420p", str(path))  # fmt: skip
     return path
@@ -78,6 +78,15 @@ async def test_handoff_skips_the_blurred_last_frames(tmp_path: Path) -> None:
     with Image.open(found.path) as chosen:
         assert psnr(chosen.convert("RGB"), frames[7]) > 40
         assert psnr(chosen.convert("RGB"), frames[9]) < 30
+
+
+async def test_handoff_skips_blurred_frames_at_1080p(tmp_path: Path) -> None:
+    # at 1080p the luma is sampled down to 270 lines straight from the decoded plane
+    clip = blurred_tail_clip(tmp_path / "c.mp4", size="1920x1080")
+    found = await handoff_frame(clip, tmp_path / "h.png", 0.5)
+    assert found.time == pytest.approx(0.7) and found.candidates == 5
+    with Image.open(found.path) as chosen:
+        assert chosen.size == (1920, 1080)
 
 
 async def test_handoff_window_must_be_positive(tmp_path: Path) -> None:
