@@ -4,9 +4,10 @@ Right after a chained shot's clip exists (made or cached) its seam is scored: th
 parent's handoff (or last) frame against the clip's first frame, under the ``drift:``
 thresholds. A drifted shot is generated again as a new take (the next take number above
 its declared takes, with that take's seed and its own cache entry) up to N more times,
-stopping at the first take that does not drift. The best-scoring take (highest PSNR, a
-tie broken by the lower colour-histogram distance) is the clip used in the film and by
-the shot's descendants. A take pinned in the lock file wins: it is never rerolled.
+stopping at the first take that does not drift. The best-scoring take (one that holds
+before one that drifted, then the highest PSNR, a tie broken by the lower
+colour-histogram distance) is the clip used in the film and by the shot's descendants.
+A take pinned in the lock file wins: it is never rerolled.
 
 Every reroll counts against ``--budget`` before it is paid: the render's planned cost
 plus the rerolls paid so far plus the next reroll must stay within it, else rerolling
@@ -184,7 +185,9 @@ class Rerolls:
             attempts.append(attempt)
             if not attempt.drifted:
                 break
-        best = max(attempts, key=lambda a: (a.psnr, -a.histogram))  # the first of equals: fewest changes
+        # a take that holds beats one that drifted; then the highest PSNR, the lower colour
+        # distance, and among equals the earliest (the pick itself when nothing is better)
+        best = max(attempts, key=lambda a: (not a.drifted, a.psnr, -a.histogram))
         self._record(ps, attempts, best, stopped)
         return best.entry
 
