@@ -240,3 +240,16 @@ def test_a_failed_reroll_keeps_the_best_take_so_far_and_the_film(board: Callable
     assert result.shots["b#2"].status == "skipped" and "reroll failed" in (result.shots["b#2"].error or "")
     assert [r["take"] for r in result.shots["b"].facts["rerolls"] if r["kept"]] == [1]
     assert any(isinstance(e, Warning_) and "reroll take 2 failed" in e.message for e in events)
+
+
+def test_the_render_command_takes_the_flag(board: Callable[[str], Path]) -> None:
+    path = board("drift: {psnr: 100}")
+    dry = CliRunner().invoke(main, ["render", str(path), "--reroll-drifted", "1", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "+ up to 1 rerolls per chained shot: $0" in dry.output and "nothing paid" in dry.output
+    out = CliRunner().invoke(main, ["render", str(path), "--reroll-drifted", "1", "--json"],
+                             env={"STORYBOARD_ANIMATIC_SIZE": "90", "STORYBOARD_ANIMATIC_FPS": "8"})
+    assert out.exit_code == 0, out.output
+    events = [json.loads(line) for line in out.output.splitlines() if line.startswith("{")]
+    assert {e["shot"] for e in events if e["event"] == "shot_done"} >= {"b#2", "c#2"}
+    assert any(e["event"] == "warning" and "rerolled 1×" in e["message"] for e in events)
