@@ -13,7 +13,9 @@ It plays every bundled app snapshot (:mod:`fakeserver.rules`): ``GET /apps/{name
 app object; ``POST /apps/run`` judges the input by the version's schema (unpinned: the
 live one, ``live_version`` or the newest, changed by ``drift`` when set). A completed
 task's output follows the app's output schema: a real mp4 (:mod:`fakeserver.clips`) plus
-``output_meta`` for video apps, a PNG for image apps, a WAV for audio apps.
+``output_meta`` for video apps, a PNG for image apps, a WAV tone for audio apps (a TTS
+app's as long as its text, a music app's ``music_seconds``); an app in ``no_output_apps``
+completes with no output file.
 
 Usage::
 
@@ -127,6 +129,9 @@ class FakeInference:
         self.output_404 = 0  # output downloads answered 404
         self.truncate_downloads = 0  # downloads cut short of their Content-Length
         self.corrupt_downloads = 0  # downloads of half the file, no Content-Length
+        self.no_output_apps: set[str] = set()  # apps whose tasks complete with no output file
+        self.speech_chars_per_second = 15.0  # a TTS app's tone lasts len(text) / this (at least 0.5 s)
+        self.music_seconds = 6.0  # what a music app returns (it takes no duration)
         self.delays: dict[str, float] = {}  # endpoint -> seconds before answering, always
         self._delay_queue: dict[str, list[float]] = {}
         # endpoints: files, upload, app, run, task, stream, cancel, download
@@ -276,6 +281,8 @@ class FakeInference:
             if self.redirect_outputs
             else f"{self.files_url}/outputs/{name}"
         )
+        if task.app.partition("@")[0] in self.no_output_apps:
+            return {"output_meta": {"inputs": [{"type": "text"}], "outputs": []}}
         if task.kind != "video":
             return {task.kind: url}
         eff = task.effective
@@ -362,6 +369,14 @@ class FakeInference:
         )
         return (422, problem) if problem else None
 
+    def audio_seconds(self, version: AppVersion, inputs: dict[str, Any]) -> float:
+        """How long an audio app's answer lasts: a music app's ``music_seconds``; a TTS app's
+        text at ``speech_chars_per_second``."""
+        if "lyrics" in version.known or "is_instrumental" in version.known:
+            return self.music_seconds
+        text = str(inputs.get("text") or inputs.get("prompt") or "")
+        return max(0.5, round(len(text) / self.speech_chars_per_second, 3))
+
     def create_task(self, body: dict[str, Any]) -> FakeTask:
         """Start a task for an accepted ``POST /apps/run`` body."""
         inp = body["input"]
@@ -390,7 +405,10 @@ class FakeInference:
         elif task.kind == "image":
             task.clip = self._pool.submit(make_png, *task.size)
         elif task.kind == "audio":
-            task.clip = self._pool.submit(make_wav, 1.0)
+            music = "lyrics" in version.known or "is_instrumental" in version.known
+            # music at 220 Hz, speech at 440 Hz: a test can tell the two apart in the mix
+            task.clip = self._pool.submit(make_wav, self.audio_seconds(version, eff), 16000,
+                                          220.0 if music else 440.0)
         else:
             w, h = task.size
             task.clip = self._pool.submit(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from storyboard.errors import Problem, PromptError, TemplateError
 from storyboard.graph import ShotGraph
+from storyboard.music import MusicTrack, render_music
 from storyboard.narration import Line, OverlayText, render_lines, render_overlays
 from storyboard.prompts import PromptRenderer, ShotsSoFar, library_dir
 from storyboard.request import FrameRef, source_text
@@ -40,6 +41,8 @@ class Board:
     inputs: Mapping[str, ShotInputs] = field(default_factory=dict)
     lines: Mapping[str, Line] = field(default_factory=dict)  # narration, by shot id
     overlays: Mapping[str, OverlayText] = field(default_factory=dict)  # text over shots, by shot id
+    music: tuple[MusicTrack, ...] = ()  # generated `audio:` tracks (storyboard.music)
+    audio_versions: Mapping[str, str] = field(default_factory=dict)  # voice/music app → version read live
     overrides: Mapping[str, Any] = field(default_factory=dict)
     lock: Lock | None = None  # the picked takes (storyboard.takes), read beside the file
 
@@ -91,22 +94,25 @@ class Board:
 
     def plan(self, *, backend: str | Backend | None = None, cache: CacheView | None = None, variant: str = "",
              force: frozenset[str] = frozenset(),
-             price: Callable[[ShotRequest], Decimal | None] | None = None) -> Plan:
+             price: Callable[[ShotRequest], Decimal | None] | None = None, speaker: str | None = None) -> Plan:
         """The plan (pure). Pass ``cache`` (e.g. ``Cache.for_board(path, create=False)``) to
         see cache hits; without it every shot is to be generated.
 
         ``backend`` is a backend object (its name, ``variant`` and ``price`` are used) or a
         name; with a name, ``variant`` and ``price`` are the caller's, and costs default to
-        the apps' own price estimates. Planning never loads a backend itself.
+        the apps' own price estimates. Planning never loads a backend itself. ``speaker``
+        names the offline voice when the backend does not voice `say:` lines with the app.
         """
         from storyboard.plan import make_plan
 
         if backend is not None and not isinstance(backend, str):
             variant = variant or str(getattr(backend, "variant", "") or "")
             price = price or backend.price
+            speaker = speaker or getattr(backend, "speaker", None)
             backend = backend.name
         name = backend or self.spec.model.backend
-        return make_plan(self, backend=name, cache=cache, variant=variant, force=force, price=price)
+        return make_plan(self, backend=name, cache=cache, variant=variant, force=force, price=price,
+                         speaker=speaker)
 
     def with_live_apps(self, live: Mapping[str, AppVersion]) -> Board:
         """This board with every shot's inputs checked against the app versions read live
@@ -253,9 +259,11 @@ def load(
     inputs = resolve_inputs(spec, prompts)
     lines = render_lines(spec, merged)
     overlays = render_overlays(spec, merged)
+    music = render_music(spec, merged)
     lock = read_lock(spec.path, {s.id: s.takes for s in spec.shots})
     return Board(spec=spec, graph=graph, prompts=prompts, vars=merged, inputs=inputs,
-                 overrides=dict(overrides or {}), lines=lines, overlays=overlays, lock=lock)
+                 overrides=dict(overrides or {}), lines=lines, overlays=overlays, lock=lock,
+                 music=music)
 
 
 __all__ = ["Board", "FrameRef", "build_graph", "load", "names_used", "render_prompts"]

@@ -92,10 +92,8 @@ file_arg = click.argument("file", type=click.Path(dir_okay=False, path_type=str)
 set_opt = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a template variable.")
 app_opt = click.option("--app", "swaps", multiple=True, metavar="OLD=NEW",
                        help="Render on another app (a draft): out/<stem>.<variant>.mp4, its own cache keys.")
-reroll_opt = click.option(
-    "--reroll-drifted", "reroll", type=click.IntRange(0, TAKES_MAX), default=0, metavar="N",
-    help=f"Regenerate a chained shot whose seam drifted up to N more times (0..{TAKES_MAX}, within --budget); "
-         "keep the best-scoring take.")
+reroll_opt = click.option("--reroll-drifted", "reroll", type=click.IntRange(0, TAKES_MAX), default=0, metavar="N",
+                          help="Regenerate a chained shot whose seam drifted up to N more times, within --budget.")
 verbose_opt = click.option("--verbose", "-v", is_flag=True, help="Show detail (ffmpeg/HTTP) and tracebacks.")
 
 
@@ -166,12 +164,12 @@ def plan(file: str, sets: tuple[str, ...], backend: str | None, cache_dir: str |
         from storyboard.runner._reroll import plan_view, reroll_line, reroll_totals
 
         p = board.plan(backend=name, cache=plan_view(_cache_view(board, cache_dir), board, reroll),
-                       variant=getattr(be, "variant", ""), force=frozenset(force), price=be.price)
+                       variant=getattr(be, "variant", ""), force=frozenset(force), price=be.price,
+                       speaker=getattr(be, "speaker", None))
         if as_json:
             click.echo(json.dumps({**p.to_json(), **reroll_totals(board, p, reroll)}, indent=2))
         else:
-            print_plan(board, p, all_rows=all_rows)
-            click.echo(reroll_line(board, p, reroll), nl=False)
+            print_plan(board, p, all_rows=all_rows, extra=reroll_line(board, p, reroll))
             if swaps:
                 click.echo(_side_by_side(final, p, swaps))
 
@@ -229,8 +227,8 @@ def _tier(s: Any) -> str:
     return f"{rate}/s ({s.tier})" if s.tier else f"{rate}/s"
 
 
-def print_plan(board: Board, p: Plan, *, file: Any = None, all_rows: bool = False) -> None:
-    """The plan as a table, then totals, the critical path and a legend."""
+def print_plan(board: Board, p: Plan, *, file: Any = None, all_rows: bool = False, extra: str = "") -> None:
+    """The plan as a table, then totals, the critical path, a legend and ``extra`` lines."""
     from rich.console import Console
     from rich.table import Table
 
@@ -267,12 +265,13 @@ def print_plan(board: Board, p: Plan, *, file: Any = None, all_rows: bool = Fals
         apps = ", ".join(sorted({s.request.app for s in p.pending}))
         lines.append(f"the same shots on inference.sh ({apps}): about {usd(p.reference_cost)} "
                      "(estimated from list prices; inference.sh's may differ)")
+    lines += p.audio_summary()
     lines += [f"note: {s.id}: {s.note}" for s in p.shots if s.note]
     lines.append(f"critical path: {' → '.join(p.critical_path)} ({p.critical_seconds:g} s of footage)")
     if any(not s.key for s in p.shots):
         lines.append("key: the cache key's first characters; one ending in … is provisional (a hash of the "
                      "shot's inputs): the final key needs the clips of the shots it starts from")
-    out.write("".join(line + "\n" for line in lines))  # plain text: no markup parsing, no wrapping cost
+    out.write("".join(line + "\n" for line in lines) + extra)  # plain text: no markup parsing or wrapping
 
 
 @main.command()
@@ -321,6 +320,7 @@ def render(file: str, backend: str | None, output: str | None, concurrency: int,
 
         from storyboard.board import load
         from storyboard.runner import Pipeline
+        from storyboard.runner._reroll import reroll_line
 
         board, variant = _swapped(load(file, vars=vars_), swaps)
         if variant is not None and output is None:
@@ -345,10 +345,7 @@ def render(file: str, backend: str | None, output: str | None, concurrency: int,
             if as_json:  # --json on render is always JSON lines: the plan is one event, on one line
                 click.echo(json.dumps({"event": "plan", **result.plan.to_json()}, default=str))
             else:
-                from storyboard.runner._reroll import reroll_line
-
-                print_plan(board, result.plan)
-                click.echo(reroll_line(board, result.plan, reroll), nl=False)
+                print_plan(board, result.plan, extra=reroll_line(board, result.plan, reroll))
                 click.echo("dry run: nothing generated, nothing paid")
             return
         if not as_json:

@@ -9,11 +9,13 @@ import json
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from storyboard.apps import profile
+from storyboard.apps import check_inputs, profile
 from storyboard.errors import Problem, PromptError, SpecError, TemplateError
 from storyboard.prompts import PromptRenderer
+from storyboard.request import ShotRequest
 from storyboard.spec import Spec, near
 from storyboard.spec.models import Voice
 
@@ -75,11 +77,96 @@ def voice_of(spec: Spec) -> Voice:
     return spec.model.voice or Voice.model_validate({})
 
 
-def line_key(app: str, version: str, voice: str | None, text: str) -> str:
-    """The cache key of one voiced line: app, version, voice and text, nothing else."""
-    blob = json.dumps({"v": KEY_VERSION, "app": app, "version": version, "voice": voice, "text": text},
-                      sort_keys=True)
+def line_key(app: str, version: str, voice: str | None, text: str, inputs: Mapping[str, Any] | None = None) -> str:
+    """The cache key of one voiced line: app, version, voice and text, and the `voice:`'s
+    extra app inputs when it has any (speed…), nothing else."""
+    blob = json.dumps({"v": KEY_VERSION, "app": app, "version": version, "voice": voice, "text": text,
+                       **({"inputs": dict(inputs)} if inputs else {})}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+# What a voiced line or generated track may be stored as (an app answers mp3 or wav…).
+AUDIO_SUFFIXES = (".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus")
+
+
+def voice_version(spec: Spec, live: Mapping[str, str] | None = None) -> str:
+    """The TTS app version a voiced line is keyed by: pinned, else the one last read live
+    (``live``: app reference as written → version id), else the profile's current."""
+    ref = voice_of(spec).app
+    app, _, pinned = ref.partition("@")
+    prof = profile(app)
+    return pinned or (live or {}).get(ref) or (prof.current if prof is not None else "")
+
+
+def line_request(spec: Spec, line: Line, live: Mapping[str, str] | None = None) -> ShotRequest:
+    """What the TTS app is asked for one line: its text and voice, by the app's own names."""
+    voice = voice_of(spec)
+    prof = profile(voice.app.partition("@")[0])
+    concepts = prof.concepts if prof is not None else {}
+    inputs: dict[str, Any] = {**voice.inputs, concepts.get("text", "text"): line.text}
+    if voice.voice is not None:
+        inputs[concepts.get("voice", "voice")] = voice.voice
+    return ShotRequest(shot_id=f"say:{line.shot}", prompt=line.text, app=voice.app, version=voice_version(spec, live),
+                       inputs=inputs, kind="audio", image_input=None, end_image_input=None)
+
+
+def remote_line_key(spec: Spec, line: Line, live: Mapping[str, str] | None = None) -> str:
+    """The cache key of a line voiced by the `voice:` app (version: :func:`voice_version`)."""
+    voice = voice_of(spec)
+    return line_key(voice.app.partition("@")[0], voice_version(spec, live), voice.voice, line.text,
+                    voice.inputs)
+
+
+def cached_audio(cache: Any, token: str) -> Path | None:
+    """The audio file the cache prepared under ``token`` (any of :data:`AUDIO_SUFFIXES`), or None.
+    ``cache`` is anything with ``prepared_path(token, suffix)``; None without one."""
+    prepared = getattr(cache, "prepared_path", None)
+    if not callable(prepared):
+        return None
+    for suffix in AUDIO_SUFFIXES:
+        path = Path(prepared(token, suffix))
+        if path.is_file():
+            return path
+    return None
+
+
+def rooms(spec: Spec) -> dict[str, float]:
+    """Each cut shot's room for its line from the file alone: to the next shot's start
+    (less the transition into it), or to the film's end."""
+    out: dict[str, float] = {}
+    cut = spec.cut
+    for j, sid in enumerate(cut):
+        room = float(spec.shot(sid).duration)
+        if j + 1 < len(cut):
+            nxt = spec.shot(cut[j + 1])
+            if nxt.transition != "cut":
+                room -= nxt.transition_duration
+        out[sid] = room
+    return out
+
+
+def early_fit_problems(spec: Spec, lines: Mapping[str, Line], seconds: Mapping[str, float]) -> list[Problem]:
+    """The lines that cannot fit, known from their voiced lengths and the file alone (before
+    any shot is paid): a `fit: error` line longer than its shot's room, or an `overlap`
+    line running past the film's planned end. `fit: extend` always fits (its shot holds)."""
+    problems: list[Problem] = []
+    room = rooms(spec)
+    total, at = sum(room.values()), 0.0
+    for sid in spec.cut:
+        line = lines.get(sid)
+        length = seconds.get(sid)
+        if line is not None and length is not None and line.fit != "extend":
+            if line.fit == "error" and length > room[sid] + 1e-3:
+                problems.append(spec.source.problem(
+                    f"shot '{sid}': the line takes {length:.2f} s but the shot has {room[sid]:.2f} s; shorten the "
+                    "line, or set `fit: extend` (hold the shot's last frame) or `fit: overlap` (run into the next "
+                    "shot)", spec.shot_path(sid, "say")))
+            elif line.fit == "overlap" and at + length > total + 1e-3:
+                problems.append(spec.source.problem(
+                    f"shot '{sid}': the line takes {length:.2f} s but the shot has {room[sid]:.2f} s; it would run "
+                    "past the end of the film", spec.shot_path(sid, "say")))
+        at += room[sid]
+    return problems
 
 
 def estimate_seconds(text: str) -> float:
@@ -120,7 +207,8 @@ def render_lines(spec: Spec, base: Mapping[str, Any]) -> dict[str, Line]:
 
 def voice_problems(spec: Spec, lines: Mapping[str, Line]) -> list[Problem]:
     """What the TTS app would refuse, found before anything is paid: an app that is not a
-    known TTS app, a voice it does not have, a line over its text limit."""
+    known TTS app, a voice it does not have, an extra input it would not take, a line
+    over its text limit."""
     voice = voice_of(spec)
     at = ("voice", "app") if spec.model.voice is not None else ("shots", spec.shot(next(iter(lines))).index, "say")
     prof = profile(voice.app.partition("@")[0])
@@ -136,6 +224,15 @@ def voice_problems(spec: Spec, lines: Mapping[str, Line]) -> list[Problem]:
         problems.append(spec.source.problem(
             f"voice: {voice.app} has no voice '{voice.voice}'" + (f"; did you mean '{hint}'?" if hint else "")
             + f" ({len(allowed)} voices: {', '.join(allowed[:6])}, ...)", ("voice", "voice")))
+    own = {prof.concepts.get("text", "text"), name}
+    for extra, value in voice.inputs.items():
+        where = ("voice", "inputs", extra)
+        if extra in own:
+            problems.append(spec.source.problem(
+                f"voice: inputs: '{extra}' is set by storyboard (the line, `voice.voice`); remove it", where))
+        elif version is not None:
+            problems += [spec.source.problem(f"voice: inputs: {p.message}", where)
+                         for p in check_inputs(prof, version, {extra: value}) if p.name == extra]
     limit = prof.rule(prof.current, "text_chars")
     for line in lines.values():
         if isinstance(limit, int) and len(line.text) > limit:

@@ -3,6 +3,7 @@ and the music tracks, so the film can be reopened in an editor that reads OTIO."
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,7 @@ def _range(start: float, duration: float, rate: float) -> Any:
     return otio.opentime.TimeRange(_rt(start, rate), _rt(duration, rate))
 
 
-def build_timeline(board: Board, result: RenderResult) -> Any:
+def build_timeline(board: Board, result: RenderResult, music: Sequence[tuple[Path, Any]] = ()) -> Any:
     """An ``otio.schema.Timeline`` of the cut. Transitions take half their length from
     each neighbouring clip, and a trimmed seam drops a chained clip's first frame, as
     the assembly does, so the track lasts as long as the assembled film."""
@@ -68,19 +69,40 @@ def build_timeline(board: Board, result: RenderResult) -> Any:
         ref = otio.schema.ExternalReference(target_url=Path(info.path).resolve().as_uri(),
                                             available_range=_range(0, info.duration, rate))
         start = heads[j]
+        hold = float(result.shots[sid].facts.get("hold") or 0.0)
+        # `fit: extend` holds the last frame after the clip; the next transition eats into the hold
+        frames = round(hold * rate) - round(tails[j] * rate)
+        tail = tails[j] if hold <= 0 else max(0.0, -frames / rate)
         video.append(otio.schema.Clip(
             name=sid, media_reference=ref,
-            source_range=_range(start, info.duration - start - tails[j], rate),
+            source_range=_range(start, info.duration - start - tail, rate),
             metadata={"storyboard": {"prompt": board.prompts.get(sid), "key": result.shots[sid].key}}))
+        if hold > 0 and frames > 0:
+            video.append(_hold_clip(sid, info, hold, frames, rate))
     for line in result.narration:  # narration lines, at their place in the film
         video.markers.append(otio.schema.Marker(
             name=line.text, marked_range=_range(line.start, line.seconds, rate),
             color=otio.schema.MarkerColor.GREEN, metadata={"storyboard": {"shot": line.shot, "say": line.text}}))
     timeline.tracks.append(video)
     film_frames = video.duration().value
-    for j, (path, track) in enumerate(spec.audio):
+    for j, (path, track) in enumerate([*spec.audio, *music]):  # file tracks, then generated music
         timeline.tracks.append(_audio_track(j, path, track, film_frames, rate))
     return timeline
+
+
+def _hold_clip(sid: str, info: Any, hold: float, frames: int, rate: float) -> Any:
+    """The held last frame of a clip (`fit: extend`) as a freeze-frame clip ``frames`` long."""
+    import opentimelineio as otio
+
+    last = max(0, round(info.duration * rate) - 1)
+    ref = otio.schema.ExternalReference(target_url=Path(info.path).resolve().as_uri(),
+                                        available_range=_range(0, info.duration, rate))
+    return otio.schema.Clip(
+        name=f"{sid} (hold)", media_reference=ref,
+        source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(last, rate),
+                                             otio.opentime.RationalTime(frames, rate)),
+        effects=[otio.schema.FreezeFrame()],
+        metadata={"storyboard": {"hold": hold, "of": sid}})
 
 
 def _audio_track(j: int, path: Path, track: Any, film_frames: float, rate: float) -> Any:
@@ -112,10 +134,11 @@ def _audio_track(j: int, path: Path, track: Any, film_frames: float, rate: float
     return audio
 
 
-def write_otio(board: Board, result: RenderResult, path: Path) -> Path:
-    """Write the cut's timeline to ``path`` (any format OTIO's adapters write)."""
+def write_otio(board: Board, result: RenderResult, path: Path, music: Sequence[tuple[Path, Any]] = ()) -> Path:
+    """Write the cut's timeline to ``path`` (any format OTIO's adapters write); ``music``:
+    the generated tracks' files, laid under the file tracks."""
     import opentimelineio as otio
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    otio.adapters.write_to_file(build_timeline(board, result), str(path))
+    otio.adapters.write_to_file(build_timeline(board, result, music), str(path))
     return path

@@ -86,6 +86,27 @@ class PlannedTake:
 
 
 @dataclass(frozen=True)
+class PlannedAudio:
+    """A narration line or a generated music track: a node voiced or made before the shots."""
+
+    id: str  # "say:SHOT" or "audio[N]"
+    kind: Literal["line", "music"]
+    app: str  # the app that makes it, or the offline maker ("espeak-ng", "placeholder"…)
+    text: str  # the line, or the music's prompt
+    request: ShotRequest
+    key: str
+    status: Literal["cached", "generate"]
+    cost: Decimal | None  # what making it costs on this backend (0 when cached)
+    price: Decimal | None  # what it costs on this backend when made
+    reference_price: Decimal | None  # what it would cost on the app (inference.sh)
+
+    @property
+    def to_generate(self) -> bool:
+        """Whether it will be voiced or made."""
+        return self.status == "generate"
+
+
+@dataclass(frozen=True)
 class Plan:
     """What a render would do: each shot's status and cost."""
 
@@ -94,6 +115,7 @@ class Plan:
     critical_path: tuple[str, ...]
     critical_seconds: float
     board_hash: str
+    audio: tuple[PlannedAudio, ...] = ()  # narration lines and generated music (made first)
 
     def __getitem__(self, shot_id: str) -> PlannedShot:
         for s in self.shots:
@@ -123,21 +145,44 @@ class Plan:
                 + sum(t.request.duration for t in self.pending_takes))
 
     @property
+    def pending_audio(self) -> list[PlannedAudio]:
+        """The narration lines and music tracks still to make."""
+        return [a for a in self.audio if a.to_generate]
+
+    @property
     def cost(self) -> Decimal | None:
-        """What the shots (every take) still to generate will cost; None if any price is unknown."""
-        return _sum(c for s in self.shots if s.status != "unused" for c in s.all_costs)
+        """What the shots (every take) still to generate, the lines still to voice and the music
+        still to make will cost; None if any price is unknown."""
+        return _sum([*(c for s in self.shots if s.status != "unused" for c in s.all_costs),
+                     *(a.cost for a in self.audio)])
 
     @property
     def reference_cost(self) -> Decimal | None:
         """What the shots (every take) still to generate would cost on the paid model."""
         return _sum([*(s.reference_price for s in self.pending),
                      *(s.reference_price for s in self.shots if s.status != "unused"
-                       for t in s.takes if t.to_generate)])
+                       for t in s.takes if t.to_generate),
+                     *(a.reference_price for a in self.pending_audio)])
 
     @property
     def full_cost(self) -> Decimal | None:
         """What every used shot (every take) costs when nothing is cached."""
-        return _sum(s.price for s in self.shots if s.status != "unused" for _ in range(1 + len(s.takes)))
+        return _sum([*(s.price for s in self.shots if s.status != "unused" for _ in range(1 + len(s.takes))),
+                     *(a.price for a in self.audio)])
+
+    def audio_summary(self) -> list[str]:
+        """The narration (one line for all) and each generated music track, with costs."""
+        from storyboard.facts import usd
+
+        lines = [a for a in self.audio if a.kind == "line"]
+        out = []
+        if lines:
+            todo = sum(1 for a in lines if a.to_generate)
+            out.append(f"narration: {len(lines)} line{'s' if len(lines) != 1 else ''} ({todo} to voice) with "
+                       f"{lines[0].app}, {usd(_sum(a.cost for a in lines))}")
+        out += [f"music: {a.id} {a.app}, {'to make' if a.to_generate else 'cached'}, {usd(a.cost)}"
+                for a in self.audio if a.kind == "music"]
+        return out
 
     def to_json(self) -> dict[str, Any]:
         """The plan as JSON-ready data."""
@@ -173,8 +218,14 @@ class Plan:
                 }
                 for s in self.shots
             ],
+            "audio": [
+                {"id": a.id, "kind": a.kind, "app": a.app, "text": a.text, "key": a.key, "status": a.status,
+                 "cost": money(a.cost), "price": money(a.price)}
+                for a in self.audio
+            ],
             "totals": {
                 "shots": len(self.shots),
+                "audio_to_make": len(self.pending_audio),
                 "to_generate": len(self.pending),
                 "takes_to_generate": len(self.pending) + len(self.pending_takes),
                 "seconds_to_generate": self.seconds_to_generate,
@@ -268,8 +319,11 @@ def make_plan(
     variant: str = "",
     force: frozenset[str] = frozenset(),
     price: Callable[[ShotRequest], Decimal | None] | None = None,
+    speaker: str | None = None,
 ) -> Plan:
-    """The plan: every shot's request, cache key, status and cost. Pure."""
+    """The plan: every shot's request, cache key, status and cost, then the narration lines
+    and generated music (``speaker``: the offline voice, e.g. "espeak-ng", when this backend
+    does not voice lines with the app; None: the `voice:` app voices them). Pure."""
     def reference(shot_id: str) -> Decimal | None:
         resolved = board.inputs.get(shot_id)
         return resolved.price if resolved else None
@@ -368,4 +422,43 @@ def make_plan(
         (str(p.relative_to(board.spec.folder)), t.model_dump()) for p, t in board.spec.audio
     ]})
     return Plan(backend=backend, shots=tuple(out), critical_path=tuple(path), critical_seconds=seconds,
-                board_hash=board_hash)
+                board_hash=board_hash, audio=plan_audio(board, cache=cache, price=price, speaker=speaker))
+
+
+def plan_audio(board: Board, *, cache: CacheView | None, price: Callable[[ShotRequest], Decimal | None] | None,
+               speaker: str | None) -> tuple[PlannedAudio, ...]:
+    """The narration lines of the cut and the generated music tracks, each keyed, looked up
+    (``cache.prepared_path``) and priced: free offline (``speaker`` set), else the app's price."""
+    from storyboard.music import PLACEHOLDER_MAKER, planned_seconds
+    from storyboard.narration import cached_audio, line_key, line_request, remote_line_key, voice_of
+    from storyboard.request import estimate
+
+    spec = board.spec
+    out: list[PlannedAudio] = []
+
+    def row(id_: str, kind: Literal["line", "music"], maker: str, text: str, req: ShotRequest, key: str,
+            token: str) -> PlannedAudio:
+        reference = estimate(req)
+        cost = Decimal(0) if speaker is not None else price(req) if price is not None else reference
+        hit = cached_audio(cache, token) is not None
+        return PlannedAudio(id=id_, kind=kind, app=maker, text=text, request=req, key=key,
+                            status="cached" if hit else "generate", cost=Decimal(0) if hit else cost, price=cost,
+                            reference_price=reference)
+
+    voice = voice_of(spec)
+    for sid in spec.cut:
+        line = board.lines.get(sid)
+        if line is None:
+            continue
+        req = line_request(spec, line, board.audio_versions)
+        key = (line_key(speaker, "", voice.voice, line.text) if speaker is not None
+               else remote_line_key(spec, line, board.audio_versions))
+        out.append(row(req.shot_id, "line", speaker or voice.app, line.text, req, key, f"voice-{key}"))
+    seconds = planned_seconds(spec) if board.music else 0.0
+    for track in board.music:
+        if "@" not in track.app and track.app in board.audio_versions:  # keyed by the version read live
+            track = replace(track, version=board.audio_versions[track.app])
+        key = track.key(PLACEHOLDER_MAKER, seconds) if speaker is not None else track.key()
+        out.append(row(track.id, "music", PLACEHOLDER_MAKER if speaker is not None else track.app, track.prompt,
+                       track.request(), key, f"music-{key}"))
+    return tuple(out)

@@ -325,10 +325,11 @@ def test_title_card_is_local_free_and_starts_a_chain(write_board: Callable[..., 
         mp.setenv("INFERENCE_BASE_URL", fake.url)
         result = storyboard.render(path, backend="inference", budget="5")
         assert result.film is not None
-        assert len(fake.submissions) == 1  # only the video shot; the card is made here
+        # the line is voiced by the TTS app first, then the video shot; the card is made here
+        assert [t.app for t in fake.submissions] == ["falai/kokoro-tts", "klingai/video-v3"]
         assert result.shots["card"].status == "generated" and result.shots["card"].cost in (None, 0)
         again = storyboard.render(path, backend="inference")
-        assert again.method == "unchanged" and len(fake.submissions) == 1
+        assert again.method == "unchanged" and len(fake.submissions) == 2
     assert [c.content for c in srt.parse((path.parent / "out" / "film.srt").read_text())] == ["The harbor wakes."]
 
 

@@ -169,3 +169,32 @@ def test_a_track_that_does_not_loop_ends_with_its_media(tmp_path: Path) -> None:
     clips = list(timeline.audio_tracks()[0].find_clips())
     assert len(clips) == 1
     assert clips[0].source_range.duration.to_seconds() == pytest.approx(probe_audio(path).duration, abs=0.05)
+
+
+def test_a_held_shot_is_a_freeze_frame_and_the_track_lasts_as_long_as_the_film(tmp_path: Path) -> None:
+    words = " ".join(["word"] * 12)
+    path = tmp_path / "held.yaml"
+    path.write_text(f"""storyboard: 1
+defaults: {{duration: 3}}
+shots:
+  - id: a
+    prompt: x
+    fit: extend
+    say: "{words}"
+  - id: b
+    prompt: y
+    transition: {{type: dissolve, duration: 0.5}}
+""")
+    result = storyboard.render(path, backend=SMALL, otio=tmp_path / "held.otio")
+    assert result.otio is not None and result.film is not None
+    hold = result.shots["a"].facts["hold"]
+    assert hold > 0.5
+    timeline = otio.adapters.read_from_file(str(result.otio))
+    clips = list(timeline.video_tracks()[0].find_clips())
+    assert [c.name for c in clips] == ["a", "a (hold)", "b"]
+    held = clips[1]
+    assert isinstance(held.effects[0], otio.schema.FreezeFrame)
+    # the hold less the half of the dissolve that eats into it
+    assert held.source_range.duration.to_seconds() == pytest.approx(hold - 0.25, abs=1 / 8 + 1e-6)
+    film = probe(result.film).duration
+    assert timeline.video_tracks()[0].duration().to_seconds() == pytest.approx(film, abs=1 / 8 + 1e-6)

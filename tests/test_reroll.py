@@ -253,3 +253,13 @@ def test_the_render_command_takes_the_flag(board: Callable[[str], Path]) -> None
     events = [json.loads(line) for line in out.output.splitlines() if line.startswith("{")]
     assert {e["shot"] for e in events if e["event"] == "shot_done"} >= {"b#2", "c#2"}
     assert any(e["event"] == "warning" and "rerolled 1×" in e["message"] for e in events)
+
+
+def test_the_plan_view_is_the_cache_for_everything_else(tmp_path: Path) -> None:
+    from storyboard.cache import Cache
+    from storyboard.runner._reroll import RerollView
+
+    cache = Cache(tmp_path / "cache")
+    view = RerollView(cache, "2-20-0.35")
+    assert view.prepared_path("voice-x", ".wav") == cache.prepared_path("voice-x", ".wav")  # audio in plans
+    assert view.clip_hash("0" * 64) is None

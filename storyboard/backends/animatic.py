@@ -60,6 +60,13 @@ class AnimaticBackend:
         """Preview size and frame rate; part of the cache key, so other sizes are other clips."""
         return f"{self.short_side}p{self.fps}"
 
+    @property
+    def speaker(self) -> str:
+        """Who speaks `say:` lines here (free): espeak-ng when installed, else a placeholder."""
+        from storyboard.media import espeak_path
+
+        return "espeak-ng" if espeak_path() else "placeholder"
+
     def price(self, request: ShotRequest) -> Decimal | None:
         """Free: made on this machine."""
         return Decimal("0")

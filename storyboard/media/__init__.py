@@ -11,6 +11,7 @@ from storyboard.media._frames import extract_frame
 from storyboard.media._graphs import MixTrack
 from storyboard.media._handoff import Handoff, SeamScore, handoff_frame, seam_continuity, seam_score
 from storyboard.media._images import PreparedImage, frame_size, prepare_image
+from storyboard.media._music import music_placeholder
 from storyboard.media._probe import AudioInfo, ClipInfo, probe, probe_audio
 from storyboard.media._timeline import CutClip
 from storyboard.media._titles import POSITIONS, OverlayCard, decorate, overlay_png, title_clip
@@ -39,6 +40,7 @@ __all__ = [
     "ffmpeg_path",
     "frame_size",
     "handoff_frame",
+    "music_placeholder",
     "narration_track",
     "overlay_png",
     "prepare_image",

@@ -39,6 +39,7 @@ class MixTrack:
     speaks: tuple[tuple[float, float], ...] = ()
     duck_music: float = 0.0
     duck_shots: float = 0.0
+    fade_out: float = 0.0  # seconds of fade to silence at the film's end (generated music)
 
 
 def _duck_filter(windows: Sequence[tuple[float, float]], db: float) -> str:
@@ -248,9 +249,12 @@ def mix_graph(
     for j, (track, _info) in enumerate(tracks):
         pad = "" if track.loop else f"apad=whole_len={samples},"
         duck = "" if track.speaks else music_duck
+        fade = min(track.fade_out, samples / SAMPLE_RATE)
+        fade_out = (f",afade=t=out:st={samples / SAMPLE_RATE - fade:.4f}:d={fade:.4f}"
+                    if fade > 0 else "")
         graph.append(
             f"[{first_track + j}:a:0]aresample={SAMPLE_RATE},{_FMT},volume={track.volume:.4f},"
-            f"{pad}atrim=end_sample={samples},asetpts=PTS-STARTPTS{duck}[m{j}]"
+            f"{pad}atrim=end_sample={samples},asetpts=PTS-STARTPTS{duck}{fade_out}[m{j}]"
         )
         label = f"m{j}"
         if track.duck:

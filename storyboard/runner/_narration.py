@@ -1,8 +1,10 @@
 """The narration step: voice each `say:` line (cached by app, version, voice and text),
 place the lines on the cut, and make the track, the ducking and the captions of the film.
 
-Lines are voiced offline for now: espeak-ng when installed, else a quiet placeholder of
-each line's estimated length (said once).
+The audio step (``_audio``) voices the lines first, before any shot is paid: with the
+`voice:` app on a paid backend, else offline (espeak-ng when installed, else a quiet
+placeholder of each line's estimated length, said once). A line it did not voice is
+voiced offline here.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import dataclasses
 import hashlib
 import json
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,8 +48,11 @@ class Narration:
 
 
 async def prepare_narration(board: Board, cache: Cache, clips: Sequence[Any],
-                            emit: Callable[[Event], None]) -> Narration | None:
-    """Voice what is missing and place every line of the cut; None without narration."""
+                            emit: Callable[[Event], None],
+                            made: Mapping[str, tuple[str, Path]] | None = None,
+                            speaker: str | None = None) -> Narration | None:
+    """Voice what is missing and place every line of the cut; None without narration.
+    ``made``: the lines the audio step voiced (shot -> (key, file)), by ``speaker``."""
     from storyboard.media import cut_times, espeak_path, probe_audio, speak_offline
 
     spec = board.spec
@@ -56,7 +61,7 @@ async def prepare_narration(board: Board, cache: Cache, clips: Sequence[Any],
             emit(Warning_(message="captions: burn, but no shot has a `say:` line; there is nothing to burn"))
         return None
     voice = voice_of(spec)
-    speaker = "espeak-ng" if espeak_path() else "placeholder"
+    speaker = speaker or ("espeak-ng" if espeak_path() else "placeholder")
     if speaker == "placeholder":
         emit(Warning_(message="espeak-ng is not installed: each narration line is a quiet placeholder of its "
                               "estimated length (install espeak-ng to hear the lines)"))
@@ -67,6 +72,10 @@ async def prepare_narration(board: Board, cache: Cache, clips: Sequence[Any],
     for sid in spec.cut:
         line = board.lines.get(sid)
         if line is None:
+            continue
+        if made is not None and sid in made:
+            keys[sid], paths[sid] = made[sid]
+            seconds[sid] = probe_audio(paths[sid]).duration
             continue
         key = line_key(speaker, "", voice.voice, line.text)
         path = cache.prepared_path(f"voice-{key}", ".wav")

@@ -41,6 +41,7 @@ from storyboard.events import (
     Warning_,
 )
 from storyboard.facts import TAKES_MAX, usd
+from storyboard.narration import voice_of
 from storyboard.plan import Plan
 from storyboard.request import chained_to
 from storyboard.runner._preflight import live_check, with_remembered
@@ -116,6 +117,7 @@ class Pipeline:
         self.write_report = report
         self.variant = backend_variant(self.backend)
         self.holds: dict[str, float] = {}  # `fit: extend`: seconds each shot's last frame is held
+        self.audio: Any = None  # runner._audio.AudioMade: the voiced lines and generated music
         if (not isinstance(reroll_drifted, int) or isinstance(reroll_drifted, bool)
                 or not 0 <= reroll_drifted <= TAKES_MAX):
             raise StoryboardError(f"reroll_drifted must be a whole number from 0 to {TAKES_MAX}, "
@@ -135,27 +137,33 @@ class Pipeline:
         """The plan against the cache: what is cached, what is pending, the cost."""
         if cache is None:
             cache = Cache.for_board(self.board.path, self.cache_dir, create=False, verify=verify_clip)
+        from storyboard.runner._audio import speaker_for
+
         # with --reroll-drifted, rerolled shots' descendants chain from the kept take
         return self.board.plan(backend=self.backend.name, cache=plan_view(cache, self.board, self.reroll_drifted),
-                               variant=self.variant, force=self.force, price=self.backend.price)
+                               variant=self.variant, force=self.force, price=self.backend.price,
+                               speaker=speaker_for(self.backend))
 
     def check_budget(self, plan: Plan) -> None:
         """Raise BudgetError (nothing paid) when the pending shots cost more than --budget."""
         if self.budget is None or not getattr(self.backend, "paid", True):
             return
         pending = plan.pending
-        if not pending:
+        if not pending and not plan.pending_audio:
             return
         cost = plan.cost
         if cost is None:
-            unknown = [s.id for s in pending if s.cost is None]
+            unknown = [s.id for s in pending if s.cost is None] + [a.id for a in plan.pending_audio if a.cost is None]
             raise BudgetError(
-                f"over budget: the price of {len(unknown)} shot(s) ({', '.join(unknown[:5])}) is unknown for "
+                f"over budget: the price of {len(unknown)} {'node' if plan.pending_audio else 'shot'}(s) "
+                f"({', '.join(unknown[:5])}) is unknown for "
                 f"{self.backend.name}, and unknown prices count as over any --budget; nothing was paid"
             )
         if cost > self.budget:
+            audio = plan.pending_audio
+            also = f" and {len(audio)} narration line(s) or music track(s)" if audio else ""
             raise BudgetError(
-                f"over budget: {len(pending)} shot(s), {plan.seconds_to_generate} s to generate, would cost "
+                f"over budget: {len(pending)} shot(s), {plan.seconds_to_generate} s to generate{also}, would cost "
                 f"{usd(cost)}; --budget is {usd(self.budget)}. Nothing was paid."
             )
 
@@ -200,6 +208,9 @@ class Pipeline:
         cache.sweep_tmp()
         with cache.lock(self.output):
             self.board = with_remembered(self.board, cache)  # keys hold the app versions last read live
+            from storyboard.runner._audio import with_remembered_audio
+
+            self.board = with_remembered_audio(self.board, cache)
             plan = self.plan(cache)
             for note in self.take_notes():
                 self.emit(Warning_(message=note))
@@ -207,12 +218,18 @@ class Pipeline:
                 self.emit(Warning_(message=f"dropped cache entry {key[:10]}: {why}; it will be regenerated"))
             self.check_budget(plan)  # offline first: an over-budget render costs not even a request
             ready = getattr(self.backend, "check_ready", None)
-            if plan.pending and callable(ready):
+            if (plan.pending or plan.pending_audio) and callable(ready):
                 ready()
             if plan.pending and getattr(self.backend, "paid", True):
                 # before the first paid call: every shot against the app versions served now
                 self.board = await live_check(self.board, self.backend, cache, self.emit)
                 plan = self.plan(cache)
+                self.check_budget(plan)
+            if plan.pending_audio and getattr(self.backend, "paid", True):
+                from storyboard.runner._audio import live_check_audio
+
+                self.board = await live_check_audio(self.board, plan, self.backend, cache, self.emit)
+                plan = self.plan(cache)  # keyed by the versions served now
                 self.check_budget(plan)
             self.emit(RenderStarted(shots=tuple(s.id for s in plan.shots if s.status != "unused"),
                                     to_generate=len(plan.pending), estimate=plan.cost))
@@ -225,6 +242,10 @@ class Pipeline:
                              else self.budget - plan.cost if plan.cost is not None else Decimal(0))
                 scheduler.after_shot = Rerolls(scheduler, self.reroll_drifted, allowance).after
             try:
+                from storyboard.runner._audio import make_audio
+
+                # lines and music first (they need no shot): a line too long for its shot stops here
+                self.audio = await make_audio(self.board, plan, self.backend, cache, self.emit, self.concurrency)
                 await scheduler.run(plan)
                 await scheduler.cut_handoffs()
                 await scheduler.score_seams()
@@ -232,7 +253,7 @@ class Pipeline:
                 with contextlib.suppress(Exception):
                     await self.backend.aclose()
             result.cost = sum((r.cost or Decimal(0) for r in result.shots.values() if r.status == "generated"),
-                              Decimal(0))
+                              Decimal(0)) + (self.audio.cost if self.audio is not None else Decimal(0))
             failed = [r for r in result.shots.values() if r.status == "failed"]
             if failed:
                 result.seconds = time.monotonic() - started
@@ -281,7 +302,8 @@ class Pipeline:
         """What the film is made of: clips (content hashes), transitions, seams, audio, loudness."""
         clips = [(p.stem, t, d, trim, *(() if end is None else (end,))) for p, t, d, trim, end in
                  self.cut_layout(result)]
-        audio = [(file_sha256(p), t.volume, t.duck, t.loop) for p, t in self.board.spec.audio]
+        audio = [(file_sha256(p), t.volume, t.duck, t.loop, *(() if t.fade_out is None else (t.fade_out,)))
+                 for p, t in self.board.spec.audio]
         blob = json.dumps({"v": 1, "clips": clips, "audio": audio, "loudness": self.board.spec.model.loudness})
         return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -301,16 +323,25 @@ class Pipeline:
         spec = self.board.spec
         narration = None
         if cache is not None:
+            from storyboard.runner._audio import speaker_for, voiced_lines
             from storyboard.runner._narration import prepare_narration
 
-            narration = await prepare_narration(self.board, cache, self.cut_clips(result), self.emit)
+            made = voiced_lines(self.audio) if self.audio is not None else None
+            narration = await prepare_narration(self.board, cache, self.cut_clips(result), self.emit, made,
+                                                speaker_for(self.backend) or voice_of(spec).app)
             self.holds = narration.holds if narration is not None else {}
+            for sid, held in self.holds.items():  # the OTIO export and the report show the hold
+                result.shots[sid].facts["hold"] = held
         key = self.film_key(result)
         if narration is not None:
             key = hashlib.sha256(f"{key}:{narration.key}".encode()).hexdigest()
         if self.board.overlays:
             text = json.dumps([dataclasses.astuple(o) for o in self.board.overlays.values()])
             key = hashlib.sha256(f"{key}:{text}".encode()).hexdigest()
+        if self.board.music and self.audio is not None:
+            from storyboard.runner._audio import music_key
+
+            key = hashlib.sha256(f"{key}:{music_key(self.board, self.audio)}".encode()).hexdigest()
         result.film_key = key
         previous = self._unchanged_film(key)
         if previous is not None:  # nothing changed: keep the film as it is
@@ -318,7 +349,12 @@ class Pipeline:
         else:
             from storyboard.media import MixTrack, assemble
 
-            tracks = [MixTrack(path=p, volume=t.volume, duck=t.duck, loop=t.loop) for p, t in spec.audio]
+            tracks = [MixTrack(path=p, volume=t.volume, duck=t.duck, loop=t.loop, fade_out=t.fade_out or 0.0)
+                      for p, t in spec.audio]
+            if self.audio is not None:
+                from storyboard.runner._audio import music_tracks
+
+                tracks += music_tracks(self.board, self.audio)
             self.output.parent.mkdir(parents=True, exist_ok=True)
             self.emit(AssemblyProgress(fraction=0.0))
             text_on = narration is not None or bool(self.board.overlays)
@@ -349,8 +385,9 @@ class Pipeline:
             result.narration = narration.placed
         if self.otio is not None:
             from storyboard.otio import write_otio
+            from storyboard.runner._audio import music_files
 
-            result.otio = write_otio(self.board, result, self.otio)
+            result.otio = write_otio(self.board, result, self.otio, music=music_files(self.board, self.audio))
 
     # ----------------------------------------------------------------- report
 
@@ -394,6 +431,7 @@ class Pipeline:
                      {self.board.inputs[s.id].app: self.board.inputs[s.id] for s in self.board.shots
                       if s.id in self.board.inputs}.items()},
             "cut": list(self.board.cut),
+            "audio": self.audio.report() if self.audio is not None else [],
             "shots": [
                 {**result.shots[s.id].to_dict(), "prompt": s.request.prompt, "duration": s.request.duration,
                  "image": s.request.image_source, "end_image": s.request.end_image_source,

@@ -105,6 +105,10 @@ class RerollView:
         self.cache = cache
         self.policy = policy
 
+    def __getattr__(self, name: str) -> Any:
+        # everything else the plan may read (prepared audio, …) is the cache's own
+        return getattr(self.cache, name)
+
     def clip_hash(self, key: str) -> str | None:
         """The kept clip's content hash where ``key`` was rerolled under this policy."""
         memo = _memo_path(self.cache, key, self.policy)

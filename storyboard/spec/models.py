@@ -134,6 +134,9 @@ class Voice(_Model):
 
     app: str = Field("falai/kokoro-tts", description="TTS app (offline: espeak-ng or a quiet placeholder)")
     voice: str | None = Field(None, description="the app's voice name (default: the app's own)")
+    inputs: dict[str, Any] = Field(
+        default_factory=dict, description="extra TTS app inputs, by the app's names (kokoro: speed, language; "
+        "elevenlabs/tts: model, stability…)")
     volume: float = Field(1.0, ge=0, le=4, description="narration level before the loudness pass")
     duck_music: float = Field(-12.0, ge=-60, le=0, description="dB applied to `audio:` tracks while a line plays")
     duck_shots: float = Field(-9.0, ge=-60, le=0, description="dB applied to the shots' own sound while a line plays")
@@ -163,9 +166,17 @@ class Character(_Model):
 
 
 class AudioTrack(_Model):
-    """A music or ambience track mixed over the shots' own sound."""
+    """A music or ambience track mixed over the shots' own sound: a file, or music made by
+    an app (``app:`` with ``prompt:`` and ``lyrics:`` or ``instrumental: true``)."""
 
-    file: str = Field(description="audio file, relative to the storyboard")
+    file: str | None = Field(None, description="audio file, relative to the storyboard (or `app:`)")
+    app: str | None = Field(None, description="music app that makes the track instead of a file: "
+                            "minimax/music-3-0 (offline: a soft placeholder chord)")
+    prompt: str | None = Field(None, description="with `app:`: Jinja2 template of the style and mood")
+    lyrics: str | None = Field(None, description="with `app:`: Jinja2 template of the lyrics ([Verse], [Chorus]…)")
+    instrumental: bool = Field(False, description="with `app:`: music without vocals (instead of lyrics)")
+    fade_out: float | None = Field(None, ge=0, le=30, description="seconds of fade at the film's end "
+                                   "(default: 2 for generated music, 0 for a file)")
     volume: float = Field(1.0, ge=0, le=4)
     duck: bool = Field(False, description="lower this track while the shots' own sound plays")
     loop: bool = Field(True, description="loop the track to the film's length (else it just ends)")

@@ -293,6 +293,8 @@ def audio_tracks(folder: Path, tracks: Sequence[AudioTrack], flaws: list[Flaw]) 
     """Each audio track with its file, which must exist inside the folder."""
     out: list[tuple[Path, AudioTrack]] = []
     for j, track in enumerate(tracks):
+        if track.file is None or track.app is not None:  # generated music: storyboard.music checks it
+            continue
         p, why = inside(folder, track.file)
         if p is None:
             flaws.append(Flaw(f"audio[{j}]: {why}", ("audio", j, "file")))

@@ -82,6 +82,21 @@ def _image_check(path: Path) -> None:
         raise MediaError(f"{path.name}: not a readable image ({type(exc).__name__})") from None
 
 
+def _audio_check(path: Path) -> None:
+    """Raise MediaError when ``path`` is not readable audio (a TTS or music app's output)."""
+    from storyboard.media import probe_audio
+
+    probe_audio(path)
+
+
+def _audio_suffix(url: str) -> str:
+    """An audio output's suffix from its URL (ffmpeg reads the content either way)."""
+    from urllib.parse import urlsplit
+
+    suffix = Path(urlsplit(url).path).suffix.lower()
+    return suffix if suffix in (".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus") else ".mp3"
+
+
 def parse_app_ref(ref: str) -> tuple[str, str | None]:
     """``namespace/name[@version]`` as (``namespace/name``, version or None)."""
     match = _APP_REF.match(ref.strip())
@@ -202,7 +217,7 @@ class InferenceBackend:
                 ctx.report(output_meta=meta, billed_seconds=seconds)
             else:
                 ctx.report(output_meta=meta)
-        what = "image" if request.kind == "still" else "video"
+        what = {"still": "image", "audio": "audio"}.get(request.kind, "video")
         url = output_url(output, what)
         if url is None:
             raise BackendError(
@@ -415,10 +430,10 @@ class InferenceBackend:
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", task_id) or "clip"
         work = Path(shot.ctx.work_dir)
         work.mkdir(parents=True, exist_ok=True)
-        suffix = ".png" if what == "image" else ".mp4"
+        suffix = ".png" if what == "image" else _audio_suffix(url) if what == "audio" else ".mp4"
         dest = work / f"{safe}{suffix}"
         part = work / f"{safe}{suffix}.part"
-        check = _image_check if what == "image" else probe
+        check = _image_check if what == "image" else _audio_check if what == "audio" else probe
         current, last = url, ""
         try:
             async for attempt in self._http.retrying():
