@@ -195,3 +195,23 @@ def test_seams_are_scored_and_a_drifted_one_is_marked(
     path.write_text(path.read_text().replace("shots:", "drift: {psnr: 25}\nshots:"))
     bad = _render(path, DriftingBackend(), force=["b"])
     assert bad.shots["b"].facts["seam"]["drifted"]
+
+
+def test_the_frames_held_always_include_the_winner() -> None:
+    # _select holds only the frames still_in_the_running says may win; never lose the winner
+    import random
+
+    from storyboard.media._handoff import still_in_the_running
+
+    rng = random.Random(7)
+    most = 0
+    for _ in range(500):
+        scores = [rng.choice([rng.uniform(0, 100), 50.0, 95.0]) for _ in range(rng.randint(1, 60))]
+        held: list[tuple[int, float, object]] = []
+        best = 0.0
+        for j, s in enumerate(scores):
+            best = max(best, s)
+            held = still_in_the_running(held, best, (j, s, None))
+            most = max(most, len(held))
+        assert pick_sharpest(scores) in {j for j, _, _ in held}
+    assert most < 15  # a handful held, not the whole window

@@ -76,6 +76,13 @@ def pick_sharpest(scores: list[float]) -> int:
     return max(i for i, s in enumerate(scores) if s >= CLOSE * best)
 
 
+def still_in_the_running(held: list[tuple[int, float, Any]], best: float,
+                         new: tuple[int, float, Any]) -> list[tuple[int, float, Any]]:
+    """The (index, score, frame) entries that may still be :func:`pick_sharpest`'s choice
+    once ``new`` is added, ``best`` being the best score so far (``new``'s included). Pure."""
+    return [*(h for h in held if h[1] > new[1] and h[1] >= CLOSE * best), new]
+
+
 def _select(clip: Path, window: float, dest: Path) -> Handoff:
     container, stream = _open_video(clip)
     try:
@@ -83,18 +90,24 @@ def _select(clip: Path, window: float, dest: Path) -> Handoff:
         fps = float(stream.average_rate or 24)
         base = float((stream.start_time or 0) * stream.time_base)
         start = max(0.0, duration - window - 0.5 / fps)
-        frames: list[Any] = []
         scores: list[float] = []
+        # Only frames that can still win are held (all of a 5 s window at 1080p is ~350 MB):
+        # one under CLOSE of the best so far stays under CLOSE of the final best, and one
+        # followed by a frame at least as sharp loses to that later frame
+        kept: list[tuple[int, float, Any]] = []
+        best = 0.0
         for frame in _decode_from(container, stream, start):
             t = _frame_time(frame) - base
             if t + 1e-6 < start:
                 continue
-            frames.append(frame)
-            scores.append(sharpness(_luma(frame)))
-        if not frames:
+            score = sharpness(_luma(frame))
+            scores.append(score)
+            best = max(best, score)
+            kept = still_in_the_running(kept, best, (len(scores) - 1, score, frame))
+        if not scores:
             raise MediaError(f"{clip}: no decodable frame in its last {window:g} s")
         i = pick_sharpest(scores)
-        chosen = frames[i]
+        chosen = next(f for j, _, f in kept if j == i)
         t = _frame_time(chosen) - base
         image = chosen.to_image()
     except av.FFmpegError as exc:
@@ -103,7 +116,7 @@ def _select(clip: Path, window: float, dest: Path) -> Handoff:
         container.close()
     save_frame(image, dest)
     return Handoff(path=dest, time=round(t, 6), index=round(t * fps), sharpness=round(scores[i], 3),
-                   candidates=len(frames))
+                   candidates=len(scores))
 
 
 async def handoff_frame(clip: Path, dest: Path, window: float = 0.5) -> Handoff:
