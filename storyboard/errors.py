@@ -157,6 +157,10 @@ class BackendError(StoryboardError):
         super().__init__(f"shot '{shot}': {message}" if shot else message)
 
 
+class NoOutputError(BackendError):
+    """The task finished but gave no output file (a journalled one is submitted anew)."""
+
+
 class AuthError(BackendError):
     """The API key is missing or was refused."""
 

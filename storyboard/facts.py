@@ -44,6 +44,8 @@ ASPECT_FRAME_SIZES: dict[str, tuple[int, int]] = {
 # Image files named by a storyboard (start/end frames, references).
 MAX_IMAGE_FILE_BYTES = 64 * 1024 * 1024  # larger files are refused; apps' own caps are met by re-encoding
 MAX_IMAGE_PIXELS = 8192 * 8192  # decompression-bomb guard, for validation and preparation alike
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")  # image files read and kept (a still is stored as one)
+AUDIO_SUFFIXES = (".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus")  # voiced lines, music
 MIN_IMAGE_SIDE = 64  # below this an image is refused; between this and an app's minimum it is upscaled
 
 

@@ -9,7 +9,6 @@ import json
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from storyboard.apps import check_inputs, profile
@@ -85,10 +84,6 @@ def line_key(app: str, version: str, voice: str | None, text: str, inputs: Mappi
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-# What a voiced line or generated track may be stored as (an app answers mp3 or wav…).
-AUDIO_SUFFIXES = (".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus")
-
-
 def voice_version(spec: Spec, live: Mapping[str, str] | None = None) -> str:
     """The TTS app version a voiced line is keyed by: pinned, else the one last read live
     (``live``: app reference as written → version id), else the profile's current."""
@@ -115,19 +110,6 @@ def remote_line_key(spec: Spec, line: Line, live: Mapping[str, str] | None = Non
     voice = voice_of(spec)
     return line_key(voice.app.partition("@")[0], voice_version(spec, live), voice.voice, line.text,
                     voice.inputs)
-
-
-def cached_audio(cache: Any, token: str) -> Path | None:
-    """The audio file the cache prepared under ``token`` (any of :data:`AUDIO_SUFFIXES`), or None.
-    ``cache`` is anything with ``prepared_path(token, suffix)``; None without one."""
-    prepared = getattr(cache, "prepared_path", None)
-    if not callable(prepared):
-        return None
-    for suffix in AUDIO_SUFFIXES:
-        path = Path(prepared(token, suffix))
-        if path.is_file():
-            return path
-    return None
 
 
 def rooms(spec: Spec) -> dict[str, float]:

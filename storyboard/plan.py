@@ -428,19 +428,19 @@ def make_plan(
 def plan_audio(board: Board, *, cache: CacheView | None, price: Callable[[ShotRequest], Decimal | None] | None,
                speaker: str | None) -> tuple[PlannedAudio, ...]:
     """The narration lines of the cut and the generated music tracks, each keyed, looked up
-    (``cache.prepared_path``) and priced: free offline (``speaker`` set), else the app's price."""
+    (audio is cached like a clip) and priced: free offline (``speaker`` set), else by the app."""
     from storyboard.music import PLACEHOLDER_MAKER, planned_seconds
-    from storyboard.narration import cached_audio, line_key, line_request, remote_line_key, voice_of
+    from storyboard.narration import line_key, line_request, remote_line_key, voice_of
     from storyboard.request import estimate
 
     spec = board.spec
     out: list[PlannedAudio] = []
 
-    def row(id_: str, kind: Literal["line", "music"], maker: str, text: str, req: ShotRequest, key: str,
-            token: str) -> PlannedAudio:
+    def row(id_: str, kind: Literal["line", "music"], maker: str, text: str, req: ShotRequest,
+            key: str) -> PlannedAudio:
         reference = estimate(req)
         cost = Decimal(0) if speaker is not None else price(req) if price is not None else reference
-        hit = cached_audio(cache, token) is not None
+        hit = cache is not None and cache.clip_hash(key) is not None
         return PlannedAudio(id=id_, kind=kind, app=maker, text=text, request=req, key=key,
                             status="cached" if hit else "generate", cost=Decimal(0) if hit else cost, price=cost,
                             reference_price=reference)
@@ -453,12 +453,12 @@ def plan_audio(board: Board, *, cache: CacheView | None, price: Callable[[ShotRe
         req = line_request(spec, line, board.audio_versions)
         key = (line_key(speaker, "", voice.voice, line.text) if speaker is not None
                else remote_line_key(spec, line, board.audio_versions))
-        out.append(row(req.shot_id, "line", speaker or voice.app, line.text, req, key, f"voice-{key}"))
+        out.append(row(req.shot_id, "line", speaker or voice.app, line.text, req, key))
     seconds = planned_seconds(spec) if board.music else 0.0
     for track in board.music:
         if "@" not in track.app and track.app in board.audio_versions:  # keyed by the version read live
             track = replace(track, version=board.audio_versions[track.app])
         key = track.key(PLACEHOLDER_MAKER, seconds) if speaker is not None else track.key()
         out.append(row(track.id, "music", PLACEHOLDER_MAKER if speaker is not None else track.app, track.prompt,
-                       track.request(), key, f"music-{key}"))
+                       track.request(), key))
     return tuple(out)

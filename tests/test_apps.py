@@ -199,3 +199,15 @@ def test_published_cel_price_is_evaluated() -> None:
     assert o3 is not None
     got = _resolve("falai/kling-video-o3-r2v", {"duration": 5})
     assert apps.price(o3, got.inputs) == Decimal("0.7")
+
+
+def test_cel_price_without_the_cel_extra_is_unknown_not_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    from storyboard.apps import _price
+
+    o3 = apps.profile("falai/kling-video-o3-r2v")
+    assert o3 is not None
+    got = _resolve("falai/kling-video-o3-r2v", {"duration": 5})
+    monkeypatch.setattr(_price, "cel_available", lambda: False)
+    assert apps.price(o3, got.inputs) is None
+    per, tier = _price.rate(o3, got.inputs)
+    assert per is None and "storyboard[cel]" in tier

@@ -70,7 +70,8 @@ def _rms(pcm: np.ndarray, a: float, b: float) -> float:
 
 
 def _voiced(cache: Path) -> dict[str, int]:
-    return {p.name: p.stat().st_mtime_ns for p in (cache / "prepared").glob("voice-*.wav")}
+    """The voiced lines kept in the cache (each indexed like a clip, kept as its audio)."""
+    return {p.name: p.stat().st_mtime_ns for p in (cache / "clips").rglob("*.wav")}
 
 
 def test_cues_are_readable() -> None:

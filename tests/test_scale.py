@@ -304,3 +304,37 @@ def test_a_big_matrix_planned_on_every_core_plans_the_same(
     parallel = plan_rows_parallel(board, rows, name_column=None, backend="inference", cache_dir=None)
     assert parallel == plan_batch(jobs_for(board, rows), backend="inference")
     assert (parallel.films, parallel.distinct, parallel.shared) == (30, 8, 8)
+
+
+def test_voiced_lines_and_generated_music_are_shared_through_s3_like_clips(
+        write_board: Callable[..., Path], s3_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import storyboard
+
+    prices = tmp_path / "prices.json"  # minimax/music-3-0 publishes no price
+    prices.write_text(json.dumps({"minimax/music-3-0": {"by": [], "rates": {"": "0.05"}, "per": "request"}}))
+    monkeypatch.setenv("STORYBOARD_PRICES", str(prices))
+    narrated = """
+    storyboard: 1
+    defaults: {duration: 3, sound: false}
+    voice: {app: falai/kokoro-tts, voice: af_bella}
+    shots:
+      - id: a
+        prompt: a harbor at dawn
+        say: "The harbor wakes."
+    audio:
+      - app: minimax/music-3-0
+        prompt: calm strings
+        instrumental: true
+    """
+    one, two = write_board(narrated, name="one/film.yaml"), write_board(narrated, name="two/film.yaml")
+    with FakeInference(api_key=KEY, latency=0.05) as fake:
+        monkeypatch.setenv("INFERENCE_API_KEY", KEY)
+        monkeypatch.setenv("INFERENCE_BASE_URL", fake.url)
+        first = storyboard.render(one, backend="inference", cache_dir=s3_url, budget="10")
+        apps = sorted(t.app.partition("@")[0] for t in fake.submissions)
+        assert apps == ["falai/kokoro-tts", "klingai/video-v3", "minimax/music-3-0"]
+        second = storyboard.render(two, backend="inference", cache_dir=s3_url, budget="10")
+        assert len(fake.submissions) == 3  # the second machine took the line and the music from S3
+    assert first.film is not None and second.film is not None
+    kept = sorted(p.suffix for p in (two.parent / ".storyboard" / "clips").rglob("*.*"))
+    assert kept == [".mp4", ".wav", ".wav"]  # each kept as what it is, read back through the S3 index

@@ -250,7 +250,7 @@ def test_generated_music_offline_is_a_free_placeholder_bed(write_board: Callable
     assert _rms(pcm, seconds - 0.2, seconds) < _rms(pcm, 0.5, 2.5) / 3  # faded out at the end
     again = storyboard.render(path, backend="animatic")
     assert again.method == "unchanged"
-    bed = next((path.parent / ".storyboard" / "prepared").glob("music-*.wav"))
+    bed = next((path.parent / ".storyboard" / "clips").rglob("*.wav"))
     assert probe_audio(bed).duration == pytest.approx(6.0, abs=0.05)  # as long as the planned film
 
 
@@ -342,3 +342,22 @@ def test_a_voiced_line_is_journalled_and_re_attached(fake: FakeInference, write_
     assert result.report is not None
     line = json.loads(result.report.read_text())["audio"][0]
     assert line["id"] == "say:a" and line["task_id"] == fake.submissions[0].id
+
+
+def test_a_video_task_with_no_output_is_submitted_anew_not_reattached(
+        fake: FakeInference, write_board: Callable[..., Path]) -> None:
+    path = write_board("""
+    storyboard: 1
+    defaults: {duration: 3, sound: false}
+    shots:
+      - id: a
+        prompt: a harbor at dawn
+    """)
+    fake.no_output_apps = {VIDEO}
+    with pytest.raises(StoryboardError) as info:
+        storyboard.render(path, backend="inference", budget="10")
+    assert "completed without an output video" in str(info.value)
+    fake.no_output_apps = set()
+    result = storyboard.render(path, backend="inference", budget="10")
+    assert result.film is not None
+    assert _apps(fake).count(VIDEO) == 2  # the finished, empty task is not re-attached to

@@ -10,6 +10,8 @@ Two kinds of rule, both data in ``profile.json``:
 
 Prices are estimates (Decimal USD), ``None`` when unknown — never zero for unknown.
 ``$STORYBOARD_PRICES`` names a JSON file ``{"app": {rule}}`` whose rules are tried first.
+cel-python is the optional extra ``storyboard[cel]``: without it a CEL price is unknown
+(never zero), and the tier says how to get it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,15 @@ from storyboard.apps._profile import AppProfile
 from storyboard.errors import AppError
 
 PRICES_ENV = "STORYBOARD_PRICES"
+NO_CEL = "the app's price expression needs the cel extra: pip install 'storyboard[cel]'"
+
+
+@functools.lru_cache(maxsize=1)
+def cel_available() -> bool:
+    """Whether cel-python (the ``cel`` extra) is installed, to evaluate CEL price rules."""
+    import importlib.util
+
+    return importlib.util.find_spec("celpy") is not None
 
 
 def _text(value: Any) -> str:
@@ -87,6 +98,8 @@ def rate(profile: AppProfile, inputs: Mapping[str, Any]) -> tuple[Decimal | None
     """USD per second for these inputs, and the tier that set it (``resolution 4k, sound true``)."""
     for rule in _rules(profile):
         if "cel" in rule:
+            if not cel_available():
+                return None, NO_CEL
             seconds = inputs.get(str(rule.get("per_second_of", "duration")))
             total = _cel_price(profile.app, rule, inputs)
             sec = _decimal(seconds)
@@ -115,6 +128,8 @@ def price(profile: AppProfile, inputs: Mapping[str, Any]) -> Decimal | None:
 
 
 def _cel_price(app: str, rule: Mapping[str, Any], inputs: Mapping[str, Any]) -> Decimal | None:
+    if not cel_available():
+        return None
     seconds = inputs.get(str(rule.get("per_second_of", "duration")))
     key = json.dumps([app, rule.get("cel"), rule.get("prices"), dict(inputs), seconds], sort_keys=True, default=str)
     return _cel_cached(key)

@@ -35,11 +35,12 @@ from typing import Any
 
 from storyboard.cache.claims import Claim, LocalClaims
 from storyboard.errors import CacheError, LockedError
+from storyboard.facts import AUDIO_SUFFIXES, IMAGE_SUFFIXES
 
 CACHE_ENV = "STORYBOARD_CACHE"
 DEFAULT_DIRNAME = ".storyboard"
 _CHUNK = 1 << 20
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")  # what a still is stored as
+KEPT_SUFFIXES = IMAGE_SUFFIXES + AUDIO_SUFFIXES  # kept as they are; anything else is a clip (.mp4)
 
 
 def file_sha256(path: Path) -> str:
@@ -170,7 +171,7 @@ class Cache:
     # ------------------------------------------------------------------ clips
 
     def _clip_path(self, digest: str, suffix: str = ".mp4") -> Path:
-        # a still is kept as its image (.png/.jpg); every clip is an .mp4
+        # a still is kept as its image, a voiced line or music as its audio file; a clip is .mp4
         return self.root / "clips" / digest[:2] / f"{digest}{suffix}"
 
     def _index_path(self, key: str) -> Path:
@@ -235,7 +236,7 @@ class Cache:
     def store(self, key: str, clip: Path, *, shot: str, facts: dict[str, Any] | None = None) -> Entry:
         """Move a finished clip into the store (by content hash) and index it under key."""
         digest = file_sha256(clip)
-        suffix = clip.suffix.lower() if clip.suffix.lower() in IMAGE_SUFFIXES else ".mp4"
+        suffix = clip.suffix.lower() if clip.suffix.lower() in KEPT_SUFFIXES else ".mp4"
         dest = self._clip_path(digest, suffix)
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)

@@ -113,10 +113,11 @@ class SharedCache(Cache):
         if meta is None:
             return None
         digest = str(meta["clip"])
+        suffix = str(meta.get("suffix", ".mp4"))  # a still or audio keeps its own (kept since 2026-11)
         work = self.tmp_dir("fetch-")
-        local = work / f"{digest}.mp4"
+        local = work / f"{digest}{suffix}"
         try:
-            self.fs.get_file(self._remote("clips", digest[:2], f"{digest}.mp4"), str(local))
+            self.fs.get_file(self._remote("clips", digest[:2], f"{digest}{suffix}"), str(local))
         except FileNotFoundError:
             self.dropped.append((key, "its shared clip is missing"))
             return None
@@ -143,8 +144,10 @@ class SharedCache(Cache):
     def store(self, key: str, clip: Path, *, shot: str, facts: dict[str, Any] | None = None) -> Entry:
         """Keep the clip locally, upload it once by content hash, then index it remotely."""
         entry = super().store(key, clip, shot=shot, facts=facts)
-        rclip = self._remote("clips", entry.clip[:2], f"{entry.clip}.mp4")
-        meta = {"clip": entry.clip, "shot": shot, "created": time.time(), "facts": facts or {}}
+        suffix = entry.path.suffix
+        rclip = self._remote("clips", entry.clip[:2], f"{entry.clip}{suffix}")
+        meta = {"clip": entry.clip, "shot": shot, "created": time.time(), "facts": facts or {},
+                **({"suffix": suffix} if suffix != ".mp4" else {})}
         try:
             if not self.fs.exists(rclip):  # content-addressed: an existing object is the same bytes
                 self.fs.put_file(str(entry.path), rclip)

@@ -32,13 +32,14 @@ from storyboard.errors import (
     AuthError,
     BackendError,
     CacheError,
+    NoOutputError,
     Problem,
     SpecError,
     StoryboardError,
 )
 from storyboard.events import AppResolved, Event, ShotDone, ShotResult, ShotStarted
 from storyboard.music import planned_seconds
-from storyboard.narration import cached_audio, early_fit_problems, estimate_seconds, voice_of
+from storyboard.narration import early_fit_problems, estimate_seconds, voice_of
 from storyboard.plan import Plan, PlannedAudio
 from storyboard.runner._context import JournalContext
 
@@ -162,12 +163,11 @@ async def make_audio(board: Board, plan: Plan, backend: Backend, cache: Cache, e
     async def one(node: PlannedAudio) -> None:
         res = made.results[node.id] = ShotResult(id=node.id, key=node.key)
         made.keys[node.id] = node.key
-        token = f"{'voice' if node.kind == 'line' else 'music'}-{node.key}"
-        hit = cached_audio(cache, token)
+        hit = _cached(cache, node)
         if hit is None:
             async with slots:
-                hit = await (_offline(node, token, cache, seconds) if speaker is not None
-                             else _remote(board, node, token, backend, cache, emit, res))
+                hit = await (_offline(node, cache, seconds) if speaker is not None
+                             else _remote(board, node, backend, cache, emit, res))
             res.status = "generated"
         else:
             res.status, res.cached = "cached", True
@@ -195,8 +195,20 @@ def check_fit(board: Board, made: AudioMade) -> None:
         raise SpecError(problems)
 
 
-async def _offline(node: PlannedAudio, token: str, cache: Cache, film_seconds: float) -> Path:
-    """A line spoken here, or the placeholder music bed, published into the cache."""
+def _cached(cache: Cache, node: PlannedAudio) -> Path | None:
+    """The node's audio file in the cache (a shared cache downloads it once), or None."""
+    entry = cache.lookup(node.key)
+    return entry.path if entry is not None else None
+
+
+def _store(cache: Cache, node: PlannedAudio, made: Path, cost: Decimal | None) -> Path:
+    """Keep a made line or track in the cache under its key, like a clip (shared caches too)."""
+    facts = {"kind": node.kind, "app": node.app, "cost": None if cost is None else str(cost)}
+    return cache.store(node.key, made, shot=node.id, facts=facts).path
+
+
+async def _offline(node: PlannedAudio, cache: Cache, film_seconds: float) -> Path:
+    """A line spoken here, or the placeholder music bed, kept in the cache."""
     from storyboard.media import music_placeholder, speak_offline
 
     work = cache.tmp_dir("voice-")
@@ -206,12 +218,12 @@ async def _offline(node: PlannedAudio, token: str, cache: Cache, film_seconds: f
             await speak_offline(node.text, tmp, estimate_seconds(node.text))
         else:
             await music_placeholder(tmp, max(1.0, film_seconds))
-        return cache.publish(tmp, cache.prepared_path(token, ".wav"))
+        return _store(cache, node, tmp, Decimal(0))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-async def _remote(board: Board, node: PlannedAudio, token: str, backend: Backend, cache: Cache,
+async def _remote(board: Board, node: PlannedAudio, backend: Backend, cache: Cache,
                   emit: Callable[[Event], None], res: ShotResult) -> Path:
     """The node through the backend (submit, journal, wait, download), claimed first."""
     claim = None
@@ -223,7 +235,7 @@ async def _remote(board: Board, node: PlannedAudio, token: str, backend: Backend
     if claim.renew_every is not None:  # a leased claim (a shared cache) is kept while the app works
         renewing = asyncio.ensure_future(_renew(claim, claim.renew_every))
     try:
-        hit = cached_audio(cache, token)  # the render we waited for may have made it
+        hit = _cached(cache, node)  # the render we waited for may have made it
         if hit is not None:
             return hit
         work = cache.tmp_dir(f"{node.id.replace(':', '-').replace('[', '-').strip(']')}-")
@@ -234,10 +246,10 @@ async def _remote(board: Board, node: PlannedAudio, token: str, backend: Backend
             try:
                 got = await backend.generate(node.request, ctx)
             except BackendError as e:
-                if "without an output audio" in str(e):  # a finished task to never re-attach to
+                if isinstance(e, NoOutputError):  # a finished task to never re-attach to
                     cache.forget(node.key)
                 raise _named(node, e) from None
-            dest = cache.publish(got, cache.prepared_path(token, got.suffix.lower() or ".mp3"))
+            dest = _store(cache, node, got, node.price)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         cache.forget(node.key)
@@ -259,7 +271,7 @@ async def _renew(claim: Any, every: float) -> None:
 def _named(node: PlannedAudio, e: BackendError) -> StoryboardError:
     """The backend's error naming the node; an app that answered no audio said plainly."""
     what = "the music app" if node.kind == "music" else "the voice app"
-    if "without an output audio" in str(e):
+    if isinstance(e, NoOutputError):
         return BackendError(f"{node.id} ({node.request.app}): {what} returned no audio ({e}); nothing already "
                             "made is lost: render again to retry this one", status=e.status)
     return BackendError(f"{node.id} ({node.request.app}): {e}", status=e.status, retryable=e.retryable)

@@ -78,16 +78,17 @@ async def prepare_narration(board: Board, cache: Cache, clips: Sequence[Any],
             seconds[sid] = probe_audio(paths[sid]).duration
             continue
         key = line_key(speaker, "", voice.voice, line.text)
-        path = cache.prepared_path(f"voice-{key}", ".wav")
-        if not path.is_file():
+        entry = cache.lookup(key)
+        if entry is None:
             work = cache.tmp_dir("voice-")
             try:
                 tmp = work / "line.wav"
                 await speak_offline(line.text, tmp, estimate_seconds(line.text))
-                cache.publish(tmp, path)
+                entry = cache.store(key, tmp, shot=f"say:{sid}", facts={"kind": "line", "app": speaker})
             finally:
                 shutil.rmtree(work, ignore_errors=True)
             voiced.append(sid)
+        path = entry.path
         keys[sid], paths[sid] = key, path
         seconds[sid] = probe_audio(path).duration
     starts, total, _fps = cut_times(clips)

@@ -29,7 +29,7 @@ from typing import Any
 from storyboard.backends.base import Backend
 from storyboard.board import Board
 from storyboard.cache import Cache, Claim, Entry
-from storyboard.errors import MediaError, StoryboardError
+from storyboard.errors import MediaError, NoOutputError, StoryboardError
 from storyboard.events import (
     WAITING_FOR_ANOTHER_RENDER,
     Event,
@@ -310,7 +310,11 @@ class ShotScheduler:
         self.emit(ShotStarted(shot=ps.id, key=key))
         work = self.cache.tmp_dir(f"{ps.id}-")
         try:
-            clip = await self.generate(ps.id, key, request, work)
+            try:
+                clip = await self.generate(ps.id, key, request, work)
+            except NoOutputError:  # a finished task: re-attaching to it could never help
+                self.cache.forget(key)
+                raise
             entry = self.store(ps, key, clip)
         finally:
             shutil.rmtree(work, ignore_errors=True)

@@ -11,7 +11,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from storyboard.facts import MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE
+from storyboard.facts import IMAGE_SUFFIXES, MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE
 from storyboard.spec.messages import near
 from storyboard.spec.models import MODEL_MIN_IMAGE_SIDE
 
@@ -19,7 +19,6 @@ __all__ = ["ImageFile", "check_image_file", "inside"]
 
 _PNG = b"\x89PNG\r\n\x1a\n"
 _JPEG = b"\xff\xd8\xff"
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _MAX_LOOKED_AT = 2000  # files looked at for a did-you-mean (a folder may be huge)
 
 
@@ -61,7 +60,7 @@ def _image_names(folder: Path, depth: int = 2) -> list[str]:
         here = Path(root)
         dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if len(here.parts) - base_depth < depth else []
         for f in sorted(files):
-            if f.lower().endswith(_IMAGE_SUFFIXES):
+            if f.lower().endswith(IMAGE_SUFFIXES):
                 names.append((here / f).relative_to(folder).as_posix())
                 if len(names) >= _MAX_LOOKED_AT:
                     return names

@@ -55,7 +55,8 @@ from storyboard.backends.inference.transport import (
     Transport,
 )
 from storyboard.backends.inference.waiting import ShotState, TaskFollower
-from storyboard.errors import AuthError, BackendError, MediaError
+from storyboard.errors import AuthError, BackendError, MediaError, NoOutputError
+from storyboard.facts import AUDIO_SUFFIXES
 from storyboard.media import probe
 from storyboard.request import ShotRequest, estimate
 
@@ -94,7 +95,7 @@ def _audio_suffix(url: str) -> str:
     from urllib.parse import urlsplit
 
     suffix = Path(urlsplit(url).path).suffix.lower()
-    return suffix if suffix in (".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus") else ".mp3"
+    return suffix if suffix in AUDIO_SUFFIXES else ".mp3"
 
 
 def parse_app_ref(ref: str) -> tuple[str, str | None]:
@@ -220,9 +221,7 @@ class InferenceBackend:
         what = {"still": "image", "audio": "audio"}.get(request.kind, "video")
         url = output_url(output, what)
         if url is None:
-            raise BackendError(
-                f"task {final['id']} completed without an output {what}", shot=shot.shot
-            )
+            raise NoOutputError(f"task {final['id']} completed without an output {what}", shot=shot.shot)
         ctx.progress(status="downloading")
         return await self._download(str(final["id"]), url, shot, what)
 
