@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from storyboard.facts import TAKES_MAX
 from storyboard.options import parse_budget, parse_sets
 
 if TYPE_CHECKING:
@@ -91,6 +92,8 @@ file_arg = click.argument("file", type=click.Path(dir_okay=False, path_type=str)
 set_opt = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a template variable.")
 app_opt = click.option("--app", "swaps", multiple=True, metavar="OLD=NEW",
                        help="Render on another app (a draft): out/<stem>.<variant>.mp4, its own cache keys.")
+reroll_opt = click.option("--reroll-drifted", "reroll", type=click.IntRange(0, TAKES_MAX), default=0, metavar="N",
+                          help="Regenerate a chained shot whose seam drifted up to N more times, within --budget.")
 verbose_opt = click.option("--verbose", "-v", is_flag=True, help="Show detail (ffmpeg/HTTP) and tracebacks.")
 
 
@@ -145,10 +148,11 @@ def _backend(name: str) -> Any:
 @click.option("--force", "force", multiple=True, metavar="SHOT", help="Plan as if SHOT were regenerated.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON document (every shot).")
 @click.option("--all", "all_rows", is_flag=True, help="Show every shot (a long plan shows its first and last).")
+@reroll_opt
 @app_opt
 @verbose_opt
 def plan(file: str, sets: tuple[str, ...], backend: str | None, cache_dir: str | None, force: tuple[str, ...],
-         as_json: bool, all_rows: bool, swaps: tuple[str, ...], verbose: bool) -> None:
+         as_json: bool, all_rows: bool, reroll: int, swaps: tuple[str, ...], verbose: bool) -> None:
     """Show the order, cache hits, cost and critical path. Generates nothing."""
     with _errors(verbose):
         board = _load(file, sets)
@@ -157,12 +161,15 @@ def plan(file: str, sets: tuple[str, ...], backend: str | None, cache_dir: str |
         name = backend or board.spec.model.backend
         _check_force(board, force)
         be = _backend(name)
-        p = board.plan(backend=name, cache=_cache_view(board, cache_dir), variant=getattr(be, "variant", ""),
-                       force=frozenset(force), price=be.price, speaker=_speaker(be, board))
+        from storyboard.runner._reroll import plan_view, reroll_line, reroll_totals
+
+        p = board.plan(backend=name, cache=plan_view(_cache_view(board, cache_dir), board, reroll),
+                       variant=getattr(be, "variant", ""), force=frozenset(force), price=be.price,
+                       speaker=_speaker(be, board))
         if as_json:
-            click.echo(json.dumps(p.to_json(), indent=2))
+            click.echo(json.dumps({**p.to_json(), **reroll_totals(board, p, reroll)}, indent=2))
         else:
-            print_plan(board, p, all_rows=all_rows)
+            print_plan(board, p, all_rows=all_rows, extra=reroll_line(board, p, reroll))
             if swaps:
                 click.echo(_side_by_side(final, p, swaps))
 
@@ -226,8 +233,8 @@ def _tier(s: Any) -> str:
     return f"{rate}/s ({s.tier})" if s.tier else f"{rate}/s"
 
 
-def print_plan(board: Board, p: Plan, *, file: Any = None, all_rows: bool = False) -> None:
-    """The plan as a table, then totals, the critical path and a legend."""
+def print_plan(board: Board, p: Plan, *, file: Any = None, all_rows: bool = False, extra: str = "") -> None:
+    """The plan as a table, then totals, the critical path, a legend and ``extra`` lines."""
     from rich.console import Console
     from rich.table import Table
 
@@ -270,7 +277,7 @@ def print_plan(board: Board, p: Plan, *, file: Any = None, all_rows: bool = Fals
     if any(not s.key for s in p.shots):
         lines.append("key: the cache key's first characters; one ending in … is provisional (a hash of the "
                      "shot's inputs): the final key needs the clips of the shots it starts from")
-    out.write("".join(line + "\n" for line in lines))  # plain text: no markup parsing, no wrapping cost
+    out.write("".join(line + "\n" for line in lines) + extra)  # plain text: no markup parsing or wrapping
 
 
 @main.command()
@@ -304,11 +311,12 @@ def _concurrency(ctx: click.Context, param: click.Parameter, value: int) -> int:
 @click.option("--cache-dir", default=None, type=click.Path(file_okay=False), help="Cache folder (default .storyboard/).")
 @click.option("--otio", default=None, type=click.Path(dir_okay=False), help="Also write an OpenTimelineIO timeline.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON event per line instead of the progress display.")
+@reroll_opt
 @app_opt
 @verbose_opt
 def render(file: str, backend: str | None, output: str | None, concurrency: int, budget: str | None, dry_run: bool,
            force: tuple[str, ...], sets: tuple[str, ...], cache_dir: str | None, otio: str | None, as_json: bool,
-           swaps: tuple[str, ...], verbose: bool) -> None:
+           reroll: int, swaps: tuple[str, ...], verbose: bool) -> None:
     """Generate what is missing and assemble the film."""
     budget_value = parse_budget(budget)
     vars_ = parse_sets(sets)
@@ -318,6 +326,7 @@ def render(file: str, backend: str | None, output: str | None, concurrency: int,
 
         from storyboard.board import load
         from storyboard.runner import Pipeline
+        from storyboard.runner._reroll import reroll_line
 
         board, variant = _swapped(load(file, vars=vars_), swaps)
         if variant is not None and output is None:
@@ -331,7 +340,8 @@ def render(file: str, backend: str | None, output: str | None, concurrency: int,
 
             display = make_display(as_json=as_json, verbose=verbose)
         pipeline = Pipeline(board, backend=backend, output=output, cache_dir=cache_dir, concurrency=concurrency,
-                            budget=budget_value, force=force, dry_run=dry_run, on_event=display, otio=otio)
+                            budget=budget_value, force=force, dry_run=dry_run, on_event=display, otio=otio,
+                            reroll_drifted=reroll)
         try:
             result = asyncio.run(pipeline.run())
         finally:
@@ -341,7 +351,7 @@ def render(file: str, backend: str | None, output: str | None, concurrency: int,
             if as_json:  # --json on render is always JSON lines: the plan is one event, on one line
                 click.echo(json.dumps({"event": "plan", **result.plan.to_json()}, default=str))
             else:
-                print_plan(board, result.plan)
+                print_plan(board, result.plan, extra=reroll_line(board, result.plan, reroll))
                 click.echo("dry run: nothing generated, nothing paid")
             return
         if not as_json:

@@ -277,7 +277,7 @@ def request_for(board: Board, shot: ResolvedShot) -> ShotRequest:
 def take_request(board: Board, shot: ResolvedShot, request: ShotRequest, take: int) -> ShotRequest:
     """The request of one take of a shot: its number and, where the app has a ``seed``
     input that the file leaves unset, the take's recorded seed (storyboard.takes)."""
-    if shot.takes == 1:
+    if shot.takes == 1 and take == 1:  # a reroll of a one-take shot is take 2, with its seed
         return request
     from storyboard import apps
     from storyboard.takes import take_seed
@@ -288,7 +288,8 @@ def take_request(board: Board, shot: ResolvedShot, request: ShotRequest, take: i
     name = profile.input_name("seed", version) if profile is not None and version is not None else None
     if name is not None and name not in shot.inputs:
         inputs[name] = take_seed(shot.id, take)
-    return replace(request, take=take, inputs=inputs if request.inputs is not None or name else request.inputs)
+    return replace(request, take=take, takes=shot.takes,
+                   inputs=inputs if request.inputs is not None or name else request.inputs)
 
 
 def _source(board: Board, src: Any) -> str | None:

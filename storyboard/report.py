@@ -233,7 +233,7 @@ code,pre{font:13px ui-monospace,SFMono-Regular,Menlo,monospace}pre{background:#f
 overflow:auto;border-radius:6px}
 .seam{font-size:12px;color:#555;margin-bottom:4px}figure.take{display:inline-block;margin:0 16px 0 0}
 figure.take img{height:60px;border-radius:3px;margin-right:4px}figure.take figcaption{font-size:12px}
-ul.edges{list-style:none;padding:0}ul.edges li{margin:4px 0}
+ul.edges,ul.rerolls{list-style:none;padding:0}ul.rerolls{font-size:13px;margin:0}ul.edges li{margin:4px 0}
 ul.edges code{background:#e8eefc;padding:2px 6px;border-radius:4px}.sel{color:#666;font-size:13px}
 img.sheet{max-width:100%;border-radius:6px}
 """
@@ -336,6 +336,8 @@ def render_html(board: Board, data: dict[str, Any], *, page: Path, film: Path | 
             f"<td class=num>{cost}</td><td class=num>{timing}</td></tr>")
         if shot.get("takes"):
             parts.append(_takes_html(board, shot, by_frames, where))
+        if (shot.get("facts") or {}).get("rerolls"):
+            parts.append(_rerolls_html(shot, where))
     parts.append("</tbody></table>")
     parts += ["<h2>Shot graph</h2>", "<ul class=edges>"]
     edges = list(board.graph.g.edges(data=True))
@@ -375,6 +377,25 @@ def _takes_html(board: Board, shot: dict[str, Any], frames: dict[str, ShotFrames
                else f"<code>storyboard pick {_e(board.path.name)} {_e(sid)} {n}</code>")
         cells.append(f"<figure class=take>{imgs}<figcaption>take {n}{link}<br>{how}</figcaption></figure>")
     return f"<tr class=takes><td></td><td colspan=7>{''.join(cells)}</td></tr>"
+
+
+def _rerolls_html(shot: dict[str, Any], where: Path) -> str:
+    """A row with the rerolls of a drifted shot (--reroll-drifted): each take's seam scores,
+    the one kept for the film, and why rerolling stopped early."""
+    facts = shot.get("facts") or {}
+    items = []
+    for row in facts["rerolls"]:
+        clip = row.get("clip")
+        link = f' · <a href="{_e(_rel(Path(clip), where))}">clip</a>' if clip else ""
+        state = '<span class="failed">drifted</span>' if row.get("drifted") else "holds"
+        kept = " · <b>kept</b>" if row.get("kept") else ""
+        cached = " · cached" if row.get("cached") else ""
+        items.append(f"<li>take {_e(row.get('take'))}: PSNR {_e(row.get('psnr'))} dB · colour distance "
+                     f"{_e(row.get('histogram'))} · {state}{kept}{cached}{link}</li>")
+    stopped = f"<br><small>{_e(facts['reroll_stopped'])}</small>" if facts.get("reroll_stopped") else ""
+    return (f"<tr class=rerolls><td></td><td colspan=7><div class=seam>rerolls of <code>{_e(shot['id'])}</code> "
+            f"(its seam drifted; the best-scoring take is kept)</div><ul class=rerolls>{''.join(items)}</ul>"
+            f"{stopped}</td></tr>")
 
 
 def write_report_html(board: Board, result_json_path: str | Path, *, output: str | Path | None = None,

@@ -172,6 +172,7 @@ class ShotRequest:
     end_image_source: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     take: int = 1  # which take of the shot (each take is its own cache entry)
+    takes: int = 1  # how many takes the shot has (for captions: "take 2/3"); not part of the key
     # "shot" makes a clip; "still" makes one image (an image app; its output is ``image``).
     kind: str = "shot"
     # Reference images (the shot's characters'): local prepared files, their app input

@@ -105,8 +105,9 @@ def read_lock(storyboard: Path, takes: Mapping[str, int]) -> Lock:
 
 
 def write_lock(lock: Lock) -> Path:
-    """Write the picks (sorted, take 1 left out) atomically."""
-    body = "".join(f"  {shot}: {take}\n" for shot, take in sorted(lock.picks.items()) if take != 1)
+    """Write the picks (sorted) atomically. A picked take 1 is kept: it is a pin too (a pinned
+    take is never rerolled by ``--reroll-drifted``)."""
+    body = "".join(f"  {shot}: {take}\n" for shot, take in sorted(lock.picks.items()))
     text = HEADER + ("picks:\n" + body if body else "picks: {}\n")
     tmp = lock.path.with_name(f".{lock.path.name}.{os.getpid()}.tmp")
     tmp.write_text(text, encoding="utf-8")

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
+from PIL import Image
 
-from storyboard.backends.animatic import AnimaticBackend
+from storyboard.backends.animatic import AnimaticBackend, caption
 from storyboard.backends.base import Backend, MemoryContext
 from storyboard.facts import ASPECT_FRAME_SIZES
 from storyboard.media import animatic_clip, frame_size, probe
-from storyboard.media._animatic import animatic_args, prepare_still
+from storyboard.media._animatic import CAPTION_CLEAR, animatic_args, caption_band, prepare_still
 from storyboard.request import ShotRequest
 from tests.media_helpers import decode_all, make_image, psnr
 
@@ -118,3 +122,70 @@ def test_variant_is_size_and_rate() -> None:
     backend = AnimaticBackend(short_side=360, fps=12)
     assert backend.variant == "360p12" == backend_variant(backend)
     assert AnimaticBackend(short_side=90, fps=8).variant != backend.variant
+
+
+def _luma_rows(image: Image.Image, top: int, bottom: int) -> np.ndarray[Any, Any]:
+    return np.asarray(image.convert("L"), dtype=np.int16)[top:bottom]
+
+
+@pytest.mark.parametrize("ratio", ["16:9", "9:16", "1:1"])
+async def test_caption_from_the_second_frame_inside_the_frame(tmp_path: Path, ratio: str) -> None:
+    start = make_image(tmp_path / "s.png", (320, 320), seed=3)
+    kwargs = dict(duration=2.0, aspect_ratio=ratio, start_image=start, end_image=None, title="a", text="b",
+                  sound=False, short_side=180, fps=FPS)  # fmt: skip
+    plain = decode_all(await animatic_clip(tmp_path / "plain.mp4", **kwargs))  # type: ignore[arg-type]
+    text = ("harbor · take 2/3", "Boats at their moorings in a quiet harbor at dusk, " * 4)
+    captioned = decode_all(await animatic_clip(tmp_path / "cap.mp4", caption=text, **kwargs))  # type: ignore[arg-type]
+    size = frame_size(ratio, 180)
+    band, top = caption_band(size, *text)
+    assert band.width == size[0] and top > 0 and top + band.height <= size[1]  # inside the frame
+    assert top >= size[1] * 2 / 3 - band.height  # in the lower third
+    # the first frame is exactly the uncaptioned one: the seam is untouched
+    assert np.array_equal(np.asarray(captioned[0]), np.asarray(plain[0]))
+    assert psnr(captioned[0], prepare_still(start, size)) >= 40
+    clear = math.ceil(CAPTION_CLEAR * FPS) + 1  # the last frames: what a chained shot starts from
+    assert len(plain) == 16 and clear == 5
+    for k in (1, len(plain) - clear - 1):
+        with_band = _luma_rows(captioned[k], top, top + band.height)
+        without = _luma_rows(plain[k], top, top + band.height)
+        assert with_band.mean() < without.mean() - 10  # the dark band
+        assert (with_band > 200).sum() > (without > 200).sum() + 20  # bright text on it
+        above = max(1, top - 4)
+        assert psnr(captioned[k].crop((0, 0, size[0], above)), plain[k].crop((0, 0, size[0], above))) > 40
+    for k in range(len(plain) - clear, len(plain)):  # clean again: no caption is baked into a child
+        with_band = _luma_rows(captioned[k], top, top + band.height)
+        without = _luma_rows(plain[k], top, top + band.height)
+        assert abs(with_band.mean() - without.mean()) < 2
+        assert psnr(captioned[k], plain[k]) > 40
+
+
+def test_caption_text_names_the_shot_take_and_prompt() -> None:
+    request = ShotRequest(shot_id="harbor", prompt="Boats at dusk", take=2, takes=3)
+    assert caption(request) == ("harbor · take 2/3", "Boats at dusk")
+    assert caption(ShotRequest(shot_id="b", prompt="p"))[0] == "b · take 1/1"
+    assert caption(ShotRequest(shot_id="b", prompt="p", take=3))[0] == "b · take 3 (reroll)"
+
+
+def test_a_long_prompt_is_ellipsised_to_the_band() -> None:
+    band, _ = caption_band((160, 284), "harbor · take 1/1", "word " * 200)
+    assert band.size[0] == 160
+    from PIL import ImageDraw
+
+    from storyboard.media._animatic import _fit, _font
+
+    draw = ImageDraw.Draw(band)
+    line = _fit(draw, "word " * 200, _font(12), 100)
+    assert line.endswith("…") and draw.textlength(line, font=_font(12)) <= 100 and "wor…" not in line
+
+
+async def test_backend_captions_its_clips(tmp_path: Path) -> None:
+    backend = AnimaticBackend(short_side=SHORT, fps=FPS)
+    image = make_image(tmp_path / "h.png", (320, 180), seed=5)
+    ctx = MemoryContext(shot_id="harbor", work_dir=tmp_path / "work")
+    ctx.work_dir.mkdir()
+    request = ShotRequest(shot_id="harbor", prompt="Drone shot", duration=1, image=image, sound=False)
+    frames = decode_all(await backend.generate(request, ctx))
+    size = frame_size("16:9", SHORT)
+    band, top = caption_band(size, *caption(request))
+    first, second = (_luma_rows(f, top, top + band.height) for f in frames[:2])
+    assert second.mean() < first.mean() - 10

@@ -26,9 +26,9 @@ FPS = 10
 BLUR_FROM = 2.7  # the last three frames of a 3 s clip at 10 fps are blurred
 
 
-def blurred_tail_clip(path: Path, *, duration: float = 1.0, blur_from: float = 0.75) -> Path:
+def blurred_tail_clip(path: Path, *, duration: float = 1.0, blur_from: float = 0.75, size: str = "160x90") -> Path:
     """A testsrc2 clip at 10 fps whose frames from ``blur_from`` on are box-blurred."""
-    ffmpeg("-f", "lavfi", "-i", f"testsrc2=size=160x90:rate={FPS}:duration={duration}",
+    ffmpeg("-f", "lavfi", "-i", f"testsrc2=size={size}:rate={FPS}:duration={duration}",
            "-vf", f"boxblur=8:1:enable='gte(t,{blur_from})'", "-c:v", "libx264", "-preset", "ultrafast",
            "-pix_fmt", "yuv420p", str(path))  # fmt: skip
     return path
@@ -78,6 +78,15 @@ async def test_handoff_skips_the_blurred_last_frames(tmp_path: Path) -> None:
     with Image.open(found.path) as chosen:
         assert psnr(chosen.convert("RGB"), frames[7]) > 40
         assert psnr(chosen.convert("RGB"), frames[9]) < 30
+
+
+async def test_handoff_skips_blurred_frames_at_1080p(tmp_path: Path) -> None:
+    # at 1080p the luma is sampled down to 270 lines straight from the decoded plane
+    clip = blurred_tail_clip(tmp_path / "c.mp4", size="1920x1080")
+    found = await handoff_frame(clip, tmp_path / "h.png", 0.5)
+    assert found.time == pytest.approx(0.7) and found.candidates == 5
+    with Image.open(found.path) as chosen:
+        assert chosen.size == (1920, 1080)
 
 
 async def test_handoff_window_must_be_positive(tmp_path: Path) -> None:
@@ -186,3 +195,23 @@ def test_seams_are_scored_and_a_drifted_one_is_marked(
     path.write_text(path.read_text().replace("shots:", "drift: {psnr: 25}\nshots:"))
     bad = _render(path, DriftingBackend(), force=["b"])
     assert bad.shots["b"].facts["seam"]["drifted"]
+
+
+def test_the_frames_held_always_include_the_winner() -> None:
+    # _select holds only the frames still_in_the_running says may win; never lose the winner
+    import random
+
+    from storyboard.media._handoff import still_in_the_running
+
+    rng = random.Random(7)
+    most = 0
+    for _ in range(500):
+        scores = [rng.choice([rng.uniform(0, 100), 50.0, 95.0]) for _ in range(rng.randint(1, 60))]
+        held: list[tuple[int, float, object]] = []
+        best = 0.0
+        for j, s in enumerate(scores):
+            best = max(best, s)
+            held = still_in_the_running(held, best, (j, s, None))
+            most = max(most, len(held))
+        assert pick_sharpest(scores) in {j for j, _, _ in held}
+    assert most < 15  # a handful held, not the whole window

@@ -50,7 +50,7 @@ def test_plan_loads_no_graph_library_no_media_and_rich_only_for_the_table(
     path = _chain_board(write_board)
     loaded = _modules_after(["plan", str(path), *(["--json"] if as_json else [])])
     assert "storyboard.plan" in loaded  # it did plan
-    heavy = {"networkx", "httpx", "av", "PIL", "numpy", "storyboard.media", "storyboard.runner"}
+    heavy = {"networkx", "httpx", "av", "PIL", "numpy", "storyboard.media"}
     assert not heavy & loaded, f"plan loaded {sorted(heavy & loaded)}"
     assert ("rich" in loaded) is not as_json  # the table needs rich; --json does not
 

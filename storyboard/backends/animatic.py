@@ -31,6 +31,15 @@ DEFAULT_SHORT_SIDE = 720
 DEFAULT_FPS = 24
 
 
+def caption(request: ShotRequest) -> tuple[str, str]:
+    """The lower-third caption of a shot's animatic: its id and take, over its prompt.
+    The take and the prompt are in the clip's cache key; the id is not, as for the title
+    card that already shows it (shots asking the same of the same images share a clip)."""
+    take = (f"take {request.take}/{request.takes}" if request.take <= request.takes
+            else f"take {request.take} (reroll)")
+    return f"{request.shot_id} · {take}", request.prompt
+
+
 class AnimaticBackend:
     """Stills and title cards with gentle motion; a soft chord or silence for sound.
 
@@ -85,6 +94,7 @@ class AnimaticBackend:
                 fps=self.fps,
                 seed=f"{request.shot_id}\n{request.prompt}",
                 take=request.take,  # each take moves its own way, so takes can be told apart offline
+                caption=caption(request),
                 progress=lambda fraction: ctx.progress(fraction, None),
             )
         except MediaError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import tempfile
 import textwrap
 from collections.abc import Callable
@@ -97,6 +98,56 @@ def title_card(size: tuple[int, int], title: str, text: str, seed: str = "") -> 
     return card
 
 
+CAPTION_FILL = (0, 0, 0, 150)  # the translucent band behind the caption
+# The caption leaves this long before the clip's end (and is off on its first frame): the
+# frames a chained shot starts from (the last one, or the sharpest of the default 0.5 s
+# handoff window) stay clean, so captions are never baked into the next shot's picture.
+CAPTION_CLEAR = 0.5
+
+
+def _fit(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
+         width: float) -> str:
+    """``text`` on one line, cut at a word and ellipsised where it is wider than ``width`` px."""
+    text = " ".join(text.split())
+    if draw.textlength(text, font=font) <= width:
+        return text
+    lo, hi = 0, len(text)
+    while lo < hi:  # the longest prefix that fits with its ellipsis
+        mid = (lo + hi + 1) // 2
+        if draw.textlength(text[:mid].rstrip() + "…", font=font) <= width:
+            lo = mid
+        else:
+            hi = mid - 1
+    cut = text[:lo]
+    if " " in cut and lo < len(text) and text[lo] != " ":
+        cut = cut.rsplit(" ", 1)[0]  # end at a word when one fits
+    return cut.rstrip() + "…"
+
+
+def caption_band(size: tuple[int, int], head: str, body: str) -> tuple[Image.Image, int]:
+    """The lower-third caption of an animatic clip: ``head`` (shot id and take) over the
+    start of ``body`` (the prompt, ellipsised), light text on a dark translucent band as
+    wide as the frame; sized from the short side so it reads alike at every aspect ratio.
+    Returns the RGBA band and the (even) row of the frame where its top goes."""
+    width, height = size
+    short = min(width, height)
+    px = max(8, short // 20)
+    head_font, body_font = _font(round(px * 1.15)), _font(px)
+    pad = max(2, px // 2)
+    margin = max(2, round(short * 0.05))
+    line = round(px * 1.35)
+    band_h = 2 * pad + round(px * 1.15 * 1.35) + line
+    band_h += band_h % 2  # even rows and height: the 4:2:0 chroma of the frame is not split
+    band = Image.new("RGBA", (width, band_h), CAPTION_FILL)
+    draw = ImageDraw.Draw(band)
+    inner = width - 2 * margin
+    draw.text((margin, pad), _fit(draw, head, head_font, inner), font=head_font, fill=(255, 255, 255, 255))
+    draw.text((margin, pad + round(px * 1.15 * 1.35)), _fit(draw, body, body_font, inner), font=body_font,
+              fill=(225, 225, 225, 255))
+    top = max(0, height - band_h - round(height * 0.06))
+    return band, top - top % 2
+
+
 def tone_expression(seed: str) -> str:
     """An aevalsrc expression (two channels) for a soft chord chosen by ``seed``. Pure."""
     d = _digest("tone:" + seed)
@@ -119,8 +170,12 @@ def animatic_args(
     sound: bool,
     seed: str = "",
     take: int = 1,
+    caption_png: Path | None = None,
+    caption_top: int = 0,
 ) -> list[str]:
-    """ffmpeg arguments for an animatic clip from prepared stills. Pure."""
+    """ffmpeg arguments for an animatic clip from prepared stills, with a caption band laid
+    over its frames but the first (the clip still starts exactly on its start image) and
+    those of its last :data:`CAPTION_CLEAR` seconds. Pure."""
     width, height = size
     frames = max(1, round(duration * fps))
     seconds = frames / fps
@@ -133,7 +188,7 @@ def animatic_args(
     graph = [
         f"[0:v]format=rgb24,zoompan=z='{zoom}':x='{x}':y='{y}':d={frames}:s={width}x{height}:fps={fps}"
         + ",format=yuv420p,setsar=1"  # square pixels said, as the film's encoder says them
-        + ("[v]" if end_png is None else "[a0]")
+        + (("[v]" if caption_png is None else "[pic]") if end_png is None else "[a0]")
     ]
     args = ["-i", str(start_png)]
     if end_png is not None:
@@ -151,14 +206,24 @@ def animatic_args(
         # Only the tail goes through xfade (a frame copy per frame it passes, and a stall
         # of the whole graph): the head is split off and concatenated back.
         head = frames - end_frames
-        graph.append(
+        faded = (
             f"[a0]split=2[h0][t0];[h0]trim=end_frame={head}[h1];"
             f"[t0]trim=start_frame={head},setpts=PTS-STARTPTS[t1];"
             f"[t1][b0]xfade=transition=fade:duration={fade_frames / fps:.6f}:offset=0[x0];"
-            "[h1][x0]concat=n=2:v=1:a=0[v]"
+            "[h1][x0]concat=n=2:v=1:a=0"
             if head > 0 else
-            f"[a0][b0]xfade=transition=fade:duration={fade_frames / fps:.6f}:offset={offset:.6f}[v]"
+            f"[a0][b0]xfade=transition=fade:duration={fade_frames / fps:.6f}:offset={offset:.6f}"
         )  # fmt: skip
+        graph.append(faded + ("[v]" if caption_png is None else "[pic]"))
+    if caption_png is not None:
+        # one still input, repeated by overlay; off on the first frame (seams stay exact) and
+        # for the last CAPTION_CLEAR seconds (what children start from stays clean)
+        index = 1 if end_png is None else 2
+        args += ["-i", str(caption_png)]
+        until = frames - 2 - math.ceil(CAPTION_CLEAR * fps)
+        until = until if until >= 1 else frames - 2  # a very short clip: all but its ends
+        graph.append(f"[pic][{index}:v]overlay=0:{caption_top}:enable='between(n,1,{until})':format=yuv420,"
+                     "format=yuv420p[v]")
     if sound:
         fade_out = min(0.5, seconds / 3)
         graph.append(
@@ -241,9 +306,12 @@ async def animatic_clip(
     seed: str = "",
     progress: Callable[[float], None] | None = None,
     take: int = 1,
+    caption: tuple[str, str] | None = None,
 ) -> Path:
     """Render a previz clip to ``dest``: the start image (or a title card) drifting in
-    gently, crossfading to the end image when given; a soft chord or no audio stream.
+    gently, crossfading to the end image when given; a soft chord or no audio stream;
+    ``caption`` (a heading and a text) in a lower-third band from the second frame until
+    :data:`CAPTION_CLEAR` seconds before the end.
     Same inputs, same bytes (on the same machine and ffmpeg)."""
     dest = Path(dest)
     size = frame_size(aspect_ratio, short_side)
@@ -257,6 +325,12 @@ async def animatic_clip(
             asyncio.to_thread(_still_file, end_image, tmp / "end.png", size, None),
         )
         assert start_png is not None
+        caption_png: Path | None = None
+        caption_top = 0
+        if caption is not None:
+            band, caption_top = caption_band(size, *caption)
+            caption_png = tmp / "caption.png"
+            band.save(caption_png, format="PNG", compress_level=1)
         out = tmp / "clip.mp4"
         args = animatic_args(
             out,
@@ -268,6 +342,8 @@ async def animatic_clip(
             sound=sound,
             seed=seed,
             take=take,
+            caption_png=caption_png,
+            caption_top=caption_top,
         )
         await run_ffmpeg(args, progress=progress, total_seconds=duration if progress else None)
         out.replace(dest)

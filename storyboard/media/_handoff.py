@@ -1,7 +1,8 @@
 """The handoff frame: the sharpest frame near a clip's end, and how well a seam holds.
 
 Sharpness is the variance of the Laplacian (a 4-neighbour kernel) of the frame's luma,
-scaled to about 270 lines: a motion-blurred or defocused frame has weak edges, so a low variance.
+sampled down to about 270 lines (every 4th pixel of every 4th line at 1080p, read from the
+decoded plane): a motion-blurred or defocused frame has weak edges, so a low variance.
 Among the frames of the last ``window`` seconds the latest one whose sharpness is
 within ``CLOSE`` of the best wins, because a later frame keeps more of the shot.
 
@@ -31,6 +32,7 @@ from storyboard.media._frames import (
 
 CLOSE = 0.9  # a later frame at least this sharp, relative to the sharpest, is preferred
 _HIST_BINS = 8  # per channel
+_PLANAR_LUMA = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "gray", "nv12"}
 
 
 @dataclass(frozen=True)
@@ -51,12 +53,34 @@ def sharpness(gray: np.ndarray[Any, Any]) -> float:
     return float(lap.var())
 
 
+def _luma(frame: Any) -> np.ndarray[Any, Any]:
+    """The frame's luma, every ``step``-th pixel of every ``step``-th line (about 270 lines):
+    enough to tell blur from detail, read straight from the decoded plane (no conversion)."""
+    step = max(1, frame.height // 270)
+    if frame.format.name not in _PLANAR_LUMA:  # an unusual pixel format: let FFmpeg convert it
+        small = frame.reformat(width=max(2, frame.width // step), height=max(2, frame.height // step),
+                               format="gray")
+        gray: np.ndarray[Any, Any] = small.to_ndarray()
+        return gray
+    plane = frame.planes[0]
+    rows = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)
+    sampled: np.ndarray[Any, Any] = rows[::step, : frame.width : step]
+    return sampled
+
+
 def pick_sharpest(scores: list[float]) -> int:
     """Index of the latest score within ``CLOSE`` of the best. Pure."""
     if not scores:
         raise ValueError("no frames to choose from")
     best = max(scores)
     return max(i for i, s in enumerate(scores) if s >= CLOSE * best)
+
+
+def still_in_the_running(held: list[tuple[int, float, Any]], best: float,
+                         new: tuple[int, float, Any]) -> list[tuple[int, float, Any]]:
+    """The (index, score, frame) entries that may still be :func:`pick_sharpest`'s choice
+    once ``new`` is added, ``best`` being the best score so far (``new``'s included). Pure."""
+    return [*(h for h in held if h[1] > new[1] and h[1] >= CLOSE * best), new]
 
 
 def _select(clip: Path, window: float, dest: Path) -> Handoff:
@@ -66,22 +90,24 @@ def _select(clip: Path, window: float, dest: Path) -> Handoff:
         fps = float(stream.average_rate or 24)
         base = float((stream.start_time or 0) * stream.time_base)
         start = max(0.0, duration - window - 0.5 / fps)
-        frames: list[Any] = []
         scores: list[float] = []
+        # Only frames that can still win are held (all of a 5 s window at 1080p is ~350 MB):
+        # one under CLOSE of the best so far stays under CLOSE of the final best, and one
+        # followed by a frame at least as sharp loses to that later frame
+        kept: list[tuple[int, float, Any]] = []
+        best = 0.0
         for frame in _decode_from(container, stream, start):
             t = _frame_time(frame) - base
             if t + 1e-6 < start:
                 continue
-            # about 270 lines are enough to tell blur from detail, and 16x cheaper than 1080p
-            step = max(1, frame.height // 270)
-            small = frame.reformat(width=max(2, frame.width // step), height=max(2, frame.height // step),
-                                   format="gray")
-            frames.append(frame)
-            scores.append(sharpness(small.to_ndarray()))
-        if not frames:
+            score = sharpness(_luma(frame))
+            scores.append(score)
+            best = max(best, score)
+            kept = still_in_the_running(kept, best, (len(scores) - 1, score, frame))
+        if not scores:
             raise MediaError(f"{clip}: no decodable frame in its last {window:g} s")
         i = pick_sharpest(scores)
-        chosen = frames[i]
+        chosen = next(f for j, _, f in kept if j == i)
         t = _frame_time(chosen) - base
         image = chosen.to_image()
     except av.FFmpegError as exc:
@@ -90,7 +116,7 @@ def _select(clip: Path, window: float, dest: Path) -> Handoff:
         container.close()
     save_frame(image, dest)
     return Handoff(path=dest, time=round(t, 6), index=round(t * fps), sharpness=round(scores[i], 3),
-                   candidates=len(frames))
+                   candidates=len(scores))
 
 
 async def handoff_frame(clip: Path, dest: Path, window: float = 0.5) -> Handoff:

@@ -40,11 +40,12 @@ from storyboard.events import (
     RenderStarted,
     Warning_,
 )
-from storyboard.facts import usd
+from storyboard.facts import TAKES_MAX, usd
 from storyboard.narration import voice_of
 from storyboard.plan import Plan
 from storyboard.request import chained_to
 from storyboard.runner._preflight import live_check, with_remembered
+from storyboard.runner._reroll import Rerolls, plan_view
 from storyboard.runner._scheduler import ShotScheduler, take_id
 
 
@@ -94,6 +95,7 @@ class Pipeline:
         on_event: EventCallback | None = None,
         otio: str | Path | None = None,
         report: bool = True,
+        reroll_drifted: int = 0,
     ) -> None:
         if concurrency < 1:
             raise StoryboardError("concurrency must be at least 1")
@@ -116,6 +118,11 @@ class Pipeline:
         self.variant = backend_variant(self.backend)
         self.holds: dict[str, float] = {}  # `fit: extend`: seconds each shot's last frame is held
         self.audio: Any = None  # runner._audio.AudioMade: the voiced lines and generated music
+        if (not isinstance(reroll_drifted, int) or isinstance(reroll_drifted, bool)
+                or not 0 <= reroll_drifted <= TAKES_MAX):
+            raise StoryboardError(f"reroll_drifted must be a whole number from 0 to {TAKES_MAX}, "
+                                  f"got {reroll_drifted!r}")
+        self.reroll_drifted = reroll_drifted  # --reroll-drifted N: see runner/_reroll.py
 
     # ----------------------------------------------------------------- events
 
@@ -132,8 +139,10 @@ class Pipeline:
             cache = Cache.for_board(self.board.path, self.cache_dir, create=False, verify=verify_clip)
         from storyboard.runner._audio import speaker_for
 
-        return self.board.plan(backend=self.backend.name, cache=cache, variant=self.variant, force=self.force,
-                               price=self.backend.price, speaker=speaker_for(self.backend))
+        # with --reroll-drifted, rerolled shots' descendants chain from the kept take
+        return self.board.plan(backend=self.backend.name, cache=plan_view(cache, self.board, self.reroll_drifted),
+                               variant=self.variant, force=self.force, price=self.backend.price,
+                               speaker=speaker_for(self.backend))
 
     def check_budget(self, plan: Plan) -> None:
         """Raise BudgetError (nothing paid) when the pending shots cost more than --budget."""
@@ -228,6 +237,10 @@ class Pipeline:
             scheduler = ShotScheduler(board=self.board, backend=self.backend, variant=self.variant, cache=cache,
                                       force=self.force, concurrency=self.concurrency, emit=self.emit,
                                       results=result.shots)
+            if self.reroll_drifted:
+                allowance = (None if self.budget is None
+                             else self.budget - plan.cost if plan.cost is not None else Decimal(0))
+                scheduler.after_shot = Rerolls(scheduler, self.reroll_drifted, allowance).after
             try:
                 from storyboard.runner._audio import make_audio
 
@@ -428,7 +441,7 @@ class Pipeline:
                  "references": list(s.request.reference_sources), "note": s.note,
                  "handoff": result.shots[s.id].facts.get("handoff"), "take": s.take,
                  "takes": self._takes(result, s.id, s.take, [t.take for t in s.takes]),
-                 "seam": result.shots[s.id].facts.get("seam")}
+                 "seam": result.shots[s.id].facts.get("seam"), "rerolls": result.shots[s.id].facts.get("rerolls")}
                 for s in result.plan.shots
             ],
         }

@@ -21,7 +21,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,6 +91,8 @@ class ShotScheduler:
         self.paid = bool(getattr(backend, "paid", True))
         self.state = RenderState()
         self.planned: dict[str, str] = {}  # each shot's planned status (prefetch skips cached ones)
+        # a step after each shot's clip exists, before its descendants see it (rerolls)
+        self.after_shot: Callable[[PlannedShot, Entry], Awaitable[Entry]] | None = None
 
     # ----------------------------------------------------------------- the whole render
 
@@ -166,6 +168,8 @@ class ShotScheduler:
         fut = self.state.futures[ps.id]
         try:
             entry = await self.make_shot(ps)
+            if self.after_shot is not None:
+                entry = await self.after_shot(ps, entry)
         except Skipped as e:
             res = self.results[ps.id]
             res.status = "skipped"
