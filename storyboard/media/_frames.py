@@ -137,6 +137,11 @@ async def extract_frame(clip: Path, selector: str | float, dest: Path) -> Path:
     return await asyncio.to_thread(_extract, Path(clip), selector, Path(dest))
 
 
+# Packets at the end decoded in full (frame skipping is off for them): more than any
+# reordering depth, so the last frame shown is among them.
+_TAIL = 24
+
+
 class _Growing:
     """A read-only, forward-only file over bytes that are still arriving: reads wait for
     them. Not seekable on purpose: an MP4 with its index first (``+faststart``, as
@@ -185,17 +190,28 @@ class StreamedClip:
             return bytes(self._data[pos:pos + size])
 
     def _decode(self) -> None:
+        options = {"probesize": "32768", "analyzeduration": "0"}  # stream info from the index
         try:
-            # no look-ahead: stream info comes from the MP4 index, not from reading on
-            with av.open(_Growing(self), mode="r", options={"probesize": "32768", "analyzeduration": "0"}) as container:
+            with av.open(_Growing(self), mode="r", options=options) as container:
                 stream = container.streams.video[0]
-                stream.thread_type = "AUTO"
+                context = stream.codec_context
+                # Frames nothing refers to are skipped until the tail: the last frame is
+                # decoded exactly at about half the work. Slices, not frame threads: the
+                # skip setting changes mid-stream, and frames this small gain nothing.
+                stream.thread_type = "SLICE"
+                tail = max(0, (stream.frames or 0) - _TAIL)
+                context.skip_frame = "NONREF" if tail else "DEFAULT"
                 last: Any = None
-                count = 0
-                for frame in container.decode(stream):
-                    last, count = frame, count + 1
-                # every frame its index lists, decoded: the clip is whole and readable
-                whole = last is not None and count == stream.frames
+                packets = 0
+                for packet in container.demux(stream):
+                    if packet.size:
+                        packets += 1
+                    if packets > tail and context.skip_frame != "DEFAULT":
+                        context.skip_frame = "DEFAULT"
+                    for frame in packet.decode():
+                        last = frame
+                # every packet its index lists arrived and the end decoded: whole and readable
+                whole = last is not None and packets == stream.frames
                 self._last = last.to_image() if whole else None
         except Exception:  # not decodable as it came: no frame; the caller's checks say why
             self._last = None
