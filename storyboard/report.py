@@ -340,10 +340,10 @@ def render_html(board: Board, data: dict[str, Any], *, page: Path, film: Path | 
             parts.append(_rerolls_html(shot, where))
     parts.append("</tbody></table>")
     parts += ["<h2>Shot graph</h2>", "<ul class=edges>"]
-    edges = list(board.graph.g.edges(data=True))
-    for u, v, attrs in edges:
+    edges = board.graph.edges()
+    for u, v, label in edges:
         parts.append(f"<li><code>{_e(u)}</code> → <code>{_e(v)}</code> "
-                     f"<span class=sel>{_e(attrs.get('label', ''))}</span></li>")
+                     f"<span class=sel>{_e(label or '')}</span></li>")
     if not edges:
         parts.append("<li>no frame references: every shot starts on its own</li>")
     parts += ["</ul>", f"<p>Film order: {' → '.join(f'<code>{_e(s)}</code>' for s in cut)}</p>",
