@@ -281,3 +281,24 @@ def test_public_api_exports_backend_context_and_events() -> None:
         if name != "WAITING_FOR_ANOTHER_RENDER":
             assert getattr(storyboard, name) is getattr(events, name), name
             assert name in storyboard.__all__
+
+
+def test_a_cancelled_render_stops_waiting_shots_without_calling_them_skipped(
+        write_board: Callable[..., Path], make_image: Callable[..., Path]) -> None:
+    # Ctrl-C cancels the render: a shot waiting on its parent is stopped, not "skipped" (a
+    # skip settles the shot as if its parent had failed, and the render could go on).
+    make_image("start.png")
+    board = storyboard.load(write_board(BOARD.format(a="a harbor")))
+    events: list[Event] = []
+
+    async def go() -> None:
+        pipeline = Pipeline(board, backend=RecordingBackend(delays={"a": 5.0}), on_event=events.append)
+        task = asyncio.ensure_future(pipeline.run())
+        while not any(type(e).__name__ == "ShotWaiting" for e in events):
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(go())
+    assert not [e for e in events if type(e).__name__ == "ShotSkipped"]

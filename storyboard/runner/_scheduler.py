@@ -230,6 +230,11 @@ class ShotScheduler:
         for p in parents:
             try:
                 entries[p] = await self.state.futures[p]
+            except asyncio.CancelledError:
+                me = asyncio.current_task()
+                if me is not None and me.cancelling():  # the render is stopping (Ctrl-C): not a skip
+                    raise
+                raise Skipped(p) from None
             except BaseException:
                 raise Skipped(p) from None
         return entries
