@@ -30,7 +30,10 @@ def test_ctrl_c_leaves_a_resumable_state(write_board: Callable[..., Path], make_
     with FakeInference(api_key=KEY, latency=2.0) as fake:
         env = {**os.environ, "INFERENCE_API_KEY": KEY, "INFERENCE_BASE_URL": fake.url}
         cmd = [sys.executable, "-m", "storyboard.cli", "render", str(path), "--backend", "inference", "--json"]
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # A job started in the background by a shell without job control inherits SIGINT
+        # ignored (POSIX); a terminal's Ctrl-C is the default handler, so restore it.
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.monotonic() + 30
         while len(fake.submissions) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
