@@ -186,7 +186,7 @@ def animatic_args(
     x = f"(iw-iw/zoom)*{0.5 + 0.5 * pan_x:.4f}"
     y = f"(ih-ih/zoom)*{0.5 + 0.5 * pan_y:.4f}"
     graph = [
-        f"[0:v]format=rgb24,zoompan=z='{zoom}':x='{x}':y='{y}':d={frames}:s={width}x{height}:fps={fps}"
+        f"[0:v]format=yuv420p,zoompan=z='{zoom}':x='{x}':y='{y}':d={frames}:s={width}x{height}:fps={fps}"
         + ",format=yuv420p,setsar=1"  # square pixels said, as the film's encoder says them
         + (("[v]" if caption_png is None else "[pic]") if end_png is None else "[a0]")
     ]
@@ -200,7 +200,7 @@ def animatic_args(
         end_zoom = f"1+{END_ZOOM}*max(0,1-on/{end_last})"
         offset = (frames - end_frames) / fps
         graph.append(
-            f"[1:v]format=rgb24,zoompan=z='{end_zoom}':x='(iw-iw/zoom)/2':y='(ih-ih/zoom)/2'"
+            f"[1:v]format=yuv420p,zoompan=z='{end_zoom}':x='(iw-iw/zoom)/2':y='(ih-ih/zoom)/2'"
             f":d={end_frames}:s={width}x{height}:fps={fps},format=yuv420p,setsar=1[b0]"
         )
         # Only the tail goes through xfade (a frame copy per frame it passes, and a stall
