@@ -41,9 +41,7 @@ from storyboard.events import AppResolved, Event, ShotDone, ShotResult, ShotStar
 from storyboard.music import planned_seconds
 from storyboard.narration import early_fit_problems, estimate_seconds, voice_of
 from storyboard.plan import Plan, PlannedAudio
-from storyboard.runner._context import JournalContext
-
-CLAIM_POLL_SECONDS = 0.2
+from storyboard.runner._context import JournalContext, holding
 
 
 @dataclass
@@ -226,15 +224,7 @@ async def _offline(node: PlannedAudio, cache: Cache, film_seconds: float) -> Pat
 async def _remote(board: Board, node: PlannedAudio, backend: Backend, cache: Cache,
                   emit: Callable[[Event], None], res: ShotResult) -> Path:
     """The node through the backend (submit, journal, wait, download), claimed first."""
-    claim = None
-    while claim is None:
-        claim = cache.try_claim(node.key)
-        if claim is None:
-            await asyncio.sleep(CLAIM_POLL_SECONDS)
-    renewing = None
-    if claim.renew_every is not None:  # a leased claim (a shared cache) is kept while the app works
-        renewing = asyncio.ensure_future(_renew(claim, claim.renew_every))
-    try:
+    async with holding(cache, node.key):
         hit = _cached(cache, node)  # the render we waited for may have made it
         if hit is not None:
             return hit
@@ -256,16 +246,6 @@ async def _remote(board: Board, node: PlannedAudio, backend: Backend, cache: Cac
         res.cost, res.finished = node.price, time.time()
         emit(ShotDone(shot=node.id, key=node.key, clip=dest, seconds=res.seconds or 0.0, cost=res.cost))
         return dest
-    finally:
-        if renewing is not None:
-            renewing.cancel()
-        claim.release()
-
-
-async def _renew(claim: Any, every: float) -> None:
-    while True:
-        await asyncio.sleep(every)
-        claim.renew()
 
 
 def _named(node: PlannedAudio, e: BackendError) -> StoryboardError:

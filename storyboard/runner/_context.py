@@ -1,14 +1,16 @@
 """The ShotContext the runner hands a backend: the journal lives in the cache, progress
-and warnings become events, facts go into the shot's result."""
+and warnings become events, facts go into the shot's result. And holding a paid key's
+claim (:func:`holding`), the one way shots, rerolls and audio nodes take it."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from storyboard.cache import Cache
+from storyboard.cache import Cache, Claim
 from storyboard.events import Event, ShotProgress, ShotResult, Warning_
 
 
@@ -51,3 +53,31 @@ class JournalContext:
         if "billed_seconds" in fields and fields["billed_seconds"] is not None:
             with contextlib.suppress(TypeError, ValueError):
                 self._result.billed_seconds = float(fields["billed_seconds"])
+
+
+CLAIM_POLL_SECONDS = 0.2  # how often a key waiting on another render's claim looks again
+
+
+@contextlib.asynccontextmanager
+async def holding(cache: Cache, key: str, on_wait: Callable[[], None] | None = None) -> AsyncIterator[Claim]:
+    """Claim ``key`` (waiting while another render holds it; ``on_wait`` is called once
+    then), renew a leased claim while the body runs, and release it at the end."""
+    announced = False
+    while (claim := cache.try_claim(key)) is None:
+        if not announced and on_wait is not None:
+            on_wait()
+        announced = True
+        await asyncio.sleep(CLAIM_POLL_SECONDS)
+    renewing = asyncio.ensure_future(_renew(claim, claim.renew_every)) if claim.renew_every is not None else None
+    try:
+        yield claim
+    finally:
+        if renewing is not None:
+            renewing.cancel()
+        claim.release()
+
+
+async def _renew(claim: Claim, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        claim.renew()

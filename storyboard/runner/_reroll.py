@@ -231,7 +231,7 @@ class Rerolls:
         if hit is None:
             self._pay(ps.id, take, price)
             try:
-                hit = await self._generate(tps, key, parents, forced)
+                hit = await self.s.generate_claimed(tps, key, parents, forced)
             except (StoryboardError, OSError) as e:  # a failed reroll loses nothing: the best take stays
                 res = s.results[tid]
                 res.status, res.error = "skipped", f"reroll failed: {e}"
@@ -256,25 +256,6 @@ class Rerolls:
                         f"{usd(self.allowance - self.spent)} of --budget is left after the planned shots; "
                         "stopped rerolling (nothing over budget is paid)")
         self.spent += price
-
-    async def _generate(self, tps: PlannedShot, key: str, parents: Mapping[str, Entry], forced: bool) -> Entry:
-        """The scheduler's claim → prepare → generate → store steps for one reroll."""
-        s = self.s
-        claim = await s.claim(tps.id, key)
-        renewing = s.keep_claim(claim) if claim is not None else None
-        try:
-            hit = None if forced or claim is None else s.lookup(key)
-            if hit is not None:
-                return s.take_cached(tps.id, hit)
-            request = await s.prepare_inputs(tps, parents)
-            s.check_journal(tps.id, key)
-            async with s.slots:
-                return await s.generate_and_store(tps, key, request)
-        finally:
-            if renewing is not None:
-                renewing.cancel()
-            if claim is not None:
-                claim.release()
 
     def _record(self, ps: PlannedShot, attempts: list[_Attempt], best: _Attempt, stopped: str | None) -> None:
         """The rerolls in the shot's result (report), a note, and the memo for later plans."""

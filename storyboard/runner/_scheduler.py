@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import dataclasses
 import errno
+import functools
 import hashlib
 import json
 import os
@@ -28,7 +29,7 @@ from typing import Any
 
 from storyboard.backends.base import Backend
 from storyboard.board import Board
-from storyboard.cache import Cache, Claim, Entry
+from storyboard.cache import Cache, Entry
 from storyboard.errors import MediaError, NoOutputError, StoryboardError
 from storyboard.events import (
     WAITING_FOR_ANOTHER_RENDER,
@@ -47,10 +48,8 @@ from storyboard.events import (
 from storyboard.narration import TITLE_BACKEND, is_title
 from storyboard.plan import Plan, PlannedShot, PlannedTake
 from storyboard.request import FrameRef, ShotRequest, billed_cost, cache_key, image_identity
-from storyboard.runner._context import JournalContext
+from storyboard.runner._context import JournalContext, holding
 from storyboard.spec import ImageSource
-
-CLAIM_POLL_SECONDS = 0.2  # how often a shot waiting on another render's claim looks again
 
 
 class Skipped(Exception):
@@ -201,22 +200,28 @@ class ShotScheduler:
         hit = None if forced else self.lookup(key)
         if hit is not None:
             return self.take_cached(ps.id, hit)
-        claim = await self.claim(ps.id, key)
-        renewing = self.keep_claim(claim) if claim is not None else None
-        try:
+        return await self.generate_claimed(ps, key, entries, forced)
+
+    async def generate_claimed(self, ps: PlannedShot, key: str, entries: Mapping[str, Entry],
+                               forced: bool) -> Entry:
+        """claim → lookup again → prepare → generate → store (a paid key is claimed first;
+        offline backends pay nothing and need no claim)."""
+        if not self.paid:
+            return await self.prepare_and_generate(ps, key, entries)
+        waiting = functools.partial(self.emit, ShotProgress(shot=ps.id, status=WAITING_FOR_ANOTHER_RENDER))
+        async with holding(self.cache, key, waiting):
             # Looked up again once claimed: the render we waited for may have stored it.
-            hit = None if forced or claim is None else self.lookup(key)
+            hit = None if forced else self.lookup(key)
             if hit is not None:
                 return self.take_cached(ps.id, hit)
-            request = await self.prepare_inputs(ps, entries)
-            self.check_journal(ps.id, key)
-            async with self.slots:
-                return await self.generate_and_store(ps, key, request)
-        finally:
-            if renewing is not None:
-                renewing.cancel()
-            if claim is not None:
-                claim.release()
+            return await self.prepare_and_generate(ps, key, entries)
+
+    async def prepare_and_generate(self, ps: PlannedShot, key: str, entries: Mapping[str, Entry]) -> Entry:
+        """Prepare the images, check the journal, then generate and store in a slot."""
+        request = await self.prepare_inputs(ps, entries)
+        self.check_journal(ps.id, key)
+        async with self.slots:
+            return await self.generate_and_store(ps, key, request)
 
     # ----------------------------------------------------------------- the steps
 
@@ -262,34 +267,6 @@ class ShotScheduler:
         res.task_id = hit.facts.get("task_id")
         self.emit(ShotCached(shot=shot_id, key=hit.key, clip=hit.path))
         return hit
-
-    async def claim(self, shot_id: str, key: str) -> Claim | None:
-        """Claim ``key`` before a paid submission, waiting while another render holds it.
-        Offline backends pay nothing, so they need no claim (None)."""
-        if not self.paid:
-            return None
-        announced = False
-        while True:
-            claim = self.cache.try_claim(key)
-            if claim is not None:
-                return claim
-            if not announced:
-                self.emit(ShotProgress(shot=shot_id, status=WAITING_FOR_ANOTHER_RENDER))
-                announced = True
-            await asyncio.sleep(CLAIM_POLL_SECONDS)
-
-    def keep_claim(self, claim: Claim) -> asyncio.Task[None] | None:
-        """Renew a leased claim while it is held; a claim without a lease needs nothing."""
-        if claim.renew_every is None:
-            return None
-        return asyncio.ensure_future(self.renew_claim(claim, claim.renew_every))
-
-    @staticmethod
-    async def renew_claim(claim: Claim, every: float) -> None:
-        """Renew ``claim`` every ``every`` seconds until cancelled."""
-        while True:
-            await asyncio.sleep(every)
-            claim.renew()
 
     async def prepare_inputs(self, ps: PlannedShot, entries: Mapping[str, Entry]) -> ShotRequest:
         """The request with its images as local files prepared to the model's rules."""
