@@ -51,6 +51,7 @@ class AudioMade:
     files: dict[str, Path] = field(default_factory=dict)  # node id ("say:a", "audio[0]") -> file
     keys: dict[str, str] = field(default_factory=dict)
     results: dict[str, ShotResult] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # shot id -> its voiced line's length
 
     @property
     def cost(self) -> Decimal:
@@ -186,9 +187,9 @@ def check_fit(board: Board, made: AudioMade) -> None:
         return
     from storyboard.media import probe_audio
 
-    lengths = {sid: probe_audio(made.files[f"say:{sid}"]).duration for sid in board.lines
-               if f"say:{sid}" in made.files}
-    problems = early_fit_problems(board.spec, board.lines, lengths)
+    made.seconds = {sid: probe_audio(made.files[f"say:{sid}"]).duration for sid in board.lines
+                    if f"say:{sid}" in made.files}  # probed once: the narration step places them
+    problems = early_fit_problems(board.spec, board.lines, made.seconds)
     if problems:
         raise SpecError(problems)
 
@@ -278,6 +279,7 @@ def music_key(board: Board, made: AudioMade) -> str:
     return "|".join(f"{t.id}:{made.keys.get(t.id)}:{t.volume}:{t.duck}:{t.loop}:{t.fade_out}" for t in board.music)
 
 
-def voiced_lines(made: AudioMade) -> Mapping[str, tuple[str, Path]]:
-    """Shot id -> (line key, voiced file), for the narration step."""
-    return {i.split(":", 1)[1]: (made.keys[i], p) for i, p in made.files.items() if i.startswith("say:")}
+def voiced_lines(made: AudioMade) -> Mapping[str, tuple[str, Path, float]]:
+    """Shot id -> (line key, voiced file, its length in seconds), for the narration step."""
+    return {sid: (made.keys[i], p, made.seconds[sid]) for i, p in made.files.items()
+            if i.startswith("say:") and (sid := i.split(":", 1)[1]) in made.seconds}

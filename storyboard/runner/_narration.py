@@ -49,10 +49,10 @@ class Narration:
 
 async def prepare_narration(board: Board, cache: Cache, clips: Sequence[Any],
                             emit: Callable[[Event], None],
-                            made: Mapping[str, tuple[str, Path]] | None = None,
+                            made: Mapping[str, tuple[str, Path, float]] | None = None,
                             speaker: str | None = None) -> Narration | None:
     """Voice what is missing and place every line of the cut; None without narration.
-    ``made``: the lines the audio step voiced (shot -> (key, file)), by ``speaker``."""
+    ``made``: the lines the audio step voiced (shot -> (key, file, seconds)), by ``speaker``."""
     from storyboard.media import cut_times, espeak_path, probe_audio, speak_offline
 
     spec = board.spec
@@ -74,8 +74,7 @@ async def prepare_narration(board: Board, cache: Cache, clips: Sequence[Any],
         if line is None:
             continue
         if made is not None and sid in made:
-            keys[sid], paths[sid] = made[sid]
-            seconds[sid] = probe_audio(paths[sid]).duration
+            keys[sid], paths[sid], seconds[sid] = made[sid]
             continue
         key = line_key(speaker, "", voice.voice, line.text)
         entry = cache.lookup(key)
