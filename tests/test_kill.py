@@ -101,7 +101,9 @@ def _after_submit(fake: FakeInference) -> Condition:
 
 def _while_waiting(fake: FakeInference) -> Condition:
     fake.latency = 30.0
-    return lambda r: settled(fake) and fake.streams_opened >= 1
+    # a and c are independent (b waits on a): kill once both are submitted and followed, not
+    # while c is between its "submitting" mark and its POST (that is the point before this one)
+    return lambda r: len(fake.submissions) >= 2 and settled(fake) and fake.streams_opened >= 1
 
 
 def _while_downloading(fake: FakeInference) -> Condition:
