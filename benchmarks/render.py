@@ -2,8 +2,10 @@
 
 - remote render: 20 shots (4 chains, depth 5) through the real runner and the inference
   backend against the loopback fake server with 1 s task latency: wall ÷ critical path
-  of remote latency (target ≤ 1.05), and the same as local time per level of the chain
-  (per-level overhead, target ≤ 50 ms at 360p);
+  of remote latency (target ≤ 1.05);
+- per-level overhead: one chain alone, each level's hand-off on the fake's clock (the
+  parent task's end to the child task's start; target ≤ 50 ms at 360p), and the same
+  over a paced 20 Mbit/s download, where the decode runs while the clip arrives;
 - memory: peak RSS of the render process for 20 vs 200 shots (flat, ≤ 1.2×);
 - unchanged re-render of a 20-shot storyboard: wall < 1 s and 0 backend calls, against
   the CLI start-up floor (`storyboard --help`);
@@ -58,10 +60,11 @@ class _FakeProcess:
     """The fake inference.sh in a process of its own, so that its threads do not share
     the measured process's interpreter lock (a real server is on another machine)."""
 
-    def __init__(self, latency: float, short_side: int = 360) -> None:
+    def __init__(self, latency: float, short_side: int = 360, download_rate: float | None = None) -> None:
+        rate = ["--download-rate", str(download_rate)] if download_rate else []
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "fakeserver", "--key", KEY, "--latency", str(latency),
-             "--short-side", str(short_side), "--heartbeat", "0.01", "--reuse-clips"],
+             "--short-side", str(short_side), "--heartbeat", "0.01", "--reuse-clips", *rate],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=_ROOT)
         assert self.proc.stdout is not None
         self.url = self.proc.stdout.readline().strip()
@@ -74,44 +77,92 @@ class _FakeProcess:
         self.stats = json.loads(out.strip().splitlines()[-1])
 
 
-def remote_rows(quick: bool) -> list[dict[str, Any]]:
+def _render(fake: _FakeProcess, folder: Path, chains: int, depth: int) -> tuple[Any, float]:
+    """One remote render of ``chains`` chains of ``depth`` shots (after a warm-up render
+    of its own: imports, connections and the fake's one clip happen once)."""
     import storyboard
     from storyboard.backends.inference import InferenceBackend
 
+    warm = folder / "warm"
+    warm.mkdir(parents=True)
+    warm_backend = InferenceBackend(api_key=KEY, base_url=fake.url, poll_interval=0.05)
+    asyncio.run(storyboard.Pipeline(storyboard.load(_board(warm, 1, 2)), backend=warm_backend).run())
+    board = storyboard.load(_board(folder, chains, depth))
+    backend = InferenceBackend(api_key=KEY, base_url=fake.url, poll_interval=0.05)
+    start = time.perf_counter()
+    result = asyncio.run(storyboard.Pipeline(board, backend=backend, concurrency=4).run())
+    return result, time.perf_counter() - start
+
+
+def _levels(result: Any, stats: dict[str, Any], since: str) -> list[float]:
+    """Each chained level's hand-off in ms, on the service's clock: from the moment the
+    parent's task ended (``since="created"``: created + latency) or its output's last byte
+    went out (``since="downloaded"``) to the moment the child's task was created."""
+    created, latency = stats["created"], stats["latency"]
+    task = {sid: r.task_id for sid, r in result.shots.items()}
+    out = []
+    for sid, tid in task.items():
+        chain, level = sid.rsplit("-s", 1)
+        parent = task.get(f"{chain}-s{int(level) - 1}") if int(level) else None
+        if tid not in created or parent not in created:
+            continue
+        end = created[parent] + latency[parent] if since == "created" else stats["downloaded"].get(parent)
+        if end is not None:
+            out.append((created[tid] - end) * 1000)
+    return out
+
+
+def remote_rows(quick: bool) -> list[dict[str, Any]]:
+    import statistics
+
     latency = 1.0
     chains, depth = (2, 3) if quick else (4, 5)
+    one = 4 if quick else 6  # the single chain: each level alone on the machine
+    rate = 2.5e6  # bytes a second: a 20 Mbit/s link
     rows: list[dict[str, Any]] = []
     fake = _FakeProcess(latency)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            # Warm up: the fake renders its one clip, imports and connections happen once.
-            warm = Path(tmp) / "warm"
-            warm.mkdir()
-            warm_backend = InferenceBackend(api_key=KEY, base_url=fake.url, poll_interval=0.05)
-            asyncio.run(storyboard.Pipeline(storyboard.load(_board(warm, 1, 2)), backend=warm_backend).run())
-            board = storyboard.load(_board(Path(tmp), chains, depth))
-            backend = InferenceBackend(api_key=KEY, base_url=fake.url, poll_interval=0.05)
-            start = time.perf_counter()
-            result = asyncio.run(storyboard.Pipeline(board, backend=backend, concurrency=4).run())
-            wall = time.perf_counter() - start
+            result, wall = _render(fake, Path(tmp) / "many", chains, depth)
+            single, _ = _render(fake, Path(tmp) / "one", 1, one)
     finally:
         fake.close()
+    paced_fake = _FakeProcess(latency, download_rate=rate)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            paced, _ = _render(paced_fake, Path(tmp) / "paced", 1, one)
+    finally:
+        paced_fake.close()
     generation = max(r.finished or 0 for r in result.shots.values()) - min(
         r.started or 1e18 for r in result.shots.values())
     critical = depth * latency
     n = chains * depth
-    paid = fake.stats["submissions"] - 2  # less the warm-up shots
+    paid = fake.stats["submissions"] - 4 - one  # less the two warm-up renders and the single chain
+    hand = statistics.median(_levels(single, fake.stats, "created"))
+    after_last_byte = statistics.median(_levels(single, fake.stats, "downloaded"))
+    paced_after = statistics.median(_levels(paced, paced_fake.stats, "downloaded"))
+    paced_hand = statistics.median(_levels(paced, paced_fake.stats, "created"))
     rows.append({
-        "measure": f"remote render, {n} shots depth {depth}, {latency:g} s latency: generation wall ÷ critical path",
+        "measure": f"remote render, {n} shots ({chains} chains, depth {depth}), {latency:g} s latency: "
+                   "generation wall ÷ critical path",
         "storyboard": round(generation, 2), "baseline": critical, "ratio": round(generation / critical, 3),
         "target": "<= 1.05", "passed": generation / critical <= 1.05,
     })
-    overhead = (generation - critical) / depth * 1000
     rows.append({
-        "measure": f"remote render, {n} shots depth {depth}: per-level overhead at 360p (ms: download, hash, "
-                   "last frame, store, prepare, upload, submit)",
-        "storyboard": round(overhead), "baseline": None, "ratio": None,
-        "target": "<= 50", "passed": overhead <= 50,
+        "measure": f"remote render, 1 chain of {one} at 360p: per-level overhead (ms, median; the service's "
+                   "clock, parent task's end to child task's start: download, decode, store, prepare, upload, submit)",
+        "storyboard": round(hand, 1), "baseline": None, "ratio": None,
+        "target": "<= 50", "passed": hand <= 50,
+    })
+    rows.append({
+        "measure": "the same, counted from the clip's last byte: loopback (baseline) vs a 20 Mbit/s link "
+                   "(decoding while downloading hides the decode)",
+        "storyboard": round(paced_after, 1), "baseline": round(after_last_byte, 1),
+        "ratio": round(paced_after / after_last_byte, 3), "target": "report", "passed": None,
+    })
+    rows.append({
+        "measure": "per-level overhead over the 20 Mbit/s link (ms, includes the download itself)",
+        "storyboard": round(paced_hand, 1), "baseline": None, "ratio": None, "target": "report", "passed": None,
     })
     rows.append({
         "measure": f"remote render, {n} shots: whole render incl. assembly (s)",
@@ -120,7 +171,8 @@ def remote_rows(quick: bool) -> list[dict[str, Any]]:
     })
     rows.append({
         "measure": f"remote render, {n} shots: paid submissions (max {fake.stats['max_in_flight']} in flight)",
-        "storyboard": paid, "baseline": n, "ratio": round(paid / n, 3), "target": "= 1", "passed": paid == n,
+        "storyboard": paid, "baseline": n, "ratio": round(paid / n, 3), "target": "= 1",
+        "passed": paid == n,
     })
     return rows
 

@@ -4,7 +4,9 @@ the measured process's interpreter lock).
     python -m fakeserver --key KEY [--latency 1.0] [--short-side 360]
 
 Prints the base URL on its first line of stdout, then serves until stdin closes; on
-exit it prints one JSON line with the number of paid submissions and max in flight.
+exit it prints one JSON line: the number of paid submissions, max in flight, each
+task's creation time and when its output's last byte went out (``time.monotonic``:
+the same clock in every process). ``--download-rate`` paces output files (bytes/s).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ def main() -> None:
     ap.add_argument("--short-side", type=int, default=90)
     ap.add_argument("--heartbeat", type=float, default=0.05)
     ap.add_argument("--reuse-clips", action="store_true", help="one clip per parameter set")
+    ap.add_argument("--download-rate", type=float, default=None, help="output files at this many bytes/s")
     args = ap.parse_args()
     with FakeInference(
         api_key=args.key,
@@ -31,10 +34,19 @@ def main() -> None:
         heartbeat_interval=args.heartbeat,
         match_first_frame=not args.reuse_clips,
     ) as fake:
+        fake.download_rate = args.download_rate
         print(fake.url, flush=True)
         sys.stdin.read()  # until the parent closes our stdin
         print(
-            json.dumps({"submissions": len(fake.submissions), "max_in_flight": fake.max_in_flight}),
+            json.dumps({
+                "submissions": len(fake.submissions),
+                "max_in_flight": fake.max_in_flight,
+                # each task's start on the machine-wide monotonic clock: the hand-off
+                # from a parent's end to its child's start, as the service sees it
+                "created": {t.id: t.created for t in fake.submissions},
+                "latency": {t.id: t.latency for t in fake.submissions},
+                "downloaded": dict(fake.downloaded),
+            }),
             flush=True,
         )
 

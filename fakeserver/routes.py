@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from fakeserver.records import CANCELLED, COMPLETED, TERMINAL, Call, FakeFile, FakeTask, now_iso
+from fakeserver.rules import image_info
 
 if TYPE_CHECKING:
     from fakeserver.server import FakeInference
@@ -220,6 +221,8 @@ class _Handler(BaseHTTPRequestHandler):
             )
         record.data = data
         self._send(200, b"", "text/plain")
+        if (record.content_type or "").startswith("image/"):
+            image_info(data)  # checked once, as it arrives (a run that uses it reads the verdict)
 
     def _app(self, parts: list[str]) -> None:
         """``GET /apps/{ns}/{name}[@version]`` or ``GET /apps/{app id}/versions/{version}``."""
@@ -302,7 +305,27 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             return None
-        self._send(200, data, mime)
+        if fake.download_rate:
+            self._paced(data, mime, fake.download_rate)
+        else:
+            self._send(200, data, mime)
+        with fake._lock:
+            fake.downloaded[task.id] = time.monotonic()
+
+    def _paced(self, data: bytes, mime: str, rate: float) -> None:
+        """Send ``data`` at ``rate`` bytes a second, 16 KiB at a time (a link, not loopback)."""
+        self._call.status = 200
+        self.send_response(200)
+        self.send_header("Content-Type", mime)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        start = time.monotonic()
+        for at in range(0, len(data), 16384):
+            self.wfile.write(data[at:at + 16384])
+            self.wfile.flush()
+            ahead = start + (at + 16384) / rate - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
 
     # ---------------------------------------------------------------- the NDJSON stream
 
@@ -386,6 +409,10 @@ class _Handler(BaseHTTPRequestHandler):
                 last_beat = time.monotonic()
             last = code
             yield
-            time.sleep(0.01)
+            # until the next status change (a cancel is seen within 10 ms), never past a heartbeat
+            now = time.monotonic()
+            change = fake.next_change(task, now)
+            pause = min(0.01, fake.heartbeat_interval, max(0.0, (change or now + 1) - now))
+            time.sleep(pause)
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()

@@ -14,6 +14,7 @@ Apps are the bundled snapshots in ``storyboard/apps/data/<namespace>/<name>/vers
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import json
 import re
@@ -182,6 +183,20 @@ def _limit(description: str, pattern: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+@functools.lru_cache(maxsize=64)
+def image_info(data: bytes) -> tuple[str | None, int, int] | None:
+    """(format, width, height) of image bytes, decoded in full once; None if not an image.
+    The upload handler reads it as a file arrives, as a service checks an upload once."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            fmt = im.format
+            w, h = im.size
+            im.load()
+    except Exception:
+        return None
+    return fmt, w, h
+
+
 def check_image(
     name: str,
     uri: Any,
@@ -199,13 +214,10 @@ def check_image(
     min_px = _limit(description, r"min\s*(\d+)\s*px")
     if max_mb is not None and len(data) > max_mb * 1024 * 1024:
         return f"input.{name}: larger than {max_mb} MB"
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            fmt = im.format
-            w, h = im.size
-            im.load()
-    except Exception:
+    info = image_info(data)
+    if info is None:
         return f"input.{name}: not an image"
+    fmt, w, h = info
     if fmt not in ("JPEG", "PNG"):
         return f"input.{name}: must be jpg, jpeg or png (got {fmt})"
     if min_px is not None and min(w, h) < min_px:

@@ -133,6 +133,9 @@ class FakeInference:
         self.speech_chars_per_second = 15.0  # a TTS app's tone lasts len(text) / this (at least 0.5 s)
         self.music_seconds = 6.0  # what a music app returns (it takes no duration)
         self.delays: dict[str, float] = {}  # endpoint -> seconds before answering, always
+        # output files sent at this many bytes a second (a real link), None: at once
+        self.download_rate: float | None = None
+        self.downloaded: dict[str, float] = {}  # task id -> when its output's last byte went out
         self._delay_queue: dict[str, list[float]] = {}
         # endpoints: files, upload, app, run, task, stream, cancel, download
 
@@ -249,6 +252,17 @@ class FakeInference:
             if elapsed >= start * task.latency:
                 status = code
         return status
+
+    def next_change(self, task: FakeTask, now: float | None = None) -> float | None:
+        """When the task's status next changes on its own (monotonic time), if it will:
+        a stream sleeps until then, so an update goes out when it happens, as the real
+        service pushes it."""
+        if task.final is not None:
+            return None
+        elapsed = (time.monotonic() if now is None else now) - task.created
+        marks = [start * task.latency for start, _ in _TIMELINE] + [task.latency]
+        later = [m for m in marks if m > elapsed]
+        return task.created + min(later) if later else None
 
     def _status_value(self, code: int) -> int | str:
         return STATUS_NAMES[code] if self.statuses == "string" else code

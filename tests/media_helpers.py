@@ -39,8 +39,10 @@ def make_clip(
     gop: int | None = None,
     faststart: bool = True,
     volume: float = 0.5,
+    x264: tuple[str, ...] = (),
 ) -> Path:
-    """An H.264 (+AAC 48 kHz stereo) clip from ffmpeg's test sources."""
+    """An H.264 (+AAC 48 kHz stereo) clip from ffmpeg's test sources; ``x264``: more
+    encoder options (after the preset: e.g. B-frames, which ultrafast has none of)."""
     width, height = size
     args = ["-f", "lavfi", "-i", f"{source}=size={width}x{height}:rate={fps}:duration={duration}"]
     if audio:
@@ -51,7 +53,7 @@ def make_clip(
             f"sine=frequency={freq}:sample_rate=48000:duration={duration}",
         ]
         args += ["-af", f"volume={volume},aformat=channel_layouts=stereo"]
-    args += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+    args += ["-c:v", "libx264", "-preset", "ultrafast", *x264, "-pix_fmt", "yuv420p"]
     if gop:
         args += ["-g", str(gop)]
     if audio:

@@ -50,6 +50,10 @@ class Backend(Protocol):
     async def aclose(self) -> None:
         """Release connections. Called once when the render ends."""
 
+    # Optional: ``async def stage(self, path: Path) -> None`` uploads an image that a shot
+    # about to be submitted will use (a chained child's start frame, while its parent's
+    # clip is being stored). Only free work; the runner calls it when a backend has it.
+
 
 @dataclass
 class MemoryContext:

@@ -11,6 +11,7 @@ from storyboard.cache._local import (
     atomic_write_bytes,
     atomic_write_json,
     file_sha256,
+    known_sha256,
 )
 from storyboard.cache.claims import Claim, ClaimStore, LocalClaims
 
@@ -25,4 +26,5 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "file_sha256",
+    "known_sha256",
 ]

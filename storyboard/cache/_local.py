@@ -52,7 +52,7 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _known_sha256(clip: Path) -> str | None:
+def known_sha256(clip: Path) -> str | None:
     """The digest written beside ``clip`` as it was made, when it is for this size."""
     try:
         size, digest = clip.with_name(clip.name + ".sha256").read_text().split()
@@ -246,7 +246,7 @@ class Cache:
         """Move a finished clip into the store (by content hash) and index it under key.
         A ``<clip>.sha256`` beside it (``SIZE DIGEST``, hashed as it was downloaded) saves
         reading it again when its size still matches."""
-        digest = _known_sha256(clip) or file_sha256(clip)
+        digest = known_sha256(clip) or file_sha256(clip)
         suffix = clip.suffix.lower() if clip.suffix.lower() in KEPT_SUFFIXES else ".mp4"
         dest = self._clip_path(digest, suffix)
         try:

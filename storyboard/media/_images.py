@@ -128,14 +128,21 @@ def prepare_image(
     *,
     min_short_side: int = MIN_SHORT_SIDE,
     max_bytes: int = 10 * 1024 * 1024,
+    trusted: bool = False,
 ) -> PreparedImage:
     """Make ``src`` fit a model's rules: a real image, centre-cropped to ``aspect_ratio``,
     at least ``min_short_side`` px on its short side, at most ``max_bytes``.
 
     Writes PNG to ``dest`` (or a high-quality JPEG beside it, ``dest`` with ``.jpg``, when
-    the PNG would be too big). Same input, same bytes.
+    the PNG would be too big). Same input, same bytes. ``trusted``: ``src`` is a PNG the
+    render wrote itself (a frame it decoded); when its header says it already fits, its
+    bytes are kept without decoding it again.
     """
     src, dest = Path(src), Path(dest)
+    if trusted:
+        fits = _fitting_png(src, aspect_ratio, min_short_side, max_bytes)
+        if fits is not None:
+            return _write(dest, fits[0], fits[1], fits[2])
     img = load_image(src)
     notes: list[str] = []
     if min(img.size) < MIN_IMAGE_SIDE:
@@ -156,7 +163,7 @@ def prepare_image(
         )
         img = img.resize(size, Image.Resampling.LANCZOS)
     raw = src.read_bytes()
-    plain_rgb_png = raw.startswith(b"\x89PNG\r\n\x1a\n") and raw[24:26] == b"\x08\x02" and b"eXIf" not in raw[:4096]
+    plain_rgb_png = _plain_rgb_png(raw)
     # an image that already fits every rule (e.g. a frame of a model's clip) is not re-encoded
     data = raw if not notes and plain_rgb_png and len(raw) <= max_bytes else _encode_png(img)
     out = dest
@@ -169,8 +176,34 @@ def prepare_image(
             raise MediaError(f"{src}: cannot fit the image under {max_bytes} bytes")
         out = dest.with_suffix(".jpg")
         notes.append(f"saved as JPEG (quality {quality}): PNG over {max_bytes} bytes")
+    return _write(out, data, img.size, notes)
+
+
+def _write(out: Path, data: bytes, size: tuple[int, int], notes: list[str]) -> PreparedImage:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_bytes(data)
     tmp.replace(out)
-    return PreparedImage(path=out, width=img.width, height=img.height, notes=notes)
+    return PreparedImage(path=out, width=size[0], height=size[1], notes=notes)
+
+
+def _plain_rgb_png(raw: bytes) -> bool:
+    """8-bit RGB PNG without EXIF (nothing to transpose or flatten)."""
+    return raw.startswith(b"\x89PNG\r\n\x1a\n") and raw[24:26] == b"\x08\x02" and b"eXIf" not in raw[:4096]
+
+
+def _fitting_png(src: Path, aspect_ratio: str, min_short_side: int,
+                 max_bytes: int) -> tuple[bytes, tuple[int, int], list[str]] | None:
+    """(bytes, size, no notes) of a plain RGB PNG whose header shows it already fits the
+    rules (aspect, short side, bytes); None when it must be decoded and prepared."""
+    try:
+        raw = src.read_bytes()
+    except OSError:
+        return None
+    if not _plain_rgb_png(raw) or len(raw) > max_bytes:
+        return None
+    w, h = int.from_bytes(raw[16:20], "big"), int.from_bytes(raw[20:24], "big")
+    ratio = _ratio(aspect_ratio)
+    if not w or not h or min(w, h) < min_short_side or abs(Fraction(w, h) - ratio) > Fraction(1, 100) * ratio:
+        return None
+    return raw, (w, h), []

@@ -29,7 +29,7 @@ from typing import Any
 
 from storyboard.backends.base import Backend
 from storyboard.board import Board
-from storyboard.cache import Cache, Entry
+from storyboard.cache import Cache, Entry, known_sha256
 from storyboard.errors import MediaError, NoOutputError, StoryboardError
 from storyboard.events import (
     WAITING_FOR_ANOTHER_RENDER,
@@ -68,10 +68,11 @@ class RenderState:
     frames: dict[tuple[str, str], asyncio.Task[Path]] = field(default_factory=dict)
     prepared: dict[tuple[str, str], asyncio.Task[Path]] = field(default_factory=dict)
     handoffs: dict[tuple[str, str], asyncio.Task[tuple[Path, float]]] = field(default_factory=dict)
+    staged: dict[tuple[str, str], asyncio.Task[None]] = field(default_factory=dict)  # uploads started early
 
     def side_tasks(self) -> list[asyncio.Task[Any]]:
-        """The frame and image tasks (cancelled with the render)."""
-        return [*self.frames.values(), *self.prepared.values(), *self.handoffs.values()]
+        """The frame, image and staging tasks (cancelled with the render)."""
+        return [*self.frames.values(), *self.prepared.values(), *self.handoffs.values(), *self.staged.values()]
 
 
 class ShotScheduler:
@@ -305,10 +306,14 @@ class ShotScheduler:
             except NoOutputError:  # a finished task: re-attaching to it could never help
                 self.cache.forget(key)
                 raise
-            entry = self.store(ps, key, clip)
-            last = clip.with_name(clip.name + ".last.png")  # decoded while it downloaded
-            if last.exists() and not self.cache.frame_path(entry.clip, "last").exists():
-                self.cache.publish(last, self.cache.frame_path(entry.clip, "last"))
+            self.hand_off_early(ps, key, clip)
+            # off the loop: the children's images prepare and upload while the clip is stored
+            storing = asyncio.ensure_future(asyncio.to_thread(self.store, ps, key, clip))
+            try:
+                entry = await asyncio.shield(storing)
+            except asyncio.CancelledError:  # a paid clip is stored before its work folder goes
+                await asyncio.wait([storing])
+                raise
         finally:
             shutil.rmtree(work, ignore_errors=True)
         res.finished = time.time()
@@ -340,6 +345,21 @@ class ShotScheduler:
         entry = self.cache.store(key, clip, shot=ps.id, facts=jsonable(facts))
         self.cache.forget(key)
         return entry
+
+    def hand_off_early(self, ps: PlannedShot, key: str, clip: Path) -> None:
+        """Publish the last frame the backend decoded while downloading (``<clip>.last.png``,
+        beside ``<clip>.sha256``) and start the children's start images from it now, before
+        the clip is stored. Only free work starts early: preparing, and the backend's upload
+        (``stage``); no child is submitted before its parent's clip is stored."""
+        last = clip.with_name(clip.name + ".last.png")
+        digest = known_sha256(clip)
+        if digest is None or not last.exists():
+            return
+        dest = self.cache.frame_path(digest, "last")
+        if not dest.exists():
+            self.cache.publish(last, dest)
+        if ps.id == ps.request.shot_id:
+            self.prefetch(ps.id, Entry(key, digest, clip, {}), early=True)
 
     # ----------------------------------------------------------------- frames and images
 
@@ -395,7 +415,9 @@ class ShotScheduler:
                 return done
         tmp_dir = self.cache.tmp_dir("prep-")
         try:
-            prepared = await asyncio.to_thread(prepare_image, src_path, aspect, tmp_dir / "image.png")
+            # label None: a frame or still this render made itself (checked when it was made)
+            prepared = await asyncio.to_thread(prepare_image, src_path, aspect, tmp_dir / "image.png",
+                                               trusted=label is None)
             if label is not None:  # frames of preview clips are small on purpose: no warnings
                 for note in prepared.notes:
                     self.emit(Warning_(message=f"{label}: {note}"))
@@ -403,10 +425,11 @@ class ShotScheduler:
         finally:
             shutil.rmtree(tmp_dir, ignore_errors=True)
 
-    def prefetch(self, shot_id: str, entry: Entry) -> None:
+    def prefetch(self, shot_id: str, entry: Entry, *, early: bool = False) -> None:
         """Start extracting and preparing the frames of a finished clip that the shots to
         be generated from it will need: ready by the time their other parents are, and
-        off the chain's critical path when they have none (the tasks :meth:`image_for` uses)."""
+        off the chain's critical path when they have none (the tasks :meth:`image_for` uses).
+        ``early``: the clip is not stored yet; only its published last frame is used."""
         if self.board.spec.shot(shot_id).is_still:
             return
         for child in self.board.graph.children(shot_id):
@@ -417,6 +440,8 @@ class ShotScheduler:
                 if not isinstance(src, FrameRef) or src.shot != shot_id:
                     continue
                 rule = self.board.spec.shot(shot_id).handoff_rule if src.selector == "last" else None
+                if early and (src.selector != "last" or rule is not None):
+                    continue  # these read the stored clip: after it is stored
                 raw: asyncio.Task[Any]
                 if rule is not None:
                     k, token = (entry.clip, f"handoff-{rule}"), f"{entry.clip}-handoff-{rule}"
@@ -433,10 +458,20 @@ class ShotScheduler:
                     task = asyncio.ensure_future(self._prepared_from(raw, token, shot.aspect_ratio))
                     task.add_done_callback(_retrieved)  # a child that never runs never asks
                     self.state.prepared[pk] = task
+                    self.state.staged[pk] = asyncio.ensure_future(self._stage(task))
 
     async def _prepared_from(self, raw: asyncio.Task[Any], token: str, aspect: str) -> Path:
         found = await raw
         return await self.prepared_image(found[0] if isinstance(found, tuple) else found, token, aspect, None)
+
+    async def _stage(self, prepared: asyncio.Task[Path]) -> None:
+        """Upload a child's prepared image ahead of its submission, when the backend can
+        (``stage``: free, deduplicated by content; a failure is the child's to report)."""
+        stage = getattr(self.backend, "stage", None)
+        if stage is None:
+            return
+        with contextlib.suppress(Exception):
+            await stage(await prepared)
 
     async def image_for(self, src: ImageSource, aspect: str, entries: Mapping[str, Entry], shot_id: str) -> Path:
         """The prepared image for a start/end frame: a file, or a frame of a parent's clip."""

@@ -57,7 +57,7 @@ from storyboard.backends.inference.transport import (
 from storyboard.backends.inference.waiting import ShotState, TaskFollower
 from storyboard.errors import AuthError, BackendError, MediaError, NoOutputError
 from storyboard.facts import AUDIO_SUFFIXES
-from storyboard.media import StreamedClip, probe, save_frame
+from storyboard.media import StreamedClip, probe
 from storyboard.request import ShotRequest, estimate
 
 __all__ = ["BASE_URL_ENV", "DEFAULT_BASE_URL", "InferenceBackend", "parse_app_ref"]
@@ -83,12 +83,10 @@ def _image_check(path: Path) -> None:
         raise MediaError(f"{path.name}: not a readable image ({type(exc).__name__})") from None
 
 
-async def _leave_beside(clip: Path, digest: str, last: Any) -> None:
-    """What downloading learnt, beside the clip (``<clip>.sha256``: size and digest, and
-    ``<clip>.last.png`` when it decoded): the runner stores and chains without rereading."""
+def _leave_beside(clip: Path, digest: str) -> None:
+    """What downloading learnt, beside the clip (``<clip>.sha256``: size and digest; the
+    decoder left ``<clip>.last.png``): the runner stores and chains without rereading."""
     clip.with_name(clip.name + ".sha256").write_text(f"{clip.stat().st_size} {digest}")
-    if last is not None:
-        await asyncio.to_thread(save_frame, last, clip.with_name(clip.name + ".last.png"))
 
 
 def _audio_check(path: Path) -> None:
@@ -183,6 +181,7 @@ class InferenceBackend:
         )
         self._uploaded: dict[str, str] = {}  # sha256 of content -> file uri
         self._upload_locks: dict[str, asyncio.Lock] = {}
+        self._staged: set[str] = set()  # uploaded by stage(), not yet used by a shot
 
     def __repr__(self) -> str:  # never the key
         return (
@@ -311,18 +310,32 @@ class InferenceBackend:
 
     # ---------------------------------------------------------------- steps of a shot
 
-    async def _upload(self, path: Path, shot: ShotState) -> str:
+    async def stage(self, path: Path) -> None:
+        """Upload an image that a shot about to be submitted will use (a chained shot's
+        start frame), while the runner still stores its parent's clip. Uploads are free
+        and deduplicated by content: the shot's own upload then finds it done, or waits
+        for this one. A failure here is only logged; the shot uploads it itself."""
+        try:
+            await self._upload(path, None)
+        except (BackendError, OSError) as exc:
+            log.debug("staging %s failed (the shot will upload it): %s", path.name, exc)
+
+    async def _upload(self, path: Path, shot: ShotState | None) -> str:
+        name = shot.shot if shot else None
         try:
             data = await asyncio.to_thread(path.read_bytes)
         except OSError as exc:
-            raise BackendError(f"cannot read image {path}: {exc.strerror}", shot=shot.shot) from exc
+            raise BackendError(f"cannot read image {path}: {exc.strerror}", shot=name) from exc
         digest = hashlib.sha256(data).hexdigest()
         lock = self._upload_locks.setdefault(digest, asyncio.Lock())
         async with lock:
             uri = self._uploaded.get(digest)
             if uri is not None:
-                self.stats.dedupe_hits += 1
-                self.stats.bytes_saved += len(data)
+                if shot is not None and digest in self._staged:  # staged for this shot: not a saving
+                    self._staged.discard(digest)
+                elif shot is not None:
+                    self.stats.dedupe_hits += 1
+                    self.stats.bytes_saved += len(data)
                 return uri
             content_type = _content_type(path)
             spec = {
@@ -341,17 +354,19 @@ class InferenceBackend:
                 or not record.get("upload_url")
                 or not record.get("uri")
             ):
-                raise BackendError(f"{what}: inference.sh gave no upload URL", shot=shot.shot)
+                raise BackendError(f"{what}: inference.sh gave no upload URL", shot=name)
             await self._http.call(
                 "PUT",
                 str(record["upload_url"]),
                 what=what,
-                shot=shot.shot,
+                shot=name,
                 content=data,
                 headers={"Content-Type": content_type},
             )
             uri = str(record["uri"])
             self._uploaded[digest] = uri
+            if shot is None:
+                self._staged.add(digest)
             self.stats.uploads += 1
             self.stats.upload_bytes += len(data)
             return uri
@@ -449,7 +464,9 @@ class InferenceBackend:
                         current = await self._fresh_video_url(task_id, current, shot, what)
                     # A clip is hashed and decoded as it arrives (a chained child needs its
                     # hash and last frame): nothing is read again once the last byte is in.
-                    streamed = StreamedClip() if what == "video" else None
+                    frame_to = dest.with_name(dest.name + ".last.png")
+                    frame_to.unlink(missing_ok=True)  # from an earlier attempt
+                    streamed = StreamedClip(frame_to) if what == "video" else None
                     try:
                         await self._http.fetch(current, part, streamed.feed if streamed else None)
                     except BaseException:
@@ -468,7 +485,7 @@ class InferenceBackend:
                         dest = dest.with_suffix(".jpg")
                     part.replace(dest)
                     if streamed is not None:
-                        await _leave_beside(dest, digest, frame)
+                        _leave_beside(dest, digest)
                     return dest
         except Retryable as exc:
             last = exc.reason
