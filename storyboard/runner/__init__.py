@@ -5,8 +5,9 @@ live in ``storyboard.events`` (their one home).
 """
 
 from storyboard.runner._context import JournalContext
+from storyboard.runner._images import RenderState
 from storyboard.runner._pipeline import Pipeline, expand_force, render, verify_clip
-from storyboard.runner._scheduler import RenderState, ShotScheduler
+from storyboard.runner._scheduler import ShotScheduler
 
 __all__ = [
     "JournalContext",
