@@ -131,6 +131,7 @@ def remote_rows(quick: bool) -> list[dict[str, Any]]:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             paced, _ = _render(paced_fake, Path(tmp) / "paced", 1, one)
+            clip_bytes = statistics.median(r.clip.stat().st_size for r in paced.shots.values() if r.clip)
     finally:
         paced_fake.close()
     generation = max(r.finished or 0 for r in result.shots.values()) - min(
@@ -154,15 +155,18 @@ def remote_rows(quick: bool) -> list[dict[str, Any]]:
         "storyboard": round(hand, 1), "baseline": None, "ratio": None,
         "target": "<= 50", "passed": hand <= 50,
     })
+    transfer = clip_bytes / rate * 1000
     rows.append({
-        "measure": "the same, counted from the clip's last byte: loopback (baseline) vs a 20 Mbit/s link "
-                   "(decoding while downloading hides the decode)",
-        "storyboard": round(paced_after, 1), "baseline": round(after_last_byte, 1),
-        "ratio": round(paced_after / after_last_byte, 3), "target": "report", "passed": None,
+        "measure": f"the same over a 20 Mbit/s link: per-level overhead beyond the clip's own transfer "
+                   f"({clip_bytes / 1000:.0f} kB, baseline ms), decoding while it downloads",
+        "storyboard": round(paced_hand - transfer, 1), "baseline": round(transfer, 1), "ratio": None,
+        "target": "<= 50", "passed": paced_hand - transfer <= 50,
     })
     rows.append({
-        "measure": "per-level overhead over the 20 Mbit/s link (ms, includes the download itself)",
-        "storyboard": round(paced_hand, 1), "baseline": None, "ratio": None, "target": "report", "passed": None,
+        "measure": "after a clip's last byte until its child's task starts (ms): the 20 Mbit/s link vs "
+                   "loopback (baseline), where nothing downloads long enough to decode behind",
+        "storyboard": round(paced_after, 1), "baseline": round(after_last_byte, 1),
+        "ratio": round(paced_after / after_last_byte, 3), "target": "report", "passed": None,
     })
     rows.append({
         "measure": f"remote render, {n} shots: whole render incl. assembly (s)",
