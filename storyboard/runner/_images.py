@@ -155,6 +155,9 @@ class ImageSteps:
                     if k not in self.state.handoffs:
                         self.state.handoffs[k] = asyncio.ensure_future(self._find_handoff(entry, rule))
                     raw = self.state.handoffs[k]
+                elif early:  # the frame the backend decoded, published; the clip is not stored yet
+                    token = f"{entry.clip}-last"
+                    raw = asyncio.ensure_future(_ready(self.cache.frame_path(entry.clip, "last")))
                 else:
                     k, token = (entry.clip, str(src.selector)), f"{entry.clip}-{src.selector}"
                     if k not in self.state.frames:
@@ -209,3 +212,7 @@ class ImageSteps:
 def retrieved(task: asyncio.Task[Any]) -> None:
     if not task.cancelled():
         task.exception()
+
+
+async def _ready(path: Path) -> Path:
+    return path
