@@ -158,3 +158,40 @@ def test_the_fake_stream_tells_the_end_of_a_task_when_it_happens() -> None:
                         late.append(time.monotonic() - (created + 0.3))
                         break
     assert len(late) == 3 and all(0 <= x < 0.004 for x in late), late
+
+
+def test_a_frame_that_cannot_be_written_never_costs_the_paid_clip(
+        write_board: Callable[..., Path], make_image: Callable[..., Path],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import storyboard
+    from fakeserver import FakeInference
+    from storyboard.backends.inference import InferenceBackend
+    from storyboard.cache import _local
+    from storyboard.errors import CacheError, RenderFailed
+
+    make_image("start.png")
+    path = write_board("""
+        storyboard: 1
+        defaults: {mode: std, duration: 3}
+        shots:
+          - {id: a, prompt: a harbor at dusk, image: start.png}
+          - {id: b, prompt: the keeper looks up}
+    """)
+    real_publish = _local.Cache.publish
+
+    def frames_unwritable(self: Any, tmp: Path, dest: Path) -> Path:
+        if dest.parent.name == "frames":
+            raise CacheError(f"cannot write {dest}: the disk is full")
+        return real_publish(self, tmp, dest)
+
+    with FakeInference(api_key=KEY, latency=0.05) as fake:
+        monkeypatch.setattr(_local.Cache, "publish", frames_unwritable)
+        backend = InferenceBackend(api_key=KEY, base_url=fake.url, poll_interval=0.05)
+        with pytest.raises(RenderFailed):
+            asyncio.run(storyboard.Pipeline(storyboard.load(path), backend=backend).run())
+        assert len(fake.submissions) == 1  # a was paid; b could not get its start frame
+        monkeypatch.undo()
+        backend = InferenceBackend(api_key=KEY, base_url=fake.url, poll_interval=0.05)
+        result = asyncio.run(storyboard.Pipeline(storyboard.load(path), backend=backend).run())
+        assert len(fake.submissions) == 2  # a was kept: only b is paid now
+    assert result.shots["a"].status == "cached" and result.shots["b"].status == "generated"

@@ -20,6 +20,7 @@ from typing import Any
 from storyboard.backends.base import Backend
 from storyboard.board import Board
 from storyboard.cache import Cache, Entry, known_sha256
+from storyboard.errors import StoryboardError
 from storyboard.events import Event, ShotProgress, ShotResult, Warning_
 from storyboard.plan import PlannedShot
 from storyboard.request import FrameRef
@@ -63,8 +64,11 @@ class ImageSteps:
         if digest is None or not last.exists():
             return
         dest = self.cache.frame_path(digest, "last")
-        if not dest.exists():
-            self.cache.publish(last, dest)
+        try:
+            if not dest.exists():
+                self.cache.publish(last, dest)
+        except StoryboardError:  # a frame is never a reason not to store a paid clip
+            return
         if ps.id == ps.request.shot_id:
             self.prefetch(ps.id, Entry(key, digest, clip, {}), early=True)
 
