@@ -6,6 +6,7 @@ import json
 import math
 import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -144,3 +145,15 @@ def loudnorm_stats(path: Path) -> dict[str, str]:
     start = stderr.rindex("{")
     result: dict[str, str] = json.loads(stderr[start : stderr.index("}", start) + 1])
     return result
+
+
+_CHAIN = (("a", "a harbor at dusk"), ("b", "the keeper looks up"), ("c", "gulls rise over the water"))
+
+
+def harbor_chain(write_board: Callable[..., Path], make_image: Callable[..., Path], shots: int = 2) -> Path:
+    """A board of ``shots`` chained shots (a on start.png, b on a's last frame, c on b's),
+    for the remote hand-off tests."""
+    make_image("start.png")
+    lines = [f"  - {{id: {sid}, prompt: {prompt}{', image: start.png' if sid == 'a' else ''}}}"
+             for sid, prompt in _CHAIN[:shots]]
+    return write_board("storyboard: 1\ndefaults: {mode: std, duration: 3}\nshots:\n" + "\n".join(lines) + "\n")

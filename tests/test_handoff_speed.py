@@ -19,7 +19,7 @@ import av
 import pytest
 from PIL import Image
 
-from tests.media_helpers import decode_all, make_clip
+from tests.media_helpers import decode_all, harbor_chain, make_clip
 
 KEY = "sk-test-handoff-91c3"
 
@@ -94,15 +94,7 @@ def test_a_childs_start_frame_is_uploaded_while_its_parent_is_stored(
     from storyboard.cache import _local
     from storyboard.events import ShotDone
 
-    make_image("start.png")
-    path = write_board("""
-        storyboard: 1
-        defaults: {mode: std, duration: 3}
-        shots:
-          - {id: a, prompt: a harbor at dusk, image: start.png}
-          - {id: b, prompt: the keeper looks up}
-          - {id: c, prompt: gulls rise over the water}
-    """)  # b starts on a's last frame, c on b's
+    path = harbor_chain(write_board, make_image, 3)  # b starts on a's last frame, c on b's
     stored: dict[str, tuple[float, float]] = {}
     real_store = _local.Cache.store
 
@@ -169,14 +161,7 @@ def test_a_frame_that_cannot_be_written_never_costs_the_paid_clip(
     from storyboard.cache import _local
     from storyboard.errors import CacheError, RenderFailed
 
-    make_image("start.png")
-    path = write_board("""
-        storyboard: 1
-        defaults: {mode: std, duration: 3}
-        shots:
-          - {id: a, prompt: a harbor at dusk, image: start.png}
-          - {id: b, prompt: the keeper looks up}
-    """)
+    path = harbor_chain(write_board, make_image, 2)
     real_publish = _local.Cache.publish
 
     def frames_unwritable(self: Any, tmp: Path, dest: Path) -> Path:
@@ -195,3 +180,27 @@ def test_a_frame_that_cannot_be_written_never_costs_the_paid_clip(
         result = asyncio.run(storyboard.Pipeline(storyboard.load(path), backend=backend).run())
         assert len(fake.submissions) == 2  # a was kept: only b is paid now
     assert result.shots["a"].status == "cached" and result.shots["b"].status == "generated"
+
+
+def test_the_fake_paces_output_files_and_says_when_their_last_byte_went() -> None:
+    import httpx
+
+    from fakeserver import FakeInference
+
+    with FakeInference(api_key=KEY, latency=0.05) as fake, \
+            httpx.Client(base_url=fake.url, headers={"Authorization": f"Bearer {KEY}"}) as client:
+        task = client.post("/apps/run", json={"app": "klingai/video-v3", "input": {
+            "prompt": "a lighthouse", "duration": 3}}).json()["data"]
+        time.sleep(0.3)
+        url = client.get(f"/tasks/{task['id']}").json()["data"]["output"]["video"]
+        size = len(client.get(url).content)
+        fake.download_rate = size / 0.4  # bytes a second: this file takes 0.4 s
+        began = time.monotonic()
+        paced = client.get(url).content
+        took = time.monotonic() - began
+        deadline = time.monotonic() + 2  # the server's thread notes the time just after its last write
+        while fake.downloaded[task["id"]] < began and time.monotonic() < deadline:
+            time.sleep(0.01)
+        last_byte = fake.downloaded[task["id"]]
+    assert len(paced) == size and 0.35 <= took < 2.0, took
+    assert began + 0.35 <= last_byte <= began + took + 0.1, (began, last_byte, took)

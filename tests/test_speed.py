@@ -13,7 +13,14 @@ from typing import Any
 import pytest
 
 from storyboard.graph import ShotGraph
-from tests.media_helpers import decode_all, make_audio, make_image, psnr, stream_durations
+from tests.media_helpers import (
+    decode_all,
+    harbor_chain,
+    make_audio,
+    make_image,
+    psnr,
+    stream_durations,
+)
 
 SHORT = 90
 FPS = 8
@@ -157,14 +164,7 @@ def test_a_chained_child_needs_no_second_read_or_decode_of_its_parent(
     from storyboard.cache import Cache, _local
     from storyboard.media._frames import _extract
 
-    make_image("start.png")
-    path = write_board("""
-        storyboard: 1
-        defaults: {mode: std, duration: 3}
-        shots:
-          - {id: a, prompt: a harbor at dusk, image: start.png}
-          - {id: b, prompt: the keeper looks up}
-    """)  # b starts on a's last frame
+    path = harbor_chain(write_board, make_image, 2)  # b starts on a's last frame
 
     def no_second_look(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError(f"read again after the download: {args}")
