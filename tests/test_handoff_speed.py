@@ -194,11 +194,14 @@ def test_the_fake_paces_output_files_and_says_when_their_last_byte_went() -> Non
         time.sleep(0.3)
         url = client.get(f"/tasks/{task['id']}").json()["data"]["output"]["video"]
         size = len(client.get(url).content)
+        deadline = time.monotonic() + 2  # the server's thread notes the time just after its last write
+        while task["id"] not in fake.downloaded and time.monotonic() < deadline:
+            time.sleep(0.01)
         fake.download_rate = size / 0.4  # bytes a second: this file takes 0.4 s
         began = time.monotonic()
         paced = client.get(url).content
         took = time.monotonic() - began
-        deadline = time.monotonic() + 2  # the server's thread notes the time just after its last write
+        deadline = time.monotonic() + 2
         while fake.downloaded[task["id"]] < began and time.monotonic() < deadline:
             time.sleep(0.01)
         last_byte = fake.downloaded[task["id"]]
