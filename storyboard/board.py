@@ -15,7 +15,8 @@ from storyboard.graph import ShotGraph
 from storyboard.music import MusicTrack, render_music
 from storyboard.narration import Line, OverlayText, render_lines, render_overlays
 from storyboard.prompts import PromptRenderer, ShotsSoFar, library_dir
-from storyboard.request import FrameRef, source_text
+from storyboard.request import FrameRef
+from storyboard.shotcontext import template_context
 from storyboard.shotinputs import ShotInputs, resolve_inputs
 from storyboard.spec import OVERRIDABLE, ResolvedShot, Spec, load_spec, near
 from storyboard.takes import Lock, read_lock
@@ -150,22 +151,6 @@ def build_graph(spec: Spec) -> ShotGraph:
     return graph
 
 
-def _shot_context(shot: ResolvedShot) -> dict[str, Any]:
-    return {
-        "id": shot.id,
-        "index": shot.index,
-        "duration": shot.duration,
-        "mode": shot.mode,
-        "aspect_ratio": shot.aspect_ratio,
-        "sound": shot.sound,
-        "app": shot.app,
-        "image": source_text(shot.image),
-        "end_image": source_text(shot.end_image),
-        "transition": shot.transition,
-        "vars": dict(shot.vars),
-    }
-
-
 def render_prompts(spec: Spec, overrides: Mapping[str, Any] | None = None) -> tuple[dict[str, str], dict[str, Any]]:
     """Render every shot's prompt in file order. Collects every problem."""
     renderer = PromptRenderer(spec.template_dirs)
@@ -175,8 +160,7 @@ def render_prompts(spec: Spec, overrides: Mapping[str, Any] | None = None) -> tu
     shots_ctx = ShotsSoFar()
     for shot in spec.shots:
         people = {n: spec.model.characters[n].description for n in shot.characters}
-        context = {**base, **shot.vars, "vars": {**base, **shot.vars}, "shot": _shot_context(shot), "shots": shots_ctx,
-                   "characters": people}
+        context = {**template_context(base, shot), "shots": shots_ctx, "characters": people}
         fld = "prompt" if shot.prompt is not None else "template"
         try:
             text = renderer.render(inline=shot.prompt, template=shot.template, context=context)

@@ -226,6 +226,8 @@ PLAN_ROWS_SHOWN = 10  # a plan longer than 2× this shows its first and last row
 def _tier(s: Any) -> str:
     from storyboard.facts import usd
 
+    if s.request.kind == "title":
+        return "title card (drawn here, free)"
     rate = "?" if s.rate is None else usd(s.rate)
     if getattr(s, "is_still", False):
         return f"{usd(s.reference_price) if s.reference_price is not None else '?'}/image" + (
@@ -260,7 +262,7 @@ def print_plan(board: Board, p: Plan, *, file: Any = None, all_rows: bool = Fals
             status += " (not in cut)"
         table.add_row(str(s.order + 1), s.id, s.request.image_source or "—", s.request.end_image_source or "",
                       "still" if s.is_still else f"{s.request.duration}s", _tier(s), status,
-                      usd(s.cost), (s.key or s.recipe)[:10] + ("" if s.key else "…"))
+                      usd(s.total_cost) + (f" ({1 + len(s.takes)} takes)" if s.takes else ""), (s.key or s.recipe)[:10] + ("" if s.key else "…"))
     console.print(table)
     counts: dict[str, int] = {}
     for s in p.shots:
@@ -268,11 +270,11 @@ def print_plan(board: Board, p: Plan, *, file: Any = None, all_rows: bool = Fals
     lines = [f"{len(p.shots)} shots: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())),
              f"to generate: {len(p.pending)} of {len(p.shots)} shots, {p.seconds_to_generate} s; cost {usd(p.cost)}"]
     if p.pending and p.cost != p.reference_cost:
-        apps = ", ".join(sorted({s.request.app for s in p.pending}))
+        apps = ", ".join(sorted({s.request.app for s in p.pending if s.request.kind != "title"}))
         lines.append(f"the same shots on inference.sh ({apps}): about {usd(p.reference_cost)} "
                      "(estimated from list prices; inference.sh's may differ)")
     lines += p.audio_summary()
-    lines += [f"note: {s.id}: {s.note}" for s in p.shots if s.note]
+    lines += [f"note: {s.id}: {s.note}" for s in p.shots if s.note] + [f"note: {n}" for n in p.notes]
     lines.append(f"critical path: {' → '.join(p.critical_path)} ({p.critical_seconds:g} s of footage)")
     if any(not s.key for s in p.shots):
         lines.append("key: the cache key's first characters; one ending in … is provisional (a hash of the "

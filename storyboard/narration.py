@@ -15,6 +15,7 @@ from storyboard.apps import check_inputs, profile
 from storyboard.errors import Problem, PromptError, SpecError, TemplateError
 from storyboard.prompts import PromptRenderer
 from storyboard.request import ShotRequest
+from storyboard.shotcontext import template_context
 from storyboard.spec import Spec, near
 from storyboard.spec.models import Voice
 
@@ -60,15 +61,6 @@ class Cue:
     start: float
     end: float
     text: str
-
-
-TITLE_BACKEND = "title"  # the cache key's backend for title cards: made here, whatever renders
-
-
-def is_title(spec: Spec, shot_id: str) -> bool:
-    """True when the shot is a `kind: title` text card."""
-    shot = spec.shot(shot_id.split("#", 1)[0])  # "SHOT#N" is take N of SHOT
-    return not shot.is_still and spec.model.shots[shot.index].kind == "title"
 
 
 def voice_of(spec: Spec) -> Voice:
@@ -159,8 +151,6 @@ def estimate_seconds(text: str) -> float:
 def render_lines(spec: Spec, base: Mapping[str, Any]) -> dict[str, Line]:
     """Render every shot's `say:` template with the shot's context (as its prompt sees
     it). A line that renders empty is a located error; so is a template error."""
-    from storyboard.board import _shot_context
-
     renderer = PromptRenderer(spec.template_dirs)
     problems: list[Problem] = []
     lines: dict[str, Line] = {}
@@ -169,7 +159,7 @@ def render_lines(spec: Spec, base: Mapping[str, Any]) -> dict[str, Line]:
         if raw.say is None:
             continue
         where = spec.shot_path(shot.id, "say")
-        context = {**base, **shot.vars, "vars": {**base, **shot.vars}, "shot": _shot_context(shot)}
+        context = template_context(base, shot)
         try:
             text = " ".join(renderer.render(inline=raw.say, context=context).split())
         except PromptError as e:
@@ -334,8 +324,6 @@ class OverlayText:
 def render_overlays(spec: Spec, base: Mapping[str, Any]) -> dict[str, OverlayText]:
     """Render and check every shot's `overlay:`: its text must not be empty, its time
     range must lie inside the shot and its font file must exist. Each problem located."""
-    from storyboard.board import _shot_context
-
     renderer = PromptRenderer(spec.template_dirs)
     problems: list[Problem] = []
     out: dict[str, OverlayText] = {}
@@ -345,7 +333,7 @@ def render_overlays(spec: Spec, base: Mapping[str, Any]) -> dict[str, OverlayTex
         if over is None:
             continue
         where = f"shot '{shot.id}': overlay"
-        context = {**base, **shot.vars, "vars": {**base, **shot.vars}, "shot": _shot_context(shot)}
+        context = template_context(base, shot)
         try:
             text = renderer.render(inline=over.text, context=context).strip()
         except PromptError as e:

@@ -1,250 +1,31 @@
-"""The plan: each shot's request, cache key, status and cost. Pure: no I/O."""
+"""The plan: each node's request, cache key, status and cost, made from a loaded board.
+Pure: no I/O. The plan's types are :mod:`storyboard.planned`'s (re-exported here)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
-from storyboard.narration import TITLE_BACKEND, is_title
+from storyboard.planned import (
+    CacheView,
+    Plan,
+    PlannedAudio,
+    PlannedShot,
+    PlannedTake,
+    Status,
+    sum_costs,
+)
 from storyboard.request import FrameRef, ShotRequest, cache_key, digest, image_identity, source_text
 from storyboard.spec import ResolvedShot
+from storyboard.titles import title_request
 
 if TYPE_CHECKING:
     from storyboard.board import Board
 
-
-# --------------------------------------------------------------------------- the plan
-
-
-class CacheView(Protocol):
-    """What the plan may ask of the cache (read-only)."""
-
-    def clip_hash(self, key: str) -> str | None:
-        """Content hash of the clip cached under shot key ``key``, or None."""
-
-
-Status = Literal["cached", "generate", "after", "forced", "unused"]
-
-
-@dataclass(frozen=True)
-class PlannedShot:
-    """One shot of the plan."""
-
-    id: str
-    order: int
-    request: ShotRequest
-    recipe: str  # hash of the shot's inputs, with parents' recipes (known without a cache)
-    key: str | None  # cache key: known when every parent clip is known
-    status: Status
-    after: tuple[str, ...]  # parents still to be generated
-    cost: Decimal | None  # what generating it costs on this backend (0 when cached)
-    price: Decimal | None  # what it costs on this backend when generated
-    reference_price: Decimal | None  # what it would cost on the paid model
-    rate: Decimal | None  # the paid model's USD per second for this shot's inputs (an estimate)
-    tier: str  # the inputs that set that rate ("resolution 1080p, sound true")
-    in_cut: bool
-    image: Any = None  # ImageSource | None
-    end_image: Any = None
-    references: tuple[Any, ...] = ()  # ImageSource of each reference image sent (none if the app takes none)
-    note: str | None = None  # e.g. the app takes no reference images, so they are unused
-
-    @property
-    def is_still(self) -> bool:
-        """Whether this node makes a still (an image), not a clip."""
-        return self.request.kind == "still"
-
-    take: int = 1  # the picked take: the one its descendants chain from
-    takes: tuple[PlannedTake, ...] = ()  # the shot's other takes
-
-    @property
-    def to_generate(self) -> bool:
-        """Whether the picked take will be generated."""
-        return self.status in ("generate", "after", "forced")
-
-    @property
-    def all_costs(self) -> list[Decimal | None]:
-        """What generating this shot costs, every take counted."""
-        return [self.cost, *(t.cost for t in self.takes)]
-
-
-@dataclass(frozen=True)
-class PlannedTake:
-    """One more take of a shot: its own request (take number, seed) and cache key."""
-
-    take: int
-    request: ShotRequest
-    key: str | None
-    status: Status
-    cost: Decimal | None
-
-    @property
-    def to_generate(self) -> bool:
-        """Whether this shot will be generated."""
-        return self.status in ("generate", "after", "forced")
-
-
-@dataclass(frozen=True)
-class PlannedAudio:
-    """A narration line or a generated music track: a node voiced or made before the shots."""
-
-    id: str  # "say:SHOT" or "audio[N]"
-    kind: Literal["line", "music"]
-    app: str  # the app that makes it, or the offline maker ("espeak-ng", "placeholder"…)
-    text: str  # the line, or the music's prompt
-    request: ShotRequest
-    key: str
-    status: Literal["cached", "generate"]
-    cost: Decimal | None  # what making it costs on this backend (0 when cached)
-    price: Decimal | None  # what it costs on this backend when made
-    reference_price: Decimal | None  # what it would cost on the app (inference.sh)
-
-    @property
-    def to_generate(self) -> bool:
-        """Whether it will be voiced or made."""
-        return self.status == "generate"
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What a render would do: each shot's status and cost."""
-
-    backend: str
-    shots: tuple[PlannedShot, ...]
-    critical_path: tuple[str, ...]
-    critical_seconds: float
-    board_hash: str
-    audio: tuple[PlannedAudio, ...] = ()  # narration lines and generated music (made first)
-
-    def __getitem__(self, shot_id: str) -> PlannedShot:
-        for s in self.shots:
-            if s.id == shot_id:
-                return s
-        raise KeyError(shot_id)
-
-    @property
-    def by_id(self) -> dict[str, PlannedShot]:
-        """The planned shots by id."""
-        return {s.id: s for s in self.shots}
-
-    @property
-    def pending(self) -> list[PlannedShot]:
-        """The shots still to generate."""
-        return [s for s in self.shots if s.to_generate]
-
-    @property
-    def pending_takes(self) -> list[PlannedTake]:
-        """The other takes still to generate (of used shots)."""
-        return [t for s in self.shots if s.status != "unused" for t in s.takes if t.to_generate]
-
-    @property
-    def seconds_to_generate(self) -> int:
-        """Seconds of video still to generate, every take counted."""
-        return (sum(s.request.duration for s in self.pending)
-                + sum(t.request.duration for t in self.pending_takes))
-
-    @property
-    def pending_audio(self) -> list[PlannedAudio]:
-        """The narration lines and music tracks still to make."""
-        return [a for a in self.audio if a.to_generate]
-
-    @property
-    def cost(self) -> Decimal | None:
-        """What the shots (every take) still to generate, the lines still to voice and the music
-        still to make will cost; None if any price is unknown."""
-        return _sum([*(c for s in self.shots if s.status != "unused" for c in s.all_costs),
-                     *(a.cost for a in self.audio)])
-
-    @property
-    def reference_cost(self) -> Decimal | None:
-        """What the shots (every take) still to generate would cost on the paid model."""
-        return _sum([*(s.reference_price for s in self.pending),
-                     *(s.reference_price for s in self.shots if s.status != "unused"
-                       for t in s.takes if t.to_generate),
-                     *(a.reference_price for a in self.pending_audio)])
-
-    @property
-    def full_cost(self) -> Decimal | None:
-        """What every used shot (every take) costs when nothing is cached."""
-        return _sum([*(s.price for s in self.shots if s.status != "unused" for _ in range(1 + len(s.takes))),
-                     *(a.price for a in self.audio)])
-
-    def audio_summary(self) -> list[str]:
-        """The narration (one line for all) and each generated music track, with costs."""
-        from storyboard.facts import usd
-
-        lines = [a for a in self.audio if a.kind == "line"]
-        out = []
-        if lines:
-            todo = sum(1 for a in lines if a.to_generate)
-            out.append(f"narration: {len(lines)} line{'s' if len(lines) != 1 else ''} ({todo} to voice) with "
-                       f"{lines[0].app}, {usd(_sum(a.cost for a in lines))}")
-        out += [f"music: {a.id} {a.app}, {'to make' if a.to_generate else 'cached'}, {usd(a.cost)}"
-                for a in self.audio if a.kind == "music"]
-        return out
-
-    def to_json(self) -> dict[str, Any]:
-        """The plan as JSON-ready data."""
-        def money(d: Decimal | None) -> str | None:
-            return None if d is None else str(d)
-
-        return {
-            "backend": self.backend,
-            "board_hash": self.board_hash,
-            "shots": [
-                {
-                    "order": s.order,
-                    "id": s.id,
-                    "status": s.status,
-                    "after": list(s.after),
-                    "key": s.key,
-                    "recipe": s.recipe,
-                    "image": s.request.image_source,
-                    "end_image": s.request.end_image_source,
-                    "duration": s.request.duration,
-                    "mode": s.request.mode,
-                    "aspect_ratio": s.request.aspect_ratio,
-                    "sound": s.request.sound,
-                    "prompt": s.request.prompt,
-                    "in_cut": s.in_cut,
-                    "take": s.take,
-                    "takes": 1 + len(s.takes),
-                    "kind": s.request.kind,
-                    "references": list(s.request.reference_sources),
-                    "note": s.note,
-                    "cost": money(_sum(s.all_costs)),
-                    "price": money(s.price),
-                }
-                for s in self.shots
-            ],
-            "audio": [
-                {"id": a.id, "kind": a.kind, "app": a.app, "text": a.text, "key": a.key, "status": a.status,
-                 "cost": money(a.cost), "price": money(a.price)}
-                for a in self.audio
-            ],
-            "totals": {
-                "shots": len(self.shots),
-                "audio_to_make": len(self.pending_audio),
-                "to_generate": len(self.pending),
-                "takes_to_generate": len(self.pending) + len(self.pending_takes),
-                "seconds_to_generate": self.seconds_to_generate,
-                "cost": money(self.cost),
-                "full_cost": money(self.full_cost),
-                "reference_cost": money(self.reference_cost),
-                "critical_path": list(self.critical_path),
-                "critical_seconds": self.critical_seconds,
-            },
-        }
-
-
-def _sum(values: Iterable[Decimal | None]) -> Decimal | None:
-    total = Decimal(0)
-    for v in values:
-        if v is None:
-            return None
-        total += v
-    return total
+__all__ = ["CacheView", "Plan", "PlannedAudio", "PlannedShot", "PlannedTake", "Status", "app_notes", "make_plan",
+           "plan_audio", "request_for", "sum_costs", "take_request"]
 
 
 def request_for(board: Board, shot: ResolvedShot) -> ShotRequest:
@@ -311,6 +92,119 @@ def _note(board: Board, shot: ResolvedShot) -> str | None:
     return references_note(shot, profile, version)
 
 
+@dataclass
+class _Planner:
+    """Planning one board, node by node in graph order: what each node's key and recipe
+    need from the nodes before it (their recipes, their cached clips), and the caller's
+    backend, cache, forced shots and prices."""
+
+    board: Board
+    backend: str
+    cache: CacheView | None
+    variant: str
+    force: frozenset[str]
+    price: Callable[[ShotRequest], Decimal | None] | None
+    needed: set[str]
+    recipes: dict[str, str] = field(default_factory=dict)
+    clips: dict[str, str | None] = field(default_factory=dict)  # node → its cached clip's hash (None: to make)
+    handoffs: dict[str, str | None] = field(default_factory=dict)  # node → its handoff rule (``best:0.5``)
+
+    def request(self, shot: ResolvedShot) -> ShotRequest:
+        """The node's base request, by its kind (a title card is drawn here: no app)."""
+        if shot.kind == "title":
+            return title_request(shot, self.board.prompts[shot.id])
+        return request_for(self.board, shot)
+
+    def images(self, shot: ResolvedShot, sent: tuple[Any, ...]) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+        """What the node's images give its key (the parents' clips, once known) and its
+        recipe (the parents' recipes: known before any clip), and the parents still to make."""
+        key: dict[str, Any] = {}
+        recipe: dict[str, Any] = {}
+        after: list[str] = []
+        for role, src in (("image", shot.image), ("end_image", shot.end_image)):
+            key[role] = recipe[role] = image_identity(src, self.clips, self.handoffs)
+            if isinstance(src, FrameRef):
+                recipe[role] = {k: v for k, v in (key[role] or {}).items() if k != "clip"}
+                recipe[role]["recipe"] = self.recipes[src.shot]
+                if self.clips.get(src.shot) is None:
+                    after.append(src.shot)
+        if sent:
+            key["references"] = [image_identity(src, self.clips) for src in sent]
+            recipe["references"] = [{"recipe": self.recipes[src.shot]} if isinstance(src, FrameRef)
+                                    else image_identity(src, self.clips) for src in sent]
+            after += [src.shot for src in sent if isinstance(src, FrameRef) and self.clips.get(src.shot) is None]
+        return key, recipe, after
+
+    def key(self, req: ShotRequest, images: Mapping[str, Any]) -> str:
+        """The node's cache key on this backend (a title's names no backend: request.cache_key)."""
+        return cache_key(req, backend=self.backend, variant=self.variant, images=images)
+
+    def hit(self, key: str | None) -> str | None:
+        """The hash of the clip cached under ``key``, if any."""
+        return self.cache.clip_hash(key) if (self.cache is not None and key is not None) else None
+
+    def status(self, shot_id: str, after: list[str], hit: str | None) -> Status:
+        """Whether the node is made, and when: unused, forced, after its parents, cached or now."""
+        if shot_id not in self.needed:
+            return "unused"
+        if shot_id in self.force:
+            return "forced"
+        return "after" if after else "cached" if hit is not None else "generate"
+
+    def reference(self, shot: ResolvedShot) -> Decimal | None:
+        """What the node costs on its app at list price; a title card is free everywhere."""
+        if shot.kind == "title":
+            return Decimal(0)
+        resolved = self.board.inputs.get(shot.id)
+        return resolved.price if resolved else None
+
+    def cost(self, shot: ResolvedShot, req: ShotRequest) -> Decimal | None:
+        """What making the node costs on this backend, priced by its own kind."""
+        if shot.kind == "title" or self.price is None:
+            return self.reference(shot)
+        return self.price(req)
+
+    def takes(self, shot: ResolvedShot, base: ShotRequest, picked: int, st: Status, after: list[str],
+              images: Mapping[str, Any]) -> tuple[PlannedTake, ...]:
+        """The shot's takes other than the picked one: each its own request, key and cost."""
+        out = []
+        for n in range(1, shot.takes + 1):
+            if n == picked:
+                continue
+            req = take_request(self.board, shot, base, n)
+            key = None if after else self.key(req, images)
+            hit = self.hit(key)
+            tst: Status = (st if st in ("unused", "forced") else "after" if after
+                           else "cached" if hit is not None else "generate")
+            cost = self.cost(shot, req)
+            out.append(PlannedTake(take=n, request=req, key=key, status=tst,
+                                   cost=cost if tst in ("generate", "after", "forced") else Decimal(0)))
+        return tuple(out)
+
+    def node(self, order: int, shot_id: str) -> PlannedShot:
+        """One node of the plan: its request, recipe, key, status, takes and costs."""
+        board = self.board
+        shot = board.spec.shot(shot_id)
+        picked = board.lock.take(shot_id) if board.lock is not None else 1
+        base = self.request(shot)
+        req = take_request(board, shot, base, picked)
+        sent = shot.references if req.references_input else ()
+        key_images, recipe_images, after = self.images(shot, tuple(sent))
+        self.recipes[shot_id] = recipe = self.key(req, recipe_images)
+        key = None if after else self.key(req, key_images)
+        st = self.status(shot_id, after, hit := self.hit(key))
+        self.clips[shot_id] = None if st == "forced" else hit
+        p = self.cost(shot, req)
+        resolved = board.inputs.get(shot_id)
+        return PlannedShot(
+            id=shot_id, order=order, request=req, recipe=recipe, key=key, status=st,
+            after=tuple(dict.fromkeys(after)), cost=p if st in ("generate", "after", "forced") else Decimal(0),
+            price=p, reference_price=self.reference(shot), rate=resolved.rate if resolved else None,
+            tier=resolved.tier if resolved else "", in_cut=shot_id in board.cut, image=shot.image,
+            end_image=shot.end_image, take=picked, takes=self.takes(shot, base, picked, st, after, key_images),
+            references=tuple(sent), note=_note(board, shot))
+
+
 def make_plan(
     board: Board,
     *,
@@ -324,105 +218,35 @@ def make_plan(
     """The plan: every shot's request, cache key, status and cost, then the narration lines
     and generated music (``speaker``: the offline voice, e.g. "espeak-ng", when this backend
     does not voice lines with the app; None: the `voice:` app voices them). Pure."""
-    def reference(shot_id: str) -> Decimal | None:
-        resolved = board.inputs.get(shot_id)
-        return resolved.price if resolved else None
-
-    needed = board.graph.needed_for(board.cut)
-    in_cut = set(board.cut)
-    recipes: dict[str, str] = {}
-    keys: dict[str, str | None] = {}
-    clip_hashes: dict[str, str | None] = {}
-    status: dict[str, Status] = {}
-    out: list[PlannedShot] = []
-    handoffs = {s.id: s.handoff_rule for s in board.spec.shots}
-    for order, shot_id in enumerate(board.graph.order()):
-        shot = board.spec.shot(shot_id)
-        picked = board.lock.take(shot_id) if board.lock is not None else 1
-        base = request_for(board, shot)
-        req = take_request(board, shot, base, picked)
-        recipe_images: dict[str, Any] = {}
-        key_images: dict[str, Any] = {}
-        after: list[str] = []
-        for role, src in (("image", shot.image), ("end_image", shot.end_image)):
-            key_images[role] = image_identity(src, clip_hashes, handoffs)
-            recipe_images[role] = key_images[role]
-            if isinstance(src, FrameRef):
-                # the recipe is known before any clip: the parent's recipe stands for its clip
-                recipe_images[role] = {k: v for k, v in (key_images[role] or {}).items() if k != "clip"}
-                recipe_images[role]["recipe"] = recipes[src.shot]
-                if clip_hashes.get(src.shot) is None:
-                    after.append(src.shot)
-        sent = shot.references if req.references_input else ()
-        if sent:
-            key_images["references"] = [image_identity(src, clip_hashes) for src in sent]
-            recipe_images["references"] = [
-                {"recipe": recipes[src.shot]} if isinstance(src, FrameRef) else image_identity(src, clip_hashes)
-                for src in sent]
-            after += [src.shot for src in sent if isinstance(src, FrameRef) and clip_hashes.get(src.shot) is None]
-        title = is_title(board.spec, shot_id)  # a text card: made locally whatever the backend
-        maker = TITLE_BACKEND if title else backend
-        recipe = cache_key(req, backend=maker, variant=variant, images=recipe_images)
-        recipes[shot_id] = recipe
-        key = None if after else cache_key(req, backend=maker, variant=variant, images=key_images)
-        keys[shot_id] = key
-        hit = cache.clip_hash(key) if (cache is not None and key is not None) else None
-        st: Status
-        if shot_id not in needed:
-            st = "unused"
-        elif shot_id in force:
-            st, hit = "forced", None
-        elif after:
-            st = "after"
-        elif hit is not None:
-            st = "cached"
-        else:
-            st = "generate"
-        clip_hashes[shot_id] = hit
-        status[shot_id] = st
-        p = Decimal(0) if title else price(req) if price is not None else reference(shot_id)
-        others = []
-        for n in range(1, shot.takes + 1):
-            if n == picked:
-                continue
-            treq = take_request(board, shot, base, n)
-            tkey = None if after else cache_key(treq, backend=backend, variant=variant, images=key_images)
-            thit = cache.clip_hash(tkey) if (cache is not None and tkey is not None) else None
-            tst: Status = ("unused" if st == "unused" else "forced" if st == "forced" else "after" if after
-                           else "cached" if thit is not None else "generate")
-            tp = Decimal(0) if title else price(treq) if price is not None else reference(shot_id)
-            others.append(PlannedTake(take=n, request=treq, key=tkey, status=tst,
-                                      cost=tp if tst in ("generate", "after", "forced") else Decimal(0)))
-        resolved = board.inputs.get(shot_id)
-        out.append(
-            PlannedShot(
-                id=shot_id,
-                order=order,
-                request=req,
-                recipe=recipe,
-                key=key,
-                status=st,
-                after=tuple(dict.fromkeys(after)),
-                cost=(p if st in ("generate", "after", "forced") else Decimal(0)),
-                price=p,
-                reference_price=Decimal(0) if title else reference(shot_id),
-                rate=resolved.rate if resolved else None,
-                tier=resolved.tier if resolved else "",
-                in_cut=shot_id in in_cut,
-                image=shot.image,
-                end_image=shot.end_image,
-                take=picked,
-                takes=tuple(others),
-                references=tuple(sent),
-                note=_note(board, shot),
-            )
-        )
+    planner = _Planner(board=board, backend=backend, cache=cache, variant=variant, force=force, price=price,
+                       needed=board.graph.needed_for(board.cut),
+                       handoffs={s.id: s.handoff_rule for s in board.spec.shots})
+    shots = tuple(planner.node(order, shot_id) for order, shot_id in enumerate(board.graph.order()))
     path, seconds = board.graph.critical_path()
-    board_hash = digest({"cut": list(board.cut), "recipes": recipes, "audio": [
+    board_hash = digest({"cut": list(board.cut), "recipes": planner.recipes, "audio": [
         (str(p.relative_to(board.spec.folder)), t.model_dump()) for p, t in board.spec.audio
     ]})
-    return Plan(backend=backend, shots=tuple(out), critical_path=tuple(path), critical_seconds=seconds,
-                board_hash=board_hash, audio=plan_audio(board, cache=cache, price=price, speaker=speaker))
+    return Plan(backend=backend, shots=shots, critical_path=tuple(path), critical_seconds=seconds,
+                board_hash=board_hash, audio=plan_audio(board, cache=cache, price=price, speaker=speaker),
+                notes=app_notes(board))
+
+
+def app_notes(board: Board) -> tuple[str, ...]:
+    """One note per app whose shots leave out storyboard-wide defaults it has no input for."""
+    by_app: dict[str, tuple[list[str], list[str]]] = {}
+    for shot_id, resolved in board.inputs.items():
+        if resolved.dropped:
+            concepts, shots = by_app.setdefault(resolved.name, ([], []))
+            concepts += [c for c in resolved.dropped if c not in concepts]
+            shots.append(shot_id)
+    return tuple(f"{app} has no input for {', '.join(concepts)}: the storyboard-wide "
+                 f"value{'s are' if len(concepts) > 1 else ' is'} not sent for {_nodes(shots)}"
+                 for app, (concepts, shots) in by_app.items())
+
+
+def _nodes(ids: list[str]) -> str:
+    shown = ", ".join(ids[:6]) + (f" and {len(ids) - 6} more" if len(ids) > 6 else "")
+    return f"shot{'s' if len(ids) > 1 else ''} {shown}"
 
 
 def plan_audio(board: Board, *, cache: CacheView | None, price: Callable[[ShotRequest], Decimal | None] | None,

@@ -222,7 +222,12 @@ def cache_key(
 ) -> str:
     """A shot's cache key: backend, app, every model input after rendering, and what
     its start/end images are — a file's content hash, or the content hash of the
-    parent clip actually used plus the selector (a Merkle chain)."""
+    parent clip actually used plus the selector (a Merkle chain).
+
+    A title card (``kind="title"``) is drawn by storyboard itself whatever the backend:
+    its key names neither the backend nor its variant, only what is drawn."""
+    if request.kind == "title":
+        backend, variant = "title", ""
     return digest(
         {
             "v": CACHE_KEY_VERSION,

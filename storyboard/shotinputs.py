@@ -38,6 +38,7 @@ class ShotInputs:
     price: Decimal | None
     tier: str
     rate: Decimal | None
+    dropped: tuple[str, ...] = ()  # storyboard-wide defaults this app has no input for (not sent)
 
 
 def concepts_of(shot: ResolvedShot, prompt: str) -> dict[str, Any]:
@@ -73,6 +74,39 @@ def _field_path(spec: Spec, shot: ResolvedShot, concept: str) -> tuple[str | int
     return ("defaults", fld)
 
 
+def _takes(profile: apps.AppProfile, version: apps.AppVersion, concept: str) -> bool:
+    """Whether this app version has an input for the concept (``mode`` may map to a tier)."""
+    if profile.input_name(concept, version) is not None:
+        return True
+    return concept == "mode" and bool(profile.mode_tiers)
+
+
+def _written(spec: Spec, shot: ResolvedShot, concept: str, value: Any) -> bool:
+    """Whether the node itself says ``value`` for the concept (not a default or override)."""
+    model = spec.model.stills[shot.index] if shot.is_still else spec.model.shots[shot.index]
+    return concept in model.model_fields_set and getattr(model, concept, None) == value
+
+
+def follow_app(spec: Spec, shot: ResolvedShot, profile: apps.AppProfile, version: apps.AppVersion,
+               concepts: dict[str, Any], raw: dict[str, Any]) -> tuple[str, ...]:
+    """Defaults follow the app: a storyboard-wide value (``defaults:``, an override, the
+    format's own default) for a concept or raw input this app has no input for is not
+    sent; it is taken out of ``concepts``/``raw`` and named in what is returned. A value
+    written on the node itself stays, so the app's check reports it, located."""
+    dropped: list[str] = []
+    for concept, value in concepts.items():
+        if value is None or concept == "prompt" or _takes(profile, version, concept):
+            continue
+        if not _written(spec, shot, concept, value):
+            concepts[concept] = None
+            dropped.append(concept)
+    own = spec.model.stills[shot.index].inputs if shot.is_still else spec.model.shots[shot.index].inputs
+    for name in [n for n in raw if n not in own and n not in version.properties]:
+        del raw[name]
+        dropped.append(f"inputs.{name}")
+    return tuple(dropped)
+
+
 def _node(shot: ResolvedShot) -> str:
     return f"{shot.kind} '{shot.id}'"
 
@@ -94,7 +128,7 @@ def resolve_inputs(spec: Spec, prompts: Mapping[str, str],
     live_groups: dict[tuple[str, str, str], list[tuple[ResolvedShot, Any]]] = {}
     out: dict[str, ShotInputs] = {}
     for shot in spec.shots:
-        if shot.id not in prompts:
+        if shot.id not in prompts or shot.kind == "title":  # a title card is drawn here: no app
             continue
         try:
             ref = apps.parse_app_ref(shot.app)
@@ -121,10 +155,9 @@ def resolve_inputs(spec: Spec, prompts: Mapping[str, str],
         if version is None:
             continue
         concepts = concepts_of(shot, prompts[shot.id])
-        if shot.is_still and "aspect_ratio" not in spec.model.stills[shot.index].model_fields_set \
-                and profile.input_name("aspect_ratio", version) is None:
-            concepts["aspect_ratio"] = None  # the file's default aspect: only for apps that take one
-        got = apps.app_inputs(profile, version, concepts, shot.inputs)
+        raw = dict(shot.inputs)
+        dropped = follow_app(spec, shot, profile, version, concepts, raw)
+        got = apps.app_inputs(profile, version, concepts, raw)
         for flaw in reference_problems(spec, shot, profile, version):
             problems[(flaw.message,)] = flaw
         for p in got.problems:
@@ -138,7 +171,8 @@ def resolve_inputs(spec: Spec, prompts: Mapping[str, str],
         rate, tier = apps.rate(profile, got.inputs)
         out[shot.id] = ShotInputs(
             app=ref.text, name=ref.name, version_id=version.version_id, pinned=ref.version is not None,
-            inputs=got.inputs, files=got.files, price=apps.price(profile, got.inputs), tier=tier, rate=rate)
+            inputs=got.inputs, files=got.files, price=apps.price(profile, got.inputs), tier=tier, rate=rate,
+            dropped=dropped)
     for (app, vid, concept), shots in live_groups.items():
         problems[(app, vid, concept)] = _live_problem(spec, app, vid, concept, shots, live or {})
     if problems:

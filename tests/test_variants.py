@@ -60,10 +60,18 @@ def test_bad_swaps_are_one_clear_line(write_board: Callable[..., Path]) -> None:
         (["--app", "klingai/video-v3"], "write OLD=NEW"),
         (["--app", "klingai/video-v3=nobody/none"], "unknown app 'nobody/none'"),
         (["--app", "bytedance/seedance-2-0=klingai/video-v3"], "no shot or still uses bytedance/seedance-2-0"),
-        (["--app", "klingai/video-v3=alibaba/wan-2-7-i2v"],
-         "with --app klingai/video-v3=alibaba/wan-2-7-i2v: shot 'a': alibaba/wan-2-7-i2v"),
     ]:
         res = CliRunner().invoke(main, ["render", str(path), *args])
         assert res.exit_code != 0 and message in res.output, res.output
         assert "Traceback" not in res.output
     assert not (path.parent / "out").exists()
+
+
+def test_a_value_written_on_the_shot_is_still_checked_on_the_new_app(write_board: Callable[..., Path]) -> None:
+    # storyboard-wide defaults follow the app (Wan has no aspect ratio): only the shot's own value is an error
+    path = write_board(BOARD.replace("prompt: a harbor at dusk", 'prompt: a harbor at dusk\n    aspect_ratio: "9:16"'))
+    res = CliRunner().invoke(main, ["plan", str(path), "--app", "klingai/video-v3=alibaba/wan-2-7-i2v"])
+    assert res.exit_code != 0, res.output
+    assert ("film.yaml:6:19: with --app klingai/video-v3=alibaba/wan-2-7-i2v: shot 'a': alibaba/wan-2-7-i2v "
+            "(version snapshot-2026-08-05) has no aspect ratio") in res.output, res.output
+    assert "sound" not in res.output  # the file's default sound is not sent to Wan: no error for it

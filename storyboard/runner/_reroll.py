@@ -34,10 +34,10 @@ from storyboard.cache import Cache, Entry
 from storyboard.errors import MediaError, StoryboardError
 from storyboard.events import ShotResult, Warning_
 from storyboard.facts import usd
-from storyboard.narration import is_title
 from storyboard.plan import Plan, PlannedShot, request_for, take_request
 from storyboard.request import FrameRef
 from storyboard.runner._scheduler import ShotScheduler, take_id
+from storyboard.titles import is_title
 
 __all__ = ["RerollView", "Rerolls", "chained_shots", "plan_view", "reroll_line", "reroll_totals",
            "reroll_worst_case"]

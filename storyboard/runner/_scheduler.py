@@ -39,12 +39,12 @@ from storyboard.events import (
     Warning_,
     jsonable,
 )
-from storyboard.narration import TITLE_BACKEND, is_title
 from storyboard.plan import Plan, PlannedShot, PlannedTake
 from storyboard.request import FrameRef, ShotRequest, billed_cost, cache_key, image_identity
 from storyboard.runner._context import JournalContext, holding
 from storyboard.runner._images import ImageSteps, RenderState
 from storyboard.spec import ImageSource
+from storyboard.titles import TITLE_BACKEND, card_args, is_title
 
 
 class Skipped(Exception):
@@ -305,10 +305,7 @@ class ShotScheduler(ImageSteps):
         if is_title(self.board.spec, shot_id):  # a text card, made here for free
             from storyboard.media import title_clip
 
-            return await title_clip(work / f"{shot_id}.mp4", request.prompt, duration=float(request.duration),
-                                    aspect_ratio=request.aspect_ratio,
-                                    short_side=int(getattr(self.backend, "short_side", 720)),
-                                    fps=int(getattr(self.backend, "fps", 24)))
+            return await title_clip(work / f"{shot_id}.mp4", request.prompt, **card_args(request))
         ctx = JournalContext(self.cache, key, shot_id, work, self.board.path, self.emit, self.results[shot_id])
         return await self.backend.generate(request, ctx)
 

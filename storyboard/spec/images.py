@@ -15,7 +15,7 @@ from storyboard.facts import IMAGE_SUFFIXES, MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIX
 from storyboard.spec.messages import near
 from storyboard.spec.models import MODEL_MIN_IMAGE_SIDE
 
-__all__ = ["ImageFile", "check_image_file", "inside"]
+__all__ = ["ImageChecks", "ImageFile", "check_image_file", "inside"]
 
 _PNG = b"\x89PNG\r\n\x1a\n"
 _JPEG = b"\xff\xd8\xff"
@@ -34,6 +34,10 @@ class ImageFile:
 
     def __str__(self) -> str:
         return self.rel
+
+
+# Image files already checked during one resolution, by the value written (each read once).
+ImageChecks = dict[str, tuple[ImageFile | None, str | None]]
 
 
 def inside(folder: Path, rel: str) -> tuple[Path | None, str | None]:

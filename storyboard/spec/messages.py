@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pydantic import BaseModel, ValidationError
 
@@ -15,6 +15,14 @@ from storyboard.spec.models import AudioTrack, Defaults, Shot, StoryboardModel, 
 
 if TYPE_CHECKING:
     from storyboard.spec.yamlpos import Path_, SourceMap
+
+
+class Flaw(NamedTuple):
+    """A problem before it is located: its message and its path in the file."""
+
+    message: str
+    loc: Path_
+    key: bool = False  # point at the key rather than its value
 
 
 def near(word: str, choices: Iterable[str], *, cutoff: float = 0.6) -> str | None:
@@ -27,7 +35,6 @@ def did_you_mean(word: str, choices: Iterable[str], *, quote: str = "") -> str:
     """``"; did you mean 'X'?"`` for the nearest choice, or ``""``."""
     match = near(word, choices)
     return f"; did you mean '{quote}{match}'?" if match else ""
-
 
 
 def _model_at(loc: Path_) -> type[BaseModel] | None:

@@ -11,15 +11,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from pydantic import ValidationError
 
 from storyboard.errors import SpecError
 from storyboard.facts import TRANSITIONS
 from storyboard.request import FrameRef, parse_frame_ref
-from storyboard.spec.images import ImageFile, check_image_file, inside
-from storyboard.spec.messages import did_you_mean, near, problems_from_validation
+from storyboard.spec.images import ImageChecks, check_image_file, inside
+from storyboard.spec.messages import Flaw, did_you_mean, near, problems_from_validation
 from storyboard.spec.models import (
     FORMAT_VERSION,
     ID_PATTERN,
@@ -38,20 +38,9 @@ from storyboard.spec.stills import (
     still_ids,
     still_ref_problem,
 )
-from storyboard.spec.yamlpos import Path_, SourceMap, parse_yaml, read_text
+from storyboard.spec.yamlpos import SourceMap, parse_yaml, read_text
 
 __all__ = ["Flaw", "check_overrides", "load_spec", "resolve"]
-
-ImageChecks = dict[str, tuple[ImageFile | None, str | None]]
-
-
-class Flaw(NamedTuple):
-    """A problem before it is located: its message and its path in the file."""
-
-    message: str
-    loc: Path_
-    key: bool = False  # point at the key rather than its value
-
 
 def check_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
     """Validate model-input overrides that apply to every shot (e.g. an aspect-ratio variant)."""
@@ -108,7 +97,7 @@ def resolve(path: Path, model: StoryboardModel, source: SourceMap, overrides: Ma
     refs = character_references(model, stills, shot_only, folder, checked, flaws)
     shots: list[ResolvedShot] = resolve_stills(model, flaws)
     for i, shot in enumerate(model.shots):
-        flaws += prompt_flaws(shot, i)
+        flaws += prompt_flaws(shot, i) + title_flaws(shot, i)
         image, end_image = shot_frames(model, i, ids, durations, folder, checked, flaws, stills)
         names, references = shot_references(model, i, refs, flaws)
         ttype, tdur = shot_transition(shot, i, flaws)
@@ -118,7 +107,7 @@ def resolve(path: Path, model: StoryboardModel, source: SourceMap, overrides: Ma
             seam=shot.seam or model.seam, handoff=shot.handoff or model.defaults.handoff,
             handoff_window=shot.handoff_window or model.defaults.handoff_window,
             takes=shot.takes or model.defaults.takes, **shot_inputs(shot, model.defaults, durations[shot.id]),
-            characters=names, references=references,
+            characters=names, references=references, kind="title" if shot.kind == "title" else "shot",
         )
         if overrides and not resolved.is_still:
             resolved = dataclasses.replace(resolved, **overrides)
@@ -167,6 +156,24 @@ def prompt_flaws(shot: Shot, i: int) -> list[Flaw]:
     return []
 
 
+# What a title card has no use for: it is drawn here from its text, never sent to an app.
+_NOT_ON_TITLES = ("app", "mode", "resolution", "sound", "multi_shot", "negative_prompt", "inputs", "end_image",
+                  "characters", "takes", "handoff", "handoff_window")
+
+
+def title_flaws(shot: Shot, i: int) -> list[Flaw]:
+    """A title card (`kind: title`) is drawn from its text, for its duration and aspect
+    ratio: an app's field written on it, or a start frame, would be silently unused."""
+    if shot.kind != "title":
+        return []
+    where = f"shot '{shot.id}' is a title card (drawn from its text, never sent to an app)"
+    flaws = [Flaw(f"{where}: it has no {name}; remove it", ("shots", i, name), key=True)
+             for name in _NOT_ON_TITLES if name in shot.model_fields_set]
+    if shot.image is not None:
+        flaws.append(Flaw(f"{where}: it starts on no image; remove image", ("shots", i, "image"), key=True))
+    return flaws
+
+
 def frame_source(
     value: str, shot_id: str, fld: str, ids: Mapping[str, int], durations: Mapping[str, int],
     folder: Path, checked: ImageChecks, stills: Mapping[str, int] | None = None,
@@ -213,7 +220,7 @@ def shot_frames(
             if why is not None:
                 image_failed = True
                 flaws.append(Flaw(why, ("shots", i, "image")))
-    elif model.chain and i > 0:
+    elif model.chain and i > 0 and shot.kind != "title":  # a title card starts on no frame
         image = FrameRef(model.shots[i - 1].id, "last")
     end_image: ImageSource | None = None
     if shot.end_image is not None:

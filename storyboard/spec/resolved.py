@@ -46,7 +46,7 @@ class ResolvedShot:
     handoff_window: float = 0.5
     takes: int = 1
 
-    kind: str = "shot"  # "shot" (a clip) or "still" (an image, from the `stills:` list)
+    kind: str = "shot"  # "shot" (a clip), "title" (a text card, drawn here) or "still" (an image, `stills:`)
     characters: tuple[str, ...] = ()
     references: tuple[ImageSource, ...] = ()  # the characters' reference images, in order
 

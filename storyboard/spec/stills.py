@@ -11,24 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from storyboard.request import FrameRef, parse_frame_ref
-from storyboard.spec.images import check_image_file
-from storyboard.spec.messages import did_you_mean
+from storyboard.spec.images import ImageChecks, check_image_file
+from storyboard.spec.messages import Flaw, did_you_mean
 from storyboard.spec.models import ID_PATTERN, StoryboardModel
 from storyboard.spec.resolved import ImageSource, ResolvedShot
-
-if TYPE_CHECKING:
-    from storyboard.spec.resolve import Flaw, ImageChecks
 
 __all__ = ["resolve_stills", "shot_references", "still_ids", "unused_characters"]
 
 
 def still_ids(model: StoryboardModel, shot_ids: Mapping[str, int], flaws: list[Flaw]) -> dict[str, int]:
     """Each still's id and index; bad ids and ids shared with a shot or still are flaws."""
-    from storyboard.spec.resolve import Flaw
-
     ids: dict[str, int] = {}
     for i, still in enumerate(model.stills):
         loc = ("stills", i, "id")
@@ -45,8 +39,6 @@ def still_ids(model: StoryboardModel, shot_ids: Mapping[str, int], flaws: list[F
 
 def resolve_stills(model: StoryboardModel, flaws: list[Flaw]) -> list[ResolvedShot]:
     """Each still as a graph node of kind "still" (no frames, no duration, no sound)."""
-    from storyboard.spec.resolve import Flaw
-
     out: list[ResolvedShot] = []
     for i, still in enumerate(model.stills):
         if (still.prompt is None) == (still.template is None):
@@ -72,8 +64,6 @@ def character_references(
     checked: ImageChecks, flaws: list[Flaw],
 ) -> dict[str, tuple[ImageSource, ...]]:
     """Each character's reference images: checked files, or stills (``@ID``)."""
-    from storyboard.spec.resolve import Flaw
-
     out: dict[str, tuple[ImageSource, ...]] = {}
     for name, char in model.characters.items():
         refs: list[ImageSource] = []
@@ -111,8 +101,6 @@ def shot_references(
     model: StoryboardModel, i: int, refs: Mapping[str, tuple[ImageSource, ...]], flaws: list[Flaw],
 ) -> tuple[tuple[str, ...], tuple[ImageSource, ...]]:
     """A shot's characters (checked names) and their reference images, each image once."""
-    from storyboard.spec.resolve import Flaw
-
     shot = model.shots[i]
     names: list[str] = []
     images: dict[str, ImageSource] = {}
@@ -139,7 +127,5 @@ def unused_characters(model: StoryboardModel) -> list[str]:
 
 def cut_still_flaws(cut: Sequence[str], stills: Mapping[str, int]) -> list[Flaw]:
     """A still is an image, not a clip: it cannot be in the film's cut."""
-    from storyboard.spec.resolve import Flaw
-
     return [Flaw(f"cut names '{sid}', a still (an image); the cut lists shots. Start a shot on it with "
                  f"image: \"@{sid}\"", ("cut", j)) for j, sid in enumerate(cut) if sid in stills]
