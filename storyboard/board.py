@@ -14,6 +14,7 @@ from storyboard.errors import Problem, PromptError, TemplateError
 from storyboard.graph import ShotGraph
 from storyboard.music import MusicTrack, render_music
 from storyboard.narration import Line, OverlayText, render_lines, render_overlays
+from storyboard.plan import CacheView, Plan, make_plan
 from storyboard.prompts import PromptRenderer, ShotsSoFar, library_dir
 from storyboard.request import FrameRef
 from storyboard.shotcontext import template_context
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
     from storyboard.apps import AppVersion
     from storyboard.backends.base import Backend
-    from storyboard.plan import CacheView, Plan
     from storyboard.request import ShotRequest
 
 
@@ -104,8 +104,6 @@ class Board:
         the apps' own price estimates. Planning never loads a backend itself. ``speaker``
         names the offline voice when the backend does not voice `say:` lines with the app.
         """
-        from storyboard.plan import make_plan
-
         if backend is not None and not isinstance(backend, str):
             variant = variant or str(getattr(backend, "variant", "") or "")
             price = price or backend.price
@@ -127,8 +125,9 @@ class Board:
         return unused_characters(self.spec.model)
 
     def apps_used(self) -> list[str]:
-        """Each app reference the shots use, as written, in file order."""
-        return list(dict.fromkeys(s.app for s in self.spec.shots))
+        """Each app reference the shots and stills use, as written, in file order (a title
+        card is drawn here: it uses none)."""
+        return list(dict.fromkeys(s.app for s in self.spec.shots if s.kind != "title"))
 
 
 def build_graph(spec: Spec) -> ShotGraph:

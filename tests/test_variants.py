@@ -68,7 +68,7 @@ def test_bad_swaps_are_one_clear_line(write_board: Callable[..., Path]) -> None:
 
 
 def test_a_value_written_on_the_shot_is_still_checked_on_the_new_app(write_board: Callable[..., Path]) -> None:
-    # storyboard-wide defaults follow the app (Wan has no aspect ratio): only the shot's own value is an error
+    # defaults follow the app (Wan has no aspect ratio): only the shot's own value is an error
     path = write_board(BOARD.replace("prompt: a harbor at dusk", 'prompt: a harbor at dusk\n    aspect_ratio: "9:16"'))
     res = CliRunner().invoke(main, ["plan", str(path), "--app", "klingai/video-v3=alibaba/wan-2-7-i2v"])
     assert res.exit_code != 0, res.output
