@@ -46,6 +46,7 @@ class Board:
     audio_versions: Mapping[str, str] = field(default_factory=dict)  # voice/music app → version read live
     overrides: Mapping[str, Any] = field(default_factory=dict)
     lock: Lock | None = None  # the picked takes (storyboard.takes), read beside the file
+    notes: tuple[str, ...] = ()  # what adapting the board changed, said once (a draft's moved durations)
 
     @property
     def path(self) -> Path:

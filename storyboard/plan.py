@@ -228,7 +228,7 @@ def make_plan(
     ]})
     return Plan(backend=backend, shots=shots, critical_path=tuple(path), critical_seconds=seconds,
                 board_hash=board_hash, audio=plan_audio(board, cache=cache, price=price, speaker=speaker),
-                notes=app_notes(board))
+                notes=(*board.notes, *app_notes(board)))
 
 
 def app_notes(board: Board) -> tuple[str, ...]:

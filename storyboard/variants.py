@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from storyboard import apps
+from storyboard.board import Board, build_graph
 from storyboard.errors import SpecError, UsageError
+from storyboard.shotinputs import resolve_inputs
 
 if TYPE_CHECKING:
-    from storyboard.board import Board
+    from storyboard.spec import ResolvedShot
 
-__all__ = ["parse_app_swaps", "swap_apps", "variant_name", "variant_output"]
+__all__ = ["fitted_duration", "parse_app_swaps", "swap_apps", "variant_name", "variant_output"]
 
 
 def parse_app_swaps(values: Sequence[str]) -> dict[str, str]:
@@ -55,23 +57,62 @@ def variant_output(film: Path, name: str) -> Path:
 
 def swap_apps(board: Board, swaps: Mapping[str, str]) -> Board:
     """The board with every shot or still on app OLD moved to NEW (as written, or by name);
-    raises UsageError when no node uses OLD, SpecError when a swapped node does not fit."""
-    from storyboard.shotinputs import resolve_inputs
+    raises UsageError when no node uses OLD, SpecError when a swapped node does not fit.
 
+    A draft adapts: a swapped shot whose duration is outside NEW's range is moved to the
+    nearest duration NEW takes, and ``Board.notes`` says so, one line per shot. (A final,
+    without ``--app``, never adapts: an out-of-range value is an error.)"""
     def target(app: str) -> str | None:
         return swaps.get(app) or swaps.get(app.split("@", 1)[0])
 
-    used = {s.app for s in board.spec.shots} | {s.app.split("@", 1)[0] for s in board.spec.shots}
+    nodes = [s for s in board.spec.shots if s.kind != "title"]  # a title card runs on no app
+    used = {s.app for s in nodes} | {s.app.split("@", 1)[0] for s in nodes}
     missing = [old for old in swaps if old not in used]
     if missing:
         raise UsageError(f"--app {missing[0]}=…: no shot or still uses {missing[0]} "
-                         f"(they use {', '.join(sorted({s.app for s in board.spec.shots}))})")
-    shots = tuple(dataclasses.replace(s, app=target(s.app) or s.app) for s in board.spec.shots)
-    spec = dataclasses.replace(board.spec, shots=shots)
+                         f"(they use {', '.join(sorted({s.app for s in nodes}))})")
+    shots: list[ResolvedShot] = []
+    notes: list[str] = []
+    for shot in board.spec.shots:
+        new = target(shot.app) if shot.kind != "title" else None
+        if new is not None:
+            shot = dataclasses.replace(shot, app=new)
+            fitted = fitted_duration(new, shot.duration) if shot.kind == "shot" else None
+            if fitted is not None and fitted != shot.duration:
+                notes.append(f"shot '{shot.id}': {new} takes no {shot.duration} s clip; this draft makes it "
+                             f"{fitted} s (the storyboard says {shot.duration} s)")
+                shot = dataclasses.replace(shot, duration=fitted)
+        shots.append(shot)
+    spec = dataclasses.replace(board.spec, shots=tuple(shots))
     spec.__dict__.pop("_by_id_cache", None)
     try:
         inputs = resolve_inputs(spec, board.prompts)
     except SpecError as e:
         how = " ".join(f"--app {old}={new}" for old, new in swaps.items())
         raise SpecError([dataclasses.replace(p, message=f"with {how}: {p.message}") for p in e.problems]) from None
-    return dataclasses.replace(board, spec=spec, inputs=inputs)
+    graph = build_graph(spec) if notes else board.graph  # durations moved: the critical path follows
+    return dataclasses.replace(board, spec=spec, graph=graph, inputs=inputs, notes=(*board.notes, *notes))
+
+
+# Whole seconds searched for the nearest duration an app takes (no video app takes more).
+_SECONDS = range(1, 61)
+
+
+def fitted_duration(app: str, seconds: int) -> int | None:
+    """The whole seconds nearest to ``seconds`` that ``app`` (its current version, or the
+    one pinned) takes for a clip's duration, by the app's own check; None when the app
+    has no duration input or takes no whole seconds at all."""
+    ref = apps.parse_app_ref(app)
+    profile = apps.profile(ref.name)
+    version = (profile.version(ref.version) or profile.version()) if profile is not None else None
+    if profile is None or version is None or profile.input_name("duration", version) is None:
+        return None
+
+    def takes(n: int) -> bool:
+        got = apps.app_inputs(profile, version, {"duration": n})
+        return not any(p.concept == "duration" for p in got.problems)
+
+    if takes(seconds):
+        return seconds
+    fits = [n for n in _SECONDS if takes(n)]
+    return min(fits, key=lambda n: (abs(n - seconds), n)) if fits else None

@@ -4,6 +4,7 @@ app into its own film and its own cache keys; ``plan`` shows both costs."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -75,3 +76,35 @@ def test_a_value_written_on_the_shot_is_still_checked_on_the_new_app(write_board
     assert ("film.yaml:6:19: with --app klingai/video-v3=alibaba/wan-2-7-i2v: shot 'a': alibaba/wan-2-7-i2v "
             "(version snapshot-2026-08-05) has no aspect ratio") in res.output, res.output
     assert "sound" not in res.output  # the file's default sound is not sent to Wan: no error for it
+
+
+HARBOR = Path(__file__).resolve().parent.parent / "examples" / "harbor.yaml"
+README_DRAFT = "klingai/video-v3=bytedance/seedance-2-0"
+
+
+def test_the_readmes_draft_example_adapts_each_duration_with_a_line(tmp_path: Path) -> None:
+    # examples/harbor.yaml's lamp is 3 s: Kling takes it, Seedance takes 4..15 s
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert f"--app {README_DRAFT}" in readme
+    shutil.copytree(HARBOR.parent, tmp_path / "examples", ignore=shutil.ignore_patterns("out", "*.mp4"))
+    path = tmp_path / "examples" / "harbor.yaml"
+    line = ("note: shot 'lamp': bytedance/seedance-2-0 takes no 3 s clip; this draft makes it 4 s "
+            "(the storyboard says 3 s)")
+    plan = CliRunner().invoke(main, ["plan", str(path), "--app", README_DRAFT, "--json"])
+    assert plan.exit_code == 0, plan.output
+    data = json.loads(plan.output)
+    assert data["notes"] == [line.removeprefix("note: ")]
+    assert {s["id"]: s["duration"] for s in data["shots"]}["lamp"] == 4
+    draft = CliRunner().invoke(main, ["render", str(path), "--app", README_DRAFT])
+    assert draft.exit_code == 0, draft.output
+    assert draft.output.count(line) == 1
+    report = json.loads((path.parent / "out" / "harbor.seedance-2-0.mp4.render.json").read_text())
+    assert {s["id"]: s["duration"] for s in report["shots"]}["lamp"] == 4
+
+
+def test_a_final_never_adapts_a_duration(write_board: Callable[..., Path]) -> None:
+    path = write_board(BOARD.replace("prompt: the keeper looks up",
+                                     "prompt: the keeper looks up\n    app: bytedance/seedance-2-0\n    duration: 3"))
+    res = CliRunner().invoke(main, ["plan", str(path)])
+    assert res.exit_code != 0
+    assert "shot 'b': bytedance/seedance-2-0 allows duration 4..15; got 3" in res.output, res.output
