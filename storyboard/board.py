@@ -18,7 +18,7 @@ from storyboard.plan import CacheView, Plan, make_plan
 from storyboard.prompts import PromptRenderer, ShotsSoFar, library_dir
 from storyboard.request import FrameRef
 from storyboard.shotcontext import template_context
-from storyboard.shotinputs import ShotInputs, resolve_inputs
+from storyboard.shotinputs import ShotInputs, allowed_values, resolve_inputs
 from storyboard.spec import OVERRIDABLE, ResolvedShot, Spec, load_spec, near
 from storyboard.takes import Lock, read_lock
 
@@ -237,7 +237,7 @@ def load(
     every shot — e.g. one variant of a film in 9:16. Raises SpecError (every problem found,
     each located).
     """
-    spec = load_spec(path, dict(overrides) if overrides else None)
+    spec = load_spec(path, dict(overrides) if overrides else None, allowed=allowed_values)
     graph = build_graph(spec)
     prompts, merged = render_prompts(spec, vars)
     inputs = resolve_inputs(spec, prompts)

@@ -57,6 +57,25 @@ def concepts_of(shot: ResolvedShot, prompt: str) -> dict[str, Any]:
     }
 
 
+def allowed_values(app: str, concept: str) -> str | None:
+    """What ``app`` (a reference as written) allows for a concept, as a clause naming the
+    app (``klingai/video-v3 allows 16:9, 9:16, 1:1``); None for an app storyboard does not
+    know. The file format's messages use it (``spec.load_spec(allowed=...)``)."""
+    try:
+        ref = apps.parse_app_ref(app)
+    except AppError:
+        return None
+    profile = apps.profile(ref.name)
+    version = (profile.version(ref.version) or profile.version()) if profile is not None else None
+    if profile is None or version is None:
+        return None
+    name = profile.input_name(concept, version)
+    prop = version.properties.get(name) if name is not None else None
+    if prop is None:
+        return f"{ref.name} has no {apps.concept_word(concept)}; remove it"
+    return f"{ref.name} allows {apps.allowed_text(prop)}"
+
+
 def _field_path(spec: Spec, shot: ResolvedShot, concept: str) -> tuple[str | int, ...]:
     if shot.is_still:
         return still_field(spec, shot, concept)

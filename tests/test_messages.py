@@ -4,7 +4,6 @@ and the spec's limits taken from ``storyboard.facts``."""
 
 from __future__ import annotations
 
-import typing
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +17,6 @@ from storyboard import facts
 from storyboard.cli import main
 from storyboard.errors import GraphError, PromptError, SpecError, StoryboardError, TemplateError
 from storyboard.spec import ASPECT_RATIOS, check_image_file, load_spec, parse_yaml
-from storyboard.spec.models import AspectRatio
 from storyboard.spec.yamlwords import explain
 
 HEAD = "storyboard: 1\n"
@@ -258,7 +256,8 @@ def test_cycle_points_at_the_reference_that_closes_it(write_board: Callable[...,
 
 
 def test_spec_facts_come_from_facts() -> None:
-    assert set(typing.get_args(AspectRatio)) == set(ASPECT_RATIOS) == set(facts.ASPECT_FRAME_SIZES)
+    enum = storyboard_schema_enum()
+    assert enum == list(ASPECT_RATIOS) == list(facts.ASPECT_FRAME_SIZES)
     from storyboard import spec
 
     assert spec.TRANSITIONS is facts.TRANSITIONS
@@ -297,3 +296,10 @@ def test_spec_imports_only_leaf_modules() -> None:
             for name in names:
                 if name.startswith("storyboard"):
                     assert name.startswith(allowed), f"{source.name} imports {name}"
+
+
+def storyboard_schema_enum() -> list[str]:
+    """The aspect ratios the file format's JSON Schema offers (from facts, its one home)."""
+    from storyboard.spec import json_schema
+
+    return list(json_schema()["$defs"]["Defaults"]["properties"]["aspect_ratio"]["enum"])

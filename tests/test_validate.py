@@ -182,7 +182,7 @@ CASES: list[tuple[str, str, str, int | None]] = [
     (
         "bad_aspect",
         HEAD + "shots:\n  - id: a\n    prompt: x\n    aspect_ratio: '5:4'\n",
-        "'5:4'; allowed:",
+        "'5:4'; klingai/video-v3 allows 16:9, 9:16, 1:1",
         5,
     ),
     (

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from storyboard.facts import IMAGE_SUFFIXES, MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE
 from storyboard.spec.messages import near
-from storyboard.spec.models import MODEL_MIN_IMAGE_SIDE
 
 __all__ = ["ImageChecks", "ImageFile", "check_image_file", "inside"]
 
@@ -93,10 +92,10 @@ def check_image_file(folder: Path, rel: str) -> tuple[ImageFile | None, str | No
     size = path.stat().st_size
     if size > MAX_IMAGE_FILE_BYTES:
         return None, (f"'{rel}' is {size / 1e6:.0f} MB; images may be at most "
-                      f"{MAX_IMAGE_FILE_BYTES // (1024 * 1024)} MB (Kling takes up to 10 MB)")
+                      f"{MAX_IMAGE_FILE_BYTES // (1024 * 1024)} MB; each app's own cap is met by re-encoding")
     data = path.read_bytes()
     if not (data.startswith(_PNG) or data.startswith(_JPEG)):
-        return None, f"'{rel}' is not a PNG or JPEG image (its content says otherwise); Kling takes jpg/jpeg/png"
+        return None, f"'{rel}' is not a PNG or JPEG image (its content says otherwise)"
     from PIL import Image  # deferred: only needed when a storyboard names images
 
     try:
@@ -114,7 +113,7 @@ def check_image_file(folder: Path, rel: str) -> tuple[ImageFile | None, str | No
         return None, f"'{rel}' does not decode as an image ({type(e).__name__}: {e})"
     if min(width, height) < MIN_IMAGE_SIDE:
         return None, (
-            f"'{rel}' is {width}×{height} px; images must be at least {MODEL_MIN_IMAGE_SIDE} px on the short side "
-            f"(smaller ones down to {MIN_IMAGE_SIDE} px are upscaled)"
+            f"'{rel}' is {width}×{height} px; images must be at least {MIN_IMAGE_SIDE} px on the short side "
+            "(up to an app's own minimum they are upscaled)"
         )
     return ImageFile(path, rel, hashlib.sha256(data).hexdigest(), width, height), None

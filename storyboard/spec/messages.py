@@ -5,16 +5,30 @@ what is allowed, with a did-you-mean for near misses.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pydantic import BaseModel, ValidationError
 
 from storyboard.errors import Problem
-from storyboard.spec.models import AudioTrack, Defaults, Shot, StoryboardModel, Transition
+from storyboard.spec.models import (
+    ASPECT_RATIOS,
+    DEFAULT_APP,
+    DEFAULT_IMAGE_APP,
+    AudioTrack,
+    Defaults,
+    Shot,
+    StoryboardModel,
+    Transition,
+)
 
 if TYPE_CHECKING:
     from storyboard.spec.yamlpos import Path_, SourceMap
+
+
+# (app reference as written, concept) → what that app allows, in words, or None: the
+# caller's (board), since the file format knows no app (storyboard.shotinputs.allowed_values).
+Allowed = Callable[[str, str], "str | None"]
 
 
 class Flaw(NamedTuple):
@@ -63,6 +77,9 @@ def _where(loc: Path_, data: Any) -> str:
         return "defaults"
     if len(loc) >= 2 and loc[0] == "audio":
         return f"audio[{loc[1]}]"
+    if len(loc) >= 2 and loc[0] == "stills":
+        sid = _get(data, "stills", loc[1], "id")
+        return f"still '{sid}'" if isinstance(sid, str) else f"stills[{loc[1]}]"
     return "the top level"
 
 
@@ -85,8 +102,42 @@ def _clean_loc(loc: tuple[Any, ...]) -> Path_:
     return tuple(out)
 
 
-def problems_from_validation(err: ValidationError, data: Any, source: SourceMap) -> list[Problem]:
-    """Each pydantic error as a located Problem that says what is allowed."""
+def _get(data: Any, *path: str | int) -> Any:
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _app_at(loc: Path_, data: Any) -> str:
+    """The app reference that the node at ``loc`` runs on, as the file says (or the default)."""
+    default = _get(data, "defaults", "app")
+    default = default if isinstance(default, str) else DEFAULT_APP
+    if len(loc) >= 2 and loc[0] == "stills":
+        own = _get(data, "stills", loc[1], "app")
+        return own if isinstance(own, str) else DEFAULT_IMAGE_APP
+    if len(loc) >= 2 and loc[0] == "shots":
+        own = _get(data, "shots", loc[1], "app")
+        return own if isinstance(own, str) else default
+    return default
+
+
+def _aspect_message(what: str, e: Any, loc: Path_, data: Any, allowed: Allowed | None) -> str:
+    """An aspect ratio's problem, with what the node's own app allows (when known)."""
+    app = _app_at(loc, data)
+    clause = (allowed(app, "aspect_ratio") if allowed is not None else None) or f"allowed: {', '.join(ASPECT_RATIOS)}"
+    if e["type"] == "aspect_unquoted":
+        text = e["ctx"]["text"]
+        return f"{what} is {e['input']}: YAML reads {text} unquoted as a number; write it quoted: \"{text}\" ({clause})"
+    return f"{what} is {e['input']!r}; {clause}"
+
+
+def problems_from_validation(err: ValidationError, data: Any, source: SourceMap,
+                             allowed: Allowed | None = None) -> list[Problem]:
+    """Each pydantic error as a located Problem that says what is allowed (``allowed``:
+    what the node's own app takes, for an aspect ratio)."""
     problems: list[Problem] = []
     seen: set[tuple[Path_, str]] = set()
     for e in err.errors():
@@ -117,8 +168,11 @@ def problems_from_validation(err: ValidationError, data: Any, source: SourceMap)
             problems.append(source.problem(msg, parent))
             continue
         value = e.get("input")
-        what = f"{_where(loc, data)}: {field_name}" if loc and loc[0] in ("shots", "audio") else _dotted(loc)
-        if kind == "literal_error":
+        what = (f"{_where(loc, data)}: {field_name}" if loc and loc[0] in ("shots", "audio", "stills")
+                else _dotted(loc))
+        if kind in ("aspect_unquoted", "aspect_ratio"):
+            msg = _aspect_message(what, e, loc, data, allowed)
+        elif kind == "literal_error":
             if loc == ("storyboard",):
                 msg = f"unsupported format version {value!r}; this version of storyboard reads format 1 ('storyboard: 1')"
             else:

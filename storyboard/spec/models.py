@@ -8,15 +8,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 from storyboard.facts import ASPECT_FRAME_SIZES, TAKES_MAX
 
 FORMAT_VERSION = 1
-MODEL_MIN_IMAGE_SIDE = 300
-# The aspect ratios storyboard can frame (facts.ASPECT_FRAME_SIZES is their one home);
-# the Literal below spells them out for pydantic and the JSON Schema, and a test keeps
-# the two equal. Which of them an app takes is the app's rule (storyboard.apps).
+# The aspect ratios storyboard can frame: facts.ASPECT_FRAME_SIZES is their one home.
+# Which of them an app takes is the app's rule (its profile and schema, storyboard.apps).
 ASPECT_RATIOS: tuple[str, ...] = tuple(ASPECT_FRAME_SIZES)
 MODES = ("std", "pro")
 ID_PATTERN = re.compile(r"^[a-z0-9_-]+$")
@@ -24,9 +23,24 @@ OVERRIDABLE = ("app", "mode", "resolution", "aspect_ratio", "duration", "sound",
 DEFAULT_APP = "klingai/video-v3"
 DEFAULT_IMAGE_APP = "klingai/image-v3"
 
-AspectRatio = Literal["16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9"]
+
+def _aspect_ratio(value: Any) -> Any:
+    """An aspect ratio storyboard can frame. YAML 1.1 reads ``16:9`` unquoted as the
+    base-60 number 969: that is said in words, with the text to write instead."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 60:
+        text = f"{value // 60}:{value % 60}"
+        raise PydanticCustomError("aspect_unquoted", "YAML reads {text} unquoted as the number {number}",
+                                  {"text": text, "number": value})
+    if isinstance(value, str) and value not in ASPECT_FRAME_SIZES:
+        raise PydanticCustomError("aspect_ratio", "not an aspect ratio storyboard frames",
+                                  {"expected": ", ".join(ASPECT_RATIOS)})
+    return value
+
+
+AspectRatio = Annotated[str, BeforeValidator(_aspect_ratio),
+                        WithJsonSchema({"enum": list(ASPECT_RATIOS), "type": "string"})]
 Mode = Literal["std", "pro"]
-# Whole seconds; the range is the app's (klingai/video-v3: 3..15), checked against its schema.
+# Whole seconds; the range is the app's, checked against its schema.
 Duration = Annotated[int, Field(strict=True, ge=1, le=3600)]
 Handoff = Literal["last", "best"]
 # Seconds at the end of a clip searched for the sharpest handoff frame.
@@ -45,9 +59,11 @@ class Defaults(_Model):
 
     app: str = Field(DEFAULT_APP, description="inference.sh app: namespace/name, optionally @VERSION")
     mode: Mode | None = Field(None, description="std or pro; on an app without mode: std = 720p, pro = 1080p")
-    resolution: str | None = Field(None, description="klingai/video-v3: 720p, 1080p or 4k (the app's default: 1080p)")
-    aspect_ratio: AspectRatio = Field("16:9", description="klingai/video-v3: 16:9, 9:16 or 1:1")
-    duration: Duration = Field(5, description="integer seconds (klingai/video-v3: 3..15), billed per second")
+    resolution: str | None = Field(None, description="e.g. 720p or 1080p: the values the app allows "
+                                   "(storyboard apps show APP)")
+    aspect_ratio: AspectRatio = Field("16:9", description="width:height, quoted (\"16:9\"); an app without an "
+                                      "aspect ratio input is not sent it")
+    duration: Duration = Field(5, description="integer seconds, in the app's range; billed per second")
     sound: bool = Field(True, description="synchronized audio")
     multi_shot: bool | None = Field(None, description="let the model cut inside one clip (storyboard sends false)")
     negative_prompt: str | None = Field(None, description="what to avoid (only apps that have it)")
@@ -150,7 +166,7 @@ class Still(_Model):
     template: str | None = Field(None, description="template file (in a `templates:` folder or the library)")
     app: str = Field(DEFAULT_IMAGE_APP, description="inference.sh image app: namespace/name, optionally @VERSION")
     aspect_ratio: AspectRatio | None = Field(None, description="default: the file's defaults.aspect_ratio")
-    resolution: str | None = Field(None, description="klingai/image-v3: 1k or 2k")
+    resolution: str | None = Field(None, description="e.g. 1k or 2k: the values the image app allows")
     negative_prompt: str | None = None
     vars: dict[str, Any] = Field(default_factory=dict, description="template variables for this still")
     inputs: dict[str, Any] = Field(default_factory=dict, description="extra app-specific inputs, by the app's names")

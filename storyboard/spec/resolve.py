@@ -15,11 +15,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from storyboard.errors import SpecError
+from storyboard.errors import Problem, SpecError
 from storyboard.facts import TRANSITIONS
 from storyboard.request import FrameRef, parse_frame_ref
 from storyboard.spec.images import ImageChecks, check_image_file, inside
-from storyboard.spec.messages import Flaw, did_you_mean, near, problems_from_validation
+from storyboard.spec.messages import Allowed, Flaw, did_you_mean, near, problems_from_validation
 from storyboard.spec.models import (
     FORMAT_VERSION,
     ID_PATTERN,
@@ -55,9 +55,11 @@ def check_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
     return {k: getattr(checked, k) for k in overrides}
 
 
-def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> Spec:
+def load_spec(path: str | Path, overrides: dict[str, Any] | None = None, *, allowed: Allowed | None = None) -> Spec:
     """Read and validate a storyboard file (everything but prompts). Raises SpecError
-    listing every problem found, each with file, line and column."""
+    listing every problem found, each with file, line and column (``allowed``: what an
+    app allows, for messages; see :data:`storyboard.spec.messages.Allowed`). A wrong
+    format version is one of them: the rest of the file is still checked as format 1."""
     path = Path(path)
     name = str(path)
     text = read_text(path)
@@ -69,20 +71,31 @@ def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> Spec
             line=1,
             column=1,
         )
-    if "storyboard" not in data:
-        raise SpecError("missing 'storyboard: 1' (the format version) at the top of the file", file=name, line=1, column=1)
-    if data["storyboard"] != FORMAT_VERSION or isinstance(data["storyboard"], bool):
-        raise SpecError(
-            [source.problem(
-                f"unsupported format version {data['storyboard']!r}; this version of storyboard reads format 1 ('storyboard: 1')",
-                ("storyboard",),
-            )]
-        )
+    version = version_problems(data, source)
+    if version:
+        data = {**data, "storyboard": FORMAT_VERSION}  # check the rest as format 1: every problem at once
     try:
         model = StoryboardModel.model_validate(data)
     except ValidationError as err:
-        raise SpecError(problems_from_validation(err, data, source)) from None
-    return resolve(path, model, source, check_overrides(dict(overrides)) if overrides else {})
+        raise SpecError(version + problems_from_validation(err, data, source, allowed)) from None
+    try:
+        spec = resolve(path, model, source, check_overrides(dict(overrides)) if overrides else {})
+    except SpecError as e:
+        raise SpecError(version + e.problems) from None
+    if version:
+        raise SpecError(version)
+    return spec
+
+
+def version_problems(data: Mapping[str, Any], source: SourceMap) -> list[Problem]:
+    """The format version: missing or other than 1 is a problem (located)."""
+    if "storyboard" not in data:
+        return [Problem("missing 'storyboard: 1' (the format version) at the top of the file", source.file, 1, 1)]
+    value = data["storyboard"]
+    if value != FORMAT_VERSION or isinstance(value, bool):
+        return [source.problem(f"unsupported format version {value!r}; this version of storyboard reads format 1 "
+                               "('storyboard: 1')", ("storyboard",))]
+    return []
 
 
 def resolve(path: Path, model: StoryboardModel, source: SourceMap, overrides: Mapping[str, Any]) -> Spec:
