@@ -1,29 +1,27 @@
-"""ffmpeg arguments and filtergraphs for assembly: concat scripts, the picture (trims,
-crossfades), the sound (tracks, ducking) and loudness. Pure: functions returning argument
-lists, unit-tested without ffmpeg; running them is ``_assemble``'s job."""
+"""ffmpeg arguments and filtergraphs for assembly: concat scripts, the sound (tracks,
+ducking) and loudness; the cut's own graph (trims, crossfades) is ``_filtergraph``'s.
+Pure: functions returning argument lists, unit-tested without ffmpeg; running them is
+``_assemble``'s job."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 from storyboard.errors import MediaError
+from storyboard.media._filtergraph import AUDIO_FORMAT as _FMT
+from storyboard.media._filtergraph import INPUT_THREADS, FilterPlan, crossfade, plan_filter
 from storyboard.media._probe import AudioInfo, ClipInfo
-from storyboard.media._timeline import SAMPLE_RATE, CutClip, Segment, plan_timeline, segment_of
+from storyboard.media._timeline import SAMPLE_RATE
 
 TRUE_PEAK = -1.5
 LOUDNESS_RANGE = 11.0
-# Per-input decoder threads: a window's inputs are open at once; small decoders keep
-# each ffmpeg's memory small.
-INPUT_THREADS = "2"
 # The one set of H.264 settings every piece of a film is encoded with: segments joined
 # by stream copy must agree on them.
 X264 = ("-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p")
 AAC = ("-c:a", "aac", "-b:a", "192k", "-ar", str(SAMPLE_RATE), "-ac", "2")
-_FMT = f"aformat=sample_fmts=fltp:sample_rates={SAMPLE_RATE}:channel_layouts=stereo"
 
 
 @dataclass
@@ -72,150 +70,6 @@ def copy_args(list_file: Path, output: Path) -> list[str]:
         "-f", "concat", "-safe", "0", "-i", str(list_file),
         "-map", "0", "-c", "copy", "-movflags", "+faststart", "-f", "mp4", str(output),
     ]  # fmt: skip
-
-
-@dataclass(frozen=True)
-class FilterPlan:
-    """A filtergraph rendering one segment, and what it yields."""
-
-    inputs: list[str]  # ffmpeg input arguments
-    graph: str
-    video: str  # output labels
-    audio: str | None
-    frames: int  # length in frames
-    fps: Fraction
-    samples: int  # length in audio samples
-    sources: int = 0  # how many inputs (the clips); extra inputs come after them
-
-    @property
-    def seconds(self) -> float:
-        """The segment's length in seconds."""
-        return float(self.frames / self.fps)
-
-
-def plan_filter(
-    clips: Sequence[CutClip],
-    infos: Sequence[ClipInfo],
-    segment: Segment | None = None,
-    *,
-    audio: bool | None = None,
-    video: bool = True,
-) -> FilterPlan:
-    """The filtergraph that normalizes, trims and crossfades one segment (default: the
-    whole cut). ``audio`` gives every clip sound (None: when any clip has some);
-    ``video=False`` leaves the picture out. Pure."""
-    timeline = plan_timeline(clips, infos)
-    if segment is None:
-        segment = segment_of(timeline, 0, timeline.total)
-    if audio is None:
-        audio = any(i.has_audio for i in infos)
-    fps = timeline.fps
-    width, height = infos[0].width, infos[0].height
-    inputs: list[str] = []
-    graph: list[str] = []
-
-    def samples(frames: int) -> int:
-        return round(frames * SAMPLE_RATE / fps)
-
-    for j, piece in enumerate(segment.pieces):
-        clip, info = clips[piece.clip], infos[piece.clip]
-        inputs += ["-threads", INPUT_THREADS, "-i", str(info.path)]
-        if video:
-            seam = "trim=start_frame=1," if clip.trim_first_frame else ""
-            held = 2 + round(clip.hold * fps)  # clone the last frame past the end (and for a hold)
-            window = f"start_frame={piece.start}:end_frame={piece.end}" if piece.start else f"end_frame={piece.end}"
-            graph.append(
-                f"[{j}:v:0]{seam}setpts=PTS-STARTPTS,fps={fps},"
-                f"scale={width}:{height}:force_original_aspect_ratio=decrease,"
-                f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1,format=yuv420p,"
-                f"tpad=stop_mode=clone:stop={held},trim={window},setpts=PTS-STARTPTS,"
-                f"settb=AVTB[v{j}]"
-            )
-        if audio:
-            first, last = samples(piece.start), samples(piece.end)
-            if info.has_audio:
-                seam = f"atrim=start={1 / info.fps:.6f}," if clip.trim_first_frame else ""
-                window = f"start_sample={first}:end_sample={last}" if first else f"end_sample={last}"
-                graph.append(
-                    f"[{j}:a:0]{seam}asetpts=PTS-STARTPTS,aresample={SAMPLE_RATE},{_FMT},"
-                    f"apad=whole_len={last},atrim={window},asetpts=PTS-STARTPTS[a{j}]"
-                )
-            else:  # silence of the piece's exact length, so the track never drifts
-                graph.append(
-                    f"anullsrc=r={SAMPLE_RATE}:cl=stereo,{_FMT},atrim=end_sample={last - first},"
-                    f"asetpts=PTS-STARTPTS[a{j}]"
-                )
-
-    # Runs of cuts become one concat; a run that opens with a transition is crossfaded
-    # onto everything before it.
-    groups: list[list[int]] = []
-    for j, piece in enumerate(segment.pieces):
-        if j and piece.start == 0 and timeline.overlaps[piece.clip]:
-            groups.append([j])
-        elif groups:
-            groups[-1].append(j)
-        else:
-            groups.append([j])
-    acc_v = acc_a = ""
-    end = segment.start
-    for g, members in enumerate(groups):
-        head = segment.pieces[members[0]]
-        gv, ga = f"v{members[0]}", f"a{members[0]}"
-        if len(members) > 1:
-            gv, ga = f"gv{g}", f"ga{g}"
-            if video:
-                graph.append("".join(f"[v{j}]" for j in members) + f"concat=n={len(members)}:v=1:a=0[{gv}]")
-            if audio:
-                graph.append("".join(f"[a{j}]" for j in members) + f"concat=n={len(members)}:v=0:a=1[{ga}]")
-        group_end = segment.pieces[members[-1]].at + segment.pieces[members[-1]].end - segment.pieces[members[-1]].start
-        if g == 0:
-            acc_v, acc_a, end = gv, ga, group_end
-            continue
-        overlap = end - head.at
-        assert overlap == timeline.overlaps[head.clip] > 0
-        transition = clips[head.clip].transition
-        if video:
-            graph += crossfade(acc_v, gv, head.at - segment.start, overlap, transition, fps, f"xv{g}")
-        if audio:
-            graph.append(f"[{acc_a}][{ga}]acrossfade=ns={samples(overlap)}:c1=tri:c2=tri[xa{g}]")
-        acc_v, acc_a, end = f"xv{g}", f"xa{g}", group_end
-
-    frames = segment.end - segment.start
-    count = timeline.samples(segment.end) - timeline.samples(segment.start)
-    out_a: str | None = None
-    if audio:  # exact to the sample, so segments add up to the film
-        graph.append(f"[{acc_a}]apad=whole_len={count},atrim=end_sample={count},asetpts=PTS-STARTPTS[sound]")
-        out_a = "sound"
-    return FilterPlan(
-        inputs=inputs, graph=";".join(graph), video=acc_v, audio=out_a, frames=frames, fps=fps,
-        samples=count, sources=len(segment.pieces),
-    )  # fmt: skip
-
-
-def crossfade(
-    first: str, second: str, before: int, overlap: int, transition: str, fps: Fraction, out: str
-) -> list[str]:
-    """Filter chains crossfading the last ``overlap`` frames of ``first`` (which has
-    ``before`` frames ahead of them) with the first ``overlap`` frames of ``second``,
-    into ``out``. Only the overlap goes through xfade, which costs a frame copy for every
-    frame it passes (~2 ms at 720p); the rest is split off and concatenated. Pure."""
-    seconds = f"{float(overlap / fps):.6f}"
-    chains = [
-        f"[{first}]split=2[{out}a][{out}b]",
-        f"[{out}b]trim=start_frame={before},setpts=PTS-STARTPTS[{out}t]",
-        f"[{second}]split=2[{out}c][{out}d]",
-        f"[{out}c]trim=end_frame={overlap}[{out}h]",
-        f"[{out}d]trim=start_frame={overlap},setpts=PTS-STARTPTS[{out}r]",
-        f"[{out}t][{out}h]xfade=transition={transition}:duration={seconds}:offset=0[{out}x]",
-    ]
-    if before <= 0:  # nothing ahead of the transition (a segment never starts in one)
-        chains[0] = f"[{first}]null[{out}b]"
-        return [*chains, f"[{out}x][{out}r]concat=n=2:v=1:a=0[{out}]"]
-    return [
-        *chains,
-        f"[{out}a]trim=end_frame={before}[{out}p]",
-        f"[{out}p][{out}x][{out}r]concat=n=3:v=1:a=0[{out}]",
-    ]
 
 
 def mix_graph(
@@ -437,3 +291,6 @@ def parse_ebur128(stderr: str) -> dict[str, float] | None:
         return None  # silence: nothing to normalize
     values["target_offset"] = 0.0
     return values
+
+
+__all__ = ["AAC", "INPUT_THREADS", "X264", "FilterPlan", "MixTrack", "crossfade", "plan_filter"]
