@@ -107,11 +107,13 @@ def _written(spec: Spec, shot: ResolvedShot, concept: str, value: Any) -> bool:
 
 
 def follow_app(spec: Spec, shot: ResolvedShot, profile: apps.AppProfile, version: apps.AppVersion,
-               concepts: dict[str, Any], raw: dict[str, Any]) -> tuple[str, ...]:
+               concepts: dict[str, Any], raw: dict[str, Any], elsewhere: frozenset[str] = frozenset()) -> tuple[str, ...]:
     """Defaults follow the app: a storyboard-wide value (``defaults:``, an override, the
-    format's own default) for a concept or raw input this app has no input for is not
-    sent; it is taken out of ``concepts``/``raw`` and named in what is returned. A value
-    written on the node itself stays, so the app's check reports it, located."""
+    format's own default) for a concept this app has no input for is not sent; it is
+    taken out of ``concepts`` and named in what is returned. So is a `defaults.inputs`
+    name this app lacks that another app of the board takes (``elsewhere``): one no app
+    takes stays, a mistake to report. A value written on the node itself stays, so the
+    app's check reports it, located."""
     dropped: list[str] = []
     for concept, value in concepts.items():
         if value is None or concept == "prompt" or _takes(profile, version, concept):
@@ -120,7 +122,7 @@ def follow_app(spec: Spec, shot: ResolvedShot, profile: apps.AppProfile, version
             concepts[concept] = None
             dropped.append(concept)
     own = spec.model.stills[shot.index].inputs if shot.is_still else spec.model.shots[shot.index].inputs
-    for name in [n for n in raw if n not in own and n not in version.properties]:
+    for name in [n for n in raw if n not in own and n not in version.properties and n in elsewhere]:
         del raw[name]
         dropped.append(f"inputs.{name}")
     return tuple(dropped)
@@ -144,6 +146,7 @@ def resolve_inputs(spec: Spec, prompts: Mapping[str, str],
     ``live`` maps an app reference as written to the version read from inference.sh.
     """
     problems: dict[tuple[Any, ...], Problem] = {}
+    elsewhere = _inputs_of_apps(spec, live)
     live_groups: dict[tuple[str, str, str], list[tuple[ResolvedShot, Any]]] = {}
     out: dict[str, ShotInputs] = {}
     for shot in spec.shots:
@@ -175,7 +178,7 @@ def resolve_inputs(spec: Spec, prompts: Mapping[str, str],
             continue
         concepts = concepts_of(shot, prompts[shot.id])
         raw = dict(shot.inputs)
-        dropped = follow_app(spec, shot, profile, version, concepts, raw)
+        dropped = follow_app(spec, shot, profile, version, concepts, raw, elsewhere)
         got = apps.app_inputs(profile, version, concepts, raw)
         for flaw in reference_problems(spec, shot, profile, version):
             problems[(flaw.message,)] = flaw
@@ -197,6 +200,20 @@ def resolve_inputs(spec: Spec, prompts: Mapping[str, str],
     if problems:
         raise SpecError(list(problems.values()))
     return out
+
+
+def _inputs_of_apps(spec: Spec, live: Mapping[str, apps.AppVersion] | None) -> frozenset[str]:
+    """Every input name that some app of the board's nodes takes."""
+    names: set[str] = set()
+    for app in {s.app for s in spec.shots if s.kind != "title"}:
+        try:
+            ref = apps.parse_app_ref(app)
+        except AppError:
+            continue
+        profile = apps.profile(ref.name)
+        version = _version(profile, ref, live) if profile is not None else None
+        names |= set(version.properties) if version is not None else set()
+    return frozenset(names)
 
 
 def _live_problem(spec: Spec, app: str, vid: str, concept: str, shots: list[tuple[ResolvedShot, Any]],

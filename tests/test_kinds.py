@@ -77,6 +77,18 @@ def test_every_bundled_video_app_takes_a_keeper_style_board(app: str, write_boar
     assert len([n for n in plan.notes if n.startswith(app)]) <= 1
 
 
+IMAGE_APPS = [a for a in apps.known_apps() if (p := apps.profile(a)) is not None and p.kind == "image"]
+
+
+@pytest.mark.parametrize("app", IMAGE_APPS)
+def test_every_bundled_image_app_makes_a_keeper_style_still(app: str, write_board: Callable[..., Path],
+                                                            make_image: Callable[..., Path]) -> None:
+    make_image("keeper.png", size=(400, 400))
+    text = KEEPER.format(app="klingai/video-v3").replace("  - id: opening\n", f"  - id: opening\n    app: {app}\n")
+    plan = storyboard.load(write_board(text)).plan(backend="inference")
+    assert plan["opening"].request.app == app and plan["opening"].price is not None
+
+
 def test_a_wan_shot_renders_with_storyboard_wide_aspect_and_sound(fake: FakeInference, write_board: Callable[..., Path],
                                                                  make_image: Callable[..., Path]) -> None:
     make_image("keeper.png", size=(400, 400))
@@ -165,3 +177,30 @@ def test_a_title_card_renders_on_the_inference_backend_for_free(fake: FakeInfere
     report = json.loads((path.parent / "out" / "film.mp4.render.json").read_text())
     costs = {s["id"]: s.get("cost") for s in report["shots"]}
     assert costs["card"] in ("0", None) and costs["end"] in ("0", None)
+
+
+MIXED = """
+storyboard: 1
+defaults:
+  inputs: {prompt_extend: false}
+shots:
+  - id: a
+    prompt: a harbor
+  - id: b
+    app: alibaba/wan-2-7-i2v
+    prompt: boats
+"""
+
+
+def test_a_default_raw_input_goes_to_the_apps_that_take_it(write_board: Callable[..., Path]) -> None:
+    plan = storyboard.load(write_board(MIXED)).plan(backend="inference")
+    assert (plan["b"].request.inputs or {})["prompt_extend"] is False
+    assert "prompt_extend" not in (plan["a"].request.inputs or {})
+    assert [n for n in plan.notes if n.startswith("klingai/video-v3")] == [
+        "klingai/video-v3 has no input for inputs.prompt_extend: the storyboard-wide value is not sent for shot a"]
+
+
+def test_a_default_raw_input_no_app_takes_is_an_error(write_board: Callable[..., Path]) -> None:
+    with pytest.raises(SpecError) as e:
+        storyboard.load(write_board(MIXED.replace("prompt_extend", "prompt_extnd")))
+    assert all("prompt_extnd" in p.message for p in e.value.problems) and e.value.problems

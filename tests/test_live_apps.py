@@ -125,11 +125,27 @@ def test_plan_shows_the_4k_rate(chain: Callable[..., Path]) -> None:
     assert data["totals"]["cost"] == "3.78"
 
 
+def test_a_storyboard_wide_input_the_app_lacks_is_noted_not_sent(fake: FakeInference,
+                                                                  chain: Callable[..., Path]) -> None:
+    # defaults follow the app (issue 24): only a value written on the shot is an error
+    path = chain(extra=", negative_prompt: blur")
+    plan = CliRunner().invoke(main, ["plan", str(path), "--backend", "inference"])
+    assert plan.exit_code == 0, plan.output
+    assert ("note: klingai/video-v3 has no input for negative_prompt: the storyboard-wide value is not sent for "
+            "shots harbor, keeper, storm") in plan.output
+    assert render(fake, path).exit_code == 0
+    assert runs(fake) and all("negative_prompt" not in r["input"] for r in runs(fake))  # type: ignore[operator]
+    path.write_text(path.read_text().replace("    prompt: the storm arrives", "    prompt: the storm arrives\n"
+                                             "    negative_prompt: rain"))
+    written = render(fake, path)
+    assert written.exit_code == 1 and f"{path}:11:22: shot 'storm': klingai/video-v3" in written.output, \
+        written.output
+
+
 @pytest.mark.parametrize(("extra", "fragment"), [
     (", inputs: {watermark: true}", "klingai/video-v3 has no input 'watermark'"),
     (", aspect_ratio: '4:3'", "klingai/video-v3 allows aspect_ratio 16:9, 9:16, 1:1; got '4:3'"),
     (", mode: pro", "mode pro and resolution 720p disagree"),
-    (", negative_prompt: blur", "has no negative prompt"),
     (", app: nobody/nothing", "unknown app 'nobody/nothing'"),
     (", app: 'klingai/video-v3@'", "is not a version id"),
 ])
