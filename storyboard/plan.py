@@ -240,13 +240,14 @@ def app_notes(board: Board) -> tuple[str, ...]:
             concepts += [c for c in resolved.dropped if c not in concepts]
             shots.append(shot_id)
     return tuple(f"{app} has no input for {', '.join(concepts)}: the storyboard-wide "
-                 f"value{'s are' if len(concepts) > 1 else ' is'} not sent for {_nodes(shots)}"
+                 f"value{'s are' if len(concepts) > 1 else ' is'} not sent for {_nodes(board, shots)}"
                  for app, (concepts, shots) in by_app.items())
 
 
-def _nodes(ids: list[str]) -> str:
+def _nodes(board: Board, ids: list[str]) -> str:
     shown = ", ".join(ids[:6]) + (f" and {len(ids) - 6} more" if len(ids) > 6 else "")
-    return f"shot{'s' if len(ids) > 1 else ''} {shown}"
+    kind = "still" if all(board.spec.shot(i).is_still for i in ids) else "shot"
+    return f"{kind}{'s' if len(ids) > 1 else ''} {shown}"
 
 
 def plan_audio(board: Board, *, cache: CacheView | None, price: Callable[[ShotRequest], Decimal | None] | None,

@@ -87,6 +87,11 @@ def test_every_bundled_image_app_makes_a_keeper_style_still(app: str, write_boar
     text = KEEPER.format(app="klingai/video-v3").replace("  - id: opening\n", f"  - id: opening\n    app: {app}\n")
     plan = storyboard.load(write_board(text)).plan(backend="inference")
     assert plan["opening"].request.app == app and plan["opening"].price is not None
+    profile = apps.profile(app)
+    assert profile is not None
+    if "aspect_ratio" not in profile.concepts:
+        assert f"{app} has no input for aspect_ratio: the storyboard-wide value is not sent for still opening" \
+            in plan.notes
 
 
 def test_a_wan_shot_renders_with_storyboard_wide_aspect_and_sound(fake: FakeInference, write_board: Callable[..., Path],
