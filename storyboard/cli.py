@@ -331,8 +331,11 @@ def render(file: str, backend: str | None, output: str | None, concurrency: int,
         from storyboard.runner._reroll import reroll_line
 
         board, variant = _swapped(load(file, vars=vars_), swaps)
-        for note in board.notes if not dry_run else ():  # a dry run's plan says them
-            _err(f"note: {note}")
+        if not dry_run:  # a dry run's plan says them
+            from storyboard.plan import app_notes
+
+            for note in (*board.notes, *app_notes(board)):
+                _err(f"note: {note}")
         if variant is not None and output is None:
             from storyboard.variants import variant_output
 

@@ -108,6 +108,7 @@ def test_a_wan_shot_renders_with_storyboard_wide_aspect_and_sound(fake: FakeInfe
     result = CliRunner().invoke(main, ["render", str(path), "--backend", "inference", "--budget", "5"],
                                 env=_env(fake))
     assert result.exit_code == 0, result.output
+    assert result.output.count("note: alibaba/wan-2-7-i2v has no input for aspect_ratio, sound") == 1
     sent = {s.app.split("@", 1)[0]: s.input for s in fake.submissions}
     assert "aspect_ratio" not in sent["alibaba/wan-2-7-i2v"] and "sound" not in sent["alibaba/wan-2-7-i2v"]
     assert sent["alibaba/wan-2-7-i2v"]["first_frame"]  # started on the still
