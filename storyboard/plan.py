@@ -26,6 +26,8 @@ class CacheView(Protocol):
 
 
 Status = Literal["cached", "generate", "after", "forced", "unused"]
+# The statuses that cost money: the node is generated (now, after its parents, or forced).
+PAID_STATUSES: frozenset[str] = frozenset({"generate", "after", "forced"})
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ class PlannedShot:
     @property
     def to_generate(self) -> bool:
         """Whether the picked take will be generated."""
-        return self.status in ("generate", "after", "forced")
+        return self.status in PAID_STATUSES
 
     @property
     def all_costs(self) -> list[Decimal | None]:
@@ -82,7 +84,7 @@ class PlannedTake:
     @property
     def to_generate(self) -> bool:
         """Whether this shot will be generated."""
-        return self.status in ("generate", "after", "forced")
+        return self.status in PAID_STATUSES
 
 
 @dataclass(frozen=True)
@@ -392,7 +394,7 @@ def make_plan(
                            else "cached" if thit is not None else "generate")
             tp = Decimal(0) if title else price(treq) if price is not None else reference(shot_id)
             others.append(PlannedTake(take=n, request=treq, key=tkey, status=tst,
-                                      cost=tp if tst in ("generate", "after", "forced") else Decimal(0)))
+                                      cost=tp if tst in PAID_STATUSES else Decimal(0)))
         resolved = board.inputs.get(shot_id)
         out.append(
             PlannedShot(
@@ -403,7 +405,7 @@ def make_plan(
                 key=key,
                 status=st,
                 after=tuple(dict.fromkeys(after)),
-                cost=(p if st in ("generate", "after", "forced") else Decimal(0)),
+                cost=(p if st in PAID_STATUSES else Decimal(0)),
                 price=p,
                 reference_price=Decimal(0) if title else reference(shot_id),
                 rate=resolved.rate if resolved else None,

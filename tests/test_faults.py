@@ -19,7 +19,7 @@ from click.testing import CliRunner
 import storyboard
 from fakeserver import FakeInference
 from storyboard.backends.inference import InferenceBackend
-from storyboard.cache import Cache
+from storyboard.cache import open_cache
 from storyboard.cli import main
 from storyboard.errors import BackendError, RenderFailed
 from storyboard.events import Event, RenderResult, Warning_
@@ -119,7 +119,7 @@ def test_connection_refused_is_clear_and_pays_nothing(board_path: Path, monkeypa
         render(board_path, backend_for(None))
     assert "cannot connect to 127.0.0.1" in str(err.value) and "nothing was paid" in str(err.value)
     assert "Traceback" not in str(err.value) and not film_of(board_path).exists()
-    assert not [d for _, d in Cache.for_board(board_path).journal_entries() if d.get("state", {}).get("task_id")]
+    assert not [d for _, d in open_cache(board_path).journal_entries() if d.get("state", {}).get("task_id")]
 
 
 def test_payment_required_is_clear_and_pays_nothing(fake: FakeInference, board_path: Path) -> None:
@@ -151,7 +151,7 @@ def test_quiet_task_beyond_task_timeout_is_resumed_not_repaid(fake: FakeInferenc
     assert "has not finished" in str(err.value) and "re-attach" in str(err.value)
     paid = len(fake.submissions)
     assert paid >= 1
-    journalled = {d["state"]["task_id"] for _, d in Cache.for_board(board_path).journal_entries()}
+    journalled = {d["state"]["task_id"] for _, d in open_cache(board_path).journal_entries()}
     assert journalled == {t.id for t in fake.submissions}
     result = render(board_path, backend_for(fake))
     assert_finished(result, fake)  # the journalled tasks were re-attached, not paid again

@@ -29,7 +29,7 @@ import pytest
 from click.testing import CliRunner
 
 from fakeserver import FakeInference
-from storyboard.cache import Cache
+from storyboard.cache import open_cache
 from storyboard.cli import main
 from storyboard.media import probe
 from tests.test_faults import BOARD, KEY, SHOTS
@@ -163,4 +163,4 @@ def test_sigkill_then_render_again_finishes_paying_each_shot_once(
         assert len(warnings) == held
         if point == "after_submit_before_journal":
             assert held >= 1
-        assert list(Cache.for_board(board).journal_entries()) == []
+        assert list(open_cache(board).journal_entries()) == []

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 import storyboard
 from fakeserver import FakeInference
-from storyboard.cache import Cache
+from storyboard.cache import open_cache
 from storyboard.errors import BackendError, BudgetError, SpecError, StoryboardError
 from storyboard.media import ffmpeg_path, probe_audio
 from storyboard.runner import Pipeline
@@ -124,7 +124,7 @@ def test_lines_and_music_are_made_once_first_and_cached(fake: FakeInference,
 
     path.write_text(path.read_text().replace("Gulls cry.", "Gulls cry out."))
     plan = storyboard.load(path).plan(backend="inference",
-                                      cache=Cache.for_board(path, create=False))
+                                      cache=open_cache(path, create=False))
     assert [a.id for a in plan.audio if a.status == "generate"] == ["say:c"]
     edited = storyboard.render(path, backend="inference")
     assert edited.film is not None

@@ -22,7 +22,7 @@ from typing import Any
 from storyboard.backends import backend_variant, get_backend
 from storyboard.backends.base import Backend
 from storyboard.board import Board
-from storyboard.cache import Cache, atomic_write_json, file_sha256
+from storyboard.cache import Cache, atomic_write_json, file_sha256, open_cache
 from storyboard.errors import (
     BudgetError,
     MediaError,
@@ -136,7 +136,7 @@ class Pipeline:
     def plan(self, cache: Cache | None = None) -> Plan:
         """The plan against the cache: what is cached, what is pending, the cost."""
         if cache is None:
-            cache = Cache.for_board(self.board.path, self.cache_dir, create=False, verify=verify_clip)
+            cache = open_cache(self.board.path, self.cache_dir, create=False, verify=verify_clip)
         from storyboard.runner._audio import speaker_for
 
         # with --reroll-drifted, rerolled shots' descendants chain from the kept take
@@ -204,7 +204,7 @@ class Pipeline:
             plan = self.plan()
             self.check_budget(plan)
             return RenderResult(plan=plan)
-        cache = Cache.for_board(self.board.path, self.cache_dir, verify=verify_clip)
+        cache = open_cache(self.board.path, self.cache_dir, verify=verify_clip)
         cache.sweep_tmp()
         with cache.lock(self.output):
             self.board = with_remembered(self.board, cache)  # keys hold the app versions last read live

@@ -17,14 +17,13 @@ Imports only the leaf modules ``storyboard.errors``, ``storyboard.facts`` and
 
 from __future__ import annotations
 
-from storyboard.facts import MAX_IMAGE_FILE_BYTES, MIN_IMAGE_SIDE, TRANSITIONS
+from storyboard.facts import MAX_IMAGE_FILE_BYTES, MIN_IMAGE_SIDE, MODEL_MIN_IMAGE_SIDE, TRANSITIONS
 from storyboard.spec.images import ImageFile, check_image_file, inside
 from storyboard.spec.messages import did_you_mean, near
 from storyboard.spec.models import (
     ASPECT_RATIOS,
     FORMAT_VERSION,
     ID_PATTERN,
-    MODEL_MIN_IMAGE_SIDE,
     MODES,
     OVERRIDABLE,
     AspectRatio,

@@ -11,9 +11,14 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from storyboard.facts import IMAGE_SUFFIXES, MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE
+from storyboard.facts import (
+    IMAGE_SUFFIXES,
+    MAX_IMAGE_FILE_BYTES,
+    MAX_IMAGE_PIXELS,
+    MIN_IMAGE_SIDE,
+    MODEL_MIN_IMAGE_SIDE,
+)
 from storyboard.spec.messages import near
-from storyboard.spec.models import MODEL_MIN_IMAGE_SIDE
 
 __all__ = ["ImageFile", "check_image_file", "inside"]
 
