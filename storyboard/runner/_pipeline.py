@@ -47,6 +47,7 @@ from storyboard.request import chained_to
 from storyboard.runner._preflight import live_check, with_remembered
 from storyboard.runner._reroll import Rerolls, plan_view
 from storyboard.runner._scheduler import ShotScheduler, take_id
+from storyboard.runner._slots import Order, check_order
 
 
 def verify_clip(path: Path) -> None:
@@ -96,9 +97,11 @@ class Pipeline:
         otio: str | Path | None = None,
         report: bool = True,
         reroll_drifted: int = 0,
+        order: Order = "longest-path",
     ) -> None:
         if concurrency < 1:
             raise StoryboardError("concurrency must be at least 1")
+        self.order = check_order(order)  # who gets a freed backend slot (runner/_slots.py)
         self.board = board
         name = backend if backend is not None else board.spec.model.backend
         self.backend: Backend = get_backend(name, **dict(backend_options or {})) if isinstance(name, str) else name
@@ -231,12 +234,13 @@ class Pipeline:
                 self.board = await live_check_audio(self.board, plan, self.backend, cache, self.emit)
                 plan = self.plan(cache)  # keyed by the versions served now
                 self.check_budget(plan)
-            self.emit(RenderStarted(shots=tuple(s.id for s in plan.shots if s.status != "unused"),
-                                    to_generate=len(plan.pending), estimate=plan.cost))
+            used = tuple(s.id for s in plan.shots if s.status != "unused")
+            self.emit(RenderStarted(shots=used, to_generate=len(plan.pending), estimate=plan.cost,
+                                    levels=self.board.graph.levels(used)))
             result = RenderResult(plan=plan)
             scheduler = ShotScheduler(board=self.board, backend=self.backend, variant=self.variant, cache=cache,
                                       force=self.force, concurrency=self.concurrency, emit=self.emit,
-                                      results=result.shots)
+                                      results=result.shots, order=self.order)
             if self.reroll_drifted:
                 allowance = (None if self.budget is None
                              else self.budget - plan.cost if plan.cost is not None else Decimal(0))
