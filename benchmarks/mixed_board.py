@@ -24,6 +24,7 @@ if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
 from benchmarks.render import KEY, _FakeProcess  # noqa: E402
+from storyboard.runner import ORDERS, Order  # noqa: E402
 
 CHAIN, INDEPENDENT, CONCURRENCY, LATENCY, TARGET = 8, 12, 4, 1.0, 1.15
 
@@ -39,7 +40,7 @@ def board_text(chain: int = CHAIN, independent: int = INDEPENDENT) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _generation_wall(folder: Path, url: str, order: str) -> float:
+def _generation_wall(folder: Path, url: str, order: Order) -> float:
     """One render's generation wall: the first shot's start to the last shot's end."""
     import storyboard
     from storyboard.backends.inference import InferenceBackend
@@ -58,7 +59,7 @@ def _generation_wall(folder: Path, url: str, order: str) -> float:
 def run(quick: bool = False) -> list[dict[str, Any]]:
     """Longest-path-first and first-ready, alternating on one server (``quick``: one pair)."""
     pairs = 1 if quick else 2
-    walls: dict[str, list[float]] = {"longest-path": [], "first-ready": []}
+    walls: dict[Order, list[float]] = {order: [] for order in ORDERS}
     fake = _FakeProcess(LATENCY)
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -66,8 +67,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             warm.mkdir()
             _generation_wall_warm(warm, fake.url)
             for k in range(pairs):
-                orders = ("longest-path", "first-ready") if k % 2 == 0 else ("first-ready", "longest-path")
-                for order in orders:
+                for order in ORDERS if k % 2 == 0 else ORDERS[::-1]:
                     walls[order].append(_generation_wall(Path(tmp) / f"{order}-{k}", fake.url, order))
     finally:
         fake.close()

@@ -79,8 +79,9 @@ def bench_dask(work: Path, films: int) -> list[dict[str, Any]]:
     rows = read_rows(table)
     with FakeInference(api_key="sk-bench", latency=1.0) as fake:
         os.environ.update(INFERENCE_API_KEY="sk-bench", INFERENCE_BASE_URL=fake.url)
-        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                      dashboard_address=None) as cluster:
+        cluster_of = distributed.LocalCluster
+        with cluster_of(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",  # type: ignore[no-untyped-call]
+                        dashboard_address=None) as cluster:
             # warm both workers (imports), then one film alone: the film's critical path
             run_matrix(board, [{"product": "warm-a"}, {"product": "warm-b"}], backend="inference",
                        cache_dir=work / "c0", dask=cluster.scheduler_address, output_dir=work / "o0")

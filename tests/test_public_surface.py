@@ -63,3 +63,9 @@ def test_no_package_imports_another_packages_private_module() -> None:
             if known is None or not (target == known or target.startswith(known + ".")):
                 bad.append(f"{path.relative_to(ROOT)}:{line}: {target}")
     assert bad == []
+
+
+def test_ci_type_checks_benchmarks_fakeserver_and_pipelines_strictly() -> None:
+    script = (ROOT / ".ci" / "run").read_text().splitlines()
+    checked = {word for line in script if line.startswith("mypy --strict ") for word in line.split()[2:]}
+    assert {"benchmarks", "fakeserver", "pipelines"} <= checked
