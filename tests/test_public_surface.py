@@ -69,3 +69,38 @@ def test_ci_type_checks_benchmarks_fakeserver_and_pipelines_strictly() -> None:
     script = (ROOT / ".ci" / "run").read_text().splitlines()
     checked = {word for line in script if line.startswith("mypy --strict ") for word in line.split()[2:]}
     assert {"benchmarks", "fakeserver", "pipelines"} <= checked
+
+
+# Declared packages that no code imports by that name, and why each is declared.
+NOT_IMPORTED = {
+    "pytest-asyncio": "pytest plugin", "pytest-timeout": "pytest plugin", "ruff": "tool", "mypy": "tool",
+    "types-pyyaml": "stubs for mypy", "otio-fcp-adapter": "OTIO plugin", "otio-fcpx-xml-adapter": "OTIO plugin",
+    "otio-cmx3600-adapter": "OTIO plugin", "s3fs": "fsspec plugin (s3://)",
+}
+IMPORT_NAME = {"pillow": "PIL", "pyyaml": "yaml", "imageio-ffmpeg": "imageio_ffmpeg", "webvtt-py": "webvtt",
+               "cel-python": "celpy", "dask": "distributed"}  # dask[distributed]: the code imports distributed
+
+
+def _declared() -> list[str]:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = [*project["dependencies"], *(d for extra in project["optional-dependencies"].values() for d in extra)]
+    return [re.split(r"[\[<>=!~ ]", n, maxsplit=1)[0].lower() for n in names]
+
+
+def test_every_dependency_is_declared_once_per_list_and_used() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    core = {re.split(r"[\[<>=!~ ]", n, maxsplit=1)[0].lower() for n in project["dependencies"]}
+    dev = [re.split(r"[\[<>=!~ ]", n, maxsplit=1)[0].lower() for n in project["optional-dependencies"]["dev"]]
+    assert sorted(core & set(dev)) == [], "declared in dependencies and again in dev"
+    assert len(dev) == len(set(dev))
+    imported = set()
+    for folder in ("storyboard", "tests", "benchmarks", "pipelines", "fakeserver"):
+        for path in (ROOT / folder).rglob("*.py"):
+            imported |= {target.split(".")[0] for _, target in imports(path)}
+    unused = [name for name in sorted(set(_declared())) if name not in NOT_IMPORTED
+              and IMPORT_NAME.get(name, name.replace("-", "_")) not in imported]
+    assert unused == [], f"declared but never imported: {unused}"
