@@ -25,10 +25,11 @@ from PIL import Image
 
 from fakeserver import FakeInference
 from storyboard.cli import main
+from tests.helpers import KEY
 from tests.test_validate import CASES as VALIDATE_CASES
 
 BAD = Path(__file__).parent / "bad"
-KEY = "sk-test-SECRET-9f8e7d"
+
 VALID = "storyboard: 1\ndefaults: {duration: 3, mode: std}\nshots:\n  - id: a\n    prompt: a harbor\n    image: ok.png\n  - id: b\n    prompt: the keeper\n"
 
 # Files whose bytes cannot carry a UTF-8 header: (fragment, line or None)

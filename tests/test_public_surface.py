@@ -4,8 +4,10 @@ package imports another package's private module."""
 
 from __future__ import annotations
 
+import ast
 import inspect
 import re
+from collections import defaultdict
 
 import storyboard
 from storyboard import errors
@@ -104,3 +106,20 @@ def test_every_dependency_is_declared_once_per_list_and_used() -> None:
     unused = [name for name in sorted(set(_declared())) if name not in NOT_IMPORTED
               and IMPORT_NAME.get(name, name.replace("-", "_")) not in imported]
     assert unused == [], f"declared but never imported: {unused}"
+
+
+def test_no_test_helper_is_copied_between_test_modules() -> None:
+    """A helper class or function of four lines or more written twice with the same body
+    belongs in conftest.py or a helpers module (tests/helpers.py, tests/media_helpers.py)."""
+    bodies: dict[str, list[str]] = defaultdict(list)
+    classes: dict[str, list[str]] = defaultdict(list)  # a class copied, then grown apart
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            # two different Recorder backends (reroll, takes) share a name, not a body
+            if isinstance(node, ast.ClassDef) and node.name != "Recorder":
+                classes[node.name].append(path.name)
+            if (isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+                    and not node.name.startswith("test_") and (node.end_lineno or 0) - node.lineno >= 3):
+                bodies[ast.dump(ast.Module(body=node.body, type_ignores=[]))].append(f"{path.name}:{node.name}")
+    assert [places for places in bodies.values() if len(places) > 1] == []
+    assert {name: files for name, files in classes.items() if len(files) > 1} == {}

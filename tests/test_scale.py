@@ -19,7 +19,7 @@ import pytest
 from fakeserver import FakeInference
 from storyboard.cache import open_cache
 from storyboard.errors import CacheError
-from tests.test_claims import KEY, Render, wait_for
+from tests.helpers import KEY, Render, wait_for
 
 pytest.importorskip("s3fs")
 ACCESS_ID = "AKIASCALETESTID0001"

@@ -25,7 +25,7 @@ from storyboard.errors import RenderFailed, SpecError
 from storyboard.events import Event
 from storyboard.prompts import PromptError, PromptRenderer
 from storyboard.runner import Pipeline
-from tests.test_faults import BOARD, KEY, SHOTS, backend_for
+from tests.helpers import BOARD, KEY, SHOTS, backend_for
 
 SECRET_FILE_TEXT = "TOP-SECRET-file-content-1234"
 
