@@ -123,3 +123,18 @@ def test_progress_counts_the_levels(write_board: Callable[..., Path]) -> None:
     # the chain's levels settle first; the first level waits for x and y, which went last
     assert settled == ["level 2 of 3 settled (1 of 3)", "level 3 of 3 settled (2 of 3)",
                        "level 1 of 3 settled (3 of 3)"]
+
+
+def test_one_slot_with_rerolls_does_not_wait_on_itself(write_board: Callable[..., Path],
+                                                       make_image: Callable[..., Path]) -> None:
+    """A drifted parent's reroll needs a slot while its child waits on the parent: the
+    parent's slot is not kept for the child then (with one slot, that would never end)."""
+    from tests.test_reroll import BOARD as REROLL_BOARD
+    from tests.test_reroll import Recorder
+
+    make_image("start.png")
+    path = write_board(REROLL_BOARD.format(drift=""))
+    backend = Recorder(drift=("b",))
+    pipeline = Pipeline(storyboard.load(path), backend=backend, concurrency=1, reroll_drifted=2, report=False)
+    result = asyncio.run(asyncio.wait_for(pipeline.run(), timeout=60))
+    assert ("b", 2) in backend.takes and result.film is not None

@@ -230,7 +230,8 @@ class ShotScheduler(ImageSteps):
         path, to be generated, whose other parents are done, when nothing in line weighs
         more. It prepares its frame while the slot waits for it (a chain never queues
         behind shots that can wait)."""
-        if not self.priority or ps.id != ps.request.shot_id:
+        # With rerolls the child waits on this shot's reroll, which may need the very slot
+        if not self.priority or ps.id != ps.request.shot_id or self.after_shot is not None:
             return None
         graph = self.board.graph
         kids = [c for c in graph.children(ps.id) if self.planned.get(c) in PAID_STATUSES and all(
