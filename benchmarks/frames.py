@@ -37,7 +37,7 @@ def _full_decode_last(path: Path) -> None:
         for frame in container.decode(stream):
             last = frame
         assert last is not None
-        last.to_image()
+        last.to_image()  # type: ignore[no-untyped-call]
 
 
 def _best(fn: object, repeat: int) -> float:

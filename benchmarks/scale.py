@@ -79,8 +79,9 @@ def bench_dask(work: Path, films: int) -> list[dict[str, Any]]:
     rows = read_rows(table)
     with FakeInference(api_key="sk-bench", latency=1.0) as fake:
         os.environ.update(INFERENCE_API_KEY="sk-bench", INFERENCE_BASE_URL=fake.url)
-        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                      dashboard_address=None) as cluster:
+        cluster_of = distributed.LocalCluster
+        with cluster_of(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",  # type: ignore[no-untyped-call]
+                        dashboard_address=None) as cluster:
             # warm both workers (imports), then one film alone: the film's critical path
             run_matrix(board, [{"product": "warm-a"}, {"product": "warm-b"}], backend="inference",
                        cache_dir=work / "c0", dask=cluster.scheduler_address, output_dir=work / "o0")
@@ -139,13 +140,13 @@ def bench_shared_cache(work: Path) -> list[dict[str, Any]]:
 
 
 def bench_local_default(work: Path, keys: int) -> list[dict[str, Any]]:
-    """The local default is untouched: warm lookups through ``Cache.for_board`` (which now
+    """The local default is untouched: warm lookups through ``open_cache`` (which now
     also recognises URLs) vs a ``Cache`` made on the folder directly."""
-    from storyboard.cache import Cache
+    from storyboard.cache import Cache, open_cache
 
     board = work / "film.yaml"
     board.write_text("storyboard: 1\n")
-    cache = Cache.for_board(board)
+    cache = open_cache(board)
     clip = work / "clip.mp4"
     names = [f"{i:064x}" for i in range(keys)]
     for name in names:
@@ -161,13 +162,13 @@ def bench_local_default(work: Path, keys: int) -> list[dict[str, Any]]:
 
     once(lambda: Cache(work / ".storyboard"))  # warm the page cache first
     runs: dict[str, list[float]] = {"new": [], "direct": []}
-    makers = {"new": lambda: Cache.for_board(board), "direct": lambda: Cache(work / ".storyboard")}
+    makers = {"new": lambda: open_cache(board), "direct": lambda: Cache(work / ".storyboard")}
     for i in range(8):  # interleaved, alternating which goes first, best of 8 each
         for which in (("new", "direct") if i % 2 else ("direct", "new")):
             runs[which].append(once(makers[which]))
     new, direct = min(runs["new"]), min(runs["direct"])
     ratio = round(new / direct, 2)
-    return [_row(f"local cache (the default): {keys} warm lookups via for_board vs Cache(folder) (s)",
+    return [_row(f"local cache (the default): {keys} warm lookups via open_cache vs Cache(folder) (s)",
                  round(new, 3), round(direct, 3), ratio, "≤ 1.1 (same code; noise)", ratio <= 1.1)]
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines._batch import BatchResult, FilmSummary, Job, check_budget, estimate, summarize
-from storyboard import BudgetError, Pipeline, StoryboardError, UsageError, get_backend
+from storyboard import BudgetError, Pipeline, StoryboardError, UsageError, get_backend, is_cache_url
 
 DASK_ENV = "DASK_SCHEDULER_ADDRESS"
 
@@ -52,7 +52,7 @@ def render_batch_dask(jobs: Sequence[Job], *, address: str, backend: str | None 
     """Plan and price the batch here, then render one film per task on the cluster."""
     if backend is not None and not isinstance(backend, str):
         raise UsageError("--dask needs a backend by name (a Backend object cannot be sent to workers)")
-    if cache_dir is not None and "://" not in str(cache_dir):
+    if cache_dir is not None and not is_cache_url(cache_dir):
         cache_dir = str(Path(cache_dir).absolute())  # workers on this machine share a folder
     est = estimate(jobs, backend=backend, cache_dir=cache_dir)
     probe = get_backend(backend or jobs[0].board.spec.model.backend)

@@ -12,14 +12,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from storyboard.errors import (
+    AppError,
     AuthError,
     BackendError,
     BudgetError,
     CacheError,
     GraphError,
     LockedError,
+    MaybeSubmitted,
     MediaError,
     NoOutputError,
+    PromptError,
     RateLimited,
     RenderFailed,
     SpecError,
@@ -50,7 +53,7 @@ if TYPE_CHECKING:
         ShotWaiting,
         Warning_,
     )
-    from storyboard.facts import usd
+    from storyboard.facts import is_cache_url, usd
     from storyboard.options import parse_budget, parse_sets
     from storyboard.plan import Plan
     from storyboard.request import ShotRequest
@@ -79,6 +82,7 @@ _LAZY = {
     "parse_sets": "storyboard.options",
     "render": "storyboard.runner",
     "usd": "storyboard.facts",
+    "is_cache_url": "storyboard.facts",
     **dict.fromkeys(_EVENTS, "storyboard.events"),
 }
 
@@ -95,6 +99,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ASPECT_RATIOS",
     "MODES",
+    "AppError",
     "AppResolved",
     "AssemblyProgress",
     "AuthError",
@@ -108,10 +113,12 @@ __all__ = [
     "FilmDone",
     "GraphError",
     "LockedError",
+    "MaybeSubmitted",
     "MediaError",
     "NoOutputError",
     "Pipeline",
     "Plan",
+    "PromptError",
     "RateLimited",
     "RenderFailed",
     "RenderResult",
@@ -133,6 +140,7 @@ __all__ = [
     "UsageError",
     "Warning_",
     "get_backend",
+    "is_cache_url",
     "load",
     "parse_budget",
     "parse_sets",

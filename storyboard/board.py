@@ -97,7 +97,7 @@ class Board:
     def plan(self, *, backend: str | Backend | None = None, cache: CacheView | None = None, variant: str = "",
              force: frozenset[str] = frozenset(),
              price: Callable[[ShotRequest], Decimal | None] | None = None, speaker: str | None = None) -> Plan:
-        """The plan (pure). Pass ``cache`` (e.g. ``Cache.for_board(path, create=False)``) to
+        """The plan (pure). Pass ``cache`` (e.g. ``open_cache(path, create=False)``) to
         see cache hits; without it every shot is to be generated.
 
         ``backend`` is a backend object (its name, ``variant`` and ``price`` are used) or a

@@ -129,9 +129,9 @@ def validate(file: str, sets: tuple[str, ...], verbose: bool) -> None:
 
 
 def _cache_view(board: Board, cache_dir: str | None) -> Any:
-    from storyboard.cache import Cache
+    from storyboard.cache import open_cache
 
-    return Cache.for_board(board.path, cache_dir, create=False)
+    return open_cache(board.path, cache_dir, create=False)
 
 
 def _backend(name: str) -> Any:
@@ -389,10 +389,10 @@ def cancel(file: str, sets: tuple[str, ...], cache_dir: str | None, yes: bool, v
     with _errors(verbose):
         import asyncio
 
-        from storyboard.cache import Cache
+        from storyboard.cache import open_cache
 
         board = _load(file, sets)
-        cache = Cache.for_board(board.path, cache_dir, create=False)
+        cache = open_cache(board.path, cache_dir, create=False)
         mine = [(key, data) for key, data in cache.journal_entries()
                 if data.get("storyboard") == str(board.path) and data.get("state", {}).get("task_id")]
         if not mine:

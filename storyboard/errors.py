@@ -14,7 +14,10 @@
     ├── BackendError         a shot could not be generated          (exit 1)
     │   ├── AuthError        401/403: says to check INFERENCE_API_KEY
     │   ├── RateLimited      429/503 after retries
-    │   └── TaskFailed       the remote task failed/was rejected (its message)
+    │   ├── TaskFailed       the remote task failed/was rejected (its message)
+    │   ├── NoOutputError    the task finished without an output file
+    │   └── MaybeSubmitted   a submission failed after it went out: a (billed) task
+    │                        may exist, so it is never resubmitted blindly
     ├── MediaError           ffmpeg failed (the command and the tail of its stderr)
     ├── CacheError           the cache cannot be read or written
     │   └── LockedError      another render of the same storyboard is running
@@ -173,6 +176,10 @@ class RateLimited(BackendError):
 
 class TaskFailed(BackendError):
     """The remote task failed, was cancelled or was rejected."""
+
+
+class MaybeSubmitted(BackendError):
+    """The submission failed in a way that may have left a (billed) task behind."""
 
 
 class MediaError(StoryboardError):

@@ -66,6 +66,7 @@ class RenderStarted(Event):
     shots: tuple[str, ...] = ()
     to_generate: int = 0
     estimate: Decimal | None = None
+    levels: tuple[tuple[str, ...], ...] = ()  # the shots by level of the graph (progress counts them)
 
 
 @dataclass(frozen=True)

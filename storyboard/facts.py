@@ -9,14 +9,19 @@ here: that is the app's profile (``storyboard.apps``).
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 __all__ = [
     "ASPECT_FRAME_SIZES",
+    "DEFAULT_HANDOFF_WINDOW",
+    "DEFAULT_TRANSITION_SECONDS",
     "MAX_IMAGE_FILE_BYTES",
     "MAX_IMAGE_PIXELS",
     "MIN_IMAGE_SIDE",
+    "MODEL_MIN_IMAGE_SIDE",
     "TAKES_MAX",
     "TRANSITIONS",
+    "is_cache_url",
     "usd",
 ]
 
@@ -27,6 +32,12 @@ TAKES_MAX = 8
 TRANSITIONS: frozenset[str] = frozenset(
     ["cut", "fade", "fadeblack", "fadewhite", "fadegrays", "fadefast", "fadeslow", "dissolve", "pixelize", "distance", "radial", "hblur", "wipeleft", "wiperight", "wipeup", "wipedown", "wipetl", "wipetr", "wipebl", "wipebr", "slideleft", "slideright", "slideup", "slidedown", "smoothleft", "smoothright", "smoothup", "smoothdown", "circlecrop", "rectcrop", "circleclose", "circleopen", "horzclose", "horzopen", "vertclose", "vertopen", "diagbl", "diagbr", "diagtl", "diagtr", "hlslice", "hrslice", "vuslice", "vdslice", "squeezeh", "squeezev", "zoomin", "hlwind", "hrwind", "vuwind", "vdwind", "coverleft", "coverright", "coverup", "coverdown", "revealleft", "revealright", "revealup", "revealdown"]
 )
+
+# The length of a transition written without one (`transition: dissolve`), in seconds.
+DEFAULT_TRANSITION_SECONDS = 0.5
+
+# The seconds at a clip's end searched by `handoff: best` when no window is written.
+DEFAULT_HANDOFF_WINDOW = 0.5
 
 # Aspect ratios storyboard can frame, with their 720p-class frame size (even pixels).
 # Which of them an app accepts is the app's own rule.
@@ -47,6 +58,14 @@ MAX_IMAGE_PIXELS = 8192 * 8192  # decompression-bomb guard, for validation and p
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")  # image files read and kept (a still is stored as one)
 AUDIO_SUFFIXES = (".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus")  # voiced lines, music
 MIN_IMAGE_SIDE = 64  # below this an image is refused; between this and an app's minimum it is upscaled
+# The short side video apps require of a start/end image (Kling, Seedance: their profiles'
+# `min_side`; a test keeps them equal); smaller images down to MIN_IMAGE_SIDE are upscaled.
+MODEL_MIN_IMAGE_SIDE = 300
+
+
+def is_cache_url(location: str | Path) -> bool:
+    """Whether a cache location is a URL (``s3://…``, ``memory://…``) rather than a folder."""
+    return "://" in str(location)
 
 
 def usd(amount: Decimal | None) -> str:

@@ -12,10 +12,9 @@ from typing import Any
 from storyboard.apps import profile
 from storyboard.errors import Problem, PromptError, TemplateError
 from storyboard.prompts import PromptRenderer
-from storyboard.request import ShotRequest, digest
+from storyboard.request import ShotRequest, node_key
 from storyboard.spec import Spec
 
-KEY_VERSION = 1
 # A generated track fades out over the film's last seconds unless `fade_out:` says otherwise.
 DEFAULT_FADE_OUT = 2.0
 # minimax/music-3-0's own rule (its schema's description): lyrics of 1..3500 characters.
@@ -49,8 +48,8 @@ class MusicTrack:
         """The cache key: app, version and inputs (``maker``: an offline placeholder of
         ``seconds`` instead, keyed by those alone)."""
         if maker is not None:
-            return digest({"v": KEY_VERSION, "maker": maker, "seconds": round(seconds, 3)})
-        return digest({"v": KEY_VERSION, "app": self.app.partition("@")[0], "version": self.version,
+            return node_key({"maker": maker, "seconds": round(seconds, 3)})
+        return node_key({"app": self.app.partition("@")[0], "version": self.version,
                        "inputs": dict(self.inputs)})
 
     def request(self) -> ShotRequest:

@@ -4,8 +4,6 @@ into caption cues. Pure: no audio is made here (that is media's), nothing is pai
 
 from __future__ import annotations
 
-import hashlib
-import json
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -14,7 +12,7 @@ from typing import Any
 from storyboard.apps import check_inputs, profile
 from storyboard.errors import Problem, PromptError, SpecError, TemplateError
 from storyboard.prompts import PromptRenderer
-from storyboard.request import ShotRequest
+from storyboard.request import ShotRequest, node_key
 from storyboard.shotcontext import template_context
 from storyboard.spec import Spec, near
 from storyboard.spec.models import Voice
@@ -27,7 +25,6 @@ CUE_SECONDS = 7.0
 # Speaking rate for the length estimate before anything is voiced (espeak-ng's default
 # is 175 words a minute; people narrate slower).
 WORDS_PER_SECOND = 2.5
-KEY_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -71,9 +68,8 @@ def voice_of(spec: Spec) -> Voice:
 def line_key(app: str, version: str, voice: str | None, text: str, inputs: Mapping[str, Any] | None = None) -> str:
     """The cache key of one voiced line: app, version, voice and text, and the `voice:`'s
     extra app inputs when it has any (speed…), nothing else."""
-    blob = json.dumps({"v": KEY_VERSION, "app": app, "version": version, "voice": voice, "text": text,
-                       **({"inputs": dict(inputs)} if inputs else {})}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return node_key({"app": app, "version": version, "voice": voice, "text": text,
+                     **({"inputs": dict(inputs)} if inputs else {})}, spaced=True)
 
 
 def voice_version(spec: Spec, live: Mapping[str, str] | None = None) -> str:

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from storyboard.planned import (
+    PAID_STATUSES,
     CacheView,
     Plan,
     PlannedAudio,
@@ -24,8 +25,8 @@ from storyboard.titles import title_request
 if TYPE_CHECKING:
     from storyboard.board import Board
 
-__all__ = ["CacheView", "Plan", "PlannedAudio", "PlannedShot", "PlannedTake", "Status", "app_notes", "make_plan",
-           "plan_audio", "request_for", "sum_costs", "take_request"]
+__all__ = ["PAID_STATUSES", "CacheView", "Plan", "PlannedAudio", "PlannedShot", "PlannedTake", "Status", "app_notes",
+           "make_plan", "plan_audio", "request_for", "sum_costs", "take_request"]
 
 
 def request_for(board: Board, shot: ResolvedShot) -> ShotRequest:
@@ -178,7 +179,7 @@ class _Planner:
                            else "cached" if hit is not None else "generate")
             cost = self.cost(shot, req)
             out.append(PlannedTake(take=n, request=req, key=key, status=tst,
-                                   cost=cost if tst in ("generate", "after", "forced") else Decimal(0)))
+                                   cost=cost if tst in PAID_STATUSES else Decimal(0)))
         return tuple(out)
 
     def node(self, order: int, shot_id: str) -> PlannedShot:
@@ -198,7 +199,7 @@ class _Planner:
         resolved = board.inputs.get(shot_id)
         return PlannedShot(
             id=shot_id, order=order, request=req, recipe=recipe, key=key, status=st,
-            after=tuple(dict.fromkeys(after)), cost=p if st in ("generate", "after", "forced") else Decimal(0),
+            after=tuple(dict.fromkeys(after)), cost=p if st in PAID_STATUSES else Decimal(0),
             price=p, reference_price=self.reference(shot), rate=resolved.rate if resolved else None,
             tier=resolved.tier if resolved else "", in_cut=shot_id in board.cut, image=shot.image,
             end_image=shot.end_image, take=picked, takes=self.takes(shot, base, picked, st, after, key_images),

@@ -11,7 +11,8 @@ from typing import Any, Literal, Protocol
 from storyboard.facts import usd
 from storyboard.request import ShotRequest
 
-__all__ = ["CacheView", "Plan", "PlannedAudio", "PlannedShot", "PlannedTake", "Status", "sum_costs"]
+__all__ = ["PAID_STATUSES", "CacheView", "Plan", "PlannedAudio", "PlannedShot", "PlannedTake", "Status",
+           "sum_costs"]
 
 
 class CacheView(Protocol):
@@ -22,6 +23,8 @@ class CacheView(Protocol):
 
 
 Status = Literal["cached", "generate", "after", "forced", "unused"]
+# The statuses that cost money: the node is generated (now, after its parents, or forced).
+PAID_STATUSES: frozenset[str] = frozenset({"generate", "after", "forced"})
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ class PlannedShot:
     @property
     def to_generate(self) -> bool:
         """Whether the picked take will be generated."""
-        return self.status in ("generate", "after", "forced")
+        return self.status in PAID_STATUSES
 
     @property
     def all_costs(self) -> list[Decimal | None]:
@@ -84,7 +87,7 @@ class PlannedTake:
     @property
     def to_generate(self) -> bool:
         """Whether this shot will be generated."""
-        return self.status in ("generate", "after", "forced")
+        return self.status in PAID_STATUSES
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ class PlainLines:
         self.start = time.monotonic()
         self._last_status: dict[str, str | None] = {}
         self._assembly_step = -1
+        self._levels: list[set[str]] = []  # the shots of each level not yet settled
 
     def _line(self, text: str) -> None:
         self.stream.write(f"[{time.monotonic() - self.start:6.1f}s] {text}\n")
@@ -61,7 +62,9 @@ class PlainLines:
     def __call__(self, event: Event) -> None:
         """Write the event as a log line, if it is worth one."""
         if isinstance(event, RenderStarted):
-            self._line(f"rendering {len(event.shots)} shots, {event.to_generate} to generate, estimate {usd(event.estimate)}")
+            self._levels = [set(level) for level in event.levels]
+            self._line(f"rendering {len(event.shots)} shots in {len(event.levels)} levels, "
+                       f"{event.to_generate} to generate, estimate {usd(event.estimate)}")
         elif isinstance(event, ShotWaiting):
             self._line(f"{event.shot}: waiting on {', '.join(event.on)}")
         elif isinstance(event, ShotCached):
@@ -91,6 +94,17 @@ class PlainLines:
                 self._line(f"assembling {event.fraction:.0%}")
         elif isinstance(event, FilmDone):
             self._line(f"film: {event.film} ({event.duration:.2f} s, {event.method}), paid {usd(event.cost)}")
+        if isinstance(event, ShotCached | ShotDone | ShotFailed | ShotSkipped):
+            self._settled(event.shot)
+
+    def _settled(self, shot: str) -> None:
+        """Say when the last shot of a level settles: progress counts the graph's levels."""
+        for k, level in enumerate(self._levels):
+            if shot in level:
+                level.discard(shot)
+                if not level:
+                    done = sum(1 for rest in self._levels if not rest)
+                    self._line(f"level {k + 1} of {len(self._levels)} settled ({done} of {len(self._levels)})")
 
     def close(self) -> None:
         """Do nothing: there is nothing to stop."""

@@ -82,9 +82,9 @@ def _clip_path(board: Board, shot: dict[str, Any], cache_dir: str | Path | None)
                 return candidate
     key = shot.get("key")
     if key:
-        from storyboard.cache import Cache
+        from storyboard.cache import open_cache
 
-        root = Cache.for_board(board.path, cache_dir, create=False)
+        root = open_cache(board.path, cache_dir, create=False)
         if root.root.is_dir():
             entry = root.lookup(str(key))
             if entry is not None:

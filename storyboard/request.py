@@ -37,6 +37,7 @@ __all__ = [
     "digest",
     "estimate",
     "image_identity",
+    "node_key",
     "parse_frame_ref",
     "source_text",
 ]
@@ -208,9 +209,19 @@ class ShotRequest:
         return dict(got.inputs)
 
 
-def digest(obj: Any) -> str:
-    """SHA-256 of a JSON-able value in canonical form (sorted keys, no spaces)."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+def digest(obj: Any, *, spaced: bool = False) -> str:
+    """SHA-256 of a JSON-able value in canonical form (sorted keys, no spaces).
+
+    ``spaced``: json's default separators (``", "``, ``": "``), the form voiced lines'
+    keys were first written in; kept for them so no line cached before is paid again."""
+    separators = (", ", ": ") if spaced else (",", ":")
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=separators, default=str).encode()).hexdigest()
+
+
+def node_key(fields: Mapping[str, Any], *, spaced: bool = False) -> str:
+    """The one cache-key rule of every node (shot, still, voiced line, music track): the
+    digest of its fields with the key version ``v`` (:data:`CACHE_KEY_VERSION`)."""
+    return digest({"v": CACHE_KEY_VERSION, **fields}, spaced=spaced)
 
 
 def cache_key(
@@ -228,9 +239,8 @@ def cache_key(
     its key names neither the backend nor its variant, only what is drawn."""
     if request.kind == "title":
         backend, variant = "title", ""
-    return digest(
+    return node_key(
         {
-            "v": CACHE_KEY_VERSION,
             "backend": backend,
             "variant": variant,
             "app": request.app,

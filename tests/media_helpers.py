@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import av
+import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageStat
 
 from storyboard.media import ffmpeg_path
@@ -157,3 +158,23 @@ def harbor_chain(write_board: Callable[..., Path], make_image: Callable[..., Pat
     lines = [f"  - {{id: {sid}, prompt: {prompt}{', image: start.png' if sid == 'a' else ''}}}"
              for sid, prompt in _CHAIN[:shots]]
     return write_board("storyboard: 1\ndefaults: {mode: std, duration: 3}\nshots:\n" + "\n".join(lines) + "\n")
+
+
+def film_samples(film: Path) -> np.ndarray:  # type: ignore[type-arg]
+    """The film's first audio stream as mono 48 kHz float samples."""
+    raw = subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(film), "-map", "0:a:0", "-ac", "1", "-ar",
+                          "48000", "-f", "f32le", "-"], check=True, capture_output=True).stdout
+    return np.frombuffer(raw, dtype=np.float32)
+
+
+def tone(pcm: np.ndarray, a: float, b: float, freq: float) -> float:  # type: ignore[type-arg]
+    """Amplitude of ``freq`` Hz in film seconds [a, b)."""
+    part = pcm[int(a * 48000):int(b * 48000)]
+    t = np.arange(len(part)) / 48000
+    return float(abs(np.dot(part, np.exp(-2j * np.pi * freq * t))) * 2 / max(1, len(part)))
+
+
+def rms(pcm: np.ndarray, a: float, b: float) -> float:  # type: ignore[type-arg]
+    """Root mean square of film seconds [a, b)."""
+    part = pcm[int(a * 48000):int(b * 48000)]
+    return float(np.sqrt(np.mean(part.astype(np.float64) ** 2)))

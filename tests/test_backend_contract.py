@@ -17,7 +17,9 @@ import pytest
 from PIL import Image
 
 from fakeserver import ASPECT_RATIOS, FakeInference, gradient_image
+from storyboard.backends.animatic import AnimaticBackend
 from storyboard.backends.base import Backend, MemoryContext
+from storyboard.backends.inference import InferenceBackend
 from storyboard.media import probe
 from storyboard.request import ShotRequest
 
@@ -32,14 +34,8 @@ def fake_server() -> Iterator[FakeInference]:
 async def backend(request: pytest.FixtureRequest, fake_server: FakeInference) -> AsyncIterator[Any]:
     made: Any
     if request.param == "animatic":
-        try:
-            from storyboard.backends.animatic import AnimaticBackend
-        except ImportError as exc:  # written by another helper; may land later
-            pytest.skip(f"storyboard.backends.animatic is not available yet ({exc})")
         made = AnimaticBackend(short_side=90, fps=8)
     else:
-        from storyboard.backends.inference import InferenceBackend
-
         made = InferenceBackend(
             api_key=fake_server.api_key,
             base_url=fake_server.url,

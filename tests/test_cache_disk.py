@@ -22,7 +22,8 @@ from storyboard.cache import Cache
 from storyboard.cli import main
 from storyboard.errors import RenderFailed
 from storyboard.events import Event, Warning_
-from tests.test_faults import BOARD, KEY, SHOTS, backend_for, board_path, fake, render
+from tests.helpers import BOARD, KEY, SHOTS, backend_for, render
+from tests.test_faults import board_path, fake
 
 __all__ = ["board_path", "fake"]  # the fixtures, shared with the fault suite
 

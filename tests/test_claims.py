@@ -10,22 +10,17 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from fakeserver import FakeInference
 from storyboard.cache import Cache, LocalClaims
 from storyboard.events import WAITING_FOR_ANOTHER_RENDER
-
-KEY = "sk-test-claims-41a7"
+from tests.helpers import KEY, Render, wait_for
 
 # a and b are the same in both storyboards (same prompt, same start image); c differs.
 # b does not chain from a (image: null), so all three are submitted at once.
@@ -44,65 +39,6 @@ shots:
     image: start.png
 cut: [a, b, c]
 """
-
-
-class Render:
-    """``storyboard render --backend inference --json`` in a subprocess, read as events come."""
-
-    def __init__(self, board: Path, fake: FakeInference, cache: Path) -> None:
-        env = {**os.environ, "INFERENCE_API_KEY": KEY, "INFERENCE_BASE_URL": fake.url}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "storyboard.cli", "render", str(board), "--backend", "inference", "--json",
-             "--cache-dir", str(cache)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        self.events: list[dict[str, Any]] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            try:
-                self.events.append(json.loads(line))
-            except ValueError:
-                continue
-
-    def waiting(self) -> set[str]:
-        """The shots this render has said it waits on another render for."""
-        return {e["shot"] for e in list(self.events)
-                if e.get("event") == "shot_progress" and e.get("status") == WAITING_FOR_ANOTHER_RENDER}
-
-    def finish(self, timeout: float = 180) -> str:
-        """Wait for the end; return stderr (the test fails on a non-zero exit)."""
-        assert self.proc.stderr is not None
-        err = self.proc.stderr.read()
-        self.proc.wait(timeout=timeout)
-        self._reader.join(timeout=10)
-        assert self.proc.returncode == 0, err
-        return err
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.kill()
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
-
-
-def wait_for(condition: Callable[[], bool], what: str, *renders: Render, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        for r in renders:
-            if r.proc.poll() is not None:
-                pytest.fail(f"a render ended (rc {r.proc.returncode}) before {what}: {r.events}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"never reached {what}: {[r.events for r in renders]}")
-        time.sleep(0.05)
 
 
 @pytest.fixture

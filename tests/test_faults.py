@@ -7,7 +7,6 @@ error, keeps what was paid for, and the next render pays only for what is missin
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,33 +15,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-import storyboard
 from fakeserver import FakeInference
-from storyboard.backends.inference import InferenceBackend
-from storyboard.cache import Cache
+from storyboard.cache import open_cache
 from storyboard.cli import main
 from storyboard.errors import BackendError, RenderFailed
 from storyboard.events import Event, RenderResult, Warning_
-from storyboard.runner import Pipeline
-from tests.test_inference_backend import FAST
-
-KEY = "sk-test-SECRET-9f8e7d"
-SHOTS = 3
-BOARD = """
-storyboard: 1
-defaults: {duration: 3, mode: std}
-shots:
-  - id: a
-    prompt: a harbor at dusk
-    image: start.png
-  - id: b
-    prompt: the keeper looks up
-  - id: c
-    prompt: a storm gathers
-    image: start.png
-cut: [a, b, c]
-"""
-# b starts on a's last frame; c is independent.
+from tests.helpers import BOARD, KEY, SHOTS, backend_for, render
 
 
 @pytest.fixture
@@ -55,20 +33,6 @@ def fake() -> Iterator[FakeInference]:
 def board_path(write_board: Callable[..., Path], make_image: Callable[..., Path]) -> Path:
     make_image("start.png")
     return write_board(BOARD)
-
-
-def backend_for(fake: FakeInference | None, **options: Any) -> InferenceBackend:
-    settings: dict[str, Any] = {"api_key": KEY, **FAST, **options}
-    if fake is not None:
-        settings.setdefault("base_url", fake.url)
-    return InferenceBackend(**settings)
-
-
-def render(board_path: Path, backend: InferenceBackend, events: list[Event] | None = None,
-           **options: Any) -> RenderResult:
-    board = storyboard.load(board_path)
-    sink = events.append if events is not None else None
-    return asyncio.run(Pipeline(board, backend=backend, on_event=sink, **options).run())
 
 
 def prompts_paid(fake: FakeInference) -> list[str]:
@@ -119,7 +83,7 @@ def test_connection_refused_is_clear_and_pays_nothing(board_path: Path, monkeypa
         render(board_path, backend_for(None))
     assert "cannot connect to 127.0.0.1" in str(err.value) and "nothing was paid" in str(err.value)
     assert "Traceback" not in str(err.value) and not film_of(board_path).exists()
-    assert not [d for _, d in Cache.for_board(board_path).journal_entries() if d.get("state", {}).get("task_id")]
+    assert not [d for _, d in open_cache(board_path).journal_entries() if d.get("state", {}).get("task_id")]
 
 
 def test_payment_required_is_clear_and_pays_nothing(fake: FakeInference, board_path: Path) -> None:
@@ -151,7 +115,7 @@ def test_quiet_task_beyond_task_timeout_is_resumed_not_repaid(fake: FakeInferenc
     assert "has not finished" in str(err.value) and "re-attach" in str(err.value)
     paid = len(fake.submissions)
     assert paid >= 1
-    journalled = {d["state"]["task_id"] for _, d in Cache.for_board(board_path).journal_entries()}
+    journalled = {d["state"]["task_id"] for _, d in open_cache(board_path).journal_entries()}
     assert journalled == {t.id for t in fake.submissions}
     result = render(board_path, backend_for(fake))
     assert_finished(result, fake)  # the journalled tasks were re-attached, not paid again

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fakeserver import FakeInference
-from storyboard.cache import Cache
+from storyboard.cache import open_cache
 
 KEY = "sk-test-interrupt-41ab"
 
@@ -43,7 +43,7 @@ def test_ctrl_c_leaves_a_resumable_state(write_board: Callable[..., Path], make_
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 130, err
         assert "interrupted" in err and "Traceback" not in err
-        journal = dict(Cache.for_board(path).journal_entries())
+        journal = dict(open_cache(path).journal_entries())
         assert {d["shot"] for d in journal.values()} == {"one", "two"}
         assert not (path.parent / "out" / "film.mp4").exists()
 
@@ -52,4 +52,4 @@ def test_ctrl_c_leaves_a_resumable_state(write_board: Callable[..., Path], make_
         assert done.returncode == 0, done.stderr
         assert len(fake.calls_to("POST", "/apps/run")) == 3
         assert (path.parent / "out" / "film.mp4").exists()
-        assert list(Cache.for_board(path).journal_entries()) == []
+        assert list(open_cache(path).journal_entries()) == []

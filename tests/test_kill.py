@@ -15,57 +15,20 @@ The fake server runs in this process; kill points are detected from the server's
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from fakeserver import FakeInference
-from storyboard.cache import Cache
+from storyboard.cache import open_cache
 from storyboard.cli import main
 from storyboard.media import probe
-from tests.test_faults import BOARD, KEY, SHOTS
+from tests.helpers import BOARD, KEY, SHOTS, Render, wait_for
 
 HOLD = 60.0  # seconds a held request waits: far longer than any kill takes
-
-
-class Render:
-    """A render in a subprocess, its --json events read as they come."""
-
-    def __init__(self, board: Path, fake: FakeInference) -> None:
-        env = {**os.environ, "INFERENCE_API_KEY": KEY, "INFERENCE_BASE_URL": fake.url}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "storyboard.cli", "render", str(board), "--backend", "inference", "--json"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        self.events: list[dict[str, Any]] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            try:
-                self.events.append(json.loads(line))
-            except ValueError:
-                continue
-
-    def kinds(self) -> list[str]:
-        return [e.get("event", "") for e in list(self.events)]
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=30)
-        assert self.proc.stderr is not None
-        self.proc.stderr.close()
 
 
 def settled(fake: FakeInference) -> bool:
@@ -73,16 +36,6 @@ def settled(fake: FakeInference) -> bool:
     the task id before it opens the stream."""
     followed = {c.path.split("/")[2] for c in fake.calls_to("GET", "/tasks/")}
     return bool(fake.submissions) and {t.id for t in fake.submissions} <= followed
-
-
-def wait_for(condition: Callable[[], bool], render: Render, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if render.proc.poll() is not None:
-            pytest.fail(f"the render ended (rc {render.proc.returncode}) before {what}: {render.kinds()}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"never reached {what}: {render.kinds()}")
-        time.sleep(0.02)
 
 
 Condition = Callable[[Render], bool]
@@ -136,7 +89,7 @@ def test_sigkill_then_render_again_finishes_paying_each_shot_once(
         condition = POINTS[point](fake)
         render = Render(board, fake)
         try:
-            wait_for(lambda: condition(render), render, point)
+            wait_for(lambda: condition(render), point, render, timeout=60, poll=0.02)
             if point == "after_submit_before_journal":
                 time.sleep(0.5)  # let any sibling submission arrive too
         finally:
@@ -163,4 +116,4 @@ def test_sigkill_then_render_again_finishes_paying_each_shot_once(
         assert len(warnings) == held
         if point == "after_submit_before_journal":
             assert held >= 1
-        assert list(Cache.for_board(board).journal_entries()) == []
+        assert list(open_cache(board).journal_entries()) == []

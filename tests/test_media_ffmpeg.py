@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -34,8 +34,10 @@ def test_parse_progress_line() -> None:
 
 
 def test_ffmpeg_path_is_runnable() -> None:
-    path = ffmpeg_path()
-    assert os.path.exists(path) or path == "ffmpeg"
+    done = subprocess.run([ffmpeg_path(), "-hide_banner", "-version"], capture_output=True, text=True,
+                          timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ffmpeg version"), done.stdout[:200]
 
 
 async def test_run_ffmpeg_reports_progress(tmp_path: Path) -> None:

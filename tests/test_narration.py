@@ -16,6 +16,9 @@ from storyboard.errors import SpecError, StoryboardError
 from storyboard.events import Event, Warning_
 from storyboard.media import espeak_path, ffmpeg_path, probe
 from storyboard.narration import CUE_CHARS, CUE_SECONDS, PlacedLine, line_key, split_cues
+from tests.media_helpers import film_samples as _samples
+from tests.media_helpers import rms as _rms
+from tests.media_helpers import tone
 
 FPS = 8  # conftest's animatic rate
 
@@ -51,22 +54,9 @@ def _music(folder: Path, seconds: float = 20, freq: int = TONE) -> None:
                     f"sine=frequency={freq}:duration={seconds}", str(folder / "music.wav")], check=True)
 
 
-def _samples(film: Path) -> np.ndarray:
-    raw = subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(film), "-map", "0:a:0", "-ac", "1", "-ar",
-                          "48000", "-f", "f32le", "-"], check=True, capture_output=True).stdout
-    return np.frombuffer(raw, dtype=np.float32)
-
-
 def _tone(pcm: np.ndarray, a: float, b: float, freq: float = TONE) -> float:
-    """Amplitude of ``freq`` Hz in film seconds [a, b)."""
-    part = pcm[int(a * 48000):int(b * 48000)]
-    t = np.arange(len(part)) / 48000
-    return float(abs(np.dot(part, np.exp(-2j * np.pi * freq * t))) * 2 / max(1, len(part)))
-
-
-def _rms(pcm: np.ndarray, a: float, b: float) -> float:
-    part = pcm[int(a * 48000):int(b * 48000)]
-    return float(np.sqrt(np.mean(part.astype(np.float64) ** 2)))
+    """Amplitude of ``freq`` Hz (the offline voice's tone by default) in film seconds [a, b)."""
+    return tone(pcm, a, b, freq)
 
 
 def _voiced(cache: Path) -> dict[str, int]:

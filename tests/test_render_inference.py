@@ -15,7 +15,7 @@ from click.testing import CliRunner
 import storyboard
 from fakeserver import FakeInference
 from storyboard.backends.inference import InferenceBackend
-from storyboard.cache import Cache
+from storyboard.cache import open_cache
 from storyboard.cli import main
 from storyboard.media import probe
 
@@ -81,13 +81,13 @@ def test_journalled_task_is_reattached_and_nothing_is_submitted(fake: FakeInfere
     assert key is not None
     # A previous render submitted harbor and died before the clip arrived.
     upload = fake.create_task({"app": "klingai/video-v3", "input": {"prompt": "a harbor at dusk", "duration": 3}})
-    Cache.for_board(board_path).remember(key, "task_id", upload.id, shot="harbor", storyboard=str(board_path))
+    open_cache(board_path).remember(key, "task_id", upload.id, shot="harbor", storyboard=str(board_path))
     result = asyncio.run(pipeline.run())
     assert result.shots["harbor"].task_id == upload.id
     runs = fake.calls_to("POST", "/apps/run")
     assert len(runs) == 2  # keeper and gull only: harbor re-attached
     assert all(json.loads(c.body)["input"]["prompt"] != "a harbor at dusk" for c in runs)
-    assert list(Cache.for_board(board_path).journal_entries()) == []  # cleared once cached
+    assert list(open_cache(board_path).journal_entries()) == []  # cleared once cached
 
 
 def test_cancel_command_cancels_journalled_tasks(fake: FakeInference, board_path: Path) -> None:
@@ -95,12 +95,12 @@ def test_cancel_command_cancels_journalled_tasks(fake: FakeInference, board_path
     key = storyboard.Pipeline(board, backend="animatic").board.plan(backend="inference").by_id["harbor"].key
     assert key is not None
     task = fake.create_task({"app": "klingai/video-v3", "input": {"prompt": "a harbor at dusk", "duration": 3}})
-    Cache.for_board(board_path).remember(key, "task_id", task.id, shot="harbor", storyboard=str(board_path))
+    open_cache(board_path).remember(key, "task_id", task.id, shot="harbor", storyboard=str(board_path))
     result = CliRunner().invoke(main, ["cancel", str(board_path), "--yes"], env=env(fake))
     assert result.exit_code == 0, result.output
     assert "harbor: cancelled" in result.output
     assert [c.path for c in fake.calls_to("POST", f"/tasks/{task.id}/cancel")]
-    assert list(Cache.for_board(board_path).journal_entries()) == []
+    assert list(open_cache(board_path).journal_entries()) == []
 
 
 def test_concurrency_limit_as_the_server_sees_it(fake: FakeInference, write_board: Callable[..., Path]) -> None:

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from fakeserver import FakeInference
-from storyboard.cache import Cache
+from storyboard.cache import open_cache
 from storyboard.errors import CacheError
-from tests.test_claims import KEY, Render, wait_for
+from tests.helpers import KEY, Render, wait_for
 
 pytest.importorskip("s3fs")
 ACCESS_ID = "AKIASCALETESTID0001"
@@ -124,7 +124,7 @@ def test_two_machines_at_once_pay_once_a_third_pays_nothing(copies: list[Path], 
     for text in errs + [json.dumps(e) for r in [*renders, third] for e in r.events]:
         assert SECRET not in text and ACCESS_ID not in text
     _no_secret_in(tmp_path)
-    shared = Cache.for_board(copies[0], s3_url, create=False)
+    shared = open_cache(copies[0], s3_url, create=False)
     assert list(shared.journal_entries()) == []  # every journal dropped once stored
     shared.fs.invalidate_cache()  # type: ignore[attr-defined]
     assert shared.fs.find(f"{shared.base}/claims") == []  # type: ignore[attr-defined]  # released claims are gone
@@ -137,7 +137,7 @@ def test_owner_sigkilled_holding_s3_claims_the_next_runner_reattaches(copies: li
         first = Render(copies[0], fake, s3_url)  # type: ignore[arg-type]
         second: Render | None = None
         try:
-            view = Cache.for_board(copies[0], s3_url, create=False)
+            view = open_cache(copies[0], s3_url, create=False)
 
             def journalled() -> bool:
                 entries = [j for _, j in view.journal_entries()]
@@ -195,11 +195,11 @@ def test_s3_claims_are_exclusive_and_an_expired_lease_is_taken_over(s3_url: str)
 def test_a_local_fsspec_url_claims_with_exclusive_create_and_unsafe_stores_are_refused(
         tmp_path: Path, write_board: Callable[..., Path]) -> None:
     board = write_board(BOARD)
-    cache = Cache.for_board(board, f"file://{tmp_path / 'remote'}")
+    cache = open_cache(board, f"file://{tmp_path / 'remote'}")
     claim = cache.try_claim("k" * 64)
     assert claim is not None and cache.try_claim("k" * 64) is None
     claim.release()
-    memory = Cache.for_board(board, "memory://cache")
+    memory = open_cache(board, "memory://cache")
     with pytest.raises(CacheError, match="claims would not be safe"):
         memory.try_claim("k" * 64)
 
@@ -214,7 +214,7 @@ def test_an_unreachable_store_is_one_cache_error_without_secrets(write_board: Ca
 
     fsspec.filesystem("s3").clear_instance_cache()
     board = write_board(BOARD)
-    cache = Cache.for_board(board, "s3://nowhere/prefix")
+    cache = open_cache(board, "s3://nowhere/prefix")
     with pytest.raises(CacheError) as info:
         cache.lookup("k" * 64)
     text = str(info.value)
@@ -288,8 +288,8 @@ def test_a_local_cache_does_not_import_fsspec(write_board: Callable[..., Path]) 
     import sys
 
     board = write_board(BOARD)
-    code = ("import sys; from pathlib import Path; from storyboard.cache import Cache; "
-            f"Cache.for_board(Path({str(board)!r})); print('fsspec' in sys.modules, 's3fs' in sys.modules)")
+    code = ("import sys; from pathlib import Path; from storyboard.cache import open_cache; "
+            f"open_cache(Path({str(board)!r})); print('fsspec' in sys.modules, 's3fs' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.split() == ["False", "False"]
 

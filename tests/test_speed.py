@@ -161,7 +161,7 @@ def test_a_chained_child_needs_no_second_read_or_decode_of_its_parent(
     import storyboard.media
     from fakeserver import FakeInference
     from storyboard.backends.inference import InferenceBackend
-    from storyboard.cache import Cache, _local
+    from storyboard.cache import _local, open_cache
     from storyboard.media._frames import _extract
 
     path = harbor_chain(write_board, make_image, 2)  # b starts on a's last frame
@@ -178,7 +178,7 @@ def test_a_chained_child_needs_no_second_read_or_decode_of_its_parent(
     monkeypatch.undo()
     clip = result.shots["a"].clip
     assert clip is not None and clip.name == f"{_local.file_sha256(clip)}.mp4"  # the streamed hash is right
-    last = Cache.for_board(path).frame_path(clip.stem, "last")
+    last = open_cache(path).frame_path(clip.stem, "last")
     assert last.read_bytes() == _extract(clip, "last", path.parent / "again.png").read_bytes()
 
 

@@ -5,22 +5,23 @@ paid, cached, priced, planned and counted in --budget; bad input stops before an
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
-import numpy as np
 import pytest
 import srt
 from click.testing import CliRunner
 
 import storyboard
 from fakeserver import FakeInference
-from storyboard.cache import Cache
+from storyboard.cache import open_cache
 from storyboard.errors import BackendError, BudgetError, SpecError, StoryboardError
-from storyboard.media import ffmpeg_path, probe_audio
+from storyboard.media import probe_audio
 from storyboard.runner import Pipeline
+from tests.media_helpers import film_samples as _samples
+from tests.media_helpers import rms as _rms
+from tests.media_helpers import tone as _tone
 
 KEY = "sk-test-voice-18"
 TTS, MUSIC, VIDEO = "falai/kokoro-tts", "minimax/music-3-0", "klingai/video-v3"
@@ -68,23 +69,6 @@ def _runs(fake: FakeInference) -> int:
     return len(fake.calls_to("POST", "/apps/run"))
 
 
-def _samples(film: Path) -> np.ndarray:
-    raw = subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(film), "-map", "0:a:0", "-ac", "1", "-ar",
-                          "48000", "-f", "f32le", "-"], check=True, capture_output=True).stdout
-    return np.frombuffer(raw, dtype=np.float32)
-
-
-def _tone(pcm: np.ndarray, a: float, b: float, freq: float) -> float:
-    part = pcm[int(a * 48000):int(b * 48000)]
-    t = np.arange(len(part)) / 48000
-    return float(abs(np.dot(part, np.exp(-2j * np.pi * freq * t))) * 2 / max(1, len(part)))
-
-
-def _rms(pcm: np.ndarray, a: float, b: float) -> float:
-    part = pcm[int(a * 48000):int(b * 48000)]
-    return float(np.sqrt(np.mean(part.astype(np.float64) ** 2)))
-
-
 def test_lines_and_music_are_made_once_first_and_cached(fake: FakeInference,
                                                          write_board: Callable[..., Path]) -> None:
     path = write_board(BOARD)
@@ -124,7 +108,7 @@ def test_lines_and_music_are_made_once_first_and_cached(fake: FakeInference,
 
     path.write_text(path.read_text().replace("Gulls cry.", "Gulls cry out."))
     plan = storyboard.load(path).plan(backend="inference",
-                                      cache=Cache.for_board(path, create=False))
+                                      cache=open_cache(path, create=False))
     assert [a.id for a in plan.audio if a.status == "generate"] == ["say:c"]
     edited = storyboard.render(path, backend="inference")
     assert edited.film is not None

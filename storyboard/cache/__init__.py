@@ -13,6 +13,7 @@ from storyboard.cache._local import (
     file_sha256,
     known_sha256,
 )
+from storyboard.cache._open import open_cache
 from storyboard.cache.claims import Claim, ClaimStore, LocalClaims
 
 __all__ = [
@@ -27,4 +28,5 @@ __all__ = [
     "atomic_write_json",
     "file_sha256",
     "known_sha256",
+    "open_cache",
 ]

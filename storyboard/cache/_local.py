@@ -163,20 +163,6 @@ class Cache:
                         removed += 1
         return removed
 
-    @classmethod
-    def for_board(cls, board_path: Path, cache_dir: str | Path | None = None, *, create: bool = True,
-                  verify: Callable[[Path], object] | None = None) -> Cache:
-        """The cache of a storyboard: ``cache_dir``, else $STORYBOARD_CACHE, else beside it.
-        A URL (``s3://bucket/prefix``) is a shared cache; its local copy stays beside the board."""
-        if cache_dir is None:
-            cache_dir = os.environ.get(CACHE_ENV) or None
-        if cache_dir is not None and "://" in str(cache_dir):
-            from storyboard.cache._shared import SharedCache  # fsspec only when asked for
-
-            return SharedCache(board_path.parent / DEFAULT_DIRNAME, str(cache_dir), create=create, verify=verify)
-        root = Path(cache_dir) if cache_dir else board_path.parent / DEFAULT_DIRNAME
-        return cls(root, create=create, verify=verify)
-
     # ------------------------------------------------------------------ clips
 
     def _clip_path(self, digest: str, suffix: str = ".mp4") -> Path:

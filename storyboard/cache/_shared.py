@@ -37,11 +37,6 @@ from storyboard.errors import CacheError
 _SECRET_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN", "GOOGLE_APPLICATION_CREDENTIALS")
 
 
-def is_url(text: str | Path) -> bool:
-    """True for a cache location that is a URL (``s3://…``) rather than a folder."""
-    return "://" in str(text)
-
-
 def scrub(text: str) -> str:
     """``text`` with any credential value from the environment blanked out."""
     for var in _SECRET_VARS:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from storyboard.facts import MODEL_MIN_IMAGE_SIDE
 from storyboard.media._ffmpeg import run_ffmpeg
 from storyboard.media._images import fit_image, frame_size, load_image
 
@@ -352,7 +353,7 @@ async def animatic_clip(
 
 def still_card(dest: Path, *, aspect_ratio: str, title: str, text: str, short_side: int = 720) -> Path:
     """An offline still: a titled card (PNG) at ``aspect_ratio`` with ``short_side`` px."""
-    card = title_card(frame_size(aspect_ratio, max(short_side, 300)), title, text, seed="still:" + text)
+    card = title_card(frame_size(aspect_ratio, max(short_side, MODEL_MIN_IMAGE_SIDE)), title, text, seed="still:" + text)
     dest.parent.mkdir(parents=True, exist_ok=True)
     card.save(dest, format="PNG")
     return dest

@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from storyboard.errors import MediaError
+from storyboard.facts import DEFAULT_HANDOFF_WINDOW
 from storyboard.media._frames import (
     _decode_from,
     _frame_time,
@@ -119,7 +120,7 @@ def _select(clip: Path, window: float, dest: Path) -> Handoff:
                    candidates=len(scores))
 
 
-async def handoff_frame(clip: Path, dest: Path, window: float = 0.5) -> Handoff:
+async def handoff_frame(clip: Path, dest: Path, window: float = DEFAULT_HANDOFF_WINDOW) -> Handoff:
     """Write the sharpest frame of ``clip``'s last ``window`` seconds to ``dest`` (PNG)."""
     if window <= 0:
         raise MediaError(f"handoff window must be > 0 s, got {window}")

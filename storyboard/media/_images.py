@@ -11,11 +11,16 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from storyboard.errors import MediaError
-from storyboard.facts import ASPECT_FRAME_SIZES, MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE
+from storyboard.facts import (
+    ASPECT_FRAME_SIZES,
+    MAX_IMAGE_PIXELS,
+    MIN_IMAGE_SIDE,
+    MODEL_MIN_IMAGE_SIDE,
+)
 
-# The default minimum short side of start/end images: Kling V3.0's rule. It is an app's
-# rule, so callers that know the app pass their own ``min_short_side``.
-MIN_SHORT_SIDE = 300
+# The default minimum short side of start/end images (facts.MODEL_MIN_IMAGE_SIDE). It is
+# an app's rule, so callers that know the app pass their own ``min_short_side``.
+MIN_SHORT_SIDE = MODEL_MIN_IMAGE_SIDE
 _ACCEPTED_FORMATS = {"PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF"}
 
 

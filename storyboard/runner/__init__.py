@@ -8,9 +8,12 @@ from storyboard.runner._context import JournalContext
 from storyboard.runner._images import RenderState
 from storyboard.runner._pipeline import Pipeline, expand_force, render, verify_clip
 from storyboard.runner._scheduler import ShotScheduler
+from storyboard.runner._slots import ORDERS, Order
 
 __all__ = [
+    "ORDERS",
     "JournalContext",
+    "Order",
     "Pipeline",
     "RenderState",
     "ShotScheduler",

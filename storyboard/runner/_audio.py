@@ -26,8 +26,7 @@ from typing import Any
 from storyboard import apps
 from storyboard.backends.base import Backend
 from storyboard.board import Board
-from storyboard.cache import Cache
-from storyboard.cache._local import atomic_write_json
+from storyboard.cache import Cache, atomic_write_json
 from storyboard.errors import (
     AuthError,
     BackendError,

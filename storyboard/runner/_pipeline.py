@@ -22,7 +22,7 @@ from typing import Any
 from storyboard.backends import backend_variant, get_backend
 from storyboard.backends.base import Backend
 from storyboard.board import Board
-from storyboard.cache import Cache, atomic_write_json, file_sha256
+from storyboard.cache import Cache, atomic_write_json, file_sha256, open_cache
 from storyboard.errors import (
     BudgetError,
     MediaError,
@@ -47,6 +47,7 @@ from storyboard.request import chained_to
 from storyboard.runner._preflight import live_check, with_remembered
 from storyboard.runner._reroll import Rerolls, plan_view
 from storyboard.runner._scheduler import ShotScheduler, take_id
+from storyboard.runner._slots import Order, check_order
 
 
 def verify_clip(path: Path) -> None:
@@ -96,9 +97,11 @@ class Pipeline:
         otio: str | Path | None = None,
         report: bool = True,
         reroll_drifted: int = 0,
+        order: Order = "longest-path",
     ) -> None:
         if concurrency < 1:
             raise StoryboardError("concurrency must be at least 1")
+        self.order = check_order(order)  # who gets a freed backend slot (runner/_slots.py)
         self.board = board
         name = backend if backend is not None else board.spec.model.backend
         self.backend: Backend = get_backend(name, **dict(backend_options or {})) if isinstance(name, str) else name
@@ -136,7 +139,7 @@ class Pipeline:
     def plan(self, cache: Cache | None = None) -> Plan:
         """The plan against the cache: what is cached, what is pending, the cost."""
         if cache is None:
-            cache = Cache.for_board(self.board.path, self.cache_dir, create=False, verify=verify_clip)
+            cache = open_cache(self.board.path, self.cache_dir, create=False, verify=verify_clip)
         from storyboard.runner._audio import speaker_for
 
         # with --reroll-drifted, rerolled shots' descendants chain from the kept take
@@ -204,7 +207,7 @@ class Pipeline:
             plan = self.plan()
             self.check_budget(plan)
             return RenderResult(plan=plan)
-        cache = Cache.for_board(self.board.path, self.cache_dir, verify=verify_clip)
+        cache = open_cache(self.board.path, self.cache_dir, verify=verify_clip)
         cache.sweep_tmp()
         with cache.lock(self.output):
             self.board = with_remembered(self.board, cache)  # keys hold the app versions last read live
@@ -231,12 +234,13 @@ class Pipeline:
                 self.board = await live_check_audio(self.board, plan, self.backend, cache, self.emit)
                 plan = self.plan(cache)  # keyed by the versions served now
                 self.check_budget(plan)
-            self.emit(RenderStarted(shots=tuple(s.id for s in plan.shots if s.status != "unused"),
-                                    to_generate=len(plan.pending), estimate=plan.cost))
+            used = tuple(s.id for s in plan.shots if s.status != "unused")
+            self.emit(RenderStarted(shots=used, to_generate=len(plan.pending), estimate=plan.cost,
+                                    levels=self.board.graph.levels(used)))
             result = RenderResult(plan=plan)
             scheduler = ShotScheduler(board=self.board, backend=self.backend, variant=self.variant, cache=cache,
                                       force=self.force, concurrency=self.concurrency, emit=self.emit,
-                                      results=result.shots)
+                                      results=result.shots, order=self.order)
             if self.reroll_drifted:
                 allowance = (None if self.budget is None
                              else self.budget - plan.cost if plan.cost is not None else Decimal(0))

@@ -17,8 +17,7 @@ from typing import Any
 
 from storyboard import apps
 from storyboard.board import Board
-from storyboard.cache import Cache
-from storyboard.cache._local import atomic_write_json
+from storyboard.cache import Cache, atomic_write_json
 from storyboard.errors import AuthError, BackendError, CacheError
 from storyboard.events import AppResolved, Event
 

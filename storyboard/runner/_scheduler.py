@@ -3,7 +3,9 @@
     wait_for_parents → shot_key → lookup → claim → prepare_inputs → generate → store
 
 A shot starts as soon as the clips it takes frames from exist. Backend calls are
-limited by a semaphore (``concurrency``). A paid shot is claimed (see
+limited to ``concurrency`` slots; a freed slot goes to the ready shot with the longest
+remaining path through the graph (``runner/_slots.py``; ``order="first-ready"``: first
+come, first served). A paid shot is claimed (see
 ``storyboard.cache.claims``) before anything is submitted, and the claim is waited for
 outside the semaphore, so renders waiting on each other's claims cannot deadlock. A
 failed shot does not stop independent shots; its descendants are skipped.
@@ -39,10 +41,11 @@ from storyboard.events import (
     Warning_,
     jsonable,
 )
-from storyboard.plan import Plan, PlannedShot, PlannedTake
+from storyboard.plan import PAID_STATUSES, Plan, PlannedShot, PlannedTake
 from storyboard.request import FrameRef, ShotRequest, billed_cost, cache_key, image_identity
 from storyboard.runner._context import JournalContext, holding
 from storyboard.runner._images import ImageSteps, RenderState
+from storyboard.runner._slots import Order, PrioritySlots, expected_seconds
 from storyboard.spec import ImageSource
 from storyboard.titles import TITLE_BACKEND, card_args, is_title
 
@@ -58,13 +61,16 @@ class ShotScheduler(ImageSteps):
     """Generates what a plan needs, each shot through the named steps."""
 
     def __init__(self, *, board: Board, backend: Backend, variant: str, cache: Cache, force: frozenset[str],
-                 concurrency: int, emit: Callable[[Event], None], results: dict[str, ShotResult]) -> None:
+                 concurrency: int, emit: Callable[[Event], None], results: dict[str, ShotResult],
+                 order: Order = "longest-path") -> None:
         self.board = board
         self.backend = backend
         self.variant = variant
         self.cache = cache
         self.force = force
-        self.slots = asyncio.Semaphore(concurrency)
+        self.slots = PrioritySlots(concurrency)
+        self.order = order
+        self.priority: dict[str, float] = {}  # shot id -> the work hanging on it (expected seconds)
         self.emit = emit
         self.results = results
         self.paid = bool(getattr(backend, "paid", True))
@@ -87,6 +93,7 @@ class ShotScheduler(ImageSteps):
         for s in [*active, *takes]:
             self.state.futures[s.id] = loop.create_future()
         self.planned = {s.id: s.status for s in plan.shots}
+        self.priority = self.priorities(plan) if self.order == "longest-path" else {}
         tasks = [asyncio.ensure_future(self.run_shot(s)) for s in [*active, *takes]]
         try:
             await asyncio.gather(*tasks)
@@ -97,6 +104,17 @@ class ShotScheduler(ImageSteps):
                 side.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
+
+    def priorities(self, plan: Plan) -> dict[str, float]:
+        """Each node's longest remaining path, weighted by expected generation time (0 for
+        what is cached); another take (``SHOT#N``) weighs its own time only: no shot
+        chains from it."""
+        weights = {s.id: expected_seconds(s.request) if s.to_generate else 0.0 for s in plan.shots}
+        out = self.board.graph.remaining(weights)
+        for s in plan.shots:
+            for t in s.takes:
+                out[take_id(s.id, t.take)] = expected_seconds(t.request) if t.to_generate else 0.0
+        return out
 
     async def cut_handoffs(self) -> None:
         """Find the handoff frame of every finished shot whose last frame feeds another
@@ -170,6 +188,8 @@ class ShotScheduler(ImageSteps):
             fut.set_result(entry)
             if ps.id == ps.request.shot_id:
                 self.prefetch(ps.id, entry)
+        finally:
+            self.slots.forfeit(ps.id)  # a slot kept for a shot that no longer needs one
 
     async def make_shot(self, ps: PlannedShot) -> Entry:
         """The steps of one shot, in order."""
@@ -200,8 +220,25 @@ class ShotScheduler(ImageSteps):
         """Prepare the images, check the journal, then generate and store in a slot."""
         request = await self.prepare_inputs(ps, entries)
         self.check_journal(ps.id, key)
-        async with self.slots:
-            return await self.generate_and_store(ps, key, request)
+        async with self.slots.hold(self.priority.get(ps.id, 0.0), ps.id) as turn:
+            entry = await self.generate_and_store(ps, key, request)
+            turn.pass_to(self.heir(ps))
+            return entry
+
+    def heir(self, ps: PlannedShot) -> str | None:
+        """The child a finished shot's slot passes to: the one with the longest remaining
+        path, to be generated, whose other parents are done, when nothing in line weighs
+        more. It prepares its frame while the slot waits for it (a chain never queues
+        behind shots that can wait)."""
+        # With rerolls the child waits on this shot's reroll, which may need the very slot
+        if not self.priority or ps.id != ps.request.shot_id or self.after_shot is not None:
+            return None
+        graph = self.board.graph
+        kids = [c for c in graph.children(ps.id) if self.planned.get(c) in PAID_STATUSES and all(
+            p == ps.id or _finished(self.state.futures.get(p)) for p in graph.parents(c))]
+        best = max(kids, key=self.priority.__getitem__, default=None)
+        top = self.slots.top_waiting()
+        return best if best is not None and (top is None or self.priority[best] >= top) else None
 
     # ----------------------------------------------------------------- the steps
 

@@ -11,7 +11,12 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from storyboard.facts import IMAGE_SUFFIXES, MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE
+from storyboard.facts import (
+    IMAGE_SUFFIXES,
+    MAX_IMAGE_FILE_BYTES,
+    MAX_IMAGE_PIXELS,
+    MIN_IMAGE_SIDE,
+)
 from storyboard.spec.messages import near
 
 __all__ = ["ImageChecks", "ImageFile", "check_image_file", "inside"]

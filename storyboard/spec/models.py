@@ -11,7 +11,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from storyboard.facts import ASPECT_FRAME_SIZES, TAKES_MAX
+from storyboard.facts import (
+    ASPECT_FRAME_SIZES,
+    DEFAULT_HANDOFF_WINDOW,
+    DEFAULT_TRANSITION_SECONDS,
+    TAKES_MAX,
+)
 
 FORMAT_VERSION = 1
 # The aspect ratios storyboard can frame: facts.ASPECT_FRAME_SIZES is their one home.
@@ -71,7 +76,7 @@ class Defaults(_Model):
     handoff: Handoff = Field(
         "last", description="frame a chained shot starts on: last (exact) or best (sharpest near the end)"
     )
-    handoff_window: HandoffWindow = Field(0.5, description="seconds at the clip's end searched by handoff: best")
+    handoff_window: HandoffWindow = Field(DEFAULT_HANDOFF_WINDOW, description="seconds at the clip's end searched by handoff: best")
     takes: Takes = Field(1, description=f"clips generated per shot (1..{TAKES_MAX}); pick one with storyboard pick")
 
 
@@ -82,7 +87,7 @@ class Transition(_Model):
         "dissolve",
         description="cut, or an ffmpeg xfade name: dissolve, fade, fadeblack, wipeleft, slideleft…",
     )
-    duration: float = Field(0.5, gt=0, description="seconds; shorter than both neighbouring clips")
+    duration: float = Field(DEFAULT_TRANSITION_SECONDS, gt=0, description="seconds; shorter than both neighbouring clips")
 
 
 class Overlay(_Model):

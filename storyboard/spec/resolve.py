@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from storyboard.errors import Problem, SpecError
-from storyboard.facts import TRANSITIONS
+from storyboard.facts import DEFAULT_TRANSITION_SECONDS, TRANSITIONS
 from storyboard.request import FrameRef, parse_frame_ref
 from storyboard.spec.images import ImageChecks, check_image_file, inside
 from storyboard.spec.messages import Allowed, Flaw, did_you_mean, near, problems_from_validation
@@ -253,7 +253,7 @@ def shot_transition(shot: Shot, i: int, flaws: list[Flaw]) -> tuple[str, float]:
     t = shot.transition
     if t is None:
         return "cut", 0.0
-    ttype, tdur = (t, 0.5) if isinstance(t, str) else (t.type, t.duration)
+    ttype, tdur = (t, DEFAULT_TRANSITION_SECONDS) if isinstance(t, str) else (t.type, t.duration)
     if ttype not in TRANSITIONS:
         flaws.append(Flaw(
             f"shot '{shot.id}': unknown transition '{ttype}'{did_you_mean(ttype, sorted(TRANSITIONS))} "

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from storyboard.facts import DEFAULT_HANDOFF_WINDOW
 from storyboard.request import FrameRef
 from storyboard.spec.images import ImageFile
 from storyboard.spec.models import AudioTrack, StoryboardModel
@@ -43,7 +44,7 @@ class ResolvedShot:
     negative_prompt: str | None
     inputs: dict[str, Any]
     handoff: str = "last"  # how a child's "@ID:last" picks this clip's frame: last or best
-    handoff_window: float = 0.5
+    handoff_window: float = DEFAULT_HANDOFF_WINDOW
     takes: int = 1
 
     kind: str = "shot"  # "shot" (a clip), "title" (a text card, drawn here) or "still" (an image, `stills:`)

@@ -40,7 +40,7 @@ from storyboard.backends.inference.protocol import (
     retry_after_seconds,
     unwrap,
 )
-from storyboard.errors import AuthError, BackendError, RateLimited, TaskFailed
+from storyboard.errors import AuthError, BackendError, MaybeSubmitted, RateLimited, TaskFailed
 
 __all__ = [
     "API_KEY_ENV",
@@ -89,10 +89,6 @@ class Retryable(Exception):
         self.retry_after = retry_after
         self.busy = busy  # 429/503: the server asked us to slow down
         self.status = status
-
-
-class MaybeSubmitted(BackendError):
-    """The submission failed in a way that may have left a (billed) task behind."""
 
 
 def may_resubmit(response: httpx.Response) -> bool:

@@ -1,0 +1,87 @@
+"""The benchmark runner's own honesty: a measure that was not taken is a row that says why,
+and the verdict counts it; a row judged against a baseline never passes without one."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks import remote
+from benchmarks.__main__ import results_markdown, run_benchmark, table_lines, verdict
+
+
+@pytest.fixture
+def bench_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    package = tmp_path / "fakebench"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "needs_missing.py").write_text("import no_such_library_h26\n\ndef run(quick):\n    return []\n")
+    (package / "fine.py").write_text(
+        "def run(quick):\n    return [{'measure': 'x', 'storyboard': 1, 'passed': True}]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "fakebench"
+    for name in [m for m in sys.modules if m.startswith("fakebench")]:
+        del sys.modules[name]
+
+
+def test_a_benchmark_that_cannot_import_is_a_skipped_row(bench_package: str) -> None:
+    rows, crashed = run_benchmark("needs_missing", quick=True, package=bench_package)
+    assert not crashed
+    assert len(rows) == 1 and rows[0]["passed"] is None
+    assert "no_such_library_h26" in rows[0]["skipped"]
+    fine, _ = run_benchmark("fine", quick=True, package=bench_package)
+    line = verdict(fine + rows)
+    assert line == "2 measures, 0 missed, 1 skipped: incomplete", line
+    assert any("SKIPPED: cannot import no_such_library_h26" in ln for ln in table_lines(rows))
+    assert verdict(fine) == "1 measures, 0 missed, 0 skipped: all passed"
+
+
+def _measured(upload_bytes: int) -> remote.Measured:
+    return remote.Measured(shots=8, wall=2.1, requests=24, upload_bytes=upload_bytes, bytes_saved=0,
+                           max_in_flight=4)
+
+
+def test_remote_rows_judged_against_the_sdk_do_not_pass_without_it() -> None:
+    rows = remote.rows_for(_measured(1000), None, distinct=2, latency=1.0, app_requests=1, app_ms=3)
+    upload = next(r for r in rows if r["measure"].startswith("upload bytes"))
+    assert upload["passed"] is None and upload["skipped"] == remote.NO_SDK
+    with_sdk = remote.rows_for(_measured(1000), _measured(4000), distinct=2, latency=1.0, app_requests=1,
+                               app_ms=3)
+    assert next(r for r in with_sdk if r["measure"].startswith("upload bytes"))["passed"] is True
+    worse = remote.rows_for(_measured(1000), _measured(3000), distinct=2, latency=1.0, app_requests=1,
+                            app_ms=3)
+    assert next(r for r in worse if r["measure"].startswith("upload bytes"))["passed"] is False
+
+
+def _cell(text: str) -> Any:
+    return None if text == "—" else text
+
+
+def read_results(text: str) -> tuple[str, float, list[dict[str, Any]]]:
+    """RESULTS.md read back into (machine, seconds, rows) as the command would have had them."""
+    lines = text.split("\n")
+    head = re.fullmatch(r"`python -m benchmarks` on (.*); (\d+) s in all\.", lines[2])
+    assert head, lines[2]
+    rows = []
+    for line in lines:
+        if not line.startswith("| ") or line.startswith("| measure |"):
+            continue
+        measure, ours, base, ratio, target, verdict_cell = line[2:-2].split(" | ")
+        row = {"measure": measure, "storyboard": _cell(ours), "baseline": _cell(base), "ratio": _cell(ratio),
+               "target": _cell(target), "passed": {"pass": True, "MISS": False}.get(verdict_cell)}
+        if verdict_cell.startswith("SKIPPED: "):
+            row["skipped"] = verdict_cell.removeprefix("SKIPPED: ")
+        rows.append(row)
+    return head.group(1), float(head.group(2)), rows
+
+
+def test_results_md_is_written_entirely_by_the_command() -> None:
+    text = (Path(__file__).resolve().parents[1] / "benchmarks" / "RESULTS.md").read_text()
+    machine, seconds, rows = read_results(text)
+    assert rows
+    assert results_markdown(machine, seconds, rows) == text  # a hand-written line anywhere fails here
