@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from storyboard import apps
+from storyboard.clikit import errors
 from storyboard.errors import AppError, UsageError
 
 
@@ -70,9 +71,7 @@ def list_apps() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print as one JSON document.")
 def show(app: str, live: bool, as_json: bool) -> None:
     """Print APP's inputs, defaults and storyboard's concept mapping."""
-    from storyboard.cli import _errors
-
-    with _errors():
+    with errors():
         ref, profile = _profile(app)
         version = read_live(ref) if live else profile.version(ref.version)
         if version is None:
@@ -103,9 +102,7 @@ def show(app: str, live: bool, as_json: bool) -> None:
 @click.argument("app")
 def pull(app: str) -> None:
     """Save APP's live schema as the snapshot offline validation uses ($STORYBOARD_APPS)."""
-    from storyboard.cli import _errors
-
-    with _errors():
+    with errors():
         ref = _profile(app)[0]
         version = read_live(ref)
         path = apps.save_snapshot(version)
