@@ -1,0 +1,180 @@
+"""The command's edges: ``render --json`` always ends with one final event, ``cancel``
+without a terminal, the command registry, and the face's imports (no circle, no private
+module of another package)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fakeserver import FakeInference
+from storyboard.cache import Cache
+
+ROOT = Path(__file__).resolve().parents[1]
+KEY = "sk-test-edges-91ab"
+BOARD = """
+storyboard: 1
+defaults: {mode: std, duration: 3}
+shots:
+  - id: harbor
+    prompt: a harbor at dusk
+    image: null
+  - id: keeper
+    prompt: the keeper looks up
+    image: null
+"""
+LONG_LINE = " ".join(["the keeper climbs and climbs the long stair"] * 6)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeInference]:
+    with FakeInference(api_key=KEY, latency=0.05) as server:
+        yield server
+
+
+def _cli(args: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
+         stdin: int | None = subprocess.DEVNULL) -> subprocess.CompletedProcess[str]:
+    full = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "storyboard.cli", *args], capture_output=True, text=True,
+                          env=full, cwd=cwd, stdin=stdin, timeout=240)
+
+
+def _finals(stdout: str) -> list[dict[str, object]]:
+    events = [json.loads(line) for line in stdout.splitlines() if line.strip()]
+    assert events, "no JSON on stdout"
+    finals = [e for e in events if e["event"] in ("render_finished", "render_failed")]
+    assert len(finals) == 1 and finals[0] is events[-1], stdout
+    return finals
+
+
+def _bad_spec(path: Path) -> list[str]:
+    path.write_text(BOARD.replace("duration: 3}", "duration: 3, colour: red}"))
+    return []
+
+
+def _long_line(path: Path) -> list[str]:
+    path.write_text(BOARD + f'    say: "{LONG_LINE}"\n')
+    return []
+
+
+@pytest.mark.parametrize(("case", "args", "code", "words"), [
+    ("invalid storyboard", ["--backend", "animatic"], 1, ["film.yaml:3:36:", "colour"]),
+    ("unknown --force", ["--force", "nosuch"], 2, ["no shot 'nosuch'"]),
+    ("bad --budget", ["--budget", "lots"], 2, ["--budget"]),
+    ("bad --concurrency", ["-j", "0"], 2, ["0 is not a valid number"]),
+    ("over budget", ["--backend", "inference", "--budget", "0.01"], 3, ["over budget"]),
+    ("line too long for its shot", ["--backend", "animatic"], 1, ["film.yaml:", "the shot has 3.00 s"]),
+    ("shot failed", ["--backend", "inference"], 1, ["content policy"]),
+    ("no API key", ["--backend", "inference", "--no-key"], 1, ["INFERENCE_API_KEY"]),
+])
+def test_render_json_ends_with_one_render_failed(case: str, args: list[str], code: int, words: list[str],
+                                                 fake: FakeInference, tmp_path: Path) -> None:
+    path = tmp_path / "film.yaml"
+    path.write_text(BOARD)
+    if case == "invalid storyboard":
+        _bad_spec(path)
+    if case == "line too long for its shot":
+        _long_line(path)
+    if case == "shot failed":
+        fake.fail_prompt = "the keeper"
+    env = {"INFERENCE_API_KEY": KEY, "INFERENCE_BASE_URL": fake.url}
+    if "--no-key" in args:
+        args = [a for a in args if a != "--no-key"]
+        env["INFERENCE_API_KEY"] = ""
+    out = _cli(["render", str(path), "--json", "--cache-dir", str(tmp_path / "c"), *args], env=env)
+    assert out.returncode == code, (out.stdout, out.stderr)
+    final = _finals(out.stdout)[0]
+    assert final["event"] == "render_failed" and final["exit_code"] == code, final
+    message = str(final["message"])
+    assert all(w in message for w in words), message
+    assert KEY not in out.stdout + out.stderr
+
+
+def test_render_json_ends_with_render_finished(tmp_path: Path) -> None:
+    path = tmp_path / "film.yaml"
+    path.write_text(BOARD)
+    out = _cli(["render", str(path), "--json", "--cache-dir", str(tmp_path / "c")])
+    assert out.returncode == 0, out.stderr
+    final = _finals(out.stdout)[0]
+    assert final["event"] == "render_finished" and Path(str(final["film"])).is_file()
+
+
+def test_cancel_without_a_terminal_cancels_nothing_and_says_pass_yes(fake: FakeInference, tmp_path: Path) -> None:
+    path = tmp_path / "film.yaml"
+    path.write_text(BOARD)
+    task = fake.create_task({"app": "klingai/video-v3", "input": {"prompt": "a harbor at dusk", "duration": 3}})
+    Cache.for_board(path).remember("k" * 64, "task_id", task.id, shot="harbor", storyboard=str(path))
+    env = {"INFERENCE_API_KEY": KEY, "INFERENCE_BASE_URL": fake.url}
+    out = _cli(["cancel", str(path)], env=env)  # stdin is /dev/null
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1] == "nothing cancelled: no terminal to confirm; pass --yes"
+    assert "internal error" not in out.stderr and not fake.calls_to("POST", f"/tasks/{task.id}/cancel")
+    assert len(list(Cache.for_board(path).journal_entries())) == 1
+    yes = _cli(["cancel", str(path), "--yes"], env=env)
+    assert yes.returncode == 0 and "harbor: cancelled" in yes.stdout, yes.stderr
+
+
+def test_every_registered_command_loads_and_help_lists_it() -> None:
+    from click.testing import CliRunner
+
+    from storyboard.cli import COMMANDS, main
+
+    out = CliRunner().invoke(main, ["--help"])
+    assert out.exit_code == 0, out.output
+    for name in COMMANDS:
+        assert f"  {name} " in out.output, name
+        assert main.get_command(None, name) is not None  # type: ignore[arg-type]
+
+
+def _face_modules() -> list[Path]:
+    return [p for p in sorted((ROOT / "storyboard").glob("*.py"))
+            if p.stem in ("cli", "clikit", "appscmd", "plancmd", "rendercmd", "doctor")]
+
+
+def test_no_command_module_imports_cli_or_a_private_module_of_another_package() -> None:
+    from tests.test_architecture import imports
+
+    bad = []
+    for path in _face_modules():
+        for line, target in imports(path):
+            parts = target.split(".")
+            if path.stem != "cli" and target.startswith("storyboard.cli") and not target.startswith(
+                    "storyboard.clikit"):
+                bad.append(f"{path.name}:{line}: {target} (a circle back to cli)")
+            if target.startswith("storyboard.") and any(p.startswith("_") and not p.startswith("__")
+                                                        for p in parts[1:-1]):
+                bad.append(f"{path.name}:{line}: {target} (another package's private module)")
+    assert bad == []
+
+
+def test_the_face_modules_stay_small() -> None:
+    sizes = {p.name: len(p.read_text().splitlines()) for p in _face_modules()}
+    assert sizes and max(sizes.values()) <= 450, sizes
+
+
+@pytest.mark.parametrize("command", ["plan"])
+def test_plan_help_does_not_promise_to_generate(command: str) -> None:
+    from click.testing import CliRunner
+
+    from storyboard.cli import main
+
+    out = CliRunner().invoke(main, [command, "--help"])
+    assert out.exit_code == 0
+    assert "Regenerate" not in out.output and "Render on" not in out.output, out.output
+
+
+def test_cache_dir_help_mentions_urls() -> None:
+    from click.testing import CliRunner
+
+    from storyboard.cli import main
+
+    for command in ("plan", "render", "cancel", "report"):
+        out = CliRunner().invoke(main, [command, "--help"])
+        assert "s3://" in out.output, command
+
