@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -178,3 +179,46 @@ def test_cache_dir_help_mentions_urls() -> None:
         out = CliRunner().invoke(main, [command, "--help"])
         assert "s3://" in out.output, command
 
+
+
+def _every_app() -> list[str]:
+    from storyboard import apps
+
+    out = []
+    for name in apps.known_apps():
+        p = apps.profile(name)
+        assert p is not None
+        out += [f"{name}@{v}" for v in sorted(p.versions)]
+    return out
+
+
+@pytest.mark.parametrize("app", _every_app())
+def test_apps_show_names_only_what_exists_and_prices_only_what_the_version_takes(app: str) -> None:
+    from click.testing import CliRunner
+
+    from storyboard.cli import main
+
+    out = CliRunner().invoke(main, ["apps", "show", app])
+    assert out.exit_code == 0, out.output
+    for path in re.findall(r"(?:\.\.?/|\b[\w.-]+/)[\w./-]*\.(?:md|json|yaml)\b", out.output):
+        assert (ROOT / path).exists(), f"{app} points at {path}, which is not in the repo"
+    missing = set()
+    for line in out.output.splitlines():
+        if line.startswith("not in this version: "):
+            missing = set(line.split(": ", 1)[1].split(", "))
+        if line.startswith("price by "):
+            by = set(line.split()[2].rstrip(":").split("/"))
+            assert not by & missing, f"{app}: {line!r} after 'not in this version: {', '.join(sorted(missing))}'"
+
+
+def test_apps_suggests_only_options_it_takes() -> None:
+    from click.testing import CliRunner
+
+    from storyboard.cli import main
+
+    for args in (["show", "klingai/video-v3", "--live"], ["pull", "klingai/video-v3"]):
+        out = CliRunner().invoke(main, ["apps", *args], env={"INFERENCE_API_KEY": ""})
+        assert out.exit_code == 1 and "INFERENCE_API_KEY" in out.output and "Traceback" not in out.output
+        takes = set(re.findall(r"--[a-z-]+", CliRunner().invoke(main, ["apps", args[0], "--help"]).output))
+        suggested = set(re.findall(r"--[a-z-]+", out.output))
+        assert suggested <= takes, (args, suggested - takes)
