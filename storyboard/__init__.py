@@ -51,6 +51,7 @@ if TYPE_CHECKING:
         Warning_,
     )
     from storyboard.facts import usd
+    from storyboard.films import FilmSummary, FilmTask, film_error, render_film_task, summarize_film
     from storyboard.options import parse_budget, parse_sets
     from storyboard.plan import Plan
     from storyboard.request import ShotRequest
@@ -68,16 +69,21 @@ _LAZY = {
     "ASPECT_RATIOS": "storyboard.spec",
     "Backend": "storyboard.backends.base",
     "Board": "storyboard.board",
+    "FilmSummary": "storyboard.films",
+    "FilmTask": "storyboard.films",
     "MODES": "storyboard.spec",
     "Pipeline": "storyboard.runner",
     "Plan": "storyboard.plan",
     "ShotContext": "storyboard.backends.base",
     "ShotRequest": "storyboard.request",
+    "film_error": "storyboard.films",
     "get_backend": "storyboard.backends",
     "load": "storyboard.board",
     "parse_budget": "storyboard.options",
     "parse_sets": "storyboard.options",
     "render": "storyboard.runner",
+    "render_film_task": "storyboard.films",
+    "summarize_film": "storyboard.films",
     "usd": "storyboard.facts",
     **dict.fromkeys(_EVENTS, "storyboard.events"),
 }
@@ -106,6 +112,8 @@ __all__ = [
     "Event",
     "EventCallback",
     "FilmDone",
+    "FilmSummary",
+    "FilmTask",
     "GraphError",
     "LockedError",
     "MediaError",
@@ -132,10 +140,13 @@ __all__ = [
     "TemplateError",
     "UsageError",
     "Warning_",
+    "film_error",
     "get_backend",
     "load",
     "parse_budget",
     "parse_sets",
     "render",
+    "render_film_task",
+    "summarize_film",
     "usd",
 ]

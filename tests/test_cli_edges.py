@@ -222,3 +222,56 @@ def test_apps_suggests_only_options_it_takes() -> None:
         takes = set(re.findall(r"--[a-z-]+", CliRunner().invoke(main, ["apps", args[0], "--help"]).output))
         suggested = set(re.findall(r"--[a-z-]+", out.output))
         assert suggested <= takes, (args, suggested - takes)
+
+
+def _tables(text: str) -> list[list[str]]:
+    tables: list[list[str]] = []
+    current: list[str] = []
+    for line in [*text.splitlines(), ""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            tables.append(current)
+            current = []
+    return tables
+
+
+@pytest.mark.parametrize("doc", ["docs/scale.md", "docs/cli.md", "README.md"])
+def test_every_docs_table_has_one_header_and_rows_as_wide(doc: str) -> None:
+    for table in _tables((ROOT / doc).read_text()):
+        width = table[0].count("|")
+        assert re.fullmatch(r"\|(\s*:?-+:?\s*\|)+", table[1]), table[:2]
+        separators = [row for row in table if re.fullmatch(r"\|(\s*:?-+:?\s*\|)+", row)]
+        assert len(separators) == 1, table[:3]
+        assert all(row.count("|") == width for row in table), table
+
+
+def test_docs_cli_lists_every_command_and_render_option() -> None:
+    from storyboard.cli import main
+
+    text = (ROOT / "docs" / "cli.md").read_text()
+    synopsis = text.split("```", 2)[1]
+    for name in main.list_commands(None):  # type: ignore[arg-type]
+        assert f"storyboard {name}" in synopsis, name
+    assert "--app OLD=NEW" in synopsis
+
+
+def test_install_commands_use_the_distribution_name() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    name = project["name"]
+    assert name != "storyboard"  # taken on the package index by another project
+    extras = set(project["optional-dependencies"])
+    files = [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), ROOT / ".ci" / "run",
+             *(ROOT / "storyboard").rglob("*.py"), *(ROOT / "pipelines").rglob("*.py")]
+    seen = 0
+    for path in files:
+        for m in re.finditer(r"pip install [\"']?([\w.-]+)(?:\[([\w,]+)\])?", path.read_text()):
+            if m.group(1) in ("-e", "-q", ".", "NAME") or m.group(1).startswith((".", "-")):
+                continue
+            if m.group(1).startswith("storyboard"):
+                seen += 1
+                assert m.group(1) == name, f"{path.relative_to(ROOT)}: {m.group(0)}"
+                assert set((m.group(2) or "").split(",")) - {""} <= extras, m.group(0)
+    assert seen >= 5
