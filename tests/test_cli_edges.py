@@ -275,3 +275,39 @@ def test_install_commands_use_the_distribution_name() -> None:
                 assert m.group(1) == name, f"{path.relative_to(ROOT)}: {m.group(0)}"
                 assert set((m.group(2) or "").split(",")) - {""} <= extras, m.group(0)
     assert seen >= 5
+
+
+def test_the_readme_try_against_a_server_section_works_as_written(tmp_path: Path) -> None:
+    import shlex
+    import shutil
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Try against a server", 1)[1].split("\n## ", 1)[0]
+    blocks = section.split("```")[1::2]
+    start = next(ln for ln in blocks[0].splitlines() if ln.strip())
+    assert start.startswith("python -m fakeserver") and "INFERENCE_BASE_URL" in section
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    server = subprocess.Popen([sys.executable, *shlex.split(start)[1:]], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:")
+        command = None
+        for line in blocks[1].splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line.startswith("export "):
+                name, _, value = line[len("export "):].partition("=")
+                env[name] = url if "PORT" in value else value
+            elif line.startswith("storyboard "):
+                command = shlex.split(line)
+        assert command is not None and env.get("INFERENCE_BASE_URL") == url and env.get("INFERENCE_API_KEY")
+        out = subprocess.run([sys.executable, "-m", "storyboard.cli", *command[1:]], env=env, cwd=tmp_path,
+                             capture_output=True, text=True, timeout=240)
+        assert out.returncode == 0, out.stderr
+        assert "paid $" in out.stdout and (tmp_path / "examples" / "out" / "harbor.mp4").is_file()
+    finally:
+        assert server.stdin is not None
+        server.stdin.close()
+        server.wait(timeout=30)
