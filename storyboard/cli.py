@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "render": "storyboard.rendercmd:render",
     "cancel": "storyboard.rendercmd:cancel",
     "apps": "storyboard.appscmd:apps_group",
+    "doctor": "storyboard.doctor:doctor",
 }
 
 
