@@ -15,6 +15,7 @@ from storyboard.graph import ShotGraph
 from storyboard.music import MusicTrack, render_music
 from storyboard.narration import Line, OverlayText, render_lines, render_overlays
 from storyboard.prompts import PromptRenderer, ShotsSoFar, library_dir
+from storyboard.readnames import EVERY_VAR, recording
 from storyboard.request import FrameRef, source_text
 from storyboard.shotinputs import ShotInputs, resolve_inputs
 from storyboard.spec import OVERRIDABLE, ResolvedShot, Spec, load_spec, near
@@ -45,6 +46,7 @@ class Board:
     audio_versions: Mapping[str, str] = field(default_factory=dict)  # voice/music app → version read live
     overrides: Mapping[str, Any] = field(default_factory=dict)
     lock: Lock | None = None  # the picked takes (storyboard.takes), read beside the file
+    names_read: frozenset[str] | None = None  # every name the templates read while loading (readnames)
 
     @property
     def path(self) -> Path:
@@ -87,10 +89,11 @@ class Board:
         names = list(names)
         if not names:  # nothing to check: no need to parse every template
             return []
-        used = names_used(self.spec)
-        if used is None:
+        used = self.names_read if self.names_read is not None else names_used(self.spec)
+        if used is None or EVERY_VAR in used:
             return []
-        return [(n, near(n, sorted(used))) for n in names if n not in used]
+        known = sorted(used - CONTEXT_NAMES)
+        return [(n, near(n, known)) for n in names if n not in used]
 
     def plan(self, *, backend: str | Backend | None = None, cache: CacheView | None = None, variant: str = "",
              force: frozenset[str] = frozenset(),
@@ -148,6 +151,10 @@ def build_graph(spec: Spec) -> ShotGraph:
 
     graph.check(str(spec.path), locate)
     return graph
+
+
+# names every prompt's context has besides the storyboard's vars (never a --set suggestion)
+CONTEXT_NAMES = frozenset({"vars", "shot", "shots", "characters", "range", "template_error"})
 
 
 def _shot_context(shot: ResolvedShot) -> dict[str, Any]:
@@ -255,15 +262,16 @@ def load(
     """
     spec = load_spec(path, dict(overrides) if overrides else None)
     graph = build_graph(spec)
-    prompts, merged = render_prompts(spec, vars)
-    inputs = resolve_inputs(spec, prompts)
-    lines = render_lines(spec, merged)
-    overlays = render_overlays(spec, merged)
-    music = render_music(spec, merged)
+    with recording() as read:  # the names every template reads: prompts, lines, overlays, music
+        prompts, merged = render_prompts(spec, vars)
+        inputs = resolve_inputs(spec, prompts)
+        lines = render_lines(spec, merged)
+        overlays = render_overlays(spec, merged)
+        music = render_music(spec, merged)
     lock = read_lock(spec.path, {s.id: s.takes for s in spec.shots})
     return Board(spec=spec, graph=graph, prompts=prompts, vars=merged, inputs=inputs,
                  overrides=dict(overrides or {}), lines=lines, overlays=overlays, lock=lock,
-                 music=music)
+                 music=music, names_read=frozenset(read))
 
 
 __all__ = ["Board", "FrameRef", "build_graph", "load", "names_used", "render_prompts"]

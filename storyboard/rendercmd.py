@@ -25,6 +25,7 @@ from storyboard.clikit import (
     set_opt,
     setup_logging,
     verbose_opt,
+    warn_unused,
 )
 from storyboard.options import parse_budget, parse_sets
 from storyboard.plancmd import check_force, print_plan, swapped
@@ -93,7 +94,10 @@ def _render(args: RenderArgs) -> None:
         raise click.BadParameter(f"{args.concurrency} is not a valid number of parallel shots; use 1 or more",
                                  param_hint="'--concurrency' / '-j'")
     budget = parse_budget(args.budget)
-    board, variant = swapped(load(args.file, vars=parse_sets(args.sets)), args.swaps)
+    values = parse_sets(args.sets)
+    loaded = load(args.file, vars=values)
+    warn_unused(loaded, values)
+    board, variant = swapped(loaded, args.swaps)
     output = args.output
     if variant is not None and output is None:
         from storyboard.variants import variant_output

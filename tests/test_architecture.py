@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-PURE = ("storyboard.spec", "storyboard.graph", "storyboard.prompts", "storyboard.plan", "storyboard.request",
+PURE = ("storyboard.spec", "storyboard.graph", "storyboard.prompts", "storyboard.readnames", "storyboard.plan", "storyboard.request",
         "storyboard.apps", "storyboard.shotinputs", "storyboard.stills", "storyboard.variants",
         "storyboard.narration", "storyboard.music", "storyboard.takes",
         "storyboard.facts", "storyboard.errors")
