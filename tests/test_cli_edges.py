@@ -311,3 +311,15 @@ def test_the_readme_try_against_a_server_section_works_as_written(tmp_path: Path
         assert server.stdin is not None
         server.stdin.close()
         server.wait(timeout=30)
+
+
+def test_the_two_assembly_paths_share_one_value_object_not_eleven_parameters() -> None:
+    import inspect
+
+    from storyboard.media import _assemble
+
+    render = inspect.signature(_assemble._render).parameters
+    copying = inspect.signature(_assemble._render_copying).parameters
+    assert len(render) <= 4 and len(copying) <= 4, (list(render), list(copying))
+    shared = set(render) & set(copying)
+    assert shared == {"job"}, shared
