@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from storyboard import apps
 from storyboard.clikit import errors
 from storyboard.errors import AppError, AuthError, UsageError
 
+if TYPE_CHECKING:
+    from storyboard import apps
+
 
 def _profile(name: str) -> tuple[apps.AppRef, apps.AppProfile]:
+    from storyboard import apps
+
     ref = apps.parse_app_ref(name)
     profile = apps.profile(ref.name)
     if profile is None:
@@ -25,6 +28,9 @@ def _profile(name: str) -> tuple[apps.AppRef, apps.AppProfile]:
 def read_live(ref: apps.AppRef, without_key: str = "") -> apps.AppVersion:
     """The app version inference.sh serves now (pinned: that version). Needs INFERENCE_API_KEY;
     ``without_key`` ends the message when it is not set (what else the user can do)."""
+    import asyncio
+
+    from storyboard import apps
     from storyboard.backends.inference import API_KEY_ENV, InferenceBackend
 
     if not os.environ.get(API_KEY_ENV):
@@ -44,6 +50,8 @@ def read_live(ref: apps.AppRef, without_key: str = "") -> apps.AppVersion:
 
 def describe(profile: apps.AppProfile, version: apps.AppVersion) -> dict[str, Any]:
     """An app's inputs, defaults and storyboard's mapping, as data."""
+    from storyboard import apps
+
     by_input = {name: concept for concept, name in profile.concepts.items()}
     inputs = []
     for name, prop in version.properties.items():
@@ -73,6 +81,8 @@ def apps_group() -> None:
 @apps_group.command("list")
 def list_apps() -> None:
     """List the apps with a profile, and their known versions."""
+    from storyboard import apps
+
     for name in apps.known_apps():
         p = apps.profile(name)
         if p is not None:
@@ -85,6 +95,7 @@ def list_apps() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print as one JSON document.")
 def show(app: str, live: bool, as_json: bool) -> None:
     """Print APP's inputs, defaults and storyboard's concept mapping."""
+
     with errors():
         ref, profile = _profile(app)
         version = (read_live(ref, ", or leave out --live to read the bundled snapshot") if live
@@ -117,6 +128,8 @@ def show(app: str, live: bool, as_json: bool) -> None:
 @click.argument("app")
 def pull(app: str) -> None:
     """Save APP's live schema as the snapshot offline validation uses ($STORYBOARD_APPS)."""
+    from storyboard import apps
+
     with errors():
         ref = _profile(app)[0]
         version = read_live(ref)
