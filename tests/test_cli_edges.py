@@ -323,3 +323,11 @@ def test_the_two_assembly_paths_share_one_value_object_not_eleven_parameters() -
     assert len(render) <= 4 and len(copying) <= 4, (list(render), list(copying))
     shared = set(render) & set(copying)
     assert shared == {"job"}, shared
+
+
+@pytest.mark.slow
+def test_pipelines_are_clean_under_mypy_strict() -> None:
+    from mypy import api
+
+    out, err, code = api.run(["--strict", "--no-error-summary", str(ROOT / "pipelines")])
+    assert code == 0, out + err
