@@ -331,3 +331,26 @@ def test_pipelines_are_clean_under_mypy_strict() -> None:
 
     out, err, code = api.run(["--strict", "--no-error-summary", str(ROOT / "pipelines")])
     assert code == 0, out + err
+
+
+def test_render_json_interrupted_ends_with_render_failed(fake: FakeInference, tmp_path: Path) -> None:
+    import signal
+
+    fake.latency = 30.0  # the shots are in flight when the interrupt comes
+    path = tmp_path / "film.yaml"
+    path.write_text(BOARD)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "INFERENCE_API_KEY": KEY, "INFERENCE_BASE_URL": fake.url}
+    proc = subprocess.Popen([sys.executable, "-m", "storyboard.cli", "render", str(path), "--json", "--backend",
+                             "inference", "--cache-dir", str(tmp_path / "c")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if '"shot_started"' in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    final = _finals("".join(lines) + rest)[0]
+    assert final["event"] == "render_failed" and final["exit_code"] == 130 and "interrupted" in str(final["message"])
