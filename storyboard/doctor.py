@@ -7,6 +7,7 @@ is never printed: only whether it is set, and how long it is.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -130,15 +131,20 @@ def check_cache(cache_dir: str | None) -> list[Check]:
     if "://" in where:
         return [check_url_cache(where)]
     root = Path(where).absolute()
+    made = [p for p in (root, *root.parents) if not p.exists()]  # left as they were found
     try:  # what a render does first: make the folder and write in it
         root.mkdir(parents=True, exist_ok=True)
         probe = root / f".doctor-{uuid.uuid4().hex}"
         probe.write_bytes(b"ok")
         probe.unlink()
+        free = shutil.disk_usage(root).free
     except OSError as e:
         return [Check("cache", "fail", f"{root} cannot be written: {e.strerror or e}",
                       "pass --cache-dir (or set STORYBOARD_CACHE) to a folder you can write")]
-    free = shutil.disk_usage(root).free
+    finally:
+        for folder in made:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
     status = "ok" if free >= FREE_SPACE_MIN else "warn"
     fix = "" if status == "ok" else "free some space, or pass --cache-dir on a bigger disk"
     return [Check("cache", status, f"{root} ({free / 1024**3:.1f} GB free)", fix)]

@@ -171,3 +171,10 @@ def test_doctor_says_to_install_storyboard_where_the_cluster_lacks_it(tmp_path: 
 def test_ci_runs_the_doctor() -> None:
     lines = [ln.strip() for ln in (ROOT / ".ci" / "run").read_text().splitlines()]
     assert any(ln.startswith("storyboard doctor") for ln in lines)
+
+
+def test_the_cache_check_leaves_no_folder_behind(tmp_path: Path) -> None:
+    out = _doctor("--offline", "--json", cwd=tmp_path)
+    assert out.returncode == 0 and _checks(out)["cache"]["status"] in ("ok", "warn")
+    assert str(tmp_path / ".storyboard") in _checks(out)["cache"]["detail"]
+    assert list(tmp_path.iterdir()) == []
