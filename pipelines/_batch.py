@@ -23,12 +23,17 @@ from storyboard import (
     Board,
     BudgetError,
     Event,
+    FilmSummary,
+    FilmTask,
     Pipeline,
     Plan,
     RenderResult,
+    ShotFailed,
     StoryboardError,
     UsageError,
+    film_error,
     get_backend,
+    summarize_film,
     usd,
 )
 
@@ -41,26 +46,14 @@ class Job:
     board: Board
     output: Path
     vars: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)
 
-
-@dataclass
-class FilmSummary:
-    """What one film of a batch made and cost."""
-
-    name: str
-    output: Path
-    film: Path | None = None
-    duration: float | None = None
-    cost: Decimal = Decimal(0)
-    generated: int = 0
-    cached: int = 0
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields."""
-        return {"name": self.name, "film": str(self.film) if self.film else None, "output": str(self.output),
-                "duration": self.duration, "cost": str(self.cost), "generated": self.generated,
-                "cached": self.cached, "error": self.error}
+    def task(self, *, backend: str | None, cache_dir: str | Path | None, concurrency: int,
+             budget: Decimal | None) -> FilmTask:
+        """This film as a task a worker anywhere can run: paths made absolute here."""
+        return FilmTask.make(self.name, self.board.path, self.output, cache_dir=cache_dir, vars=dict(self.vars),
+                             overrides=dict(self.overrides), backend=backend, concurrency=concurrency,
+                             budget=budget)
 
 
 @dataclass
@@ -124,9 +117,10 @@ def estimate(jobs: Sequence[Job], *, backend: str | Backend | None = None,
     plans: dict[str, Plan] = {}
     distinct: dict[str, Decimal | None] = {}
     naive: list[Decimal | None] = []
-    names = {backend} if backend is not None else {j.board.spec.model.backend for j in jobs}
-    if len(names) == 1 and isinstance(backend, str | None):  # one backend object plans every film
-        backend = get_backend(names.pop())
+    if backend is None or isinstance(backend, str):  # a name: one backend object plans every film
+        names = {backend} if backend is not None else {j.board.spec.model.backend for j in jobs}
+        if len(names) == 1:
+            backend = get_backend(names.pop())
     for job in jobs:
         plan = Pipeline(job.board, backend=backend, cache_dir=cache_dir, output=job.output).plan()
         plans[job.name] = plan
@@ -191,12 +185,19 @@ def render_batch(jobs: Sequence[Job], *, backend: str | Backend | None = None, c
 
     shared: str | Backend | None = backend
     if films > 1 and backend is not None and not isinstance(backend, str):
-        shared = _SharedBackend(backend)  # type: ignore[assignment]
+        shared = _SharedBackend(backend)
     slots = asyncio.Semaphore(films)
 
     async def render_film(job: Job) -> FilmSummary:
         summary = FilmSummary(job.name, job.output)
-        listener = (lambda e, n=job.name: on_event(n, e)) if on_event is not None else None
+        failed: list[tuple[str, str]] = []
+
+        def listener(event: Event, name: str = job.name) -> None:
+            if isinstance(event, ShotFailed):
+                failed.append((event.shot, event.error))
+            if on_event is not None:
+                on_event(name, event)
+
         async with slots:
             try:
                 result: RenderResult = await Pipeline(
@@ -205,9 +206,9 @@ def render_batch(jobs: Sequence[Job], *, backend: str | Backend | None = None, c
             except BudgetError:
                 raise
             except StoryboardError as e:
-                summary.error = str(e)
+                summary.error = film_error(e, failed)
                 return summary
-        return summarize(summary, result)
+        return summarize_film(summary, result)
 
     async def run_all() -> list[FilmSummary]:
         try:
@@ -262,11 +263,3 @@ def finish(result: BatchResult, *, title: str, as_json: bool) -> None:
     print_summary(result, title=title, as_json=as_json)
     if not result.ok:
         raise SystemExit(1)
-
-
-def summarize(summary: FilmSummary, result: RenderResult) -> FilmSummary:
-    """Fill a film's summary from its render result (film, length, cost, shots made and cached)."""
-    summary.film, summary.duration, summary.cost = result.film, result.duration, result.cost
-    summary.generated = sum(1 for r in result.shots.values() if r.status == "generated")
-    summary.cached = sum(1 for r in result.shots.values() if r.status == "cached")
-    return summary

@@ -10,20 +10,30 @@ plans the whole batch (a shot shared by several films counted once) and refuses 
 its budget, so no worker can spend beyond its part, and a shot two films share is paid
 once through the shared cache's claims. Without ``--dask`` (or DASK_SCHEDULER_ADDRESS)
 the batch runs locally as before.
+
+What is sent is a ``storyboard.FilmTask`` run by ``storyboard.render_film_task``: both
+in the installed package, so the scheduler and the workers need storyboard, not this
+folder; every path in it is made absolute here (docs/scale.md).
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from pipelines._batch import BatchResult, FilmSummary, Job, check_budget, estimate, summarize
-from storyboard import BudgetError, Pipeline, StoryboardError, UsageError, get_backend, is_cache_url
+from pipelines._batch import BatchResult, Job, check_budget, estimate
+from storyboard import (
+    BudgetError,
+    FilmSummary,
+    UsageError,
+    get_backend,
+    is_cache_url,
+    render_film_task,
+)
 
 DASK_ENV = "DASK_SCHEDULER_ADDRESS"
 
@@ -31,19 +41,6 @@ DASK_ENV = "DASK_SCHEDULER_ADDRESS"
 def dask_address(option: str | None) -> str | None:
     """The scheduler: ``--dask``, else $DASK_SCHEDULER_ADDRESS, else None (run locally)."""
     return option or os.environ.get(DASK_ENV) or None
-
-
-def render_film(job: Job, backend: str | None, cache_dir: str | None, concurrency: int,
-                budget: Decimal | None) -> FilmSummary:
-    """Render one film (runs on a worker); a StoryboardError becomes the film's error."""
-    summary = FilmSummary(job.name, job.output)
-    try:
-        result = asyncio.run(Pipeline(job.board, backend=backend, output=job.output, cache_dir=cache_dir,
-                                      concurrency=concurrency, budget=budget).run())
-    except StoryboardError as e:
-        summary.error = str(e)
-        return summary
-    return summarize(summary, result)
 
 
 def render_batch_dask(jobs: Sequence[Job], *, address: str, backend: str | None = None,
@@ -61,11 +58,11 @@ def render_batch_dask(jobs: Sequence[Job], *, address: str, backend: str | None 
     if dry_run:
         return BatchResult(est, [FilmSummary(j.name, j.output) for j in jobs])
     try:
-        from distributed import Client, as_completed
+        import distributed
     except ImportError:
-        raise UsageError("--dask needs the dask extra: pip install 'storyboard[dask]'") from None
+        raise UsageError("--dask needs the dask extra: pip install 'storyboard-film[dask]'") from None
     try:
-        client = Client(address, timeout=30)
+        client = cast(Any, distributed.Client)(address, timeout=30)
     except (OSError, TimeoutError) as e:
         raise UsageError(f"cannot reach the Dask scheduler at {address}: {e}") from None
     run = uuid.uuid4().hex[:8]
@@ -73,11 +70,11 @@ def render_batch_dask(jobs: Sequence[Job], *, address: str, backend: str | None 
         futures: dict[Any, str] = {}
         for job in jobs:
             film_budget = est.plans[job.name].cost if (budget is not None and paid) else None
-            fut = client.submit(render_film, job, backend, None if cache_dir is None else str(cache_dir),
-                                concurrency, film_budget, key=f"film-{job.name}-{run}", pure=False)
+            task = job.task(backend=backend, cache_dir=cache_dir, concurrency=concurrency, budget=film_budget)
+            fut = client.submit(render_film_task, task, key=f"film-{job.name}-{run}", pure=False)
             futures[fut] = job.name
         done: dict[str, FilmSummary] = {}
-        for fut in as_completed(list(futures)):
+        for fut in cast(Any, distributed.as_completed)(list(futures)):
             try:
                 summary = fut.result()
             except BudgetError:
@@ -85,7 +82,7 @@ def render_batch_dask(jobs: Sequence[Job], *, address: str, backend: str | None 
             except Exception as e:  # a worker lost or a bug: the other films go on
                 name = futures[fut]
                 job = next(j for j in jobs if j.name == name)
-                summary = FilmSummary(name, job.output, error=f"{type(e).__name__}: {e}")
+                summary = FilmSummary(name, job.output, error=cluster_error(e, address))
             done[summary.name] = summary
             if on_progress is not None:
                 on_progress(progress_line(done, len(jobs)))
@@ -101,3 +98,13 @@ def progress_line(done: dict[str, FilmSummary], total: int) -> str:
     failed = sum(1 for f in done.values() if f.error)
     return (f"films {len(done)}/{total} done ({failed} failed), {total - len(done)} in flight or queued; "
             f"shots {paid} paid, {cached} cached")
+
+
+def cluster_error(error: Exception, address: str) -> str:
+    """A film the cluster could not run, in one line that says what to do."""
+    text = f"{type(error).__name__}: {error}"
+    if "deserializ" in text.lower():
+        return (f"the Dask scheduler or a worker at {address} could not load the task ({text.strip()}); "
+                "install storyboard there: pip install 'storyboard-film[dask]' (storyboard doctor --dask "
+                f"{address} checks)")
+    return text

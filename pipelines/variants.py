@@ -61,8 +61,10 @@ def jobs_for(board: Board, *, aspects: Sequence[str] = (), modes: Sequence[str] 
     mode_list: list[str | None] = [*dict.fromkeys(modes)] or [None]
     for aspect, mode in itertools.product(aspect_list, mode_list):
         name = variant_name(board.path.stem, aspect, mode)
-        variant = storyboard.load(board.path, vars=vars, overrides=variant_inputs(aspect, mode))
-        jobs.append(Job(name=name, board=variant, output=out_dir / f"{name}.mp4"))
+        overrides = variant_inputs(aspect, mode)
+        variant = storyboard.load(board.path, vars=vars, overrides=overrides)
+        jobs.append(Job(name=name, board=variant, output=out_dir / f"{name}.mp4", vars=dict(vars or {}),
+                        overrides=overrides))
     return jobs
 
 

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
         Warning_,
     )
     from storyboard.facts import is_cache_url, usd
+    from storyboard.films import FilmSummary, FilmTask, film_error, render_film_task, summarize_film
     from storyboard.options import parse_budget, parse_sets
     from storyboard.plan import Plan
     from storyboard.request import ShotRequest
@@ -71,16 +72,21 @@ _LAZY = {
     "ASPECT_RATIOS": "storyboard.spec",
     "Backend": "storyboard.backends.base",
     "Board": "storyboard.board",
+    "FilmSummary": "storyboard.films",
+    "FilmTask": "storyboard.films",
     "MODES": "storyboard.spec",
     "Pipeline": "storyboard.runner",
     "Plan": "storyboard.plan",
     "ShotContext": "storyboard.backends.base",
     "ShotRequest": "storyboard.request",
+    "film_error": "storyboard.films",
     "get_backend": "storyboard.backends",
     "load": "storyboard.board",
     "parse_budget": "storyboard.options",
     "parse_sets": "storyboard.options",
     "render": "storyboard.runner",
+    "render_film_task": "storyboard.films",
+    "summarize_film": "storyboard.films",
     "usd": "storyboard.facts",
     "is_cache_url": "storyboard.facts",
     **dict.fromkeys(_EVENTS, "storyboard.events"),
@@ -111,6 +117,8 @@ __all__ = [
     "Event",
     "EventCallback",
     "FilmDone",
+    "FilmSummary",
+    "FilmTask",
     "GraphError",
     "LockedError",
     "MaybeSubmitted",
@@ -139,11 +147,14 @@ __all__ = [
     "TemplateError",
     "UsageError",
     "Warning_",
+    "film_error",
     "get_backend",
     "is_cache_url",
     "load",
     "parse_budget",
     "parse_sets",
     "render",
+    "render_film_task",
+    "summarize_film",
     "usd",
 ]

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from typing import Any
+import os
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from storyboard import apps
-from storyboard.errors import AppError, UsageError
+from storyboard.clikit import errors
+from storyboard.errors import AppError, AuthError, UsageError
+
+if TYPE_CHECKING:
+    from storyboard import apps
 
 
 def _profile(name: str) -> tuple[apps.AppRef, apps.AppProfile]:
+    from storyboard import apps
+
     ref = apps.parse_app_ref(name)
     profile = apps.profile(ref.name)
     if profile is None:
@@ -20,9 +25,16 @@ def _profile(name: str) -> tuple[apps.AppRef, apps.AppProfile]:
     return ref, profile
 
 
-def read_live(ref: apps.AppRef) -> apps.AppVersion:
-    """The app version inference.sh serves now (pinned: that version). Needs INFERENCE_API_KEY."""
-    from storyboard.backends.inference import InferenceBackend
+def read_live(ref: apps.AppRef, without_key: str = "") -> apps.AppVersion:
+    """The app version inference.sh serves now (pinned: that version). Needs INFERENCE_API_KEY;
+    ``without_key`` ends the message when it is not set (what else the user can do)."""
+    import asyncio
+
+    from storyboard import apps
+    from storyboard.backends.inference import API_KEY_ENV, InferenceBackend
+
+    if not os.environ.get(API_KEY_ENV):
+        raise AuthError(f"reading {ref.text} from inference.sh needs {API_KEY_ENV}; set it{without_key}")
 
     async def go() -> dict[str, Any]:
         backend = InferenceBackend()
@@ -38,6 +50,8 @@ def read_live(ref: apps.AppRef) -> apps.AppVersion:
 
 def describe(profile: apps.AppProfile, version: apps.AppVersion) -> dict[str, Any]:
     """An app's inputs, defaults and storyboard's mapping, as data."""
+    from storyboard import apps
+
     by_input = {name: concept for concept, name in profile.concepts.items()}
     inputs = []
     for name, prop in version.properties.items():
@@ -47,7 +61,16 @@ def describe(profile: apps.AppProfile, version: apps.AppVersion) -> dict[str, An
     return {"app": profile.app, "version": version.version_id, "source": version.source or "bundled snapshot",
             "kind": profile.kind, "inputs": inputs, "concepts_not_in_this_version": missing,
             "storyboard_sends": dict(profile.storyboard_defaults), "mode_tiers": dict(profile.mode_tiers),
-            "price": dict(profile.price), "versions": sorted(profile.versions)}
+            "price": {**profile.price, "rules": price_rules(profile, version)}, "versions": sorted(profile.versions)}
+
+
+def price_rules(profile: apps.AppProfile, version: apps.AppVersion) -> list[dict[str, Any]]:
+    """The profile's price rules that apply to this version: a rule priced by a concept the
+    version does not take (``mode`` on an app that has no ``mode``) is another version's."""
+    def takes(name: str) -> bool:
+        return name in version.properties or profile.input_name(name, version) is not None
+
+    return [r for r in profile.price.get("rules", []) if all(takes(b) for b in r.get("by", []))]
 
 
 @click.group("apps")
@@ -58,6 +81,8 @@ def apps_group() -> None:
 @apps_group.command("list")
 def list_apps() -> None:
     """List the apps with a profile, and their known versions."""
+    from storyboard import apps
+
     for name in apps.known_apps():
         p = apps.profile(name)
         if p is not None:
@@ -70,11 +95,11 @@ def list_apps() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print as one JSON document.")
 def show(app: str, live: bool, as_json: bool) -> None:
     """Print APP's inputs, defaults and storyboard's concept mapping."""
-    from storyboard.cli import _errors
 
-    with _errors():
+    with errors():
         ref, profile = _profile(app)
-        version = read_live(ref) if live else profile.version(ref.version)
+        version = (read_live(ref, ", or leave out --live to read the bundled snapshot") if live
+                   else profile.version(ref.version))
         if version is None:
             raise UsageError(f"{ref.name} has no bundled version '{ref.version}'; known: "
                              f"{', '.join(sorted(profile.versions))} (or use --live)")
@@ -94,7 +119,7 @@ def show(app: str, live: bool, as_json: bool) -> None:
             click.echo(f"storyboard sends unless a shot says otherwise: {sends}")
         if info["concepts_not_in_this_version"]:
             click.echo("not in this version: " + ", ".join(info["concepts_not_in_this_version"]))
-        for rule in profile.price.get("rules", []):
+        for rule in price_rules(profile, version):
             rates = ", ".join(f"{k.replace('|', '/')} ${v}/s" for k, v in rule.get("rates", {}).items())
             click.echo(f"price by {'/'.join(rule.get('by', []))}: {rates} (estimates)")
 
@@ -103,9 +128,9 @@ def show(app: str, live: bool, as_json: bool) -> None:
 @click.argument("app")
 def pull(app: str) -> None:
     """Save APP's live schema as the snapshot offline validation uses ($STORYBOARD_APPS)."""
-    from storyboard.cli import _errors
+    from storyboard import apps
 
-    with _errors():
+    with errors():
         ref = _profile(app)[0]
         version = read_live(ref)
         path = apps.save_snapshot(version)

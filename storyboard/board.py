@@ -16,6 +16,7 @@ from storyboard.music import MusicTrack, render_music
 from storyboard.narration import Line, OverlayText, render_lines, render_overlays
 from storyboard.plan import CacheView, Plan, make_plan
 from storyboard.prompts import PromptRenderer, ShotsSoFar, library_dir
+from storyboard.readnames import EVERY_VAR, recording
 from storyboard.request import FrameRef
 from storyboard.shotcontext import template_context
 from storyboard.shotinputs import ShotInputs, allowed_values, resolve_inputs
@@ -47,6 +48,7 @@ class Board:
     overrides: Mapping[str, Any] = field(default_factory=dict)
     lock: Lock | None = None  # the picked takes (storyboard.takes), read beside the file
     notes: tuple[str, ...] = ()  # what adapting the board changed, said once (a draft's moved durations)
+    names_read: frozenset[str] | None = None  # every name the templates read while loading (readnames)
 
     @property
     def path(self) -> Path:
@@ -89,10 +91,11 @@ class Board:
         names = list(names)
         if not names:  # nothing to check: no need to parse every template
             return []
-        used = names_used(self.spec)
-        if used is None:
+        used = self.names_read if self.names_read is not None else names_used(self.spec)
+        if used is None or EVERY_VAR in used:
             return []
-        return [(n, near(n, sorted(used))) for n in names if n not in used]
+        known = sorted(used - CONTEXT_NAMES)
+        return [(n, near(n, known)) for n in names if n not in used]
 
     def plan(self, *, backend: str | Backend | None = None, cache: CacheView | None = None, variant: str = "",
              force: frozenset[str] = frozenset(),
@@ -149,6 +152,10 @@ def build_graph(spec: Spec) -> ShotGraph:
 
     graph.check(str(spec.path), locate)
     return graph
+
+
+# names every prompt's context has besides the storyboard's vars (never a --set suggestion)
+CONTEXT_NAMES = frozenset({"vars", "shot", "shots", "characters", "range", "template_error"})
 
 
 def render_prompts(spec: Spec, overrides: Mapping[str, Any] | None = None) -> tuple[dict[str, str], dict[str, Any]]:
@@ -239,15 +246,16 @@ def load(
     """
     spec = load_spec(path, dict(overrides) if overrides else None, allowed=allowed_values)
     graph = build_graph(spec)
-    prompts, merged = render_prompts(spec, vars)
-    inputs = resolve_inputs(spec, prompts)
-    lines = render_lines(spec, merged)
-    overlays = render_overlays(spec, merged)
-    music = render_music(spec, merged)
+    with recording() as read:  # the names every template reads: prompts, lines, overlays, music
+        prompts, merged = render_prompts(spec, vars)
+        inputs = resolve_inputs(spec, prompts)
+        lines = render_lines(spec, merged)
+        overlays = render_overlays(spec, merged)
+        music = render_music(spec, merged)
     lock = read_lock(spec.path, {s.id: s.takes for s in spec.shots})
     return Board(spec=spec, graph=graph, prompts=prompts, vars=merged, inputs=inputs,
                  overrides=dict(overrides or {}), lines=lines, overlays=overlays, lock=lock,
-                 music=music)
+                 music=music, names_read=frozenset(read))
 
 
 __all__ = ["Board", "FrameRef", "build_graph", "load", "names_used", "render_prompts"]

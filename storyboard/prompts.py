@@ -37,6 +37,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import missing
 
 from storyboard.errors import PromptError
+from storyboard.readnames import RecordingContext, keys_read_from_vars, note, recorded
 
 __all__ = [
     "MAX_RENDER_CHARS",
@@ -137,28 +138,6 @@ def _near_name(error: UndefinedError, context: Mapping[str, Any]) -> str:
     return f"; did you mean '{match[0]}'?" if match else ""
 
 
-_DICT_METHODS = frozenset({"get", "items", "keys", "values"})
-
-
-def _keys_read_from_vars(ast: nodes.Template) -> set[str] | None:
-    """The keys a template reads as ``vars.KEY`` / ``vars['KEY']``; None when it uses
-    ``vars`` in any other way (then any key may be read)."""
-    keys: set[str] = set()
-    reads = 0
-    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
-        assert isinstance(node, (nodes.Getattr, nodes.Getitem))
-        if not (isinstance(node.node, nodes.Name) and node.node.name == "vars"):
-            continue
-        if isinstance(node, nodes.Getattr) and node.attr not in _DICT_METHODS:
-            keys.add(node.attr)
-            reads += 1
-        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-            keys.add(node.arg.value)
-            reads += 1
-    loads = sum(1 for n in ast.find_all(nodes.Name) if n.name == "vars" and n.ctx == "load")
-    return keys if loads == reads else None
-
-
 def library_dir() -> Path:
     """The folder of the template library shipped with the package."""
     try:
@@ -177,6 +156,7 @@ def _safe_range(*args: int) -> range:
 
 class _Sandbox(SandboxedEnvironment):
     intercepted_binops = frozenset(["*", "**"])
+    context_class = RecordingContext
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "*":
@@ -311,6 +291,11 @@ def _substitute(inline: str, context: Mapping[str, Any]) -> str | None:
     prompts. None (use Jinja) for anything else, so results and errors stay Jinja's."""
     parts: list[str] = []
     pos = 0
+    for m in _SIMPLE_EXPR.finditer(inline):  # what Jinja would resolve, noted first
+        top, _, rest = m.group(1).partition(".")
+        note(top)
+        if top == "vars" and rest:
+            note(rest.partition(".")[0])
     for m in _SIMPLE_EXPR.finditer(inline):
         value: Any = context
         for i, name in enumerate(m.group(1).split(".")):
@@ -355,6 +340,7 @@ class PromptRenderer:
     def render(self, *, inline: str | None = None, template: str | None = None, context: Mapping[str, Any]) -> str:
         """Render an inline template or a template file. Raises PromptError."""
         label = template or "prompt"
+        context = recorded(context)
         try:
             if inline is not None and not any(tok in inline for tok in ("{{", "{%", "{#")):
                 return inline.strip()
@@ -437,7 +423,7 @@ class PromptRenderer:
     def _names_in(self, ast: nodes.Template, seen: set[str]) -> set[str] | None:
         names = set(meta.find_undeclared_variables(ast))
         if "vars" in names:
-            keys = _keys_read_from_vars(ast)
+            keys = keys_read_from_vars(ast)
             if keys is None:
                 return None
             names |= keys

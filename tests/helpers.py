@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -42,6 +43,13 @@ shots:
 cut: [a, b, c]
 """
 # b starts on a's last frame; c is independent.
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def backend_for(fake: FakeInference | None, **options: Any) -> InferenceBackend:

@@ -210,4 +210,4 @@ def test_cel_price_without_the_cel_extra_is_unknown_not_zero(monkeypatch: pytest
     monkeypatch.setattr(_price, "cel_available", lambda: False)
     assert apps.price(o3, got.inputs) is None
     per, tier = _price.rate(o3, got.inputs)
-    assert per is None and "storyboard[cel]" in tier
+    assert per is None and "storyboard-film[cel]" in tier

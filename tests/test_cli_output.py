@@ -14,8 +14,11 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
 import storyboard
-from storyboard.cli import PLAN_ROWS_SHOWN, _errors, main, parse_sets
+from storyboard.cli import main
+from storyboard.clikit import errors as _errors
 from storyboard.errors import MediaError, SpecError, TemplateError, UsageError
+from storyboard.options import parse_sets
+from storyboard.plancmd import PLAN_ROWS_SHOWN
 from storyboard.progress import PlainLines
 from storyboard.prompts import PromptRenderer
 
@@ -78,9 +81,10 @@ def test_render_json_is_json_lines_in_a_dry_run_too(write_board: Callable[..., P
     out = CliRunner().invoke(main, ["render", str(path), "--dry-run", "--json", "--cache-dir", str(tmp_path / "c")])
     assert out.exit_code == 0, out.output
     lines = out.output.splitlines()
-    assert len(lines) == 1
+    assert len(lines) == 2
     event = json.loads(lines[0])
     assert event["event"] == "plan" and [s["id"] for s in event["shots"]] == ["s0", "s1", "s2"]
+    assert json.loads(lines[1]) == {"event": "render_finished", "dry_run": True, "cost": "0", "exit_code": 0}
 
 
 PLAIN = [

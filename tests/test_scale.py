@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 from fakeserver import FakeInference
 from storyboard.cache import open_cache
 from storyboard.errors import CacheError
-from tests.helpers import KEY, Render, wait_for
+from tests.helpers import KEY, Render, free_port, wait_for
 
 pytest.importorskip("s3fs")
 ACCESS_ID = "AKIASCALETESTID0001"
@@ -43,12 +42,6 @@ cut: [a, b, c]
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
     import logging
@@ -56,7 +49,7 @@ def moto_endpoint() -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
@@ -206,7 +199,7 @@ def test_a_local_fsspec_url_claims_with_exclusive_create_and_unsafe_stores_are_r
 
 def test_an_unreachable_store_is_one_cache_error_without_secrets(write_board: Callable[..., Path],
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_ID)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")

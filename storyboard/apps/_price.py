@@ -10,7 +10,7 @@ Two kinds of rule, both data in ``profile.json``:
 
 Prices are estimates (Decimal USD), ``None`` when unknown — never zero for unknown.
 ``$STORYBOARD_PRICES`` names a JSON file ``{"app": {rule}}`` whose rules are tried first.
-cel-python is the optional extra ``storyboard[cel]``: without it a CEL price is unknown
+cel-python is the optional extra ``storyboard-film[cel]``: without it a CEL price is unknown
 (never zero), and the tier says how to get it.
 """
 
@@ -28,7 +28,7 @@ from storyboard.apps._profile import AppProfile
 from storyboard.errors import AppError
 
 PRICES_ENV = "STORYBOARD_PRICES"
-NO_CEL = "the app's price expression needs the cel extra: pip install 'storyboard[cel]'"
+NO_CEL = "the app's price expression needs the cel extra: pip install 'storyboard-film[cel]'"
 
 
 @functools.lru_cache(maxsize=1)

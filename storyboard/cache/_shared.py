@@ -57,12 +57,12 @@ class SharedCache(Cache):
         try:
             import fsspec
         except ImportError:
-            raise CacheError(f"a shared cache at {self.url} needs fsspec: pip install 'storyboard[s3]'") from None
+            raise CacheError(f"a shared cache at {self.url} needs fsspec: pip install 'storyboard-film[s3]'") from None
         try:
             fs, base = fsspec.core.url_to_fs(self.url)
         except ImportError as e:
             raise CacheError(f"a shared cache at {self.url} needs its filesystem driver ({e.name or e}): "
-                             "pip install 'storyboard[s3]' (s3fs) or gcsfs") from None
+                             "pip install 'storyboard-film[s3]' (s3fs) or gcsfs") from None
         except Exception as e:
             raise self._error("opening", e) from None
         self.fs: Any = fs

@@ -175,8 +175,7 @@ async def assemble(
                 duration = sum(i.duration for i in infos)
             else:
                 method, duration, measured = await _render(
-                    clips, infos, tracks, loudness, tmp, work, commands, progress
-                )
+                    _Job(clips, infos, tracks, loudness, tmp, work, commands, progress))
         os.replace(tmp, output)
     finally:
         tmp.unlink(missing_ok=True)
@@ -188,21 +187,27 @@ async def assemble(
     )  # fmt: skip
 
 
-async def _render(
-    clips: Sequence[CutClip],
-    infos: Sequence[ClipInfo],
-    tracks: Sequence[tuple[MixTrack, AudioInfo]],
-    loudness: float | None,
-    output: Path,
-    work: Path,
-    commands: list[list[str]],
-    progress: Callable[[float], None] | None,
-) -> tuple[str, float, dict[str, float] | None]:
+@dataclass(frozen=True)
+class _Job:
+    """One assembly's inputs and where it writes: what both render paths take."""
+
+    clips: Sequence[CutClip]
+    infos: Sequence[ClipInfo]
+    tracks: Sequence[tuple[MixTrack, AudioInfo]]
+    loudness: float | None
+    output: Path
+    work: Path
+    commands: list[list[str]]  # every ffmpeg command run, appended to
+    progress: Callable[[float], None] | None
+
+
+async def _render(job: _Job) -> tuple[str, float, dict[str, float] | None]:
+    clips, infos, tracks, loudness, output = job.clips, job.infos, job.tracks, job.loudness, job.output
+    work, commands, progress = job.work, job.commands, job.progress
     timeline = plan_timeline(clips, infos)
     codec, runs = await _preview(clips, infos, timeline)
     if runs:
-        return await _render_copying(clips, infos, timeline, runs, codec, tracks, loudness, output, work,
-                                     commands, progress)
+        return await _render_copying(job, timeline, runs, codec)
     segments = split_segments(timeline, WINDOW)
     shots_audio = any(i.has_audio for i in infos)
     sound = shots_audio or bool(tracks)
@@ -384,22 +389,13 @@ def _carve(
     return out
 
 
-async def _render_copying(
-    clips: Sequence[CutClip],
-    infos: Sequence[ClipInfo],
-    timeline: Timeline,
-    runs: dict[int, tuple[int, int]],
-    codec: Sequence[str],
-    tracks: Sequence[tuple[MixTrack, AudioInfo]],
-    loudness: float | None,
-    output: Path,
-    work: Path,
-    commands: list[list[str]],
-    progress: Callable[[float], None] | None,
-) -> tuple[str, float, dict[str, float] | None]:
+async def _render_copying(job: _Job, timeline: Timeline, runs: dict[int, tuple[int, int]],
+                          codec: Sequence[str]) -> tuple[str, float, dict[str, float] | None]:
     """Copied runs of clips and encoded transitions, their picture joined by stream
     copy; the sound of every segment made alone (no picture decoded), measured while the
     transitions encode, then mixed and encoded once."""
+    clips, infos, tracks, loudness, output = job.clips, job.infos, job.tracks, job.loudness, job.output
+    work, commands, progress = job.work, job.commands, job.progress
     segments = split_segments(timeline, WINDOW)
     parts = _carve(timeline, segments, runs)
     sound = any(i.has_audio for i in infos) or bool(tracks)
