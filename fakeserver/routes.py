@@ -379,6 +379,8 @@ class _Handler(BaseHTTPRequestHandler):
             code = fake.status_of(task)
             snap = fake.snapshot(task, code)  # one instant: status and output agree
             if code in TERMINAL:
+                if mode == "end":  # ends before the last word, however soon the task ended
+                    break
                 if fake.terminal_partial:
                     # The error rides along in data without being listed in fields.
                     data = {"id": task.id, "status": snap["status"]}

@@ -121,7 +121,7 @@ class FakeInference:
         self.fail_error = "content policy: the model refused this prompt"
         self.drop_run_responses = 0  # accept the task, then cut the connection unanswered
         self.drop_streams = 0  # streams cut (no final chunk) after the first snapshot
-        self.end_streams = 0  # streams ended cleanly after the first snapshot
+        self.end_streams = 0  # streams ended cleanly after the first snapshot (never with the last)
         self.heartbeat_streams = 0  # streams that only ever send heartbeats
         self.terminal_partial = False  # the final event is a partial update without output
         self.messages: list[Any] = []  # the envelope's "messages" on every JSON answer

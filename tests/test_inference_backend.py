@@ -510,6 +510,20 @@ async def test_slow_reconcile_is_retried(
     assert len(gets) >= 2  # the slow one, then again
 
 
+async def test_ended_stream_is_reconciled_even_when_the_task_ended_before_it_opened(
+    fake: FakeInference, make: Callable[..., InferenceBackend], tmp_path: Path
+) -> None:
+    # The race behind a flaky test_slow_reconcile_is_retried: on a loaded machine the task
+    # had ended before its stream opened, the "ended early" stream carried the terminal
+    # snapshot, and nothing was left to reconcile. An ended stream never carries the end.
+    fake.latency = 0.05
+    fake.end_streams = 1
+    fake.slow("stream", 0.3)  # the task ends before the stream is answered
+    await make(fake).generate(req(), ctx_for(tmp_path))
+    task_id = fake.submissions[0].id
+    assert [c for c in fake.calls if c.method == "GET" and c.path == f"/tasks/{task_id}"]
+
+
 async def test_quiet_task_waits_until_task_timeout_keeping_the_journal(
     fake: FakeInference, make: Callable[..., InferenceBackend], tmp_path: Path
 ) -> None:
