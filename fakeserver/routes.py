@@ -242,6 +242,8 @@ class _Handler(BaseHTTPRequestHandler):
         if version is None:
             return self._problem(404, "Not Found", f"app {ref!r} not found")
         self._json(200, version.app_object())
+        if fake.after_app_read is not None:
+            fake.after_app_read()
 
     def _run(self) -> None:
         fake = self.fake
@@ -251,6 +253,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._problem(fake.refuse_status, title, "try again later", extra)
         if fake.payment_required:
             return self._problem(402, "Payment Required", "insufficient balance")
+        with fake._lock:
+            service_error = fake.run_errors.pop(0) if fake.run_errors else None
+        if service_error is not None:
+            status, code, meta = service_error
+            body = {"type": "about:blank", "title": code.replace("_", " "), "status": status,
+                    "detail": f"{code} (fake)", "code": code, "meta": meta}
+            return self._send(status, json.dumps(body).encode(), "application/problem+json")
         body = self._call.json
         problem = fake.validate_run(body)
         if problem:

@@ -34,6 +34,7 @@ __all__ = [
     "drift_schema",
     "effective_inputs",
     "input_problem",
+    "parse_ref",
 ]
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "storyboard" / "apps" / "data"
@@ -78,6 +79,19 @@ class AppVersion:
                 "output_schema": self.output_schema,
             },
         }
+
+
+def parse_ref(ref: str) -> tuple[str, str]:
+    """``[app/]namespace/name[@version][:function]`` as (``namespace/name``, version or "");
+    ``@latest`` is unversioned (the SDK's ``Ref.parse``)."""
+    full = ref
+    colon, at = full.rfind(":"), full.rfind("@")
+    if colon != -1 and colon > at:
+        full = full[:colon]
+    name, _, version = full.partition("@")
+    if name.startswith("app/") and name.count("/") == 2:
+        name = name[4:]
+    return name, "" if version == "latest" else version
 
 
 class Catalog:

@@ -34,6 +34,7 @@ import itertools
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
@@ -50,7 +51,14 @@ from fakeserver.records import (
     now_iso,
 )
 from fakeserver.routes import HttpServer
-from fakeserver.rules import AppVersion, Catalog, drift_schema, effective_inputs, input_problem
+from fakeserver.rules import (
+    AppVersion,
+    Catalog,
+    drift_schema,
+    effective_inputs,
+    input_problem,
+    parse_ref,
+)
 
 __all__ = ["FakeInference"]
 
@@ -110,12 +118,18 @@ class FakeInference:
         self.live_version = live_version  # what an unpinned app ref runs; None: the newest
         self.drift = drift  # changes to the live input schema, e.g. {"duration": {"maximum": 10}}
         self.drift_version_id = "snapshot-live-drift"  # the live version id while drifted
+        # called after each GET /apps/.. is answered: e.g. a deploy right after a live check
+        self.after_app_read: Callable[[], None] | None = None
 
         # --- fault knobs -------------------------------------------------
         self.refuse_runs = 0  # first N POST /apps/run answered refuse_status
         self.refuse_status = 503  # or 429
         self.retry_after: str | None = "0"  # seconds or an HTTP-date; None: no header
-        self.payment_required = False  # POST /apps/run -> 402
+        self.payment_required = False  # POST /apps/run -> 402 (a low balance: no code)
+        # the next POST /apps/run answered (status, code, meta) as the service does, one each:
+        # (402, "limit_exceeded", {...}), (403, "insufficient_scope", {"required_scope": ..}),
+        # (500, "entitlement_unavailable", {}) ...
+        self.run_errors: list[tuple[int, str, dict[str, Any]]] = []
         self.reject = False  # tasks are created REJECTED (no balance; never ran)
         self.fail_prompt: str | None = None  # tasks whose prompt contains it FAIL
         self.fail_error = "content policy: the model refused this prompt"
@@ -295,7 +309,7 @@ class FakeInference:
             if self.redirect_outputs
             else f"{self.files_url}/outputs/{name}"
         )
-        if task.app.partition("@")[0] in self.no_output_apps:
+        if parse_ref(task.app)[0] in self.no_output_apps:
             return {"output_meta": {"inputs": [{"type": "text"}], "outputs": []}}
         if task.kind != "video":
             return {task.kind: url}
@@ -351,7 +365,7 @@ class FakeInference:
 
     def app_version(self, ref: str) -> AppVersion | None:
         """The version an app reference runs: ``ns/name`` (live) or ``ns/name@version``."""
-        app, _, pinned = ref.partition("@")
+        app, pinned = parse_ref(ref)
         if pinned and pinned == self.drift_version_id and self.drift is not None:
             pinned = ""
         version = self.catalog.find(app, pinned or self.live_version)

@@ -254,7 +254,7 @@ def request_for(board: Board, shot: ResolvedShot) -> ShotRequest:
     return ShotRequest(
         shot_id=shot.id,
         prompt=board.prompts[shot.id],
-        app=shot.app,
+        app=resolved.app if resolved else shot.app,  # one written form: no "app/", no "@latest"
         version=resolved.version_id if resolved else None,
         mode=shot.mode,
         resolution=shot.resolution,

@@ -124,6 +124,30 @@ def test_app_references(text: str, ok: bool) -> None:
             apps.parse_app_ref(text)
 
 
+@pytest.mark.parametrize(("text", "name", "version", "function", "sent"), [
+    ("app/klingai/video-v3", "klingai/video-v3", None, None, "klingai/video-v3"),
+    ("klingai/video-v3@latest", "klingai/video-v3", None, None, "klingai/video-v3"),
+    ("app/klingai/video-v3@abc1:run", "klingai/video-v3", "abc1", "run", "klingai/video-v3@abc1:run"),
+    ("klingai/video-v3:upscale", "klingai/video-v3", None, "upscale", "klingai/video-v3:upscale"),
+])
+def test_the_sdk_reference_syntax(text: str, name: str, version: str | None, function: str | None,
+                                  sent: str) -> None:
+    ref = apps.parse_app_ref(text)
+    assert (ref.name, ref.version, ref.function, ref.text) == (name, version, function, sent)
+    assert ref.latest == text.endswith("@latest")
+    assert ref.pinned_to("v9") == sent.replace(f"@{version}", "").replace(name, f"{name}@v9")
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("agent/acme/helper", "an agent reference"), ("klingai/video-v3:", "not a function name"),
+    ("klingai/video-v3@a:b:c", "not a version id"), ("app/a/b/c", "not an app reference"),
+])
+def test_bad_references_say_what_is_allowed(text: str, says: str) -> None:
+    with pytest.raises(AppError, match=says) as info:
+        apps.parse_app_ref(text)
+    assert "[app/]namespace/name[@version][:function]" in str(info.value) or "version id" in says
+
+
 def test_pulled_snapshot_becomes_current(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(apps.APPS_ENV, str(tmp_path))
     kling = apps.profile("klingai/video-v3")

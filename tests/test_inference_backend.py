@@ -368,6 +368,39 @@ async def test_payment_required_and_rejected(
     assert fake.submissions == []
 
 
+@pytest.mark.parametrize(("status", "code", "meta", "kind", "words"), [
+    (402, "limit_exceeded", {"resource_label": "Video seconds", "limit": 600, "current": 600}, TaskFailed,
+     r"plan's limit is reached: Video seconds \(600 of 600\) \(limit_exceeded\); wait for it to reset or upgrade"),
+    (402, "payment_method_required", {"billing_page": "https://app.inference.sh/billing"}, TaskFailed,
+     r"saved payment method.*payment_method_required.*add one at https://app\.inference\.sh/billing"),
+    (402, "payment_required", {}, TaskFailed, r"insufficient balance.*low balance.*top up the account"),
+    (403, "insufficient_scope", {"required_scope": "apps:run"}, AuthError,
+     r"lacks the scope 'apps:run' \(insufficient_scope, HTTP 403\); create a key with it"),
+])
+async def test_service_error_codes_say_what_to_do(
+    status: int, code: str, meta: dict[str, Any], kind: type[Exception], words: str,
+    fake: FakeInference, make: Callable[..., InferenceBackend], tmp_path: Path,
+) -> None:
+    fake.run_errors = [(status, code, meta)]
+    ctx = ctx_for(tmp_path)
+    with pytest.raises(kind, match=words):
+        await make(fake).generate(req(), ctx)
+    assert len(fake.calls_to("POST", "/apps/run")) == 1 and fake.submissions == []  # never retried
+    assert not ctx.journal.get("submitting")  # clearly refused: no task may exist
+
+
+async def test_entitlement_unavailable_is_retried_even_for_a_submission(
+    fake: FakeInference, make: Callable[..., InferenceBackend], tmp_path: Path
+) -> None:
+    fake.run_errors = [(500, "entitlement_unavailable", {})]
+    clip = await make(fake).generate(req(), ctx_for(tmp_path))
+    assert clip.exists() and len(fake.calls_to("POST", "/apps/run")) == 2 and len(fake.submissions) == 1
+    fake.run_errors = [(500, "entitlement_unavailable", {})] * 4
+    with pytest.raises(BackendError, match=r"could not check your plan \(entitlement_unavailable") as info:
+        await make(fake).generate(req("b"), ctx_for(tmp_path, "b"))
+    assert info.value.retryable and len(fake.submissions) == 1
+
+
 async def test_invalid_input_is_422_with_detail(
     fake: FakeInference,
     make: Callable[..., InferenceBackend],

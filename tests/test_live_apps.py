@@ -116,6 +116,35 @@ def test_a_pinned_version_is_sent_recorded_and_keyed(fake: FakeInference, chain:
     assert plan["shots"][0]["key"] != keys["harbor"]  # another version makes another clip
 
 
+def test_a_deploy_right_after_the_live_check_changes_no_paid_call(fake: FakeInference,
+                                                                   chain: Callable[..., Path]) -> None:
+    path = chain(duration=5)
+    latest = fake.catalog.find("klingai/video-v3")
+    assert latest is not None
+    checked = latest.version_id
+
+    def deploy() -> None:  # a new version, refusing 5 s, goes live the moment the app was read
+        fake.drift = {"duration": {"maximum": 4}}
+
+    fake.after_app_read = deploy
+    result = render(fake, path, "--budget", "5")
+    assert result.exit_code == 0, result.output
+    assert len(fake.calls_to("GET", "/apps/")) == 1
+    assert [r["app"] for r in runs(fake)] == [f"klingai/video-v3@{checked}"] * 3
+    assert {t.version_id for t in fake.submissions} == {checked}
+
+
+@pytest.mark.parametrize("written", ["klingai/video-v3@latest", "app/klingai/video-v3@latest"])
+def test_latest_reads_live_then_pins_for_the_render(fake: FakeInference, write_board: Callable[..., Path],
+                                                    written: str) -> None:
+    fake.live_version = "snapshot-2025-original"
+    path = write_board(f"storyboard: 1\ndefaults: {{duration: 3, mode: std, app: {written!r}}}\n"
+                       "shots:\n  - id: harbor\n    prompt: a harbor at dusk\n")
+    result = render(fake, path, "--budget", "5")
+    assert result.exit_code == 0, result.output
+    assert [r["app"] for r in runs(fake)] == ["klingai/video-v3@snapshot-2025-original"]
+
+
 def test_plan_shows_the_4k_rate(chain: Callable[..., Path]) -> None:
     path = chain()
     path.write_text(path.read_text().replace("resolution: 720p", "resolution: 4k"))

@@ -71,7 +71,7 @@ async def live_check(board: Board, backend: object, cache: Cache, emit: Callable
             raise BackendError(f"could not check {ref_text} against inference.sh before paying ({e}); "
                                "nothing was paid", status=e.status, retryable=e.retryable) from None
         version = apps.app_from_api(payload, ref.name)
-        live[ref_text] = version
+        live[ref.text] = version  # the backend sends every request of this render pinned to it
         with contextlib.suppress(CacheError):  # only saves a request next time: a full disk is said later
             atomic_write_json(_path(cache, ref_text), version.to_json())
         emit(AppResolved(app=ref.name, version=version.version_id, pinned=ref.version is not None))
