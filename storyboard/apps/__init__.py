@@ -5,7 +5,7 @@ Adding an app is adding a folder under ``data/`` (``profile.json`` and
 ``versions/<version id>.json``), not code.
 """
 
-from storyboard.apps._check import InputProblem, allowed_text, check_inputs
+from storyboard.apps._check import InputProblem, allowed_text, check_inputs, unchecked_keywords
 from storyboard.apps._inputs import (
     FILE_CONCEPTS,
     AppInputs,
@@ -49,4 +49,5 @@ __all__ = [
     "profile",
     "rate",
     "save_snapshot",
+    "unchecked_keywords",
 ]
