@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from fakeserver.apprules import image_info
 from fakeserver.records import CANCELLED, COMPLETED, TERMINAL, Call, FakeFile, FakeTask, now_iso
-from fakeserver.rules import image_info
 
 if TYPE_CHECKING:
     from fakeserver.server import FakeInference
