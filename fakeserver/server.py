@@ -35,7 +35,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
 
@@ -326,6 +326,33 @@ class FakeInference(FaultKnobs):
         text = str(inputs.get("text") or inputs.get("prompt") or "")
         return max(0.5, round(len(text) / self.speech_chars_per_second, 3))
 
+    @property
+    def makers(self) -> dict[str, Callable[[FakeTask, AppVersion], Future[bytes] | None]]:
+        """What makes a task's output, by the app's kind (``AppVersion.kind``): a new kind
+        of app (text, say) is one more entry here and one more branch in ``_output``."""
+        return {"image": self._make_image, "audio": self._make_audio, "video": self._make_video}
+
+    def _make_image(self, task: FakeTask, version: AppVersion) -> Future[bytes]:
+        return self._pool.submit(make_png, *task.size)
+
+    def _make_audio(self, task: FakeTask, version: AppVersion) -> Future[bytes]:
+        # music at 220 Hz, speech at 440 Hz: a test can tell the two apart in the mix
+        return self._pool.submit(make_wav, self.audio_seconds(version, task.effective), 16000,
+                                 220.0 if task.music else 440.0)
+
+    def _make_video(self, task: FakeTask, version: AppVersion) -> Future[bytes]:
+        """A clip whose first frame is the app's start frame input (its profile names it),
+        fading to its end frame."""
+        concepts = version.profile.get("concepts") or {}
+        eff, frames = task.effective, self.match_first_frame
+        w, h = task.size
+        return self._pool.submit(
+            make_clip, width=w, height=h, duration=clip_seconds(eff.get("duration")), fps=self.fps,
+            sound=bool(eff.get("sound", eff.get("generate_audio", True))),
+            image=self._file_bytes(task.input.get(concepts.get("start_frame", "image"))) if frames else None,
+            end_image=self._file_bytes(task.input.get(concepts.get("end_frame", "end_image"))) if frames else None,
+        )
+
     def create_task(self, body: dict[str, Any]) -> FakeTask:
         """Start a task for an accepted ``POST /apps/run`` body."""
         inp = body["input"]
@@ -354,26 +381,8 @@ class FakeInference(FaultKnobs):
             task.error = "insufficient balance"
         elif self.fail_prompt is not None and self.fail_prompt in prompt:
             task.fail_error = self.fail_error
-        elif task.kind == "image":
-            task.clip = self._pool.submit(make_png, *task.size)
-        elif task.kind == "audio":
-            # music at 220 Hz, speech at 440 Hz: a test can tell the two apart in the mix
-            task.clip = self._pool.submit(make_wav, self.audio_seconds(version, eff), 16000,
-                                          220.0 if task.music else 440.0)
         else:
-            w, h = task.size
-            task.clip = self._pool.submit(
-                make_clip,
-                width=w,
-                height=h,
-                duration=clip_seconds(eff.get("duration")),
-                fps=self.fps,
-                sound=bool(eff.get("sound", eff.get("generate_audio", True))),
-                image=self._file_bytes(inp.get("image")) if self.match_first_frame else None,
-                end_image=self._file_bytes(inp.get("end_image"))
-                if self.match_first_frame
-                else None,
-            )
+            task.clip = self.makers[task.kind](task, version)
         with self._lock:
             self.tasks[task.id] = task
             if task.final != REJECTED:
