@@ -162,6 +162,62 @@ def _measure_app_read(fake: FakeInference, reads: int = 20) -> tuple[float, floa
     return asyncio.run(timed())
 
 
+# five app references (Wan joins once storyboard-wide defaults an app lacks are dropped for it)
+PREFLIGHT_APPS = ("klingai/video-v3", "klingai/video-v3@snapshot-2025-original", "bytedance/seedance-2-0",
+                  "falai/kling-video-o3-r2v", "app/bytedance/seedance-2-0@latest")
+
+
+def _measure_preflight(root: Path, rounds: int = 10, server_ms: float = 5.0) -> tuple[float, float]:
+    """Milliseconds of the live check before paying (``storyboard.runner.live_check``: read
+    every app, re-check every shot) on a board using five app references, warm client,
+    against the fake in a process of its own giving each read ``server_ms``; and, as the
+    baseline, the same five ``get_app`` reads one after another."""
+    import subprocess
+
+    key = "sk-bench-preflight"
+    proc = subprocess.Popen([sys.executable, "-m", "fakeserver", "--key", key, "--app-delay", str(server_ms / 1000)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=_ROOT)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        return _time_preflight(url, key, root, rounds)
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(timeout=30)
+
+
+def _time_preflight(url: str, key: str, root: Path, rounds: int) -> tuple[float, float]:
+    import storyboard
+    from storyboard.cache import Cache
+    from storyboard.runner import live_check
+
+    shots = "".join(f"  - id: s{k}\n    prompt: shot {k}\n    app: {app}\n    duration: 5\n"
+                    + ("    mode: std\n" if "2025" in app else "") for k, app in enumerate(PREFLIGHT_APPS))
+    path = root / "preflight.yaml"
+    path.write_text(f"storyboard: 1\nshots:\n{shots}")
+    board = storyboard.load(path)
+    cache = Cache.for_board(path, root / "cache")
+
+    async def timed() -> tuple[float, float]:
+        backend = InferenceBackend(api_key=key, base_url=url)
+        try:
+            await live_check(board, backend, cache, lambda _e: None)  # warm: client, caches
+            started = time.perf_counter()
+            for _ in range(rounds):
+                await live_check(board, backend, cache, lambda _e: None)
+            check = (time.perf_counter() - started) / rounds * 1000
+            started = time.perf_counter()
+            for _ in range(rounds):
+                for app in PREFLIGHT_APPS:
+                    await backend.get_app(app)
+            return check, (time.perf_counter() - started) / rounds * 1000
+        finally:
+            await backend.aclose()
+
+    return asyncio.run(timed())
+
+
 def _row(
     measure: str, ours: float, base: float | None, target: str, passed: bool, digits: int = 2
 ) -> dict[str, Any]:
@@ -192,6 +248,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             sdk = _measure_sdk(fake, shots)
         with FakeInference() as fake:
             app_requests, app_ms = _measure_app_read(fake)
+        preflight_ms, sequential_ms = _measure_preflight(root)
 
     critical = math.ceil(n / CONCURRENCY) * latency
     per_shot = ours.requests / n
@@ -234,6 +291,9 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             app_requests == 1,
         ),
         _row("live app read (get_app): ms per app, loopback", app_ms, None, "< 50", app_ms < 50),
+        _row(f"preflight (live check) with {len(PREFLIGHT_APPS)} apps: ms, loopback, 5 ms server time per read; "
+             "baseline: the 5 reads one after another", preflight_ms, sequential_ms, "< 50 ms and < baseline",
+             preflight_ms < 50 and preflight_ms < sequential_ms),
     ]
     return rows
 

@@ -7,6 +7,7 @@ live in ``storyboard.events`` (their one home).
 from storyboard.runner._context import JournalContext
 from storyboard.runner._images import RenderState
 from storyboard.runner._pipeline import Pipeline, expand_force, render, verify_clip
+from storyboard.runner._preflight import live_check
 from storyboard.runner._scheduler import ShotScheduler
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "RenderState",
     "ShotScheduler",
     "expand_force",
+    "live_check",
     "render",
     "verify_clip",
 ]
