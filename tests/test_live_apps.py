@@ -145,6 +145,39 @@ def test_latest_reads_live_then_pins_for_the_render(fake: FakeInference, write_b
     assert [r["app"] for r in runs(fake)] == ["klingai/video-v3@snapshot-2025-original"]
 
 
+def test_a_pin_in_the_lock_file_is_read_and_sent(fake: FakeInference, write_board: Callable[..., Path]) -> None:
+    path = write_board("storyboard: 1\ndefaults: {duration: 3, mode: std}\n"
+                       "shots:\n  - id: harbor\n    prompt: a harbor at dusk\n")
+    path.with_name("film.takes.yaml").write_text("picks: {}\napps:\n  klingai/video-v3: snapshot-2025-original\n")
+    result = render(fake, path, "--budget", "5")
+    assert result.exit_code == 0, result.output
+    assert [c.path for c in fake.calls_to("GET", "/apps/")][-1].endswith("/versions/snapshot-2025-original")
+    assert [r["app"] for r in runs(fake)] == ["klingai/video-v3@snapshot-2025-original"]
+
+
+def test_latest_with_a_pin_in_the_lock_file_is_one_located_line(fake: FakeInference,
+                                                                  write_board: Callable[..., Path]) -> None:
+    path = write_board("storyboard: 1\nshots:\n  - id: harbor\n    prompt: a harbor at dusk\n"
+                       "    app: klingai/video-v3@latest\n")
+    path.with_name("film.takes.yaml").write_text("picks: {}\napps:\n  klingai/video-v3: snapshot-2025-original\n")
+    result = render(fake, path, "--budget", "5")
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if "@latest" in line]
+    assert len(lines) == 1 and f"{path}:5:" in lines[0] and "film.takes.yaml:3:3 pins" in lines[0]
+    assert fake.calls == []  # before anything is asked, let alone paid
+
+
+def test_an_app_reference_that_does_not_parse_is_one_located_line(fake: FakeInference,
+                                                                  write_board: Callable[..., Path]) -> None:
+    path = write_board("storyboard: 1\nshots:\n  - id: harbor\n    prompt: a harbor at dusk\n"
+                       "    app: agent/acme/helper\n")
+    result = render(fake, path, "--budget", "5")
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if "agent/acme/helper" in line]
+    assert len(lines) == 1 and f"{path}:5:" in lines[0] and "[app/]namespace/name[@version][:function]" in lines[0]
+    assert fake.calls == []
+
+
 def test_plan_shows_the_4k_rate(chain: Callable[..., Path]) -> None:
     path = chain()
     path.write_text(path.read_text().replace("resolution: 720p", "resolution: 4k"))

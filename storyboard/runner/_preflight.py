@@ -65,10 +65,13 @@ async def live_check(board: Board, backend: object, cache: Cache, emit: Callable
     if not callable(get_app):
         return board
     refs = {text: apps.parse_app_ref(text) for text in board.apps_used()}
+    pins = dict(board.lock.apps) if board.lock is not None else {}
 
     async def read(ref_text: str) -> Any:
+        ref = refs[ref_text]
+        pin = pins.get(ref.name) if ref.version is None and not ref.latest else None
         try:
-            return await get_app(ref_text)
+            return await get_app(ref.pinned_to(pin) if pin else ref_text)
         except AuthError:
             raise
         except BackendError as e:  # no guessing: the render stops here, before anything is paid
@@ -82,7 +85,8 @@ async def live_check(board: Board, backend: object, cache: Cache, emit: Callable
         version = apps.app_from_api(payload, ref.name)
         live[ref.text] = version  # the backend sends every request of this render pinned to it
         writes.append(asyncio.to_thread(_remember, cache, ref_text, version))
-        emit(AppResolved(app=ref.name, version=version.version_id, pinned=ref.version is not None))
+        pinned = ref.version is not None or (ref.name in pins and not ref.latest)
+        emit(AppResolved(app=ref.name, version=version.version_id, pinned=pinned))
     await asyncio.gather(*writes)
     return board.with_live_apps(live)
 
