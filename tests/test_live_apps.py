@@ -178,6 +178,21 @@ def test_an_app_reference_that_does_not_parse_is_one_located_line(fake: FakeInfe
     assert fake.calls == []
 
 
+def test_an_o3_r2v_shot_with_start_and_end_frames_renders(fake: FakeInference, write_board: Callable[..., Path],
+                                                           make_image: Callable[..., Path]) -> None:
+    make_image("start.png")
+    make_image("end.png")
+    path = write_board("storyboard: 1\nshots:\n  - id: harbor\n    prompt: a harbor at dusk\n"
+                       "    app: falai/kling-video-o3-r2v\n    duration: 3\n    image: start.png\n"
+                       "    end_image: end.png\n")
+    result = render(fake, path, "--budget", "5")
+    assert result.exit_code == 0, result.output
+    sent = runs(fake)[0]["input"]
+    assert isinstance(sent, dict) and sent["start_image"] and sent["end_image"]
+    meta = fake.snapshot(fake.submissions[0])["output"]["output_meta"]
+    assert meta["outputs"][0]["seconds"] == 3.0 and [i["type"] for i in meta["inputs"]] == ["text", "image", "image"]
+
+
 def test_plan_shows_the_4k_rate(chain: Callable[..., Path]) -> None:
     path = chain()
     path.write_text(path.read_text().replace("resolution: 720p", "resolution: 4k"))
