@@ -4,8 +4,9 @@ The shape is the SDK's ``OutputMeta`` (``inferencesh.models.output_meta``): ``in
 ``outputs`` lists of items typed ``text``/``image``/``video``/``audio``, each with its own
 fields (video: width, height, resolution_mp, resolution, seconds, fps; image: width,
 height, resolution_mp, count; audio: seconds, sample_rate) and ``extra`` for an app's own
-pricing factors. Billed seconds are the output's real length, measured from the file
-(a video's frames over its frame rate, as the SDK's ``probe_video`` does; a WAV's samples).
+pricing factors. Billed seconds are the output's real length (a video's whole frames over
+its frame rate, as the SDK's ``probe_video`` measures it; a WAV's samples over its rate):
+:func:`mp4_video_seconds` and :func:`wav_seconds` read it back from a file.
 
 :func:`output_meta` is the one place that writes it: a price rule that needs another
 figure adds it there.

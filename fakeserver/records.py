@@ -93,6 +93,7 @@ class FakeTask:
     effective: dict[str, Any] = field(default_factory=dict)  # known inputs + defaults
     file_kinds: dict[str, str] = field(default_factory=dict)  # file input given -> image/video/audio
     music: bool = False  # an audio app that makes music (not speech)
+    seconds: float | None = None  # the output's real length (video frames / fps, audio samples / rate)
 
     @property
     def extension(self) -> str:

@@ -42,7 +42,7 @@ from typing import Any
 from fakeserver.apprules import file_rules
 from fakeserver.clips import ASPECT_RATIOS, clip_seconds, clip_size, make_clip, make_png, make_wav
 from fakeserver.knobs import FaultKnobs
-from fakeserver.meta import mp4_video_seconds, output_meta, wav_seconds
+from fakeserver.meta import output_meta
 from fakeserver.records import (
     COMPLETED,
     FAILED,
@@ -261,12 +261,9 @@ class FakeInference(FaultKnobs):
         )
         if parse_ref(task.app)[0] in self.no_output_apps:
             return {"output_meta": {"inputs": [{"type": "text"}], "outputs": []}}
-        data = task.clip.result(timeout=60) if task.clip is not None else b""
-        seconds = mp4_video_seconds(data) if task.kind == "video" else wav_seconds(data) if task.kind == "audio" \
-            else None
         width, height = task.size
         meta = output_meta(task.kind, task.effective, task.file_kinds, width=width, height=height,
-                           seconds=seconds, fps=self.fps, is_music=task.music)
+                           seconds=task.seconds, fps=self.fps, is_music=task.music)
         if task.kind != "video":
             return {task.kind: url, "output_meta": meta}
         video: Any = {"uri": url, "content_type": "video/mp4"} if self.video_as_object else url
@@ -336,9 +333,10 @@ class FakeInference(FaultKnobs):
         return self._pool.submit(make_png, *task.size)
 
     def _make_audio(self, task: FakeTask, version: AppVersion) -> Future[bytes]:
+        seconds = self.audio_seconds(version, task.effective)
+        task.seconds = round(max(1, int(seconds * 16000)) / 16000, 3)  # make_wav's samples at its rate
         # music at 220 Hz, speech at 440 Hz: a test can tell the two apart in the mix
-        return self._pool.submit(make_wav, self.audio_seconds(version, task.effective), 16000,
-                                 220.0 if task.music else 440.0)
+        return self._pool.submit(make_wav, seconds, 16000, 220.0 if task.music else 440.0)
 
     def _make_video(self, task: FakeTask, version: AppVersion) -> Future[bytes]:
         """A clip whose first frame is the app's start frame input (its profile names it),
@@ -346,8 +344,10 @@ class FakeInference(FaultKnobs):
         concepts = version.profile.get("concepts") or {}
         eff, frames = task.effective, self.match_first_frame
         w, h = task.size
+        duration = clip_seconds(eff.get("duration"))
+        task.seconds = round(round(duration * self.fps) / self.fps, 3)  # whole frames, as the clip has
         return self._pool.submit(
-            make_clip, width=w, height=h, duration=clip_seconds(eff.get("duration")), fps=self.fps,
+            make_clip, width=w, height=h, duration=duration, fps=self.fps,
             sound=bool(eff.get("sound", eff.get("generate_audio", True))),
             image=self._file_bytes(task.input.get(concepts.get("start_frame", "image"))) if frames else None,
             end_image=self._file_bytes(task.input.get(concepts.get("end_frame", "end_image"))) if frames else None,

@@ -327,7 +327,10 @@ def test_title_card_is_local_free_and_starts_a_chain(write_board: Callable[..., 
         result = storyboard.render(path, backend="inference", budget="5")
         assert result.film is not None
         # the line is voiced by the TTS app first, then the video shot; the card is made here
-        assert [t.app for t in fake.submissions] == ["falai/kokoro-tts", "klingai/video-v3"]
+        # each sent pinned to the version the live check read
+        assert [t.app for t in fake.submissions] == [f"falai/kokoro-tts@{t.version_id}" if n == 0 else
+                                                     f"klingai/video-v3@{t.version_id}"
+                                                     for n, t in enumerate(fake.submissions)]
         assert result.shots["card"].status == "generated" and result.shots["card"].cost in (None, 0)
         again = storyboard.render(path, backend="inference")
         assert again.method == "unchanged" and len(fake.submissions) == 2
