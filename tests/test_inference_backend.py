@@ -7,6 +7,7 @@ import email.utils
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -175,7 +176,7 @@ async def test_happy_path_uploads_runs_streams_downloads(
 
     (run,) = runs(fake)
     sent = run.json
-    assert sent["app"] == "klingai/video-v3"
+    assert sent["app"] == "klingai/video-v3"  # never checked live (built by hand): unversioned
     assert set(sent["input"]) == {
         "prompt",
         "resolution",
@@ -399,6 +400,22 @@ async def test_entitlement_unavailable_is_retried_even_for_a_submission(
     with pytest.raises(BackendError, match=r"could not check your plan \(entitlement_unavailable") as info:
         await make(fake).generate(req("b"), ctx_for(tmp_path, "b"))
     assert info.value.retryable and len(fake.submissions) == 1
+
+
+async def test_a_request_is_sent_pinned_to_the_version_read_live(
+    fake: FakeInference, make: Callable[..., InferenceBackend], tmp_path: Path
+) -> None:
+    backend = make(fake)
+    fake.live_version = "snapshot-2025-original"
+    await backend.get_app("klingai/video-v3")  # the live check reads it ...
+    fake.live_version = None  # ... then a new version goes live
+    request = req(inputs={"prompt": "x", "duration": 3, "mode": "std"})
+    await backend.generate(replace(request, version="snapshot-2025-original"), ctx_for(tmp_path))
+    await backend.generate(replace(request, shot_id="b"), ctx_for(tmp_path, "b"))  # no version: the one read
+    assert [c.json["app"] for c in runs(fake)] == ["klingai/video-v3@snapshot-2025-original"] * 2
+    assert {t.version_id for t in fake.submissions} == {"snapshot-2025-original"}
+    pinned = replace(request, shot_id="c", app="app/klingai/video-v3@snapshot-2026-08-07:run")
+    assert backend.send_as(pinned) == "klingai/video-v3@snapshot-2026-08-07:run"  # written: sent as written
 
 
 async def test_invalid_input_is_422_with_detail(
