@@ -59,9 +59,9 @@ def swap_apps(board: Board, swaps: Mapping[str, str]) -> Board:
     from storyboard.shotinputs import resolve_inputs
 
     def target(app: str) -> str | None:
-        return swaps.get(app) or swaps.get(app.split("@", 1)[0])
+        return swaps.get(app) or swaps.get(apps.app_name(app))
 
-    used = {s.app for s in board.spec.shots} | {s.app.split("@", 1)[0] for s in board.spec.shots}
+    used = {s.app for s in board.spec.shots} | {apps.app_name(s.app) for s in board.spec.shots}
     missing = [old for old in swaps if old not in used]
     if missing:
         raise UsageError(f"--app {missing[0]}=…: no shot or still uses {missing[0]} "

@@ -248,3 +248,18 @@ def test_apps_show_live_and_pull(fake: FakeInference, tmp_path: Path) -> None:
     nokey = CliRunner().invoke(main, ["apps", "show", "klingai/video-v3", "--live"],
                                env={"INFERENCE_API_KEY": "", "INFERENCE_BASE_URL": fake.url})
     assert nokey.exit_code == 1 and "INFERENCE_API_KEY" in nokey.output and "Traceback" not in nokey.output
+
+
+@pytest.mark.parametrize("written", ["app/klingai/video-v3", "klingai/video-v3@latest"])
+def test_every_form_of_a_reference_prices_and_keys_as_the_app(write_board: Callable[..., Path], written: str) -> None:
+    import storyboard
+
+    def plan_of(app: str, name: str) -> object:
+        path = write_board(f"storyboard: 1\nshots:\n  - id: harbor\n    prompt: a harbor\n    app: {app}\n"
+                           "    duration: 4\nvoice: {app: 'falai/kokoro-tts" + ("@latest" if "@" in app else "")
+                           + "'}\n", name)
+        return storyboard.load(path).plan(backend="inference")
+
+    plain, other = plan_of("klingai/video-v3", "plain.yaml"), plan_of(written, "other.yaml")
+    assert [s.cost for s in other.shots] == [s.cost for s in plain.shots] != [None]  # type: ignore[attr-defined]
+    assert [s.key for s in other.shots] == [s.key for s in plain.shots]  # type: ignore[attr-defined]

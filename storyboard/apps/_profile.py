@@ -87,6 +87,23 @@ def parse_app_ref(text: str) -> AppRef:
     return AppRef(full, None if latest or not sep else version, function, latest)
 
 
+def app_name(text: str) -> str:
+    """The ``namespace/name`` a reference names (any form; the text before '@' when it does
+    not parse: the parse error is said where the reference is checked)."""
+    try:
+        return parse_app_ref(text).name
+    except AppError:
+        return text.split("@", 1)[0]
+
+
+def pinned_version(text: str) -> str | None:
+    """The version id a reference pins (None when unversioned or ``@latest``, or unparsable)."""
+    try:
+        return parse_app_ref(text).version
+    except AppError:
+        return None
+
+
 @dataclass(frozen=True)
 class AppVersion:
     """One version of an app: its id and its input/output JSON schemas."""
