@@ -214,7 +214,7 @@ def voice_problems(spec: Spec, lines: Mapping[str, Line]) -> list[Problem]:
         elif version is not None:
             problems += [spec.source.problem(f"voice: inputs: {p.message}", where)
                          for p in check_inputs(prof, version, {extra: value}) if p.name == extra]
-    limit = prof.rule(prof.current, "text_chars")
+    limit = prof.limit(version, "text_chars", voice.inputs) if version else prof.rule(prof.current, "text_chars")
     for line in lines.values():
         if isinstance(limit, int) and len(line.text) > limit:
             problems.append(spec.source.problem(

@@ -297,6 +297,20 @@ def test_line_over_the_apps_text_limit(write_board: Callable[..., Path]) -> None
     assert f"{path}:6:" in str(info.value) and "takes at most 5000" in str(info.value)
 
 
+def test_elevenlabs_text_limit_follows_the_model(write_board: Callable[..., Path]) -> None:
+    board = """
+    storyboard: 1
+    voice: {app: elevenlabs/tts, voice: george%s}
+    shots:
+      - id: a
+        prompt: x
+        say: "{{ 'word ' * 1200 }}"
+    """
+    storyboard.load(write_board(board % ", inputs: {model: eleven_multilingual_v2}"))  # 40,000 there
+    with pytest.raises(StoryboardError, match="takes at most 5000"):
+        storyboard.load(write_board(board % ", inputs: {model: eleven_v3}", "v3.yaml"))
+
+
 TITLED = """
 storyboard: 1
 defaults: {mode: std, duration: 3}

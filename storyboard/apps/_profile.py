@@ -206,6 +206,16 @@ class AppProfile:
                 return self.rules[key][name]
         return default
 
+    def limit(self, version: AppVersion, name: str, inputs: Mapping[str, Any]) -> Any:
+        """A limit rule (``text_chars``) for these inputs: where the profile has ``<name>_by``,
+        chosen by another input's value (its schema default when unset): ElevenLabs takes
+        5,000 characters on eleven_v3 and 40,000 on the other models."""
+        value = self.rule(version.version_id, name)
+        for on, table in dict(self.rule(version.version_id, f"{name}_by", {})).items():
+            chosen = inputs.get(on, version.default(on))
+            value = table.get(str(chosen), table.get("*", value))
+        return value
+
 
 def pulled_dir() -> Path:
     """Where `storyboard apps pull` saves schemas: $STORYBOARD_APPS, else the user data folder."""
