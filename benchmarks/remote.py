@@ -165,6 +165,62 @@ def _measure_app_read(fake: FakeInference, reads: int = 20) -> tuple[float, floa
 NO_SDK = "the inferencesh SDK is not installed (pip install inferencesh): no baseline"
 
 
+# six app references, in each form the SDK's reference syntax allows
+PREFLIGHT_APPS = ("klingai/video-v3", "klingai/video-v3@snapshot-2025-original", "bytedance/seedance-2-0",
+                  "falai/kling-video-o3-r2v", "app/bytedance/seedance-2-0@latest", "alibaba/wan-2-7-i2v")
+
+
+def _measure_preflight(root: Path, rounds: int = 10, server_ms: float = 5.0) -> tuple[float, float]:
+    """Milliseconds of the live check before paying (``storyboard.runner.live_check``: read
+    every app, re-check every shot) on a board using six app references, warm client,
+    against the fake in a process of its own giving each read ``server_ms``; and, as the
+    baseline, the same five ``get_app`` reads one after another."""
+    import subprocess
+
+    key = "sk-bench-preflight"
+    proc = subprocess.Popen([sys.executable, "-m", "fakeserver", "--key", key, "--app-delay", str(server_ms / 1000)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=_ROOT)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        return _time_preflight(url, key, root, rounds)
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(timeout=30)
+
+
+def _time_preflight(url: str, key: str, root: Path, rounds: int) -> tuple[float, float]:
+    import storyboard
+    from storyboard.cache import open_cache
+    from storyboard.runner import live_check
+
+    shots = "".join(f"  - id: s{k}\n    prompt: shot {k}\n    app: {app}\n    duration: 5\n"
+                    + ("    mode: std\n" if "2025" in app else "") for k, app in enumerate(PREFLIGHT_APPS))
+    path = root / "preflight.yaml"
+    path.write_text(f"storyboard: 1\nshots:\n{shots}")
+    board = storyboard.load(path)
+    cache = open_cache(path, root / "cache")
+
+    async def timed() -> tuple[float, float]:
+        backend = InferenceBackend(api_key=key, base_url=url)
+        try:
+            await live_check(board, backend, cache, lambda _e: None)  # warm: client, caches
+            started = time.perf_counter()
+            for _ in range(rounds):
+                await live_check(board, backend, cache, lambda _e: None)
+            check = (time.perf_counter() - started) / rounds * 1000
+            started = time.perf_counter()
+            for _ in range(rounds):
+                for app in PREFLIGHT_APPS:
+                    await backend.get_app(app)
+            return check, (time.perf_counter() - started) / rounds * 1000
+        finally:
+            await backend.aclose()
+
+    return asyncio.run(timed())
+
+
 def _row(
     measure: str, ours: float, base: float | None, target: str, passed: bool | None, digits: int = 2,
     skipped: str | None = None,
@@ -183,9 +239,10 @@ def _row(
 
 
 def rows_for(ours: Measured, sdk: Measured | None, distinct: int, latency: float,
-             app_requests: float, app_ms: float) -> list[dict[str, Any]]:
+             app_requests: float, app_ms: float, preflight: tuple[float, float]) -> list[dict[str, Any]]:
     """The rows; a measure judged against the SDK is skipped (says why) without an SDK run."""
     n = ours.shots
+    preflight_ms, sequential_ms = preflight
     critical = math.ceil(n / CONCURRENCY) * latency
     per_shot = ours.requests / n
     return [
@@ -228,6 +285,10 @@ def rows_for(ours: Measured, sdk: Measured | None, distinct: int, latency: float
             app_requests == 1,
         ),
         _row("live app read (get_app): ms per app, loopback", app_ms, None, "< 50", app_ms < 50),
+        _row(f"preflight (live check) with {len(PREFLIGHT_APPS)} apps: ms, loopback, 5 ms server time per read; "
+             f"baseline: the {len(PREFLIGHT_APPS)} reads one after another", preflight_ms, sequential_ms,
+             "< 50 ms and < baseline",
+             preflight_ms < 50 and preflight_ms < sequential_ms),
     ]
 
 
@@ -248,8 +309,9 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             sdk = _measure_sdk(fake, shots)
         with FakeInference() as fake:
             app_requests, app_ms = _measure_app_read(fake)
+        preflight = _measure_preflight(root)
 
-    return rows_for(ours, sdk, distinct, latency, app_requests, app_ms)
+    return rows_for(ours, sdk, distinct, latency, app_requests, app_ms, preflight)
 
 
 def _table(rows: list[dict[str, Any]]) -> str:

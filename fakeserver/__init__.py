@@ -1,9 +1,12 @@
 """A fake inference.sh for tests and benchmarks: a real HTTP server on loopback.
 
 :mod:`fakeserver.clips` makes the media, :mod:`fakeserver.rules` knows the apps and
-judges their inputs; the HTTP side is :mod:`fakeserver.server` (``FakeInference``: state,
-tasks, fault knobs), :mod:`fakeserver.routes` (the endpoints, the NDJSON stream) and
-:mod:`fakeserver.records` (what it keeps).
+judges their inputs by schema, :mod:`fakeserver.apprules` by each app's own profile (so an
+app added as data is played by its own rules), :mod:`fakeserver.meta` writes the pricing
+metadata (``output_meta``) every output carries; the HTTP side is :mod:`fakeserver.server`
+(``FakeInference``: state, tasks), :mod:`fakeserver.knobs` (its fault knobs),
+:mod:`fakeserver.routes` (the endpoints, the NDJSON stream) and :mod:`fakeserver.records`
+(what it keeps).
 ``python -m fakeserver`` runs one in a process of its own.
 """
 

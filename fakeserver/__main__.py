@@ -6,7 +6,8 @@ the measured process's interpreter lock).
 Prints the base URL on its first line of stdout, then serves until stdin closes; on
 exit it prints one JSON line: the number of paid submissions, max in flight, each
 task's creation time and when its output's last byte went out (``time.monotonic``:
-the same clock in every process). ``--download-rate`` paces output files (bytes/s).
+the same clock in every process). ``--download-rate`` paces output files (bytes/s);
+``--app-delay`` gives each app read some server time.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ def main() -> None:
     ap.add_argument("--heartbeat", type=float, default=0.05)
     ap.add_argument("--reuse-clips", action="store_true", help="one clip per parameter set")
     ap.add_argument("--download-rate", type=float, default=None, help="output files at this many bytes/s")
+    ap.add_argument("--app-delay", type=float, default=0.0, help="seconds of server time per GET /apps/..")
     args = ap.parse_args()
     with FakeInference(
         api_key=args.key,
@@ -35,6 +37,7 @@ def main() -> None:
         match_first_frame=not args.reuse_clips,
     ) as fake:
         fake.download_rate = args.download_rate
+        fake.delays["app"] = args.app_delay
         print(fake.url, flush=True)
         sys.stdin.read()  # until the parent closes our stdin
         print(

@@ -23,6 +23,7 @@ from PIL import Image
 
 __all__ = [
     "ASPECT_RATIOS",
+    "clip_seconds",
     "clip_size",
     "gradient_image",
     "make_clip",
@@ -40,6 +41,16 @@ ASPECT_RATIOS = {
     "2:3": (2, 3),
     "21:9": (21, 9),
 }
+
+
+def clip_seconds(duration: Any) -> float:
+    """How long a video app's clip is: its ``duration`` (a number or a numeric string), or
+    5 s when it asks for "auto" (-1) or gives none."""
+    try:
+        seconds = float(duration)
+    except (TypeError, ValueError):
+        return 5.0
+    return seconds if seconds > 0 else 5.0
 
 
 def clip_size(aspect_ratio: str, short_side: int = 90) -> tuple[int, int]:

@@ -18,7 +18,9 @@ __all__ = [
     "Call",
     "FakeFile",
     "FakeTask",
+    "next_change_at",
     "now_iso",
+    "status_at",
 ]
 
 STATUS_NAMES = {
@@ -89,11 +91,44 @@ class FakeTask:
     version_id: str = ""
     kind: str = "video"  # video, image or audio: what the app makes
     effective: dict[str, Any] = field(default_factory=dict)  # known inputs + defaults
+    file_kinds: dict[str, str] = field(default_factory=dict)  # file input given -> image/video/audio
+    music: bool = False  # an audio app that makes music (not speech)
+    seconds: float | None = None  # the output's real length (video frames / fps, audio samples / rate)
 
     @property
     def extension(self) -> str:
         """The output file's suffix."""
         return {"video": "mp4", "image": "png", "audio": "wav"}[self.kind]
+
+
+# Fraction of the task latency at which each non-terminal status begins.
+_TIMELINE = ((0.0, 1), (0.1, 2), (0.25, 4), (0.4, 7), (0.9, 9))
+
+
+def status_at(task: FakeTask, now: float) -> int:
+    """A task's status at monotonic time ``now``: it walks the timeline over its latency."""
+    if task.final is not None:
+        return task.final
+    elapsed = now - task.created
+    if elapsed >= task.latency:
+        return FAILED if task.fail_error else COMPLETED
+    status = 1
+    for start, code in _TIMELINE:
+        if elapsed >= start * task.latency:
+            status = code
+    return status
+
+
+def next_change_at(task: FakeTask, now: float) -> float | None:
+    """When the task's status next changes on its own (monotonic time), if it will: a
+    stream sleeps until then, so an update goes out when it happens, as the real service
+    pushes it."""
+    if task.final is not None:
+        return None
+    elapsed = now - task.created
+    marks = [start * task.latency for start, _ in _TIMELINE] + [task.latency]
+    later = [m for m in marks if m > elapsed]
+    return task.created + min(later) if later else None
 
 
 def now_iso() -> str:

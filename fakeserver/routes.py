@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from fakeserver.apprules import image_info
 from fakeserver.records import CANCELLED, COMPLETED, TERMINAL, Call, FakeFile, FakeTask, now_iso
-from fakeserver.rules import image_info
 
 if TYPE_CHECKING:
     from fakeserver.server import FakeInference
@@ -242,6 +242,8 @@ class _Handler(BaseHTTPRequestHandler):
         if version is None:
             return self._problem(404, "Not Found", f"app {ref!r} not found")
         self._json(200, version.app_object())
+        if fake.after_app_read is not None:
+            fake.after_app_read()
 
     def _run(self) -> None:
         fake = self.fake
@@ -251,6 +253,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._problem(fake.refuse_status, title, "try again later", extra)
         if fake.payment_required:
             return self._problem(402, "Payment Required", "insufficient balance")
+        with fake._lock:
+            service_error = fake.run_errors.pop(0) if fake.run_errors else None
+        if service_error is not None:
+            status, code, meta = service_error
+            body = {"type": "about:blank", "title": code.replace("_", " "), "status": status,
+                    "detail": f"{code} (fake)", "code": code, "meta": meta}
+            return self._send(status, json.dumps(body).encode(), "application/problem+json")
         body = self._call.json
         problem = fake.validate_run(body)
         if problem:
@@ -379,6 +388,8 @@ class _Handler(BaseHTTPRequestHandler):
             code = fake.status_of(task)
             snap = fake.snapshot(task, code)  # one instant: status and output agree
             if code in TERMINAL:
+                if mode == "end":  # ends before the last word, however soon the task ended
+                    break
                 if fake.terminal_partial:
                     # The error rides along in data without being listed in fields.
                     data = {"id": task.id, "status": snap["status"]}

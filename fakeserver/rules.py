@@ -7,33 +7,31 @@ Apps are the bundled snapshots in ``storyboard/apps/data/<namespace>/<name>/vers
   ``jsonschema`` (type, enum, minimum/maximum, lengths, required);
 * unknown inputs are silently ignored (``unknown="permissive"``, the app SDK's input model
   does that) or refused with 422 naming the field (``unknown="strict"``);
-* file inputs (``format: file``) must be uploaded images within the limits the schema's
-  description states ("Max 50MB, min 300px"), and ``end_image`` needs ``image``.
+* then each app's own rules (:mod:`fakeserver.apprules`, from its profile and schema):
+  what needs what, ranges, text limits, and its file inputs by media kind.
 """
 
 from __future__ import annotations
 
 import copy
-import functools
-import io
 import json
-import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
-from PIL import Image
+
+from fakeserver.apprules import app_problem
 
 __all__ = [
     "DATA_DIR",
     "AppVersion",
     "Catalog",
-    "check_image",
     "drift_schema",
     "effective_inputs",
     "input_problem",
+    "parse_ref",
 ]
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "storyboard" / "apps" / "data"
@@ -47,6 +45,7 @@ class AppVersion:
     version_id: str
     input_schema: dict[str, Any]
     output_schema: dict[str, Any]
+    profile: Mapping[str, Any] = field(default_factory=dict)  # the app's profile.json (its own rules)
 
     @property
     def kind(self) -> str:
@@ -80,18 +79,37 @@ class AppVersion:
         }
 
 
+def parse_ref(ref: str) -> tuple[str, str]:
+    """``[app/]namespace/name[@version][:function]`` as (``namespace/name``, version or "");
+    ``@latest`` is unversioned (the SDK's ``Ref.parse``)."""
+    full = ref
+    colon, at = full.rfind(":"), full.rfind("@")
+    if colon != -1 and colon > at:
+        full = full[:colon]
+    name, _, version = full.partition("@")
+    if name.startswith("app/") and name.count("/") == 2:
+        name = name[4:]
+    return name, "" if version == "latest" else version
+
+
 class Catalog:
     """Every bundled app version, newest last (version ids sort by their date)."""
 
     def __init__(self, data_dir: Path = DATA_DIR) -> None:
         self.versions: dict[str, list[AppVersion]] = {}
+        profiles: dict[Path, dict[str, Any]] = {}
         for path in sorted(data_dir.glob("*/*/versions/*.json")):
             raw = json.loads(path.read_text(encoding="utf-8"))
+            folder = path.parent.parent
+            if folder not in profiles:
+                prof = folder / "profile.json"
+                profiles[folder] = json.loads(prof.read_text(encoding="utf-8")) if prof.is_file() else {}
             version = AppVersion(
                 app=str(raw["app"]),
                 version_id=str(raw["version_id"]),
                 input_schema=raw["input_schema"],
-                output_schema=raw["output_schema"],
+                output_schema=raw.get("output_schema") or {},
+                profile=profiles[folder],
             )
             self.versions.setdefault(version.app, []).append(version)
         for versions in self.versions.values():
@@ -162,64 +180,5 @@ def input_problem(
         where = ".".join(str(p) for p in error.absolute_path)
         return f"input.{where}: {error.message}" if where else f"input: {error.message}"
     props = version.input_schema.get("properties") or {}
-    if "end_image" in known and known.get("end_image") is not None and known.get("image") is None:
-        return "input.end_image: requires input.image"
-    for name, value in known.items():
-        if value is not None and _is_file(props.get(name) or {}):
-            problem = check_image(name, value, props[name], file_bytes)
-            if problem:
-                return problem
-    return None
-
-
-def _is_file(spec: Mapping[str, Any]) -> bool:
-    if spec.get("format") == "file":
-        return True
-    return any(isinstance(s, dict) and s.get("format") == "file" for s in spec.get("anyOf") or [])
-
-
-def _limit(description: str, pattern: str) -> int | None:
-    match = re.search(pattern, description, re.IGNORECASE)
-    return int(match.group(1)) if match else None
-
-
-@functools.lru_cache(maxsize=64)
-def image_info(data: bytes) -> tuple[str | None, int, int] | None:
-    """(format, width, height) of image bytes, decoded in full once; None if not an image.
-    The upload handler reads it as a file arrives, as a service checks an upload once."""
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            fmt = im.format
-            w, h = im.size
-            im.load()
-    except Exception:
-        return None
-    return fmt, w, h
-
-
-def check_image(
-    name: str,
-    uri: Any,
-    spec: Mapping[str, Any],
-    file_bytes: Callable[[str], bytes | None] | None,
-) -> str | None:
-    """Why an image input is refused: not uploaded, not jpg/png, too big or too small."""
-    if not isinstance(uri, str):
-        return f"input.{name}: must be a file URI"
-    data = file_bytes(uri) if file_bytes is not None else None
-    if data is None:
-        return f"input.{name}: {uri} is not an uploaded file"
-    description = str(spec.get("description") or "")
-    max_mb = _limit(description, r"max\s*(\d+)\s*MB")
-    min_px = _limit(description, r"min\s*(\d+)\s*px")
-    if max_mb is not None and len(data) > max_mb * 1024 * 1024:
-        return f"input.{name}: larger than {max_mb} MB"
-    info = image_info(data)
-    if info is None:
-        return f"input.{name}: not an image"
-    fmt, w, h = info
-    if fmt not in ("JPEG", "PNG"):
-        return f"input.{name}: must be jpg, jpeg or png (got {fmt})"
-    if min_px is not None and min(w, h) < min_px:
-        return f"input.{name}: at least {min_px} px on each side (got {w}x{h})"
-    return None
+    return app_problem(props, version.profile, version.version_id, known, effective_inputs(version, known),
+                       file_bytes)

@@ -34,11 +34,15 @@ import itertools
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
 
-from fakeserver.clips import ASPECT_RATIOS, clip_size, make_clip, make_png, make_wav
+from fakeserver.apprules import file_rules
+from fakeserver.clips import ASPECT_RATIOS, clip_seconds, clip_size, make_clip, make_png, make_wav
+from fakeserver.knobs import FaultKnobs
+from fakeserver.meta import output_meta
 from fakeserver.records import (
     COMPLETED,
     FAILED,
@@ -47,18 +51,25 @@ from fakeserver.records import (
     Call,
     FakeFile,
     FakeTask,
+    next_change_at,
     now_iso,
+    status_at,
 )
 from fakeserver.routes import HttpServer
-from fakeserver.rules import AppVersion, Catalog, drift_schema, effective_inputs, input_problem
+from fakeserver.rules import (
+    AppVersion,
+    Catalog,
+    drift_schema,
+    effective_inputs,
+    input_problem,
+    parse_ref,
+)
 
 __all__ = ["FakeInference"]
 
-# Fraction of the task latency at which each non-terminal status begins.
-_TIMELINE = ((0.0, 1), (0.1, 2), (0.25, 4), (0.4, 7), (0.9, 9))
 
 
-class FakeInference:
+class FakeInference(FaultKnobs):
     """inference.sh on 127.0.0.1, with fault knobs.
 
     ``files_host`` (e.g. ``"127.0.0.2"``) serves upload URLs and output files from a
@@ -87,6 +98,7 @@ class FakeInference:
         live_version: str | None = None,
         drift: dict[str, dict[str, Any] | None] | None = None,
     ) -> None:
+        super().__init__()  # the fault knobs (fakeserver.knobs)
         self.api_key = api_key
         self.host = host
         self.files_host = files_host
@@ -110,34 +122,8 @@ class FakeInference:
         self.live_version = live_version  # what an unpinned app ref runs; None: the newest
         self.drift = drift  # changes to the live input schema, e.g. {"duration": {"maximum": 10}}
         self.drift_version_id = "snapshot-live-drift"  # the live version id while drifted
-
-        # --- fault knobs -------------------------------------------------
-        self.refuse_runs = 0  # first N POST /apps/run answered refuse_status
-        self.refuse_status = 503  # or 429
-        self.retry_after: str | None = "0"  # seconds or an HTTP-date; None: no header
-        self.payment_required = False  # POST /apps/run -> 402
-        self.reject = False  # tasks are created REJECTED (no balance; never ran)
-        self.fail_prompt: str | None = None  # tasks whose prompt contains it FAIL
-        self.fail_error = "content policy: the model refused this prompt"
-        self.drop_run_responses = 0  # accept the task, then cut the connection unanswered
-        self.drop_streams = 0  # streams cut (no final chunk) after the first snapshot
-        self.end_streams = 0  # streams ended cleanly after the first snapshot
-        self.heartbeat_streams = 0  # streams that only ever send heartbeats
-        self.terminal_partial = False  # the final event is a partial update without output
-        self.messages: list[Any] = []  # the envelope's "messages" on every JSON answer
-        self.app_failures = 0  # GET /apps/.. answered 503 (with retry_after, if set)
-        self.output_404 = 0  # output downloads answered 404
-        self.truncate_downloads = 0  # downloads cut short of their Content-Length
-        self.corrupt_downloads = 0  # downloads of half the file, no Content-Length
-        self.no_output_apps: set[str] = set()  # apps whose tasks complete with no output file
-        self.speech_chars_per_second = 15.0  # a TTS app's tone lasts len(text) / this (at least 0.5 s)
-        self.music_seconds = 6.0  # what a music app returns (it takes no duration)
-        self.delays: dict[str, float] = {}  # endpoint -> seconds before answering, always
-        # output files sent at this many bytes a second (a real link), None: at once
-        self.download_rate: float | None = None
-        self.downloaded: dict[str, float] = {}  # task id -> when its output's last byte went out
-        self._delay_queue: dict[str, list[float]] = {}
-        # endpoints: files, upload, app, run, task, stream, cancel, download
+        # called after each GET /apps/.. is answered: e.g. a deploy right after a live check
+        self.after_app_read: Callable[[], None] | None = None
 
         # --- records -----------------------------------------------------
         self.calls: list[Call] = []
@@ -146,7 +132,6 @@ class FakeInference:
         self.files: dict[str, FakeFile] = {}
         self.streams_opened = 0
 
-        self._lock = threading.RLock()
         self._ids = itertools.count(1)
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="fake-clip")
         self._servers: list[HttpServer] = []
@@ -217,11 +202,6 @@ class FakeInference:
 
     # ---------------------------------------------------------------- helpers for tests
 
-    def slow(self, endpoint: str, seconds: float, times: int = 1) -> None:
-        """Delay the next ``times`` requests to ``endpoint`` by ``seconds``."""
-        with self._lock:
-            self._delay_queue.setdefault(endpoint, []).extend([seconds] * times)
-
     def calls_to(self, method: str, path_prefix: str) -> list[Call]:
         with self._lock:
             return [c for c in self.calls if c.method == method and c.path.startswith(path_prefix)]
@@ -241,28 +221,11 @@ class FakeInference:
         return peak
 
     def status_of(self, task: FakeTask, now: float | None = None) -> int:
-        now = time.monotonic() if now is None else now
-        if task.final is not None:
-            return task.final
-        elapsed = now - task.created
-        if elapsed >= task.latency:
-            return FAILED if task.fail_error else COMPLETED
-        status = 1
-        for start, code in _TIMELINE:
-            if elapsed >= start * task.latency:
-                status = code
-        return status
+        return status_at(task, time.monotonic() if now is None else now)
 
     def next_change(self, task: FakeTask, now: float | None = None) -> float | None:
-        """When the task's status next changes on its own (monotonic time), if it will:
-        a stream sleeps until then, so an update goes out when it happens, as the real
-        service pushes it."""
-        if task.final is not None:
-            return None
-        elapsed = (time.monotonic() if now is None else now) - task.created
-        marks = [start * task.latency for start, _ in _TIMELINE] + [task.latency]
-        later = [m for m in marks if m > elapsed]
-        return task.created + min(later) if later else None
+        """When the task's status next changes on its own (a stream sleeps until then)."""
+        return next_change_at(task, time.monotonic() if now is None else now)
 
     def _status_value(self, code: int) -> int | str:
         return STATUS_NAMES[code] if self.statuses == "string" else code
@@ -288,55 +251,23 @@ class FakeInference:
         }
 
     def _output(self, task: FakeTask) -> dict[str, Any]:
-        """A completed task's output, shaped by the app's output schema."""
+        """A completed task's output, shaped by the app's output schema, with the pricing
+        metadata the real apps report (:func:`fakeserver.meta.output_meta`)."""
         name = f"{task.id}.{task.extension}"
         url = (
             f"{self.url}/redirect/{name}"
             if self.redirect_outputs
             else f"{self.files_url}/outputs/{name}"
         )
-        if task.app.partition("@")[0] in self.no_output_apps:
+        if parse_ref(task.app)[0] in self.no_output_apps:
             return {"output_meta": {"inputs": [{"type": "text"}], "outputs": []}}
-        if task.kind != "video":
-            return {task.kind: url}
-        eff = task.effective
-        resolution = eff.get("resolution") or ("720p" if eff.get("mode") == "std" else "1080p")
-        sound = bool(eff.get("sound", eff.get("generate_audio", True)))
         width, height = task.size
-        return {
-            "video": {"uri": url, "content_type": "video/mp4"} if self.video_as_object else url,
-            "output_meta": {
-                "inputs": [{"type": "text"}]
-                + [{"type": "image"} for k in ("image", "end_image") if task.input.get(k)],
-                "outputs": [
-                    {
-                        "type": "video",
-                        "seconds": float(eff.get("duration", 5)),
-                        "width": width,
-                        "height": height,
-                        "resolution": resolution,
-                        "fps": self.fps,
-                        "extra": {"sound": sound},
-                    }
-                ],
-            },
-        }
-
-    def _take(self, knob: str) -> bool:
-        """Consume one unit of a count-based fault."""
-        with self._lock:
-            left = int(getattr(self, knob))
-            if left > 0:
-                setattr(self, knob, left - 1)
-                return True
-            return False
-
-    def _delay(self, endpoint: str) -> None:
-        with self._lock:
-            queue = self._delay_queue.get(endpoint)
-            seconds = queue.pop(0) if queue else self.delays.get(endpoint, 0.0)
-        if seconds > 0:
-            time.sleep(seconds)
+        meta = output_meta(task.kind, task.effective, task.file_kinds, width=width, height=height,
+                           seconds=task.seconds, fps=self.fps, is_music=task.music)
+        if task.kind != "video":
+            return {task.kind: url, "output_meta": meta}
+        video: Any = {"uri": url, "content_type": "video/mp4"} if self.video_as_object else url
+        return {"video": video, "output_meta": meta}
 
     def _file_bytes(self, uri: str | None) -> bytes | None:
         if uri is None:
@@ -351,7 +282,7 @@ class FakeInference:
 
     def app_version(self, ref: str) -> AppVersion | None:
         """The version an app reference runs: ``ns/name`` (live) or ``ns/name@version``."""
-        app, _, pinned = ref.partition("@")
+        app, pinned = parse_ref(ref)
         if pinned and pinned == self.drift_version_id and self.drift is not None:
             pinned = ""
         version = self.catalog.find(app, pinned or self.live_version)
@@ -362,6 +293,7 @@ class FakeInference:
             version_id=self.drift_version_id,
             input_schema=drift_schema(version.input_schema, self.drift),
             output_schema=version.output_schema,
+            profile=version.profile,
         )
 
     @property
@@ -391,6 +323,36 @@ class FakeInference:
         text = str(inputs.get("text") or inputs.get("prompt") or "")
         return max(0.5, round(len(text) / self.speech_chars_per_second, 3))
 
+    @property
+    def makers(self) -> dict[str, Callable[[FakeTask, AppVersion], Future[bytes] | None]]:
+        """What makes a task's output, by the app's kind (``AppVersion.kind``): a new kind
+        of app (text, say) is one more entry here and one more branch in ``_output``."""
+        return {"image": self._make_image, "audio": self._make_audio, "video": self._make_video}
+
+    def _make_image(self, task: FakeTask, version: AppVersion) -> Future[bytes]:
+        return self._pool.submit(make_png, *task.size)
+
+    def _make_audio(self, task: FakeTask, version: AppVersion) -> Future[bytes]:
+        seconds = self.audio_seconds(version, task.effective)
+        task.seconds = round(max(1, int(seconds * 16000)) / 16000, 3)  # make_wav's samples at its rate
+        # music at 220 Hz, speech at 440 Hz: a test can tell the two apart in the mix
+        return self._pool.submit(make_wav, seconds, 16000, 220.0 if task.music else 440.0)
+
+    def _make_video(self, task: FakeTask, version: AppVersion) -> Future[bytes]:
+        """A clip whose first frame is the app's start frame input (its profile names it),
+        fading to its end frame."""
+        concepts = version.profile.get("concepts") or {}
+        eff, frames = task.effective, self.match_first_frame
+        w, h = task.size
+        duration = clip_seconds(eff.get("duration"))
+        task.seconds = round(round(duration * self.fps) / self.fps, 3)  # whole frames, as the clip has
+        return self._pool.submit(
+            make_clip, width=w, height=h, duration=duration, fps=self.fps,
+            sound=bool(eff.get("sound", eff.get("generate_audio", True))),
+            image=self._file_bytes(task.input.get(concepts.get("start_frame", "image"))) if frames else None,
+            end_image=self._file_bytes(task.input.get(concepts.get("end_frame", "end_image"))) if frames else None,
+        )
+
     def create_task(self, body: dict[str, Any]) -> FakeTask:
         """Start a task for an accepted ``POST /apps/run`` body."""
         inp = body["input"]
@@ -409,34 +371,18 @@ class FakeInference:
             version_id=version.version_id,
             kind=version.kind,
             effective=eff,
+            music="lyrics" in version.known or "is_instrumental" in version.known,
         )
+        rules = file_rules(version.input_schema.get("properties") or {}, version.profile, version.version_id)
+        task.file_kinds = {n: r.kind for n, r in rules.items() if inp.get(n) not in (None, [], "")}
         prompt = str(eff.get("prompt") or eff.get("text") or "")
         if self.reject:
             task.final, task.final_at = REJECTED, task.created
             task.error = "insufficient balance"
         elif self.fail_prompt is not None and self.fail_prompt in prompt:
             task.fail_error = self.fail_error
-        elif task.kind == "image":
-            task.clip = self._pool.submit(make_png, *task.size)
-        elif task.kind == "audio":
-            music = "lyrics" in version.known or "is_instrumental" in version.known
-            # music at 220 Hz, speech at 440 Hz: a test can tell the two apart in the mix
-            task.clip = self._pool.submit(make_wav, self.audio_seconds(version, eff), 16000,
-                                          220.0 if music else 440.0)
         else:
-            w, h = task.size
-            task.clip = self._pool.submit(
-                make_clip,
-                width=w,
-                height=h,
-                duration=float(eff.get("duration", 5)),
-                fps=self.fps,
-                sound=bool(eff.get("sound", eff.get("generate_audio", True))),
-                image=self._file_bytes(inp.get("image")) if self.match_first_frame else None,
-                end_image=self._file_bytes(inp.get("end_image"))
-                if self.match_first_frame
-                else None,
-            )
+            task.clip = self.makers[task.kind](task, version)
         with self._lock:
             self.tasks[task.id] = task
             if task.final != REJECTED:

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from storyboard.errors import Problem, PromptError, TemplateError
+from storyboard import apps
+from storyboard.errors import Problem, PromptError, SpecError, TemplateError
 from storyboard.graph import ShotGraph
 from storyboard.music import MusicTrack, render_music
 from storyboard.narration import Line, OverlayText, render_lines, render_overlays
@@ -232,6 +233,21 @@ def _prompt_problem(spec: Spec, shot: ResolvedShot, fld: str, e: PromptError) ->
                    pos.line if pos else None, pos.column if pos else None)
 
 
+def _latest_against_pins(spec: Spec, lock: Lock) -> list[Problem]:
+    """``@latest`` (read live) on an app the lock file pins: one located line each."""
+    out: dict[tuple[Any, ...], Problem] = {}
+    for shot in spec.shots if lock.apps else ():
+        ref = apps.parse_app_ref(shot.app)  # already checked by resolve_inputs
+        if ref.latest and ref.name in lock.apps:
+            part = "stills" if shot.is_still else "shots"
+            model = getattr(spec.model, part)[shot.index]
+            loc = (part, shot.index, "app") if "app" in model.model_fields_set else ("defaults", "app")
+            out[loc] = spec.source.problem(
+                f"app '{shot.app}' asks for the version live now, but {lock.app_lines[ref.name]} pins "
+                f"{ref.name} to {lock.apps[ref.name]}: drop '@latest', or remove the pin", loc)
+    return list(out.values())
+
+
 def load(
     path: str | Path,
     vars: Mapping[str, Any] | None = None,
@@ -253,6 +269,9 @@ def load(
         overlays = render_overlays(spec, merged)
         music = render_music(spec, merged)
     lock = read_lock(spec.path, {s.id: s.takes for s in spec.shots})
+    clashes = _latest_against_pins(spec, lock)
+    if clashes:
+        raise SpecError(clashes)
     return Board(spec=spec, graph=graph, prompts=prompts, vars=merged, inputs=inputs,
                  overrides=dict(overrides or {}), lines=lines, overlays=overlays, lock=lock,
                  music=music, names_read=frozenset(read))

@@ -151,8 +151,8 @@ class AppResolved(Event):
         """What to tell the user once per render."""
         if self.pinned:
             return f"{self.app}: pinned version {self.version} (read live; inputs checked against it)"
-        return (f"{self.app}: inference.sh serves version {self.version} (unpinned; inputs checked against it; "
-                f"pin it with `app: {self.app}@{self.version}`)")
+        return (f"{self.app}: inference.sh serves version {self.version} (unpinned; inputs checked against it "
+                f"and this render's requests pinned to it; pin it with `app: {self.app}@{self.version}`)")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from storyboard.apps import profile
+from storyboard.apps import app_name, pinned_version, profile
 from storyboard.errors import Problem, PromptError, TemplateError
 from storyboard.prompts import PromptRenderer
 from storyboard.request import ShotRequest, node_key
@@ -49,7 +49,7 @@ class MusicTrack:
         ``seconds`` instead, keyed by those alone)."""
         if maker is not None:
             return node_key({"maker": maker, "seconds": round(seconds, 3)})
-        return node_key({"app": self.app.partition("@")[0], "version": self.version,
+        return node_key({"app": app_name(self.app), "version": self.version,
                        "inputs": dict(self.inputs)})
 
     def request(self) -> ShotRequest:
@@ -92,7 +92,7 @@ def render_music(spec: Spec, base: Mapping[str, Any]) -> tuple[MusicTrack, ...]:
         if track.file is not None:
             problems.append(spec.source.problem(f"{where}: give `file:` or `app:`, not both", (*at, "file")))
             continue
-        prof = profile(track.app.partition("@")[0])
+        prof = profile(app_name(track.app))
         if prof is None or prof.kind != "music":
             problems.append(spec.source.problem(
                 f"audio[{j}]: '{track.app}' is not a known music app (known: minimax/music-3-0)", (*at, "app")))
@@ -126,8 +126,7 @@ def render_music(spec: Spec, base: Mapping[str, Any]) -> tuple[MusicTrack, ...]:
             problems.append(spec.source.problem(
                 f"{where}: lyrics: {len(lyrics)} characters; the app takes at most {LYRICS_CHARS}", (*at, "lyrics")))
             continue
-        pinned = track.app.partition("@")[2]
-        version = pinned or prof.current
+        version = pinned_version(track.app) or prof.current
         inputs: dict[str, Any] = {prof.concepts.get("prompt", "prompt"): texts["prompt"]}
         if lyrics is not None:
             inputs["lyrics"] = lyrics

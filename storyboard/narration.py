@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from storyboard.apps import check_inputs, profile
+from storyboard.apps import app_name, check_inputs, pinned_version, profile
 from storyboard.errors import Problem, PromptError, SpecError, TemplateError
 from storyboard.prompts import PromptRenderer
 from storyboard.request import ShotRequest, node_key
@@ -76,15 +76,14 @@ def voice_version(spec: Spec, live: Mapping[str, str] | None = None) -> str:
     """The TTS app version a voiced line is keyed by: pinned, else the one last read live
     (``live``: app reference as written → version id), else the profile's current."""
     ref = voice_of(spec).app
-    app, _, pinned = ref.partition("@")
-    prof = profile(app)
-    return pinned or (live or {}).get(ref) or (prof.current if prof is not None else "")
+    prof = profile(app_name(ref))
+    return pinned_version(ref) or (live or {}).get(ref) or (prof.current if prof is not None else "")
 
 
 def line_request(spec: Spec, line: Line, live: Mapping[str, str] | None = None) -> ShotRequest:
     """What the TTS app is asked for one line: its text and voice, by the app's own names."""
     voice = voice_of(spec)
-    prof = profile(voice.app.partition("@")[0])
+    prof = profile(app_name(voice.app))
     concepts = prof.concepts if prof is not None else {}
     inputs: dict[str, Any] = {**voice.inputs, concepts.get("text", "text"): line.text}
     if voice.voice is not None:
@@ -96,7 +95,7 @@ def line_request(spec: Spec, line: Line, live: Mapping[str, str] | None = None) 
 def remote_line_key(spec: Spec, line: Line, live: Mapping[str, str] | None = None) -> str:
     """The cache key of a line voiced by the `voice:` app (version: :func:`voice_version`)."""
     voice = voice_of(spec)
-    return line_key(voice.app.partition("@")[0], voice_version(spec, live), voice.voice, line.text,
+    return line_key(app_name(voice.app), voice_version(spec, live), voice.voice, line.text,
                     voice.inputs)
 
 
@@ -179,7 +178,7 @@ def voice_problems(spec: Spec, lines: Mapping[str, Line]) -> list[Problem]:
     over its text limit."""
     voice = voice_of(spec)
     at = ("voice", "app") if spec.model.voice is not None else ("shots", spec.shot(next(iter(lines))).index, "say")
-    prof = profile(voice.app.partition("@")[0])
+    prof = profile(app_name(voice.app))
     if prof is None or prof.kind != "tts":
         return [spec.source.problem(f"voice: '{voice.app}' is not a known TTS app (known: "
                                     "falai/kokoro-tts, elevenlabs/tts)", at)]
@@ -201,7 +200,7 @@ def voice_problems(spec: Spec, lines: Mapping[str, Line]) -> list[Problem]:
         elif version is not None:
             problems += [spec.source.problem(f"voice: inputs: {p.message}", where)
                          for p in check_inputs(prof, version, {extra: value}) if p.name == extra]
-    limit = prof.rule(prof.current, "text_chars")
+    limit = prof.limit(version, "text_chars", voice.inputs) if version else prof.rule(prof.current, "text_chars")
     for line in lines.values():
         if isinstance(limit, int) and len(line.text) > limit:
             problems.append(spec.source.problem(

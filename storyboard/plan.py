@@ -36,7 +36,7 @@ def request_for(board: Board, shot: ResolvedShot) -> ShotRequest:
     return ShotRequest(
         shot_id=shot.id,
         prompt=board.prompts[shot.id],
-        app=shot.app,
+        app=resolved.app if resolved else shot.app,  # one written form: no "app/", no "@latest"
         version=resolved.version_id if resolved else None,
         mode=shot.mode,
         resolution=shot.resolution,
@@ -65,7 +65,7 @@ def take_request(board: Board, shot: ResolvedShot, request: ShotRequest, take: i
     from storyboard.takes import take_seed
 
     inputs = dict(request.inputs or {})
-    profile = apps.profile(shot.app.split("@", 1)[0])
+    profile = apps.profile(apps.app_name(shot.app))
     version = profile.version(request.version) if profile is not None else None
     name = profile.input_name("seed", version) if profile is not None and version is not None else None
     if name is not None and name not in shot.inputs:

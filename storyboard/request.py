@@ -192,7 +192,7 @@ class ShotRequest:
             return dict(self.inputs)
         from storyboard import apps
 
-        name = self.app.split("@", 1)[0]
+        name = apps.app_name(self.app)
         profile = apps.profile(name)
         version = profile.version(self.version) or profile.version() if profile is not None else None
         if profile is None or version is None:
@@ -258,7 +258,7 @@ def estimate(request: ShotRequest) -> Decimal | None:
     """What the request costs on its app (USD, an estimate from the app's price rule), or None."""
     from storyboard import apps
 
-    profile = apps.profile(request.app.split("@", 1)[0])
+    profile = apps.profile(apps.app_name(request.app))
     if profile is None:
         return None
     return apps.price(profile, request.model_inputs())
@@ -271,7 +271,7 @@ def billed_cost(request: ShotRequest, output_meta: Mapping[str, Any] | None) -> 
 
     outputs = output_meta.get("outputs") if isinstance(output_meta, Mapping) else None
     video = next((o for o in outputs or [] if isinstance(o, Mapping) and o.get("type") == "video"), None)
-    profile = apps.profile(request.app.split("@", 1)[0])
+    profile = apps.profile(apps.app_name(request.app))
     if video is None or profile is None:
         return None
     inputs = request.model_inputs()

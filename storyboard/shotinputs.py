@@ -221,7 +221,7 @@ def _live_problem(spec: Spec, app: str, vid: str, concept: str, shots: list[tupl
     """One line per field: what the live app allows, which shots ask for what, and what to do."""
     first = shots[0][0]
     version = live[app]
-    name = apps.profile(app.split("@", 1)[0])
+    name = apps.profile(apps.app_name(app))
     input_name = name.concepts.get(concept, concept) if name else concept
     prop = version.properties.get(input_name.removeprefix("inputs."))
     ids = ", ".join(s.id for s, _ in shots[:8]) + (" …" if len(shots) > 8 else "")

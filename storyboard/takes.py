@@ -7,7 +7,14 @@ to be committed::
     picks:
       harbor: 2
 
-A shot with no pick uses take 1. Pure, apart from reading and writing that one file.
+A shot with no pick uses take 1. It may also pin app versions, written by hand::
+
+    apps:
+      klingai/video-v3: VERSION_ID
+
+An unversioned app reference then renders that version (the live check reads it, and
+every request is sent pinned to it); ``@latest`` on an app the file pins is an error.
+Pure, apart from reading and writing that one file.
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ class Lock:
     path: Path
     picks: Mapping[str, int] = field(default_factory=dict)
     dropped: tuple[str, ...] = ()
+    apps: Mapping[str, str] = field(default_factory=dict)  # app (namespace/name) -> pinned version id
+    app_lines: Mapping[str, str] = field(default_factory=dict)  # app -> "FILE:LINE:COL" of its pin
 
     def take(self, shot_id: str) -> int:
         """The picked take of a shot (1 when none is picked)."""
@@ -78,7 +87,12 @@ def read_lock(storyboard: Path, takes: Mapping[str, int]) -> Lock:
         raise _garbage(path, root.start_mark, "not a mapping")
     picks: dict[str, int] = {}
     dropped: list[str] = []
+    pins: dict[str, str] = {}
+    pin_lines: dict[str, str] = {}
     for key, value in root.value:
+        if isinstance(key, yaml.ScalarNode) and key.value == "apps":
+            _read_pins(path, value, pins, pin_lines)
+            continue
         if not isinstance(key, yaml.ScalarNode) or key.value != "picks":
             raise _garbage(path, key.start_mark, f"unknown key {getattr(key, 'value', '?')!r}")
         if isinstance(value, yaml.ScalarNode) and value.value in ("", "null", "~"):
@@ -101,7 +115,21 @@ def read_lock(storyboard: Path, takes: Mapping[str, int]) -> Lock:
                                f"take(s), not {number}; its pick is dropped")
             else:
                 picks[shot.value] = number
-    return Lock(path, picks, tuple(dropped))
+    return Lock(path, picks, tuple(dropped), pins, pin_lines)
+
+
+def _read_pins(path: Path, node: yaml.Node, pins: dict[str, str], lines: dict[str, str]) -> None:
+    """The ``apps:`` mapping of app to pinned version id (both plain text)."""
+    if isinstance(node, yaml.ScalarNode) and node.value in ("", "null", "~"):
+        return
+    if not isinstance(node, yaml.MappingNode):
+        raise _garbage(path, node.start_mark, "'apps' is not a mapping of app to version id")
+    for app, version in node.value:
+        if not isinstance(app, yaml.ScalarNode) or not isinstance(version, yaml.ScalarNode) \
+                or "/" not in app.value or not version.value.strip() or "@" in app.value:
+            raise _garbage(path, app.start_mark, "an app pin is not 'namespace/name: VERSION_ID'")
+        pins[app.value] = version.value.strip()
+        lines[app.value] = _where(path, app.start_mark)
 
 
 def write_lock(lock: Lock) -> Path:
@@ -109,6 +137,8 @@ def write_lock(lock: Lock) -> Path:
     take is never rerolled by ``--reroll-drifted``)."""
     body = "".join(f"  {shot}: {take}\n" for shot, take in sorted(lock.picks.items()))
     text = HEADER + ("picks:\n" + body if body else "picks: {}\n")
+    if lock.apps:
+        text += "apps:\n" + "".join(f"  {app}: {version}\n" for app, version in sorted(lock.apps.items()))
     tmp = lock.path.with_name(f".{lock.path.name}.{os.getpid()}.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(lock.path)
@@ -123,7 +153,7 @@ def pick(lock: Lock, takes: Mapping[str, int], shot_id: str, take: int) -> Lock:
     if not 1 <= take <= takes[shot_id]:
         raise StoryboardError(f"pick: shot '{shot_id}' has {takes[shot_id]} take(s); pick 1..{takes[shot_id]}, "
                               f"not {take}")
-    return Lock(lock.path, {**lock.picks, shot_id: take})
+    return Lock(lock.path, {**lock.picks, shot_id: take}, apps=lock.apps, app_lines=lock.app_lines)
 
 
 def take_seed(shot_id: str, take: int) -> int:

@@ -63,10 +63,10 @@ def swap_apps(board: Board, swaps: Mapping[str, str]) -> Board:
     nearest duration NEW takes, and ``Board.notes`` says so, one line per shot. (A final,
     without ``--app``, never adapts: an out-of-range value is an error.)"""
     def target(app: str) -> str | None:
-        return swaps.get(app) or swaps.get(app.split("@", 1)[0])
+        return swaps.get(app) or swaps.get(apps.app_name(app))
 
     nodes = [s for s in board.spec.shots if s.kind != "title"]  # a title card runs on no app
-    used = {s.app for s in nodes} | {s.app.split("@", 1)[0] for s in nodes}
+    used = {s.app for s in nodes} | {apps.app_name(s.app) for s in nodes}
     missing = [old for old in swaps if old not in used]
     if missing:
         raise UsageError(f"--app {missing[0]}=…: no shot or still uses {missing[0]} "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,58 @@ def test_checker_agrees_with_jsonschema_on_every_bundled_schema(path: Path) -> N
         assert bool(ours) == bool(theirs), (name, value, ours, [e.message for e in theirs])
         checked += 1
     assert checked > 50
+
+
+def _version_with(prop: dict[str, Any], **root: Any) -> apps.AppVersion:
+    schema = {"type": "object", "properties": {"prompt": {"type": "string"}, "x": prop}, **root}
+    return apps.AppVersion("acme/new", "v1", schema)
+
+
+def test_every_bundled_schema_is_checked_without_jsonschema() -> None:
+    for path in _snapshots():
+        snap = json.loads(path.read_text())
+        version = apps.AppVersion(snap["app"], snap["version_id"], snap["input_schema"])
+        assert apps.unchecked_keywords(version) == frozenset(), path
+
+
+@pytest.mark.parametrize(("prop", "root", "bad", "good"), [
+    ({"type": "string", "pattern": "^[a-z]+$"}, {}, "A1", "ab"),
+    ({"oneOf": [{"type": "integer"}, {"type": "string"}]}, {}, 2.5, 3),
+    ({"type": "array", "items": {"type": "integer"}, "uniqueItems": True}, {}, [1, 1], [1, 2]),
+    ({"type": "integer"}, {"dependentRequired": {"x": ["prompt"]}}, 3, None),
+])
+def test_a_keyword_the_checker_lacks_is_checked_with_jsonschema(prop: dict[str, Any], root: dict[str, Any],
+                                                                bad: Any, good: Any) -> None:
+    version = _version_with(prop, **root)
+    assert apps.unchecked_keywords(version)
+    assert apps.check_inputs(None, version, {"x": bad})  # never silently accepted
+    if good is not None:
+        assert not apps.check_inputs(None, version, {"x": good})
+
+
+def test_without_jsonschema_such_a_version_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "jsonschema", None)  # import jsonschema raises ImportError
+    problems = apps.check_inputs(None, _version_with({"type": "string", "pattern": "^a"}), {"x": "a"})
+    assert [p.name for p in problems] == ["app"] and "(pattern)" in problems[0].message
+    assert "pip install 'storyboard[schemas]'" in problems[0].message
+
+
+KEYFRAMES = {"type": "array", "minItems": 1, "maxItems": 3, "items": {
+    "type": "object", "required": ["seconds", "image"], "additionalProperties": False,
+    "properties": {"seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 20},
+                   "image": {"type": "string", "format": "file", "minLength": 1}}}}
+
+
+@pytest.mark.parametrize("value", [
+    [], [{"seconds": 1, "image": "a"}], [{"seconds": 0, "image": "a"}], [{"seconds": 21, "image": "a"}],
+    [{"seconds": 1}], [{"seconds": 1, "image": ""}], [{"seconds": 1, "image": "a", "extra": 1}],
+    [{"seconds": 1, "image": "a"}] * 4, [{"seconds": "1", "image": "a"}], {"seconds": 1}, "x",
+])
+def test_nested_objects_agree_with_jsonschema(value: Any) -> None:
+    version = _version_with(KEYFRAMES)
+    assert apps.unchecked_keywords(version) == frozenset()
+    theirs = list(jsonschema.Draft202012Validator(version.input_schema).iter_errors({"x": value}))
+    assert bool(apps.check_inputs(None, version, {"x": value})) == bool(theirs)
 
 
 def test_every_snapshot_and_profile_loads() -> None:
@@ -122,6 +175,30 @@ def test_app_references(text: str, ok: bool) -> None:
     else:
         with pytest.raises(AppError, match="app '"):
             apps.parse_app_ref(text)
+
+
+@pytest.mark.parametrize(("text", "name", "version", "function", "sent"), [
+    ("app/klingai/video-v3", "klingai/video-v3", None, None, "klingai/video-v3"),
+    ("klingai/video-v3@latest", "klingai/video-v3", None, None, "klingai/video-v3"),
+    ("app/klingai/video-v3@abc1:run", "klingai/video-v3", "abc1", "run", "klingai/video-v3@abc1:run"),
+    ("klingai/video-v3:upscale", "klingai/video-v3", None, "upscale", "klingai/video-v3:upscale"),
+])
+def test_the_sdk_reference_syntax(text: str, name: str, version: str | None, function: str | None,
+                                  sent: str) -> None:
+    ref = apps.parse_app_ref(text)
+    assert (ref.name, ref.version, ref.function, ref.text) == (name, version, function, sent)
+    assert ref.latest == text.endswith("@latest")
+    assert ref.pinned_to("v9") == sent.replace(f"@{version}", "").replace(name, f"{name}@v9")
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("agent/acme/helper", "an agent reference"), ("klingai/video-v3:", "not a function name"),
+    ("klingai/video-v3@a:b:c", "not a version id"), ("app/a/b/c", "not an app reference"),
+])
+def test_bad_references_say_what_is_allowed(text: str, says: str) -> None:
+    with pytest.raises(AppError, match=says) as info:
+        apps.parse_app_ref(text)
+    assert "[app/]namespace/name[@version][:function]" in str(info.value) or "version id" in says
 
 
 def test_pulled_snapshot_becomes_current(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

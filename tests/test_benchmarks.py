@@ -47,14 +47,15 @@ def _measured(upload_bytes: int) -> remote.Measured:
 
 
 def test_remote_rows_judged_against_the_sdk_do_not_pass_without_it() -> None:
-    rows = remote.rows_for(_measured(1000), None, distinct=2, latency=1.0, app_requests=1, app_ms=3)
+    rows = remote.rows_for(_measured(1000), None, distinct=2, latency=1.0, app_requests=1, app_ms=3,
+                           preflight=(12.0, 30.0))
     upload = next(r for r in rows if r["measure"].startswith("upload bytes"))
     assert upload["passed"] is None and upload["skipped"] == remote.NO_SDK
     with_sdk = remote.rows_for(_measured(1000), _measured(4000), distinct=2, latency=1.0, app_requests=1,
-                               app_ms=3)
+                               app_ms=3, preflight=(12.0, 30.0))
     assert next(r for r in with_sdk if r["measure"].startswith("upload bytes"))["passed"] is True
     worse = remote.rows_for(_measured(1000), _measured(3000), distinct=2, latency=1.0, app_requests=1,
-                            app_ms=3)
+                            app_ms=3, preflight=(12.0, 30.0))
     assert next(r for r in worse if r["measure"].startswith("upload bytes"))["passed"] is False
 
 

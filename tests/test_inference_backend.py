@@ -7,6 +7,7 @@ import email.utils
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -175,7 +176,7 @@ async def test_happy_path_uploads_runs_streams_downloads(
 
     (run,) = runs(fake)
     sent = run.json
-    assert sent["app"] == "klingai/video-v3"
+    assert sent["app"] == "klingai/video-v3"  # never checked live (built by hand): unversioned
     assert set(sent["input"]) == {
         "prompt",
         "resolution",
@@ -368,6 +369,55 @@ async def test_payment_required_and_rejected(
     assert fake.submissions == []
 
 
+@pytest.mark.parametrize(("status", "code", "meta", "kind", "words"), [
+    (402, "limit_exceeded", {"resource_label": "Video seconds", "limit": 600, "current": 600}, TaskFailed,
+     r"plan's limit is reached: Video seconds \(600 of 600\) \(limit_exceeded\); wait for it to reset or upgrade"),
+    (402, "payment_method_required", {"billing_page": "https://app.inference.sh/billing"}, TaskFailed,
+     r"saved payment method.*payment_method_required.*add one at https://app\.inference\.sh/billing"),
+    (402, "payment_required", {}, TaskFailed, r"insufficient balance.*low balance.*top up the account"),
+    (403, "insufficient_scope", {"required_scope": "apps:run"}, AuthError,
+     r"lacks the scope 'apps:run' \(insufficient_scope, HTTP 403\); create a key with it"),
+])
+async def test_service_error_codes_say_what_to_do(
+    status: int, code: str, meta: dict[str, Any], kind: type[Exception], words: str,
+    fake: FakeInference, make: Callable[..., InferenceBackend], tmp_path: Path,
+) -> None:
+    fake.run_errors = [(status, code, meta)]
+    ctx = ctx_for(tmp_path)
+    with pytest.raises(kind, match=words):
+        await make(fake).generate(req(), ctx)
+    assert len(fake.calls_to("POST", "/apps/run")) == 1 and fake.submissions == []  # never retried
+    assert not ctx.journal.get("submitting")  # clearly refused: no task may exist
+
+
+async def test_entitlement_unavailable_is_retried_even_for_a_submission(
+    fake: FakeInference, make: Callable[..., InferenceBackend], tmp_path: Path
+) -> None:
+    fake.run_errors = [(500, "entitlement_unavailable", {})]
+    clip = await make(fake).generate(req(), ctx_for(tmp_path))
+    assert clip.exists() and len(fake.calls_to("POST", "/apps/run")) == 2 and len(fake.submissions) == 1
+    fake.run_errors = [(500, "entitlement_unavailable", {})] * 4
+    with pytest.raises(BackendError, match=r"could not check your plan \(entitlement_unavailable") as info:
+        await make(fake).generate(req("b"), ctx_for(tmp_path, "b"))
+    assert info.value.retryable and len(fake.submissions) == 1
+
+
+async def test_a_request_is_sent_pinned_to_the_version_read_live(
+    fake: FakeInference, make: Callable[..., InferenceBackend], tmp_path: Path
+) -> None:
+    backend = make(fake)
+    fake.live_version = "snapshot-2025-original"
+    await backend.get_app("klingai/video-v3")  # the live check reads it ...
+    fake.live_version = None  # ... then a new version goes live
+    request = req(inputs={"prompt": "x", "duration": 3, "mode": "std"})
+    await backend.generate(replace(request, version="snapshot-2025-original"), ctx_for(tmp_path))
+    await backend.generate(replace(request, shot_id="b"), ctx_for(tmp_path, "b"))  # no version: the one read
+    assert [c.json["app"] for c in runs(fake)] == ["klingai/video-v3@snapshot-2025-original"] * 2
+    assert {t.version_id for t in fake.submissions} == {"snapshot-2025-original"}
+    pinned = replace(request, shot_id="c", app="app/klingai/video-v3@snapshot-2026-08-07:run")
+    assert backend.send_as(pinned) == "klingai/video-v3@snapshot-2026-08-07:run"  # written: sent as written
+
+
 async def test_invalid_input_is_422_with_detail(
     fake: FakeInference,
     make: Callable[..., InferenceBackend],
@@ -508,6 +558,20 @@ async def test_slow_reconcile_is_retried(
     task_id = fake.submissions[0].id
     gets = [c for c in fake.calls if c.method == "GET" and c.path == f"/tasks/{task_id}"]
     assert len(gets) >= 2  # the slow one, then again
+
+
+async def test_ended_stream_is_reconciled_even_when_the_task_ended_before_it_opened(
+    fake: FakeInference, make: Callable[..., InferenceBackend], tmp_path: Path
+) -> None:
+    # The race behind a flaky test_slow_reconcile_is_retried: on a loaded machine the task
+    # had ended before its stream opened, the "ended early" stream carried the terminal
+    # snapshot, and nothing was left to reconcile. An ended stream never carries the end.
+    fake.latency = 0.05
+    fake.end_streams = 1
+    fake.slow("stream", 0.3)  # the task ends before the stream is answered
+    await make(fake).generate(req(), ctx_for(tmp_path))
+    task_id = fake.submissions[0].id
+    assert [c for c in fake.calls if c.method == "GET" and c.path == f"/tasks/{task_id}"]
 
 
 async def test_quiet_task_waits_until_task_timeout_keeping_the_journal(

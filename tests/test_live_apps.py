@@ -116,6 +116,83 @@ def test_a_pinned_version_is_sent_recorded_and_keyed(fake: FakeInference, chain:
     assert plan["shots"][0]["key"] != keys["harbor"]  # another version makes another clip
 
 
+def test_a_deploy_right_after_the_live_check_changes_no_paid_call(fake: FakeInference,
+                                                                   chain: Callable[..., Path]) -> None:
+    path = chain(duration=5)
+    latest = fake.catalog.find("klingai/video-v3")
+    assert latest is not None
+    checked = latest.version_id
+
+    def deploy() -> None:  # a new version, refusing 5 s, goes live the moment the app was read
+        fake.drift = {"duration": {"maximum": 4}}
+
+    fake.after_app_read = deploy
+    result = render(fake, path, "--budget", "5")
+    assert result.exit_code == 0, result.output
+    assert len(fake.calls_to("GET", "/apps/")) == 1
+    assert [r["app"] for r in runs(fake)] == [f"klingai/video-v3@{checked}"] * 3
+    assert {t.version_id for t in fake.submissions} == {checked}
+
+
+@pytest.mark.parametrize("written", ["klingai/video-v3@latest", "app/klingai/video-v3@latest"])
+def test_latest_reads_live_then_pins_for_the_render(fake: FakeInference, write_board: Callable[..., Path],
+                                                    written: str) -> None:
+    fake.live_version = "snapshot-2025-original"
+    path = write_board(f"storyboard: 1\ndefaults: {{duration: 3, mode: std, app: {written!r}}}\n"
+                       "shots:\n  - id: harbor\n    prompt: a harbor at dusk\n")
+    result = render(fake, path, "--budget", "5")
+    assert result.exit_code == 0, result.output
+    assert [r["app"] for r in runs(fake)] == ["klingai/video-v3@snapshot-2025-original"]
+
+
+def test_a_pin_in_the_lock_file_is_read_and_sent(fake: FakeInference, write_board: Callable[..., Path]) -> None:
+    path = write_board("storyboard: 1\ndefaults: {duration: 3, mode: std}\n"
+                       "shots:\n  - id: harbor\n    prompt: a harbor at dusk\n")
+    path.with_name("film.takes.yaml").write_text("picks: {}\napps:\n  klingai/video-v3: snapshot-2025-original\n")
+    result = render(fake, path, "--budget", "5")
+    assert result.exit_code == 0, result.output
+    assert [c.path for c in fake.calls_to("GET", "/apps/")][-1].endswith("/versions/snapshot-2025-original")
+    assert [r["app"] for r in runs(fake)] == ["klingai/video-v3@snapshot-2025-original"]
+
+
+def test_latest_with_a_pin_in_the_lock_file_is_one_located_line(fake: FakeInference,
+                                                                  write_board: Callable[..., Path]) -> None:
+    path = write_board("storyboard: 1\nshots:\n  - id: harbor\n    prompt: a harbor at dusk\n"
+                       "    app: klingai/video-v3@latest\n")
+    path.with_name("film.takes.yaml").write_text("picks: {}\napps:\n  klingai/video-v3: snapshot-2025-original\n")
+    result = render(fake, path, "--budget", "5")
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if "@latest" in line]
+    assert len(lines) == 1 and f"{path}:5:" in lines[0] and "film.takes.yaml:3:3 pins" in lines[0]
+    assert fake.calls == []  # before anything is asked, let alone paid
+
+
+def test_an_app_reference_that_does_not_parse_is_one_located_line(fake: FakeInference,
+                                                                  write_board: Callable[..., Path]) -> None:
+    path = write_board("storyboard: 1\nshots:\n  - id: harbor\n    prompt: a harbor at dusk\n"
+                       "    app: agent/acme/helper\n")
+    result = render(fake, path, "--budget", "5")
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if "agent/acme/helper" in line]
+    assert len(lines) == 1 and f"{path}:5:" in lines[0] and "[app/]namespace/name[@version][:function]" in lines[0]
+    assert fake.calls == []
+
+
+def test_an_o3_r2v_shot_with_start_and_end_frames_renders(fake: FakeInference, write_board: Callable[..., Path],
+                                                           make_image: Callable[..., Path]) -> None:
+    make_image("start.png")
+    make_image("end.png")
+    path = write_board("storyboard: 1\nshots:\n  - id: harbor\n    prompt: a harbor at dusk\n"
+                       "    app: falai/kling-video-o3-r2v\n    duration: 3\n    image: start.png\n"
+                       "    end_image: end.png\n")
+    result = render(fake, path, "--budget", "5")
+    assert result.exit_code == 0, result.output
+    sent = runs(fake)[0]["input"]
+    assert isinstance(sent, dict) and sent["start_image"] and sent["end_image"]
+    meta = fake.snapshot(fake.submissions[0])["output"]["output_meta"]
+    assert meta["outputs"][0]["seconds"] == 3.0 and [i["type"] for i in meta["inputs"]] == ["text", "image", "image"]
+
+
 def test_plan_shows_the_4k_rate(chain: Callable[..., Path]) -> None:
     path = chain()
     path.write_text(path.read_text().replace("resolution: 720p", "resolution: 4k"))
@@ -187,3 +264,18 @@ def test_apps_show_live_and_pull(fake: FakeInference, tmp_path: Path) -> None:
     nokey = CliRunner().invoke(main, ["apps", "show", "klingai/video-v3", "--live"],
                                env={"INFERENCE_API_KEY": "", "INFERENCE_BASE_URL": fake.url})
     assert nokey.exit_code == 1 and "INFERENCE_API_KEY" in nokey.output and "Traceback" not in nokey.output
+
+
+@pytest.mark.parametrize("written", ["app/klingai/video-v3", "klingai/video-v3@latest"])
+def test_every_form_of_a_reference_prices_and_keys_as_the_app(write_board: Callable[..., Path], written: str) -> None:
+    import storyboard
+
+    def plan_of(app: str, name: str) -> object:
+        path = write_board(f"storyboard: 1\nshots:\n  - id: harbor\n    prompt: a harbor\n    app: {app}\n"
+                           "    duration: 4\nvoice: {app: 'falai/kokoro-tts" + ("@latest" if "@" in app else "")
+                           + "'}\n", name)
+        return storyboard.load(path).plan(backend="inference")
+
+    plain, other = plan_of("klingai/video-v3", "plain.yaml"), plan_of(written, "other.yaml")
+    assert [s.cost for s in other.shots] == [s.cost for s in plain.shots] != [None]  # type: ignore[attr-defined]
+    assert [s.key for s in other.shots] == [s.key for s in plain.shots]  # type: ignore[attr-defined]

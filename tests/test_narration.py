@@ -287,6 +287,20 @@ def test_line_over_the_apps_text_limit(write_board: Callable[..., Path]) -> None
     assert f"{path}:6:" in str(info.value) and "takes at most 5000" in str(info.value)
 
 
+def test_elevenlabs_text_limit_follows_the_model(write_board: Callable[..., Path]) -> None:
+    board = """
+    storyboard: 1
+    voice: {app: elevenlabs/tts, voice: george%s}
+    shots:
+      - id: a
+        prompt: x
+        say: "{{ 'word ' * 1200 }}"
+    """
+    storyboard.load(write_board(board % ", inputs: {model: eleven_multilingual_v2}"))  # 40,000 there
+    with pytest.raises(StoryboardError, match="takes at most 5000"):
+        storyboard.load(write_board(board % ", inputs: {model: eleven_v3}", "v3.yaml"))
+
+
 TITLED = """
 storyboard: 1
 defaults: {mode: std, duration: 3}
@@ -317,7 +331,10 @@ def test_title_card_is_local_free_and_starts_a_chain(write_board: Callable[..., 
         result = storyboard.render(path, backend="inference", budget="5")
         assert result.film is not None
         # the line is voiced by the TTS app first, then the video shot; the card is made here
-        assert [t.app for t in fake.submissions] == ["falai/kokoro-tts", "klingai/video-v3"]
+        # each sent pinned to the version the live check read
+        assert [t.app for t in fake.submissions] == [f"falai/kokoro-tts@{t.version_id}" if n == 0 else
+                                                     f"klingai/video-v3@{t.version_id}"
+                                                     for n, t in enumerate(fake.submissions)]
         assert result.shots["card"].status == "generated" and result.shots["card"].cost in (None, 0)
         again = storyboard.render(path, backend="inference")
         assert again.method == "unchanged" and len(fake.submissions) == 2

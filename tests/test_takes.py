@@ -182,3 +182,24 @@ def test_the_report_shows_takes_side_by_side_and_seam_scores(film: Path) -> None
     assert html.count("<figure class=take>") == 3 and "<b>picked</b>" in html
     assert 'alt="a take 2 first frame"' in html  # the other takes' frames are shown too
     assert "seam from <code>a</code>: PSNR" in html and "seam from <code>b</code>: PSNR" in html
+
+
+def test_the_lock_file_pins_app_versions_and_keeps_them_on_pick(tmp_path: Path) -> None:
+    board = tmp_path / "film.yaml"
+    lock_path(board).write_text("picks:\n  a: 2\napps:\n  klingai/video-v3: v123\n")
+    lock = read_lock(board, {"a": 3})
+    assert lock.apps == {"klingai/video-v3": "v123"}
+    assert lock.app_lines["klingai/video-v3"] == f"{lock_path(board)}:4:3"
+    write_lock(pick(lock, {"a": 3}, "a", 3))
+    again = read_lock(board, {"a": 3})
+    assert again.picks == {"a": 3} and again.apps == {"klingai/video-v3": "v123"}
+
+
+@pytest.mark.parametrize("text", ["apps: [x]\n", "apps:\n  klingai: v1\n", "apps:\n  klingai/video-v3: ''\n",
+                                  "apps:\n  klingai/video-v3@v1: v1\n"])
+def test_a_bad_app_pin_is_a_located_error(tmp_path: Path, text: str) -> None:
+    board = tmp_path / "film.yaml"
+    lock_path(board).write_text("picks: {}\n" + text)
+    with pytest.raises(SpecError) as info:
+        read_lock(board, {})
+    assert f"{lock_path(board).name}:2:" in str(info.value) or ":3:" in str(info.value)

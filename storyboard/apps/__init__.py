@@ -5,7 +5,7 @@ Adding an app is adding a folder under ``data/`` (``profile.json`` and
 ``versions/<version id>.json``), not code.
 """
 
-from storyboard.apps._check import InputProblem, allowed_text, check_inputs
+from storyboard.apps._check import InputProblem, allowed_text, check_inputs, unchecked_keywords
 from storyboard.apps._inputs import (
     FILE_CONCEPTS,
     AppInputs,
@@ -21,8 +21,10 @@ from storyboard.apps._profile import (
     AppRef,
     AppVersion,
     app_from_api,
+    app_name,
     known_apps,
     parse_app_ref,
+    pinned_version,
     profile,
     save_snapshot,
 )
@@ -41,12 +43,15 @@ __all__ = [
     "allowed_text",
     "app_from_api",
     "app_inputs",
+    "app_name",
     "check_inputs",
     "concept_word",
     "known_apps",
     "parse_app_ref",
+    "pinned_version",
     "price",
     "profile",
     "rate",
     "save_snapshot",
+    "unchecked_keywords",
 ]

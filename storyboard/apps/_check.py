@@ -1,14 +1,22 @@
 """Checking inputs against an app version's input schema, with messages a user can act on.
 
-App schemas use a small part of JSON Schema: ``type``, ``enum``, ``minimum``/``maximum``,
-``maxLength``, ``maxItems``, ``anyOf`` (for "or null") and ``$ref`` to ``$defs``. This
-checks exactly those keywords. ``jsonschema`` would do it too, but importing it costs
-0.2-0.4 s, more than planning a 1,000-shot film may take; ``tests/test_apps.py`` checks
-that this module and ``jsonschema`` agree on every bundled schema.
+App schemas use a small part of JSON Schema: ``type``, ``enum``, ``const``, ``minimum``/
+``maximum`` (and their exclusive forms), ``minLength``/``maxLength``, ``minItems``/
+``maxItems``, ``items``, ``properties``/``required``/``additionalProperties`` of nested
+objects, ``anyOf`` (for "or null") and ``$ref`` to ``$defs``. This checks exactly those
+keywords. ``jsonschema`` would do it too, but importing it costs 0.2-0.4 s, more than
+planning a 1,000-shot film may take; ``tests/test_apps.py`` checks that this module and
+``jsonschema`` agree on every bundled schema.
+
+It fails closed: a version whose schema uses any other keyword (``pattern``, ``oneOf``,
+``allOf``, ``if``...) is *also* checked with ``jsonschema``, imported then (lazily), so a
+keyword this module does not know is never silently accepted (:func:`unchecked_keywords`).
 """
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +27,49 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,),
     "array": (list, tuple), "object": (dict,), "null": (type(None),),
 }
+
+
+# keywords _violation implements, and annotations that constrain nothing
+_CHECKED = frozenset({
+    "type", "enum", "const", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength",
+    "maxLength", "minItems", "maxItems", "items", "properties", "required", "additionalProperties", "anyOf",
+    "$ref", "$defs",
+})
+_NOTES = frozenset({
+    "title", "description", "default", "examples", "format", "deprecated", "readOnly", "writeOnly",
+    "$comment", "$schema", "$id", "contentMediaType", "contentEncoding",
+})
+
+
+def _unchecked(node: Any, found: set[str]) -> None:
+    if not isinstance(node, Mapping):
+        return
+    for key, value in node.items():
+        if key in _NOTES or key.startswith("x-"):
+            continue
+        if key not in _CHECKED or (key == "items" and not isinstance(value, Mapping)):
+            found.add(key)
+        elif key in ("properties", "$defs") and isinstance(value, Mapping):
+            for sub in value.values():
+                _unchecked(sub, found)
+        elif key == "anyOf" and isinstance(value, list):
+            for sub in value:
+                _unchecked(sub, found)
+        elif key in ("items", "additionalProperties"):
+            _unchecked(value, found)
+
+
+@functools.lru_cache(maxsize=64)
+def _unchecked_cached(schema_json: str) -> frozenset[str]:
+    found: set[str] = set()
+    _unchecked(json.loads(schema_json), found)
+    return frozenset(found)
+
+
+def unchecked_keywords(version: AppVersion) -> frozenset[str]:
+    """The JSON-Schema keywords of the version's input schema that this module does not
+    implement (empty for every bundled app today): such a version is checked with jsonschema."""
+    return _unchecked_cached(json.dumps(version.input_schema, sort_keys=True))
 
 
 @dataclass(frozen=True)
@@ -72,24 +123,72 @@ def _violation(value: Any, prop: Mapping[str, Any]) -> str | None:
     kind = prop.get("type")
     if isinstance(kind, str) and not _type_ok(value, kind):
         return "type"
-    if "enum" in prop and value not in prop["enum"]:
+    if ("enum" in prop and value not in prop["enum"]) or ("const" in prop and value != prop["const"]):
         return "enum"
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if "minimum" in prop and value < prop["minimum"]:
-            return "range"
-        if "maximum" in prop and value > prop["maximum"]:
-            return "range"
-    if isinstance(value, str) and "maxLength" in prop and len(value) > prop["maxLength"]:
-        return "length"
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and _out_of_range(value, prop):
+        return "range"
+    if isinstance(value, str):
+        if "maxLength" in prop and len(value) > prop["maxLength"]:
+            return "length"
+        if len(value) < prop.get("minLength", 0):
+            return "short"
     if isinstance(value, (list, tuple)):
-        if "maxItems" in prop and len(value) > prop["maxItems"]:
-            return "items"
-        items = prop.get("items")
-        if isinstance(items, Mapping):
-            for item in value:
-                if _violation(item, items) is not None:
-                    return "item"
+        return _list_violation(value, prop)
+    if isinstance(value, Mapping):
+        return _object_violation(value, prop)
     return None
+
+
+def _out_of_range(value: float, prop: Mapping[str, Any]) -> bool:
+    return (("minimum" in prop and value < prop["minimum"]) or ("maximum" in prop and value > prop["maximum"])
+            or ("exclusiveMinimum" in prop and value <= prop["exclusiveMinimum"])
+            or ("exclusiveMaximum" in prop and value >= prop["exclusiveMaximum"]))
+
+
+def _list_violation(value: list[Any] | tuple[Any, ...], prop: Mapping[str, Any]) -> str | None:
+    if "maxItems" in prop and len(value) > prop["maxItems"]:
+        return "items"
+    if len(value) < prop.get("minItems", 0):
+        return "few"
+    items = prop.get("items")
+    if isinstance(items, Mapping) and any(_violation(item, items) is not None for item in value):
+        return "item"
+    return None
+
+
+def _object_violation(value: Mapping[str, Any], prop: Mapping[str, Any]) -> str | None:
+    """A nested object (a keyframe, a message): its properties, required and extra keys."""
+    props = prop.get("properties") or {}
+    if any(name not in value for name in prop.get("required", ())):
+        return "field"
+    extra = prop.get("additionalProperties", True)
+    for name, item in value.items():
+        sub = props.get(name)
+        if sub is None and extra is False:
+            return "field"
+        sub = sub if sub is not None else extra if isinstance(extra, Mapping) else None
+        if sub is not None and _violation(item, sub) is not None:
+            return "field"
+    return None
+
+
+def _jsonschema_problems(version: AppVersion, inputs: Mapping[str, Any]) -> list[InputProblem]:
+    """What ``jsonschema`` finds wrong (for a version using keywords this module lacks)."""
+    try:
+        import jsonschema  # lazily: only a schema beyond this module's keywords pays its import
+    except ImportError:  # fail closed: refused, never accepted unchecked
+        words = ", ".join(sorted(unchecked_keywords(version)))
+        return [InputProblem("app", f"{version.app} version {version.version_id} uses schema keywords storyboard "
+                                 f"does not check itself ({words}); install jsonschema to check them "
+                                 "(pip install 'storyboard[schemas]')")]
+    known = {k: v for k, v in inputs.items() if k in version.properties}
+    validator = jsonschema.Draft202012Validator(version.input_schema)
+    out = []
+    for error in validator.iter_errors(known):
+        name = str(error.absolute_path[0]) if error.absolute_path else "app"
+        where = ".".join(str(p) for p in error.absolute_path) or "input"
+        out.append(InputProblem(name, f"{version.app}: {where}: {error.message}"))
+    return out
 
 
 def check_inputs(profile: AppProfile | None, version: AppVersion, inputs: Mapping[str, Any]) -> list[InputProblem]:
@@ -114,6 +213,9 @@ def check_inputs(profile: AppProfile | None, version: AppVersion, inputs: Mappin
         else:
             msg = f"{app} allows {name} {allowed}; got {_fmt(value)}"
         problems.append(InputProblem(name, msg, allowed))
+    if unchecked_keywords(version):  # fail closed: never accept what this module cannot judge
+        named = {p.name for p in problems}
+        problems += [p for p in _jsonschema_problems(version, inputs) if p.name not in named]
     for name in version.required:
         if inputs.get(name) is None:
             problems.append(InputProblem(name, f"{app} requires '{name}'", allowed_text(props.get(name, {}))))

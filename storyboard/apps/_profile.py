@@ -31,30 +31,77 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*$")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
+_FUNCTION = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+_REF_TYPES = ("app", "agent", "skill", "knowledge")  # the SDK's reference types; storyboard runs apps
+LATEST = "latest"
+REF_SYNTAX = "[app/]namespace/name[@version][:function]"
+
+
 @dataclass(frozen=True)
 class AppRef:
-    """``namespace/name`` with an optional pinned ``@version``."""
+    """An app reference, the SDK's ``[type/]namespace/name[@version][:function]``.
+
+    ``version`` is a version id, or None when unversioned; ``@latest`` is unversioned
+    too (``latest`` is True): "read live, then pin for this render", never an id.
+    """
 
     name: str
     version: str | None = None
+    function: str | None = None
+    latest: bool = False
 
     @property
     def text(self) -> str:
-        """The reference as written and as sent to ``POST /apps/run``."""
-        return f"{self.name}@{self.version}" if self.version else self.name
+        """The reference in its one written form (no type, no ``@latest``)."""
+        return self.pinned_to(self.version)
+
+    def pinned_to(self, version: str | None) -> str:
+        """The reference as sent to ``POST /apps/run`` with ``version`` (None: unversioned)."""
+        at = f"@{version}" if version else ""
+        return f"{self.name}{at}:{self.function}" if self.function else f"{self.name}{at}"
 
 
 def parse_app_ref(text: str) -> AppRef:
-    """Parse ``klingai/video-v3`` or ``klingai/video-v3@VERSION``; AppError if malformed."""
-    raw = text.strip()
-    name, at, version = raw.partition("@")
-    if not _NAME.match(name):
-        raise AppError(f"app '{text}' is not an app reference; write 'namespace/name' (e.g. klingai/video-v3), "
-                       "optionally pinned as 'namespace/name@VERSION'")
-    if at and not _VERSION.match(version):
+    """Parse an app reference (see :class:`AppRef`); AppError naming what is allowed."""
+    raw = text.strip() if isinstance(text, str) else ""
+    rest, function = raw, None
+    colon, at = raw.rfind(":"), raw.rfind("@")
+    if colon != -1 and colon > at:  # the function follows the version (the SDK's rule)
+        rest, function = raw[:colon], raw[colon + 1:]
+        if not _FUNCTION.match(function):
+            raise AppError(f"app '{text}': ':{function}' is not a function name; write {REF_SYNTAX}")
+    full, sep, version = rest.partition("@")
+    parts = full.split("/")
+    if len(parts) == 3 and parts[0] in _REF_TYPES:
+        if parts[0] != "app":
+            raise AppError(f"app '{text}' is a{'n' if parts[0][0] in 'aeiou' else ''} {parts[0]} reference; "
+                           f"a shot runs an app: write {REF_SYNTAX} (e.g. klingai/video-v3)")
+        full = "/".join(parts[1:])
+    if not _NAME.match(full):
+        raise AppError(f"app '{text}' is not an app reference; write {REF_SYNTAX} (e.g. klingai/video-v3, "
+                       "klingai/video-v3@VERSION)")
+    if sep and not _VERSION.match(version):
         raise AppError(f"app '{text}': '@{version}' is not a version id; a version is letters, digits, "
-                       "'.', '_' or '-' (e.g. klingai/video-v3@abc123)")
-    return AppRef(name, version or None)
+                       f"'.', '_' or '-' (e.g. klingai/video-v3@abc123, or @{LATEST})")
+    latest = version == LATEST
+    return AppRef(full, None if latest or not sep else version, function, latest)
+
+
+def app_name(text: str) -> str:
+    """The ``namespace/name`` a reference names (any form; the text before '@' when it does
+    not parse: the parse error is said where the reference is checked)."""
+    try:
+        return parse_app_ref(text).name
+    except AppError:
+        return text.split("@", 1)[0]
+
+
+def pinned_version(text: str) -> str | None:
+    """The version id a reference pins (None when unversioned or ``@latest``, or unparsable)."""
+    try:
+        return parse_app_ref(text).version
+    except AppError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -158,6 +205,16 @@ class AppProfile:
             if name in self.rules.get(key, {}):
                 return self.rules[key][name]
         return default
+
+    def limit(self, version: AppVersion, name: str, inputs: Mapping[str, Any]) -> Any:
+        """A limit rule (``text_chars``) for these inputs: where the profile has ``<name>_by``,
+        chosen by another input's value (its schema default when unset): ElevenLabs takes
+        5,000 characters on eleven_v3 and 40,000 on the other models."""
+        value = self.rule(version.version_id, name)
+        for on, table in dict(self.rule(version.version_id, f"{name}_by", {})).items():
+            chosen = inputs.get(on, version.default(on))
+            value = table.get(str(chosen), table.get("*", value))
+        return value
 
 
 def pulled_dir() -> Path:

@@ -7,6 +7,7 @@ live in ``storyboard.events`` (their one home).
 from storyboard.runner._context import JournalContext
 from storyboard.runner._images import RenderState
 from storyboard.runner._pipeline import Pipeline, expand_force, render, verify_clip
+from storyboard.runner._preflight import live_check
 from storyboard.runner._reroll import plan_view, reroll_line, reroll_totals
 from storyboard.runner._scheduler import ShotScheduler
 from storyboard.runner._slots import ORDERS, Order
@@ -19,6 +20,7 @@ __all__ = [
     "RenderState",
     "ShotScheduler",
     "expand_force",
+    "live_check",
     "plan_view",
     "render",
     "reroll_line",

@@ -140,7 +140,7 @@ async def live_check_audio(board: Board, plan: Plan, backend: object, cache: Cac
 def _where(board: Board, node: PlannedAudio, name: str) -> tuple[str | int, ...]:
     """Where in the file a node's input is written: the `say:`, the `voice:`, the track."""
     if node.kind == "line":
-        voice_field = apps.profile(voice_of(board.spec).app.partition("@")[0])
+        voice_field = apps.profile(apps.app_name(voice_of(board.spec).app))
         if voice_field is not None and voice_field.concepts.get("voice") == name and board.spec.model.voice:
             return ("voice", "voice")
         return board.spec.shot_path(node.id.split(":", 1)[1], "say")

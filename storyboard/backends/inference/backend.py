@@ -5,8 +5,12 @@ One shot is: upload the start/end images (``POST /files`` then ``PUT upload_url`
 download ``output.video``. The protocol is the one the official ``inferencesh`` SDK
 speaks (see ``inference-api.md``); the ``fakeserver`` package plays it on loopback.
 :mod:`.protocol` parses, :mod:`.transport` sends and retries (and says what is never
-retried), :mod:`.waiting` follows a task; this module is the lifecycle of one shot and
-the live app read (:meth:`InferenceBackend.get_app`).
+retried), :mod:`.waiting` follows a task, :mod:`.files` uploads and downloads; this
+module is the lifecycle of one shot and the live app read (:meth:`InferenceBackend.get_app`).
+
+* Pin what was checked: the live check reads each app (``get_app``); every submission
+  of that app is then sent as ``namespace/name@<version read>`` (:meth:`InferenceBackend.send_as`),
+  so a deploy between the check and a paid call cannot change the schema under it.
 
 * The task id is journalled (``ctx.remember("task_id", id)``) the moment the run
   response arrives, before any waiting. A later render of the same shot re-attaches
@@ -18,21 +22,16 @@ the live app read (:meth:`InferenceBackend.get_app`).
   again. Paying twice silently is worse than stopping once loudly.
 * Waiting (:mod:`.waiting`) follows the NDJSON stream, reconciles with ``GET /tasks/{id}``
   and reconnects; the task id stays journalled: render again to re-attach.
-* A failed, truncated (Content-Length mismatch) or unreadable (``probe``) download is
-  retried with a freshly read output URL, never by resubmitting the task.
+* A failed, truncated or unreadable download is retried with a freshly read output URL
+  (:mod:`.files`), never by resubmitting the task.
 * The server's envelope ``messages`` are passed on as warnings (``ctx.warn`` when the
   context has it, else the log).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import hashlib
 import logging
-import mimetypes
 import os
-import re
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -40,7 +39,9 @@ from typing import Any
 
 import httpx
 
+from storyboard import apps
 from storyboard.backends.base import ShotContext
+from storyboard.backends.inference.files import Files
 from storyboard.backends.inference.protocol import (
     TaskStatus,
     billed_seconds,
@@ -51,13 +52,10 @@ from storyboard.backends.inference.transport import (
     API_KEY_ENV,
     InferenceStats,
     MaybeSubmitted,
-    Retryable,
     Transport,
 )
 from storyboard.backends.inference.waiting import ShotState, TaskFollower
-from storyboard.errors import AuthError, BackendError, MediaError, NoOutputError
-from storyboard.facts import AUDIO_SUFFIXES
-from storyboard.media import StreamedClip, probe
+from storyboard.errors import AppError, AuthError, BackendError, NoOutputError
 from storyboard.request import ShotRequest, estimate
 
 __all__ = ["BASE_URL_ENV", "DEFAULT_BASE_URL", "InferenceBackend", "parse_app_ref"]
@@ -67,61 +65,16 @@ DEFAULT_BASE_URL = "https://api.inference.sh"
 
 log = logging.getLogger("storyboard.backends.inference")
 
-_APP_REF = re.compile(
-    r"^([A-Za-z0-9][A-Za-z0-9_.-]*)/([A-Za-z0-9][A-Za-z0-9_.-]*)(?:@([A-Za-z0-9_.-]+))?$"
-)
-
-
-def _image_check(path: Path) -> None:
-    """Raise MediaError when ``path`` is not a readable image (an image app's output)."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            im.verify()
-    except Exception as exc:  # Pillow raises many kinds for broken files
-        raise MediaError(f"{path.name}: not a readable image ({type(exc).__name__})") from None
-
-
-def _leave_beside(clip: Path, digest: str) -> None:
-    """What downloading learnt, beside the clip (``<clip>.sha256``: size and digest; the
-    decoder left ``<clip>.last.png``): the runner stores and chains without rereading."""
-    clip.with_name(clip.name + ".sha256").write_text(f"{clip.stat().st_size} {digest}")
-
-
-def _audio_check(path: Path) -> None:
-    """Raise MediaError when ``path`` is not readable audio (a TTS or music app's output)."""
-    from storyboard.media import probe_audio
-
-    probe_audio(path)
-
-
-def _audio_suffix(url: str) -> str:
-    """An audio output's suffix from its URL (ffmpeg reads the content either way)."""
-    from urllib.parse import urlsplit
-
-    suffix = Path(urlsplit(url).path).suffix.lower()
-    return suffix if suffix in AUDIO_SUFFIXES else ".mp3"
 
 
 def parse_app_ref(ref: str) -> tuple[str, str | None]:
-    """``namespace/name[@version]`` as (``namespace/name``, version or None)."""
-    match = _APP_REF.match(ref.strip())
-    if match is None:
-        raise BackendError(
-            f"malformed app reference {ref!r}: expected namespace/name or namespace/name@VERSION"
-        )
-    namespace, name, version = match.groups()
-    return f"{namespace}/{name}", version
-
-
-def _content_type(path: Path) -> str:
-    suffix = path.suffix.lower()
-    if suffix in (".jpg", ".jpeg"):
-        return "image/jpeg"
-    if suffix == ".png":
-        return "image/png"
-    return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    """``[app/]namespace/name[@version][:function]`` as (``namespace/name``, version or None;
+    ``@latest`` is None). BackendError when it does not parse (the one parser: ``apps``)."""
+    try:
+        parsed = apps.parse_app_ref(ref)
+    except AppError as exc:
+        raise BackendError(f"malformed app reference {ref!r}: {exc}") from None
+    return parsed.name, parsed.version
 
 
 class InferenceBackend:
@@ -179,9 +132,8 @@ class InferenceBackend:
             max_attempts=self.max_attempts,
             task_timeout=task_timeout,
         )
-        self._uploaded: dict[str, str] = {}  # sha256 of content -> file uri
-        self._upload_locks: dict[str, asyncio.Lock] = {}
-        self._staged: set[str] = set()  # uploaded by stage(), not yet used by a shot
+        self._files = Files(self._http, self._api, self.stats, public_uploads)
+        self._read_live: dict[str, list[str]] = {}  # app name -> version ids read live, last = newest read
 
     def __repr__(self) -> str:  # never the key
         return (
@@ -230,10 +182,13 @@ class InferenceBackend:
         if url is None:
             raise NoOutputError(f"task {final['id']} completed without an output {what}", shot=shot.shot)
         ctx.progress(status="downloading")
-        return await self._download(str(final["id"]), url, shot, what)
+        task_id = str(final["id"])
+        return await self._files.download(task_id, url, shot, what,
+                                          lambda current: self._fresh_url(task_id, current, shot, what))
 
     async def get_app(self, ref: str) -> dict[str, Any]:
-        """The app object for ``namespace/name`` or ``namespace/name@VERSION`` (live).
+        """The app object for ``namespace/name`` or ``namespace/name@VERSION`` (live); the
+        version read is what this backend's submissions of that app are then pinned to.
 
         ``GET /apps/{namespace}/{name}`` (the JS SDK's ``apps.getByName``); for a pinned
         version whose id differs from the current one, ``GET /apps/{id}/versions/{version}``
@@ -250,6 +205,11 @@ class InferenceBackend:
                 f"/apps/{app_id}/versions/{version}",
                 f"app '{name}' has no version '{version}' on inference.sh",
             )
+        served = app.get("version_id") if version is None else version
+        served = served if isinstance(served, str) and served else app["version"].get("id")
+        if isinstance(served, str) and served:  # what this render's submissions are pinned to
+            read = self._read_live.setdefault(name, [])
+            read[:] = [v for v in read if v != served] + [served]
         return app
 
     async def _read_app(self, path: str, missing: str) -> dict[str, Any]:
@@ -316,67 +276,31 @@ class InferenceBackend:
         and deduplicated by content: the shot's own upload then finds it done, or waits
         for this one. A failure here is only logged; the shot uploads it itself."""
         try:
-            await self._upload(path, None)
+            await self._files.upload(path, None)
         except (BackendError, OSError) as exc:
             log.debug("staging %s failed (the shot will upload it): %s", path.name, exc)
 
-    async def _upload(self, path: Path, shot: ShotState | None) -> str:
-        name = shot.shot if shot else None
+    async def _upload(self, path: Path, shot: ShotState) -> str:
+        return await self._files.upload(path, shot)
+
+    def send_as(self, request: ShotRequest) -> str:
+        """The app reference a request is submitted as: pinned to the version the live
+        check read (``ns/name@VERSION``), so that a deploy after the check cannot change
+        the schema under a paid call. A version written in the file is sent as written;
+        a request never checked live (built by hand) goes unversioned."""
         try:
-            data = await asyncio.to_thread(path.read_bytes)
-        except OSError as exc:
-            raise BackendError(f"cannot read image {path}: {exc.strerror}", shot=name) from exc
-        digest = hashlib.sha256(data).hexdigest()
-        lock = self._upload_locks.setdefault(digest, asyncio.Lock())
-        async with lock:
-            uri = self._uploaded.get(digest)
-            if uri is not None:
-                if shot is not None and digest in self._staged:  # staged for this shot: not a saving
-                    self._staged.discard(digest)
-                elif shot is not None:
-                    self.stats.dedupe_hits += 1
-                    self.stats.bytes_saved += len(data)
-                return uri
-            content_type = _content_type(path)
-            spec = {
-                "uri": "",
-                "filename": path.name,
-                "content_type": content_type,
-                "path": None,
-                "size": len(data),
-                "public": self.public_uploads,
-            }
-            what = f"upload {path.name}"
-            files = await self._api("POST", "/files", what=what, shot=shot, body={"files": [spec]})
-            record = files[0] if isinstance(files, list) and files else None
-            if (
-                not isinstance(record, dict)
-                or not record.get("upload_url")
-                or not record.get("uri")
-            ):
-                raise BackendError(f"{what}: inference.sh gave no upload URL", shot=name)
-            await self._http.call(
-                "PUT",
-                str(record["upload_url"]),
-                what=what,
-                shot=name,
-                content=data,
-                headers={"Content-Type": content_type},
-            )
-            uri = str(record["uri"])
-            self._uploaded[digest] = uri
-            if shot is None:
-                self._staged.add(digest)
-            self.stats.uploads += 1
-            self.stats.upload_bytes += len(data)
-            return uri
+            ref = apps.parse_app_ref(request.app)
+        except AppError as exc:
+            raise BackendError(f"malformed app reference {request.app!r}: {exc}", shot=request.shot_id) from None
+        if ref.version is not None:
+            return ref.text
+        read = self._read_live.get(ref.name, [])
+        if request.version is not None and request.version in read:
+            return ref.pinned_to(request.version)
+        return ref.pinned_to(read[-1] if read and request.version is None else None)
 
     async def _submit(self, request: ShotRequest, shot: ShotState) -> dict[str, Any]:
-        if request.end_image is not None and request.image is None:
-            raise BackendError(
-                "an end image needs a start image (Kling's end_image requires image)",
-                shot=shot.shot,
-            )
+        app = self.send_as(request)
         inputs: dict[str, Any] = dict(request.model_inputs())
         if request.image is not None:
             shot.ctx.progress(status="uploading")
@@ -395,7 +319,7 @@ class InferenceBackend:
                 "/apps/run",
                 what="submit",
                 shot=shot,
-                body={"app": request.app, "input": inputs},
+                body={"app": app, "input": inputs},
                 submit=True,
             )
         except BackendError as exc:
@@ -448,62 +372,10 @@ class InferenceBackend:
         log.info("shot %s: re-attached to task %s", shot.shot, task_id)
         return task
 
-    async def _download(self, task_id: str, url: str, shot: ShotState, what: str = "video") -> Path:
-        safe = re.sub(r"[^A-Za-z0-9._-]", "_", task_id) or "clip"
-        work = Path(shot.ctx.work_dir)
-        work.mkdir(parents=True, exist_ok=True)
-        suffix = ".png" if what == "image" else _audio_suffix(url) if what == "audio" else ".mp4"
-        dest = work / f"{safe}{suffix}"
-        part = work / f"{safe}{suffix}.part"
-        check = _image_check if what == "image" else _audio_check if what == "audio" else probe
-        current, last = url, ""
-        try:
-            async for attempt in self._http.retrying():
-                with attempt:
-                    if attempt.retry_state.attempt_number > 1:
-                        current = await self._fresh_video_url(task_id, current, shot, what)
-                    # A clip is hashed and decoded as it arrives (a chained child needs its
-                    # hash and last frame): nothing is read again once the last byte is in.
-                    frame_to = dest.with_name(dest.name + ".last.png")
-                    frame_to.unlink(missing_ok=True)  # from an earlier attempt
-                    streamed = StreamedClip(frame_to) if what == "video" else None
-                    try:
-                        await self._http.fetch(current, part, streamed.feed if streamed else None)
-                    except BaseException:
-                        if streamed is not None:
-                            await asyncio.to_thread(streamed.abort)
-                        raise
-                    digest, frame = await asyncio.to_thread(streamed.finish) if streamed else ("", None)
-                    if frame is None:  # a frame means every listed frame decoded: nothing to check
-                        try:
-                            await asyncio.to_thread(check, part)
-                        except MediaError as exc:
-                            raise Retryable(
-                                f"the downloaded file is not a valid {what} ({exc})"
-                            ) from exc
-                    if what == "image" and part.read_bytes()[:3] == b"\xff\xd8\xff":
-                        dest = dest.with_suffix(".jpg")
-                    part.replace(dest)
-                    if streamed is not None:
-                        _leave_beside(dest, digest)
-                    return dest
-        except Retryable as exc:
-            last = exc.reason
-        with contextlib.suppress(OSError):
-            part.unlink()
-        raise BackendError(
-            f"could not download the clip of task {task_id} after {self.max_attempts} attempts ({last}); "
-            "the task completed (and was billed): render again to re-attach and download it without "
-            "paying again",
-            shot=shot.shot,
-        )
-
-    async def _fresh_video_url(self, task_id: str, url: str, shot: ShotState, what: str = "video") -> str:
+    async def _fresh_url(self, task_id: str, url: str, shot: ShotState, what: str) -> str:
         """Output URLs may be signed and expire: read the task again (best effort)."""
         try:
-            task = await self._api(
-                "GET", f"/tasks/{task_id}", what=f"read task {task_id}", shot=shot
-            )
+            task = await self._read_task(task_id, shot)
         except AuthError:
             raise
         except BackendError:

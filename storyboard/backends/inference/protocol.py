@@ -22,6 +22,8 @@ __all__ = [
     "apply_update",
     "billed_seconds",
     "describe_exception",
+    "error_code",
+    "error_words",
     "message_texts",
     "output_url",
     "parse_status",
@@ -151,6 +153,48 @@ def problem_detail(body: Any, fallback: str) -> str:
                     return f"{value} ({json.dumps(errors)[:300]})"
                 return value
     return json.dumps(body)[:300]
+
+
+def error_code(body: Any) -> tuple[str, dict[str, Any]]:
+    """The service's error code and its ``meta`` in an error body ("" and {} when none):
+    problem+json extension members (``code``, ``meta``) or the ``{"error": {..}}`` form."""
+    if not isinstance(body, dict):
+        return "", {}
+    error = body.get("error")
+    inner: dict[str, Any] = error if isinstance(error, dict) else body
+    code, meta = inner.get("code"), inner.get("meta")
+    return (code if isinstance(code, str) else ""), (meta if isinstance(meta, dict) else {})
+
+
+def _limit_words(meta: dict[str, Any]) -> str:
+    what = meta.get("resource_label") or meta.get("resource") or "a plan limit"
+    used = f" ({meta['current']} of {meta['limit']})" if meta.get("limit") is not None and \
+        meta.get("current") is not None else ""
+    return f"{what}{used}"
+
+
+def error_words(status: int, code: str, meta: dict[str, Any]) -> str | None:
+    """What an error code of the service means and what to do, in words; None for a code
+    without words of its own (the caller says what the status means)."""
+    if status == 402 and code == "limit_exceeded":
+        return (f"your inference.sh plan's limit is reached: {_limit_words(meta)} (limit_exceeded); "
+                "wait for it to reset or upgrade the plan, then render again")
+    if status == 402 and code == "payment_method_required":
+        page = meta.get("billing_page") or "the inference.sh billing page"
+        return (f"inference.sh needs a saved payment method for this run (payment_method_required); "
+                f"add one at {page}, then render again")
+    if status == 402:
+        return ("insufficient balance on inference.sh (HTTP 402 Payment Required, low balance): "
+                "top up the account, then render again")
+    if status == 403 and code == "insufficient_scope":
+        scope = meta.get("required_scope")
+        needs = f"the scope '{scope}'" if scope else "a scope this call needs"
+        return (f"the API key lacks {needs} (insufficient_scope, HTTP 403); create a key with it and "
+                "set it in INFERENCE_API_KEY")
+    if status == 500 and code == "entitlement_unavailable":
+        return ("inference.sh could not check your plan (entitlement_unavailable, HTTP 500); nothing "
+                "was started: it is retried, and rendering again later is safe")
+    return None
 
 
 def apply_update(snapshot: dict[str, Any], event: dict[str, Any]) -> None:

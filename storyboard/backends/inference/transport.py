@@ -36,6 +36,8 @@ from tenacity.wait import wait_base, wait_exponential
 from storyboard.backends.inference.protocol import (
     Envelope,
     describe_exception,
+    error_code,
+    error_words,
     problem_detail,
     retry_after_seconds,
     unwrap,
@@ -98,6 +100,8 @@ def may_resubmit(response: httpx.Response) -> bool:
     from a gateway after it forwarded the request, so the task may exist and be billed.
     """
     code = response.status_code
+    if code == 500 and error_code(_body(response))[0] == "entitlement_unavailable":
+        return True  # the plan could not be checked: refused before any task was made
     return code == 429 or (code == 503 and "Retry-After" in response.headers)
 
 
@@ -224,16 +228,14 @@ class Transport:
         """The exception for a final (non-retryable) HTTP error answer."""
         code = response.status_code
         detail = self.redact(_response_detail(response))
+        words = error_words(code, *error_code(_body(response)))
+        if code == 403 and words is not None:
+            return AuthError(words, shot=shot, status=code)
+        if code == 402 and words is not None:
+            return TaskFailed(f"{words} ({detail})", shot=shot, status=code)
         if code in (401, 403):
             return AuthError(
                 f"the API key was refused (HTTP {code}); check {API_KEY_ENV}",
-                shot=shot,
-                status=code,
-            )
-        if code == 402:
-            return TaskFailed(
-                "insufficient balance on inference.sh (HTTP 402 Payment Required): "
-                f"top up the account, then render again ({detail})",
                 shot=shot,
                 status=code,
             )
@@ -330,7 +332,7 @@ class Transport:
         if code in (429, 503):
             raise Retryable(f"HTTP {code}", retry_after, busy=True, status=code)
         if code >= 500:
-            raise Retryable(f"HTTP {code}", status=code)
+            raise Retryable(error_words(code, *error_code(_body(response))) or f"HTTP {code}", status=code)
         raise self.error(response, what, shot)
 
     async def api(
@@ -408,9 +410,13 @@ class Transport:
             raise Retryable(f"truncated download: {received} of {expected} bytes")
 
 
-def _response_detail(response: httpx.Response) -> str:
+def _body(response: httpx.Response) -> Any:
+    """An error answer's body: its JSON, else its text."""
     try:
-        body: Any = response.json()
+        return response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
-        body = response.text
-    return problem_detail(body, response.reason_phrase)
+        return response.text
+
+
+def _response_detail(response: httpx.Response) -> str:
+    return problem_detail(_body(response), response.reason_phrase)
