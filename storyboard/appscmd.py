@@ -47,7 +47,8 @@ def describe(profile: apps.AppProfile, version: apps.AppVersion) -> dict[str, An
     return {"app": profile.app, "version": version.version_id, "source": version.source or "bundled snapshot",
             "kind": profile.kind, "inputs": inputs, "concepts_not_in_this_version": missing,
             "storyboard_sends": dict(profile.storyboard_defaults), "mode_tiers": dict(profile.mode_tiers),
-            "price": dict(profile.price), "versions": sorted(profile.versions)}
+            "price": dict(profile.price), "price_source": apps.price_source(profile),
+            "versions": sorted(profile.versions)}
 
 
 @click.group("apps")
@@ -94,9 +95,14 @@ def show(app: str, live: bool, as_json: bool) -> None:
             click.echo(f"storyboard sends unless a shot says otherwise: {sends}")
         if info["concepts_not_in_this_version"]:
             click.echo("not in this version: " + ", ".join(info["concepts_not_in_this_version"]))
+        unit = {"second": "/s", "request": " each", "1k_characters": "/1K characters",
+                "video_tokens": "/M tokens"}
         for rule in profile.price.get("rules", []):
-            rates = ", ".join(f"{k.replace('|', '/')} ${v}/s" for k, v in rule.get("rates", {}).items())
-            click.echo(f"price by {'/'.join(rule.get('by', []))}: {rates} (estimates)")
+            per = unit.get(str(rule.get("per", "second")), f" per {rule.get('per')}")
+            rates = ", ".join(f"{k.replace('|', '/') or 'all'} ${v}{per}" for k, v in rule.get("rates", {}).items())
+            click.echo(f"price by {'/'.join(rule.get('by', [])) or 'request'}: {rates} (estimates)")
+        note = f"; {profile.price['note']}" if profile.price.get("note") else ""
+        click.echo(f"price source: {info['price_source']}{note}")
 
 
 @apps_group.command("pull")

@@ -8,7 +8,15 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from storyboard.narration import TITLE_BACKEND, is_title
-from storyboard.request import FrameRef, ShotRequest, cache_key, digest, image_identity, source_text
+from storyboard.request import (
+    FrameRef,
+    ShotRequest,
+    cache_key,
+    digest,
+    image_identity,
+    price_facts,
+    source_text,
+)
 from storyboard.spec import ResolvedShot
 
 if TYPE_CHECKING:
@@ -215,12 +223,14 @@ class Plan:
                     "note": s.note,
                     "cost": money(_sum(s.all_costs)),
                     "price": money(s.price),
+                    **price_facts(s.request, free=s.reference_price == 0),
                 }
                 for s in self.shots
             ],
             "audio": [
                 {"id": a.id, "kind": a.kind, "app": a.app, "text": a.text, "key": a.key, "status": a.status,
-                 "cost": money(a.cost), "price": money(a.price)}
+                 "cost": money(a.cost), "price": money(a.price),
+                 **price_facts(a.request, free=a.reference_price == 0)}
                 for a in self.audio
             ],
             "totals": {

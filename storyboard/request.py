@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from storyboard import apps
     from storyboard.spec import ImageSource
 
 __all__ = [
@@ -36,8 +37,11 @@ __all__ = [
     "chained_to",
     "digest",
     "estimate",
+    "files_sent",
     "image_identity",
     "parse_frame_ref",
+    "price_facts",
+    "quote",
     "source_text",
 ]
 
@@ -239,14 +243,41 @@ def cache_key(
     )
 
 
-def estimate(request: ShotRequest) -> Decimal | None:
-    """What the request costs on its app (USD, an estimate from the app's price rule), or None."""
+def files_sent(request: ShotRequest) -> dict[str, int]:
+    """The app's file inputs this request sends, each with its count (``{"image": 1}``)."""
+    sent = {request.image_input: int(request.image_source is not None or request.image is not None),
+            request.end_image_input: int(request.end_image_source is not None or request.end_image is not None),
+            request.references_input: len(request.reference_sources) or len(request.references)}
+    return {name: n for name, n in sent.items() if name and n}
+
+
+def quote(request: ShotRequest) -> apps.Quote | None:
+    """The request's price on its app with where it comes from; None for an app with no profile."""
     from storyboard import apps
 
     profile = apps.profile(request.app.split("@", 1)[0])
     if profile is None:
         return None
-    return apps.price(profile, request.model_inputs())
+    return apps.quote(profile, request.model_inputs(), files_sent(request),
+                       profile.version(request.version) or profile.version())
+
+
+def price_facts(request: ShotRequest, *, free: bool = False) -> dict[str, Any]:
+    """The app's own price of a request (what the paid app charges: ``reference_price``),
+    where it comes from (``price_source``) and how it was found (``price_detail``), as JSON."""
+    if free:  # a title card: made by storyboard, free on every backend
+        return {"reference_price": "0", "price_source": "free (made by storyboard)", "price_detail": ""}
+    got = quote(request)
+    if got is None:
+        return {"reference_price": None, "price_source": "none", "price_detail": f"{request.app} has no profile"}
+    return {"reference_price": None if got.usd is None else str(got.usd), "price_source": got.source,
+            "price_detail": got.detail}
+
+
+def estimate(request: ShotRequest) -> Decimal | None:
+    """What the request costs on its app (USD, an estimate from the app's price rule), or None."""
+    got = quote(request)
+    return None if got is None else got.usd
 
 
 def billed_cost(request: ShotRequest, output_meta: Mapping[str, Any] | None) -> Decimal | None:

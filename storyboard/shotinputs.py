@@ -135,10 +135,13 @@ def resolve_inputs(spec: Spec, prompts: Mapping[str, str],
                 continue
             where = "defaults" if loc[0] == "defaults" else _node(shot)
             problems[(loc, p.message)] = spec.source.problem(f"{where}: {p.message}", loc)
-        rate, tier = apps.rate(profile, got.inputs)
+        sent = {got.files[c]: n for c, n in (("start_frame", int(shot.image is not None)),
+                                             ("end_frame", int(shot.end_image is not None)),
+                                             ("references", len(shot.references))) if n and c in got.files}
+        quote = apps.quote(profile, got.inputs, sent, version)  # file inputs sent can set the rate (Seedance)
         out[shot.id] = ShotInputs(
             app=ref.text, name=ref.name, version_id=version.version_id, pinned=ref.version is not None,
-            inputs=got.inputs, files=got.files, price=apps.price(profile, got.inputs), tier=tier, rate=rate)
+            inputs=got.inputs, files=got.files, price=quote.usd, tier=quote.tier, rate=quote.rate)
     for (app, vid, concept), shots in live_groups.items():
         problems[(app, vid, concept)] = _live_problem(spec, app, vid, concept, shots, live or {})
     if problems:

@@ -13,7 +13,7 @@ from storyboard.apps._inputs import (
     app_inputs,
     concept_word,
 )
-from storyboard.apps._price import PRICES_ENV, price, rate
+from storyboard.apps._price import PRICES_ENV, Quote, price, price_source, quote, rate
 from storyboard.apps._profile import (
     APPS_ENV,
     CONCEPTS,
@@ -38,6 +38,7 @@ __all__ = [
     "AppVersion",
     "ConceptProblem",
     "InputProblem",
+    "Quote",
     "allowed_text",
     "app_from_api",
     "app_inputs",
@@ -46,7 +47,9 @@ __all__ = [
     "known_apps",
     "parse_app_ref",
     "price",
+    "price_source",
     "profile",
+    "quote",
     "rate",
     "save_snapshot",
 ]
