@@ -281,19 +281,46 @@ def estimate(request: ShotRequest) -> Decimal | None:
 
 
 def billed_cost(request: ShotRequest, output_meta: Mapping[str, Any] | None) -> Decimal | None:
-    """What the app's price rule gives for what was billed (``output_meta``: seconds and
-    resolution of the video made), or None when the meta or the price is unknown."""
-    from storyboard import apps
+    """What the finished task says it cost (USD), or None when its ``output_meta`` does not say.
 
-    outputs = output_meta.get("outputs") if isinstance(output_meta, Mapping) else None
-    video = next((o for o in outputs or [] if isinstance(o, Mapping) and o.get("type") == "video"), None)
+    ``output_meta`` is inference.sh's pricing metadata (``inputs``/``outputs`` lists of
+    text/image/video/audio/raw items). A ``raw`` item's ``cost`` (cents) is the charge itself;
+    otherwise the app's price rule is applied to what was made: the video's seconds,
+    resolution and frame size, the tokens it reports (``extra.completion_tokens``), the images
+    it counts."""
+    from storyboard import apps
+    from storyboard.apps._price import BILLED_SIZE, BILLED_TOKENS
+
+    if not isinstance(output_meta, Mapping):
+        return None
+    items = [o for side in ("inputs", "outputs") for o in output_meta.get(side) or [] if isinstance(o, Mapping)]
+    raw = [_number(o.get("cost")) for o in items if o.get("type") == "raw"]
+    if raw and all(c is not None for c in raw):
+        return sum((Decimal(str(c)) for c in raw if c is not None), Decimal(0)) / 100
+    outputs = [o for o in output_meta.get("outputs") or [] if isinstance(o, Mapping)]
     profile = apps.profile(request.app.split("@", 1)[0])
-    if video is None or profile is None:
+    if not outputs or profile is None:
         return None
     inputs = request.model_inputs()
-    seconds = video.get("seconds")
-    if isinstance(seconds, int | float) and not isinstance(seconds, bool):
+    made = outputs[0]
+    seconds = _number(made.get("seconds"))
+    if made.get("type") == "video" and seconds:
         inputs["duration"] = int(seconds) if float(seconds).is_integer() else seconds
-    if isinstance(video.get("resolution"), str) and "resolution" in inputs:
-        inputs["resolution"] = video["resolution"]
-    return apps.price(profile, inputs)
+    if isinstance(made.get("resolution"), str) and "resolution" in inputs:
+        inputs["resolution"] = made["resolution"]
+    extra = made.get("extra")
+    tokens = _number(extra.get("completion_tokens")) if isinstance(extra, Mapping) else None
+    if tokens:
+        inputs[BILLED_TOKENS] = tokens
+    width, height = _number(made.get("width")), _number(made.get("height"))
+    if width and height:
+        inputs[BILLED_SIZE] = [width, height]
+    if made.get("type") == "image":
+        inputs["n"] = sum(int(_number(o.get("count")) or 1) for o in outputs if o.get("type") == "image")
+    elif made.get("type") != "video":
+        return None
+    return apps.quote(profile, inputs, files_sent(request), profile.version(request.version) or profile.version()).usd
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

@@ -41,6 +41,8 @@ from storyboard.errors import AppError
 PRICES_ENV = "STORYBOARD_PRICES"
 NO_CEL = "the app's price expression needs the cel extra: pip install 'storyboard[cel]'"
 UNKNOWN = "no price known"
+# Facts a finished task reports (its ``output_meta``), given to a rule beside the inputs
+BILLED_TOKENS, BILLED_SIZE = "billed:tokens", "billed:size"
 
 
 @dataclass(frozen=True)
@@ -201,9 +203,13 @@ def _per_1k_characters(rule: Mapping[str, Any], facts: Mapping[str, Any], rate: 
 
 
 def _video_tokens(rule: Mapping[str, Any], facts: Mapping[str, Any], rate: Decimal, tier: str) -> Priced:
-    size_key = "|".join(_text(facts.get(b)) for b in rule.get("size_by", []))
-    size = dict(rule.get("sizes", {})).get(size_key)
     seconds = _decimal(facts.get(str(rule.get("of", "duration"))))
+    billed = _decimal(facts.get(BILLED_TOKENS))  # what the task reports it used, where it does
+    if billed is not None:
+        usd = billed * rate / 1_000_000
+        return usd, f"{billed} tokens (reported) at ${rate}/M", usd / seconds if seconds else None
+    size_key = "|".join(_text(facts.get(b)) for b in rule.get("size_by", []))
+    size = facts.get(BILLED_SIZE) or dict(rule.get("sizes", {})).get(size_key)
     if size is None or seconds is None or seconds <= 0:
         what = f"the frame size of {size_key.replace('|', ' ')}" if size is None else "the length"
         return None, f"${rate}/M tokens; {what} is unknown", None

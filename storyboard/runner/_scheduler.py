@@ -18,6 +18,7 @@ import functools
 import shutil
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ from storyboard.plan import Plan, PlannedShot, PlannedTake
 from storyboard.request import FrameRef, ShotRequest, billed_cost, cache_key, image_identity
 from storyboard.runner._context import JournalContext, holding
 from storyboard.runner._images import ImageSteps, RenderState
+from storyboard.runner._spend import Spend
 from storyboard.spec import ImageSource
 
 
@@ -72,6 +74,7 @@ class ShotScheduler(ImageSteps):
         self.planned: dict[str, str] = {}  # each shot's planned status (prefetch skips cached ones)
         # a step after each shot's clip exists, before its descendants see it (rerolls)
         self.after_shot: Callable[[PlannedShot, Entry], Awaitable[Entry]] | None = None
+        self.spend = Spend(None)  # what paid calls cost so far; the pipeline sets --budget on it
 
     # ----------------------------------------------------------------- the whole render
 
@@ -276,6 +279,9 @@ class ShotScheduler(ImageSteps):
     async def generate_and_store(self, ps: PlannedShot, key: str, request: ShotRequest) -> Entry:
         """Run the backend in a private work folder, then store its clip (in a slot)."""
         res = self.results[ps.id]
+        paid = self.paid and not is_title(self.board.spec, ps.request.shot_id)
+        if paid:  # --budget against what was actually spent so far, before this call is paid
+            self.spend.reserve(ps.id, ps.price, paid_already=self.cache.recall(key, "task_id") is not None)
         res.started = time.time()
         self.emit(ShotStarted(shot=ps.id, key=key))
         work = self.cache.tmp_dir(f"{ps.id}-")
@@ -284,6 +290,9 @@ class ShotScheduler(ImageSteps):
                 clip = await self.generate(ps.id, key, request, work)
             except NoOutputError:  # a finished task: re-attaching to it could never help
                 self.cache.forget(key)
+                raise
+            except BaseException:
+                self.spend.release(ps.id)
                 raise
             self.hand_off_early(ps, key, clip)
             # off the loop: the children's images prepare and upload while the clip is stored
@@ -295,6 +304,11 @@ class ShotScheduler(ImageSteps):
                 raise
         finally:
             shutil.rmtree(work, ignore_errors=True)
+        if paid:
+            billed = res.facts.get("billed_cost")
+            over = self.spend.settle(ps.id, ps.price, None if billed is None else Decimal(str(billed)))
+            if over is not None:
+                self.emit(Warning_(shot=ps.id, message=over))
         res.finished = time.time()
         res.status, res.clip = "generated", entry.path
         self.emit(ShotDone(shot=ps.id, key=key, clip=entry.path, seconds=res.seconds or 0.0, cost=res.cost))
