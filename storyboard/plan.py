@@ -281,6 +281,8 @@ def request_for(board: Board, shot: ResolvedShot) -> ShotRequest:
         kind=shot.kind,
         references_input=refs_input,
         reference_sources=tuple(t for t in (source_text(r) for r in shot.references) if t) if refs_input else (),
+        keyframes_input=resolved.files.get("keyframes") if resolved and shot.keyframes else None,
+        keyframe_sources=tuple((at, _source(board, src) or "") for at, src in shot.keyframes),
     )
 
 
@@ -370,6 +372,11 @@ def make_plan(
                 {"recipe": recipes[src.shot]} if isinstance(src, FrameRef) else image_identity(src, clip_hashes)
                 for src in sent]
             after += [src.shot for src in sent if isinstance(src, FrameRef) and clip_hashes.get(src.shot) is None]
+        if shot.keyframes:  # (seconds, image) pairs, keyed like references
+            key_images["keyframes"] = [[at, image_identity(src, clip_hashes)] for at, src in shot.keyframes]
+            recipe_images["keyframes"] = [[at, {"recipe": recipes[src.shot]} if isinstance(src, FrameRef)
+                                           else image_identity(src, clip_hashes)] for at, src in shot.keyframes]
+            after += [src.shot for _, src in shot.keyframes if isinstance(src, FrameRef) and not clip_hashes.get(src.shot)]
         title = is_title(board.spec, shot_id)  # a text card: made locally whatever the backend
         maker = TITLE_BACKEND if title else backend
         recipe = cache_key(req, backend=maker, variant=variant, images=recipe_images)

@@ -184,6 +184,11 @@ class ShotRequest:
     references: tuple[Path, ...] = ()
     references_input: str | None = None
     reference_sources: tuple[str, ...] = ()
+    # Keyframes (bfl/flux-3-video): (seconds, prepared local file), the app input, and
+    # (seconds, where each comes from: a file or ``@still``).
+    keyframes: tuple[tuple[float, Path], ...] = ()
+    keyframes_input: str | None = None
+    keyframe_sources: tuple[tuple[float, str], ...] = ()
 
     def model_inputs(self) -> dict[str, Any]:
         """The inputs sent to the app (its own names), images excluded.
@@ -247,7 +252,8 @@ def files_sent(request: ShotRequest) -> dict[str, int]:
     """The app's file inputs this request sends, each with its count (``{"image": 1}``)."""
     sent = {request.image_input: int(request.image_source is not None or request.image is not None),
             request.end_image_input: int(request.end_image_source is not None or request.end_image is not None),
-            request.references_input: len(request.reference_sources) or len(request.references)}
+            request.references_input: len(request.reference_sources) or len(request.references),
+            request.keyframes_input: len(request.keyframe_sources) or len(request.keyframes)}
     return {name: n for name, n in sent.items() if name and n}
 
 

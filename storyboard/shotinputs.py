@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from storyboard import apps
 from storyboard.errors import AppError, Problem, SpecError
 from storyboard.spec.models import DEFAULT_APP, DEFAULT_IMAGE_APP
-from storyboard.stills import reference_problems, still_concepts, still_field
+from storyboard.stills import keyframe_problems, reference_problems, still_concepts, still_field
 
 if TYPE_CHECKING:
     from storyboard.spec import ResolvedShot, Spec
@@ -125,7 +125,7 @@ def resolve_inputs(spec: Spec, prompts: Mapping[str, str],
                 and profile.input_name("aspect_ratio", version) is None:
             concepts["aspect_ratio"] = None  # the file's default aspect: only for apps that take one
         got = apps.app_inputs(profile, version, concepts, shot.inputs)
-        for flaw in reference_problems(spec, shot, profile, version):
+        for flaw in reference_problems(spec, shot, profile, version) + keyframe_problems(spec, shot, profile, version):
             problems[(flaw.message,)] = flaw
         for p in got.problems:
             loc = _field_path(spec, shot, p.concept)

@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     from storyboard.apps import AppProfile, AppVersion
     from storyboard.spec import ResolvedShot, Spec
 
-__all__ = ["max_references", "reference_labels", "reference_problems", "references_note", "still_concepts",
-           "still_field"]
+__all__ = ["keyframe_problems", "max_references", "reference_labels", "reference_problems", "references_note",
+           "still_concepts", "still_field"]
 
 
 def still_concepts(still: ResolvedShot, prompt: str) -> dict[str, Any]:
@@ -161,4 +161,31 @@ def reference_labels(spec: Spec, shot: ResolvedShot) -> dict[str, str]:
                 labels.append(pattern.format(n=n))
         if labels:
             out[name] = ", ".join(labels)
+    return out
+
+
+def keyframe_problems(spec: Spec, shot: ResolvedShot, profile: AppProfile, version: AppVersion) -> list[Problem]:
+    """Why a shot's ``keyframes:`` cannot go to its app, located; [] when they can."""
+    if not shot.keyframes or shot.is_still:
+        return []
+    where = spec.shot_path(shot.id, "keyframes")
+    name = profile.input_name("keyframes", version)
+    if name is None:
+        return [spec.source.problem(
+            f"shot '{shot.id}': {profile.app} takes no keyframes; give the shot an app that does "
+            "(bfl/flux-3-video), or remove keyframes:", where)]
+    out = []
+    for j, (_, src) in enumerate(shot.keyframes):
+        why = None if isinstance(src, FrameRef) else _file_problem(profile, version, src)
+        if why:
+            out.append(spec.source.problem(f"shot '{shot.id}': keyframe {why}", (*where, j, "image")))
+    blocked = set(profile.excludes.get(name, ()))
+    start = profile.input_name("start_frame", version)
+    if shot.image is not None and start in blocked:
+        written = spec.shot_path(shot.id, "image") in spec.source.values
+        how = "" if written else f" (chained from {_text(shot.image)})"
+        out.append(spec.source.problem(
+            f"shot '{shot.id}': {profile.app} takes keyframes ({name}) or a start image, not both; this shot has "
+            f"both{how}. Set image: null on the shot, or make the start image a keyframe at 0",
+            spec.shot_path(shot.id, "image") if written else where))
     return out

@@ -113,3 +113,62 @@ def test_video_o1_names_each_characters_references_in_the_prompt(write_board: Ca
     assert prompts["a"] == ("the keeper feeds the gull Keeper (@image_1, @image_2): an old keeper. "
                             "Gull (@image_3): a grey gull.")
     assert prompts["b"] == "the keeper alone Keeper: an old keeper. Gull: a grey gull."  # Kling v3 names none
+
+
+FLUX = """
+storyboard: 1
+stills:
+  - {{id: harbor, prompt: a harbor at dawn, app: klingai/image-v3}}
+shots:
+  - id: a
+    app: bfl/flux-3-video
+    prompt: the harbor wakes
+    duration: {duration}
+    resolution: 720p
+    image: null
+    keyframes:
+      - {{at: 0, image: "@harbor"}}
+      - {{at: {late}, image: end.png}}
+"""
+
+
+def test_flux_keyframes_from_stills_and_files_are_sent_at_their_seconds(
+        write_board: Callable[..., Path], make_image: Callable[..., Path]) -> None:
+    from fakeserver import FakeInference
+
+    make_image("end.png", size=(640, 360))
+    path = write_board(FLUX.format(duration=6, late=5.5))
+    plan = json.loads(CliRunner().invoke(main, ["plan", str(path), "--backend", "inference", "--json"]).output)
+    shot = next(s for s in plan["shots"] if s["id"] == "a")
+    assert shot["after"] == ["harbor"] and shot["price"] == "1.02"  # 6 s at $0.17/s (hd)
+    with FakeInference(api_key="sk-flux", latency=0.05) as fake:
+        env = {"INFERENCE_API_KEY": "sk-flux", "INFERENCE_BASE_URL": fake.url}
+        result = CliRunner().invoke(main, ["render", str(path), "--backend", "inference"], env=env)
+        assert result.exit_code == 0, result.output
+        runs = [c.json for c in fake.calls_to("POST", "/apps/run")]
+    video = next(r for r in runs if str(r["app"]).startswith("bfl/flux-3-video"))  # type: ignore[index]
+    frames = video["input"]["keyframes"]  # type: ignore[index]
+    assert [at for at, _ in frames] == [0, 5.5] and all(str(url).startswith("http") for _, url in frames)
+    assert "image" not in video["input"]  # type: ignore[operator]
+    moved = write_board(FLUX.format(duration=6, late=5), name="moved.yaml")  # another time: another clip
+    again = json.loads(CliRunner().invoke(main, ["plan", str(moved), "--backend", "inference", "--json"]).output)
+    assert next(s for s in again["shots"] if s["id"] == "a")["recipe"] != shot["recipe"]
+
+
+@pytest.mark.parametrize(("board", "where", "fragment"), [
+    (FLUX.format(duration=6, late=7), "13:14", "keyframe at 7 s is outside the shot's 6 s; 'at' is seconds"),
+    (FLUX.format(duration=6, late=0), "13:14", "two keyframes at 0 s"),
+    (FLUX.format(duration=6, late=3).replace("end.png", '"@nowhere"'), "13:24", "unknown still 'nowhere'"),
+    (FLUX.format(duration=6, late=3).replace("image: null", "image: end.png"), "10:12",
+     "takes keyframes (keyframes) or a start image, not both"),
+    (FLUX.format(duration=6, late=3).replace("bfl/flux-3-video", "klingai/video-v3"), "12:7",
+     "klingai/video-v3 takes no keyframes"),
+])
+def test_bad_keyframes_are_one_located_line(write_board: Callable[..., Path], make_image: Callable[..., Path],
+                                            board: str, where: str, fragment: str) -> None:
+    make_image("end.png", size=(640, 360))
+    path = write_board(board)
+    result = CliRunner().invoke(main, ["plan", str(path), "--backend", "inference"])
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert result.exit_code != 0 and len(lines) == 1, result.output
+    assert lines[0].startswith(f"{path}:{where}: shot 'a': ") and fragment in lines[0], lines[0]

@@ -235,6 +235,9 @@ class ShotScheduler(ImageSteps):
             role: image_identity(src, clips, handoffs) for role, src in (("image", ps.image), ("end_image", ps.end_image))}
         if ps.references:
             images["references"] = [image_identity(src, clips) for src in ps.references]
+        keyframes = self.board.spec.shot(ps.request.shot_id).keyframes
+        if keyframes:
+            images["keyframes"] = [[at, image_identity(src, clips)] for at, src in keyframes]
         maker = TITLE_BACKEND if is_title(self.board.spec, ps.id) else self.backend.name
         return cache_key(ps.request, backend=maker, variant=self.variant, images=images)
 
@@ -259,9 +262,15 @@ class ShotScheduler(ImageSteps):
             return None if src is None else await self.image_for(src, aspect, entries, ps.id)
 
         # side by side: a start and an end frame are extracted and prepared at once
-        image, end_image, *refs = await asyncio.gather(one(ps.image), one(ps.end_image), *map(one, ps.references))
+        keyframes = self.board.spec.shot(ps.request.shot_id).keyframes if ps.request.keyframes_input else ()
+        image, end_image, *refs = await asyncio.gather(one(ps.image), one(ps.end_image), *map(one, ps.references),
+                                                       *(one(src) for _, src in keyframes))
+        frames = refs[len(refs) - len(keyframes):]
+        refs = refs[:len(refs) - len(keyframes)]
         return dataclasses.replace(ps.request, image=image, end_image=end_image,
-                                   references=tuple(r for r in refs if r is not None))
+                                   references=tuple(r for r in refs if r is not None),
+                                   keyframes=tuple((at, p) for (at, _), p in zip(keyframes, frames, strict=True)
+                                                   if p is not None))
 
     def check_journal(self, shot_id: str, key: str) -> None:
         """Before the backend runs: say when an earlier render died mid-submission."""

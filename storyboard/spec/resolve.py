@@ -19,6 +19,7 @@ from storyboard.errors import SpecError
 from storyboard.facts import TRANSITIONS
 from storyboard.request import FrameRef, parse_frame_ref
 from storyboard.spec.images import ImageFile, check_image_file, inside
+from storyboard.spec.keyframes import shot_keyframes
 from storyboard.spec.messages import did_you_mean, near, problems_from_validation
 from storyboard.spec.models import (
     FORMAT_VERSION,
@@ -111,6 +112,7 @@ def resolve(path: Path, model: StoryboardModel, source: SourceMap, overrides: Ma
         flaws += prompt_flaws(shot, i)
         image, end_image = shot_frames(model, i, ids, durations, folder, checked, flaws, stills)
         names, references = shot_references(model, i, refs, flaws)
+        keyframes = shot_keyframes(model, i, stills, shot_only, durations[shot.id], folder, checked, flaws)
         ttype, tdur = shot_transition(shot, i, flaws)
         resolved = ResolvedShot(
             index=i, id=shot.id, prompt=shot.prompt, template=shot.template, image=image,
@@ -118,7 +120,7 @@ def resolve(path: Path, model: StoryboardModel, source: SourceMap, overrides: Ma
             seam=shot.seam or model.seam, handoff=shot.handoff or model.defaults.handoff,
             handoff_window=shot.handoff_window or model.defaults.handoff_window,
             takes=shot.takes or model.defaults.takes, **shot_inputs(shot, model.defaults, durations[shot.id]),
-            characters=names, references=references,
+            characters=names, references=references, keyframes=keyframes,
         )
         if overrides and not resolved.is_still:
             resolved = dataclasses.replace(resolved, **overrides)

@@ -49,6 +49,7 @@ class ResolvedShot:
     kind: str = "shot"  # "shot" (a clip) or "still" (an image, from the `stills:` list)
     characters: tuple[str, ...] = ()
     references: tuple[ImageSource, ...] = ()  # the characters' reference images, in order
+    keyframes: tuple[tuple[float, ImageSource], ...] = ()  # (seconds, image) the clip passes through
 
     @property
     def handoff_rule(self) -> str | None:
@@ -68,6 +69,9 @@ class ResolvedShot:
         for ref in self.references:
             if isinstance(ref, FrameRef):
                 yield "references", ref
+        for _, ref in self.keyframes:
+            if isinstance(ref, FrameRef):
+                yield "keyframes", ref
 
 
 @dataclass(frozen=True)
