@@ -295,7 +295,7 @@ def billed_cost(request: ShotRequest, output_meta: Mapping[str, Any] | None) -> 
     resolution and frame size, the tokens it reports (``extra.completion_tokens``), the images
     it counts."""
     from storyboard import apps
-    from storyboard.apps._price import BILLED_SIZE, BILLED_TOKENS
+    from storyboard.apps._price import BILLED_CHARACTERS, BILLED_SIZE, BILLED_TOKENS
 
     if not isinstance(output_meta, Mapping):
         return None
@@ -321,7 +321,10 @@ def billed_cost(request: ShotRequest, output_meta: Mapping[str, Any] | None) -> 
     width, height = _number(made.get("width")), _number(made.get("height"))
     if width and height:
         inputs[BILLED_SIZE] = [width, height]
-    if made.get("type") == "image":
+    characters = _number(extra.get("characters")) if isinstance(extra, Mapping) else None
+    if made.get("type") == "audio" and characters:  # ElevenLabs: the characters it billed
+        inputs[BILLED_CHARACTERS] = int(characters)
+    elif made.get("type") == "image":
         inputs["n"] = sum(int(_number(o.get("count")) or 1) for o in outputs if o.get("type") == "image")
     elif made.get("type") != "video":
         return None

@@ -139,3 +139,11 @@ def test_a_raw_item_is_the_charge_itself_and_tokens_set_the_seedance_cost() -> N
     size = {"outputs": [{"type": "video", "seconds": 5.0, "width": 1280, "height": 720}]}
     assert billed_cost(seed, size) == Decimal(108900) * Decimal("4.3") / 1_000_000
     assert billed_cost(seed, {"outputs": []}) is None and billed_cost(seed, None) is None
+
+
+def test_elevenlabs_is_billed_by_the_characters_it_reports() -> None:
+    line = ShotRequest(shot_id="say:a", prompt="Hello there.", app="elevenlabs/tts", kind="audio",
+                       inputs={"text": "Hello there.", "voice": "george", "model": "eleven_flash_v2_5"})
+    meta = {"outputs": [{"type": "audio", "seconds": 1.2, "extra": {"characters": 2000, "model": "eleven_flash_v2_5"}}]}
+    assert billed_cost(line, meta) == Decimal("0.30")  # 2,000 characters at $0.15/1K (flash)
+    assert billed_cost(line, {"outputs": [{"type": "audio", "seconds": 1.2}]}) is None  # it says nothing

@@ -42,7 +42,7 @@ PRICES_ENV = "STORYBOARD_PRICES"
 NO_CEL = "the app's price expression needs the cel extra: pip install 'storyboard[cel]'"
 UNKNOWN = "no price known"
 # Facts a finished task reports (its ``output_meta``), given to a rule beside the inputs
-BILLED_TOKENS, BILLED_SIZE = "billed:tokens", "billed:size"
+BILLED_TOKENS, BILLED_SIZE, BILLED_CHARACTERS = "billed:tokens", "billed:size", "billed:characters"
 
 
 @dataclass(frozen=True)
@@ -197,9 +197,10 @@ def _per_request(rule: Mapping[str, Any], facts: Mapping[str, Any], rate: Decima
 
 def _per_1k_characters(rule: Mapping[str, Any], facts: Mapping[str, Any], rate: Decimal, tier: str) -> Priced:
     text = facts.get(str(rule.get("of", "text")))
-    if not isinstance(text, str):
+    count = facts.get(BILLED_CHARACTERS, len(text) if isinstance(text, str) else None)
+    if not isinstance(count, int):
         return None, f"${rate} per 1K characters; the text is unknown", None
-    return rate * len(text) / 1000, f"{len(text)} characters at ${rate}/1K", None
+    return rate * count / 1000, f"{count} characters at ${rate}/1K", None
 
 
 def _video_tokens(rule: Mapping[str, Any], facts: Mapping[str, Any], rate: Decimal, tier: str) -> Priced:
