@@ -96,29 +96,28 @@ def test_wan_is_unknown_never_guessed() -> None:
     assert apps.price_source(wan) == "alibaba/wan-2-7-i2v/PRICING.md"
 
 
-UNPRICED_STILL = """
+UNPRICED = """
 storyboard: 1
-stills:
-  - {id: face, prompt: a portrait of the keeper, app: bytedance/seedream-4-5}
 shots:
-  - {id: a, prompt: the keeper looks up, image: "@face", duration: 3, resolution: 720p}
+  - {id: a, app: bytedance/seedance-2-5, prompt: the keeper looks up, duration: 5, resolution: 720p}
+  - {id: b, prompt: the sea, duration: 3, resolution: 720p}
 """
 
 
 def test_budget_refuses_an_unknown_price_unless_storyboard_prices_gives_a_rule(
         write_board: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = write_board(UNPRICED_STILL)
-    face = plan_json(path)["shots"][0]
-    assert face["id"] == "face" and face["price"] is None and face["price_source"] == "none"
+    path = write_board(UNPRICED)
+    shot = plan_json(path)["shots"][0]
+    assert shot["id"] == "a" and shot["price"] is None and shot["price_source"] == "none"
     env = {"INFERENCE_API_KEY": "sk-never-used", "INFERENCE_BASE_URL": "http://127.0.0.1:9"}
     refused = CliRunner().invoke(main, ["render", str(path), "--backend", "inference", "--budget", "100"], env=env)
     assert refused.exit_code == 3 and "unknown" in refused.output and "nothing was paid" in refused.output
     prices = tmp_path / "prices.json"
-    prices.write_text(json.dumps({"bytedance/seedream-4-5": {"by": [], "rates": {"": "0.04"}, "per": "request"}}))
+    prices.write_text(json.dumps({"bytedance/seedance-2-5": {"by": ["resolution"], "rates": {"720p": "0.20"}}}))
     monkeypatch.setenv(apps.PRICES_ENV, str(prices))
-    face = plan_json(path)["shots"][0]
-    assert face["price"] == "0.04" and face["price_source"] == f"$STORYBOARD_PRICES ({prices}:1:2)"
-    assert plan_json(path)["totals"]["cost"] == str(Decimal("0.04") + Decimal("0.126") * 3)
+    shot = plan_json(path)["shots"][0]
+    assert shot["price"] == "1.00" and shot["price_source"] == f"$STORYBOARD_PRICES ({prices}:1:2)"
+    assert plan_json(path)["totals"]["cost"] == str(Decimal("1.00") + Decimal("0.126") * 3)
 
 
 @pytest.mark.parametrize(("rule", "fragment"), [
@@ -132,16 +131,16 @@ def test_budget_refuses_an_unknown_price_unless_storyboard_prices_gives_a_rule(
 def test_a_price_rule_that_does_not_evaluate_is_one_located_line(
         write_board: Callable[..., Path], make_image: Callable[..., Path], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch, rule: dict, fragment: str) -> None:  # type: ignore[type-arg]
-    path = write_board(UNPRICED_STILL)
+    path = write_board(UNPRICED)
     prices = tmp_path / "prices.json"
     prices.write_text('{\n  "klingai/video-v3": {"by": [], "rates": {"": "1"}},\n'
-                      f'  "bytedance/seedream-4-5": {json.dumps(rule)}\n}}\n')
+                      f'  "bytedance/seedance-2-5": {json.dumps(rule)}\n}}\n')
     monkeypatch.setenv(apps.PRICES_ENV, str(prices))
     result = CliRunner().invoke(main, ["plan", str(path), "--backend", "inference"])
     assert result.exit_code != 0
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in result.output, result.output
-    assert f"{prices}:3:3: bytedance/seedream-4-5" in lines[0] and fragment in lines[0], lines[0]
+    assert f"{prices}:3:3: bytedance/seedance-2-5" in lines[0] and fragment in lines[0], lines[0]
 
 
 def test_apps_show_names_the_price_source() -> None:
@@ -158,6 +157,8 @@ def test_every_bundled_price_names_a_published_file_that_exists() -> None:
         assert profile is not None
         source = str(profile.price.get("source", ""))
         assert source, f"{name}: its price names no source"
+        if source.startswith("inference-sh/grid "):  # upstream's own words where no price file is published
+            continue
         if source != "none" and shared.is_dir():
             assert (shared / source).is_file(), f"{name}: {source} is not a published price file"
         if source == "none" or (not profile.price.get("rules") and "cel" not in profile.price):
