@@ -176,12 +176,13 @@ def render_prompts(spec: Spec, overrides: Mapping[str, Any] | None = None) -> tu
     shots_ctx = ShotsSoFar()
     for shot in spec.shots:
         people = {n: spec.model.characters[n].description for n in shot.characters}
+        labels = reference_labels(spec, shot)  # how the app names each character's images (``@image_1``)
         context = {**base, **shot.vars, "vars": {**base, **shot.vars}, "shot": _shot_context(shot), "shots": shots_ctx,
-                   "characters": people}
+                   "characters": people, "references": labels}
         fld = "prompt" if shot.prompt is not None else "template"
         try:
             text = renderer.render(inline=shot.prompt, template=shot.template, context=context)
-            text = with_characters(renderer, shot, text, people, reference_labels(spec, shot))
+            text = with_characters(renderer, shot, text, people, labels)
         except PromptError as e:
             shots_ctx.failed.add(shot.id)
             problems.append(_prompt_problem(spec, shot, fld, e))

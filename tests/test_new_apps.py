@@ -113,6 +113,10 @@ def test_video_o1_names_each_characters_references_in_the_prompt(write_board: Ca
     assert prompts["a"] == ("the keeper feeds the gull Keeper (@image_1, @image_2): an old keeper. "
                             "Gull (@image_3): a grey gull.")
     assert prompts["b"] == "the keeper alone Keeper: an old keeper. Gull: a grey gull."  # Kling v3 names none
+    placed = path.read_text().replace("prompt: the keeper feeds the gull",
+                                      'prompt: "{{ references.gull }} lands by {{ characters.keeper }}"')
+    path.write_text(placed)
+    assert render_prompts(load_spec(path))[0]["a"] == "@image_3 lands by an old keeper."
 
 
 FLUX = """
