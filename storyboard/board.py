@@ -178,7 +178,7 @@ def render_prompts(spec: Spec, overrides: Mapping[str, Any] | None = None) -> tu
         people = {n: spec.model.characters[n].description for n in shot.characters}
         labels = reference_labels(spec, shot)  # how the app names each character's images (``@image_1``)
         context = {**base, **shot.vars, "vars": {**base, **shot.vars}, "shot": _shot_context(shot), "shots": shots_ctx,
-                   "characters": people, "references": labels}
+                   "characters": people, "references": {n: labels.get(n, "") for n in people}}
         fld = "prompt" if shot.prompt is not None else "template"
         try:
             text = renderer.render(inline=shot.prompt, template=shot.template, context=context)
