@@ -317,7 +317,7 @@ def billed_cost(request: ShotRequest, output_meta: Mapping[str, Any] | None) -> 
     extra = made.get("extra")
     tokens = _number(extra.get("completion_tokens")) if isinstance(extra, Mapping) else None
     if tokens:
-        inputs[BILLED_TOKENS] = tokens
+        inputs[BILLED_TOKENS] = int(tokens)
     width, height = _number(made.get("width")), _number(made.get("height"))
     if width and height:
         inputs[BILLED_SIZE] = [width, height]
