@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from storyboard.errors import Problem
-from storyboard.request import FrameRef
+from storyboard import apps
+from storyboard.errors import AppError, Problem
+from storyboard.request import FrameRef, parse_frame_ref
 
 if TYPE_CHECKING:
     from storyboard.apps import AppProfile, AppVersion
@@ -132,10 +133,6 @@ def reference_labels(spec: Spec, shot: ResolvedShot) -> dict[str, str]:
     """Each of the shot's characters' reference images as its app names them in the prompt
     (klingai/video-o1: ``@image_1`` for the first of ``reference_images``), by its place in the
     shot's reference list; {} when the app names none (its profile's ``reference_names``)."""
-    from storyboard import apps
-    from storyboard.errors import AppError
-    from storyboard.request import parse_frame_ref
-
     if not shot.references or shot.is_still:
         return {}
     try:

@@ -13,44 +13,44 @@ from storyboard.spec.messages import did_you_mean
 
 if TYPE_CHECKING:
     from storyboard.spec.models import StoryboardModel
-    from storyboard.spec.resolve import Flaw, ImageChecks
+    from storyboard.spec.resolve import ImageChecks
     from storyboard.spec.resolved import ImageSource
+
+Path_ = tuple[str | int, ...]
 
 __all__ = ["shot_keyframes"]
 
 
 def shot_keyframes(model: StoryboardModel, i: int, stills: Mapping[str, int], shots: Mapping[str, int],
-                   duration: float, folder: Path, checked: ImageChecks, flaws: list[Flaw]
+                   duration: float, folder: Path, checked: ImageChecks, flaws: list[tuple[str, Path_]]
                    ) -> tuple[tuple[float, ImageSource], ...]:
     """The shot's keyframes in time order; a time outside the shot or an image that is not a
-    still or a file is a flaw at ``shots[i].keyframes[j]``."""
-    from storyboard.spec.resolve import Flaw
-
+    still or a file is a flaw (message, location at ``shots[i].keyframes[j]``) in ``flaws``."""
     shot = model.shots[i]
     out: list[tuple[float, ImageSource]] = []
     seen: dict[float, int] = {}
     for j, frame in enumerate(shot.keyframes):
         loc = ("shots", i, "keyframes", j)
         if frame.at > duration:
-            flaws.append(Flaw(f"shot '{shot.id}': keyframe at {frame.at:g} s is outside the shot's {duration:g} s; "
+            flaws.append((f"shot '{shot.id}': keyframe at {frame.at:g} s is outside the shot's {duration:g} s; "
                               f"'at' is seconds from its start, 0..{duration:g}", (*loc, "at")))
             continue
         if frame.at in seen:
-            flaws.append(Flaw(f"shot '{shot.id}': two keyframes at {frame.at:g} s (keyframes[{seen[frame.at]}] and "
+            flaws.append((f"shot '{shot.id}': two keyframes at {frame.at:g} s (keyframes[{seen[frame.at]}] and "
                               f"keyframes[{j}]); give each its own time", (*loc, "at")))
             continue
         seen[frame.at] = j
         try:
             ref = parse_frame_ref(frame.image)
         except ValueError as e:
-            flaws.append(Flaw(f"shot '{shot.id}': keyframe image: {e}", (*loc, "image")))
+            flaws.append((f"shot '{shot.id}': keyframe image: {e}", (*loc, "image")))
             continue
         if ref is None:
             if frame.image not in checked:
                 checked[frame.image] = check_image_file(folder, frame.image)
             img, why = checked[frame.image]
             if img is None:
-                flaws.append(Flaw(f"shot '{shot.id}': keyframe image: {why}", (*loc, "image")))
+                flaws.append((f"shot '{shot.id}': keyframe image: {why}", (*loc, "image")))
             else:
                 out.append((frame.at, img))
         elif ref.shot in stills and not isinstance(ref.selector, float):
@@ -58,8 +58,8 @@ def shot_keyframes(model: StoryboardModel, i: int, stills: Mapping[str, int], sh
         elif ref.shot in stills or ref.shot in shots:
             what = f"'{ref.shot}' is a still (one image); write '@{ref.shot}'" if ref.shot in stills else (
                 f"'@{ref.shot}' names a shot; a keyframe is a still or an image file")
-            flaws.append(Flaw(f"shot '{shot.id}': keyframe image {what}", (*loc, "image")))
+            flaws.append((f"shot '{shot.id}': keyframe image {what}", (*loc, "image")))
         else:
-            flaws.append(Flaw(f"shot '{shot.id}': keyframe image names unknown still '{ref.shot}'"
+            flaws.append((f"shot '{shot.id}': keyframe image names unknown still '{ref.shot}'"
                               f"{did_you_mean(ref.shot, list(stills))}", (*loc, "image")))
     return tuple(sorted(out, key=lambda kf: kf[0]))

@@ -112,7 +112,9 @@ def resolve(path: Path, model: StoryboardModel, source: SourceMap, overrides: Ma
         flaws += prompt_flaws(shot, i)
         image, end_image = shot_frames(model, i, ids, durations, folder, checked, flaws, stills)
         names, references = shot_references(model, i, refs, flaws)
-        keyframes = shot_keyframes(model, i, stills, shot_only, durations[shot.id], folder, checked, flaws)
+        found: list[tuple[str, Path_]] = []
+        keyframes = shot_keyframes(model, i, stills, shot_only, durations[shot.id], folder, checked, found)
+        flaws += [Flaw(message, loc) for message, loc in found]
         ttype, tdur = shot_transition(shot, i, flaws)
         resolved = ResolvedShot(
             index=i, id=shot.id, prompt=shot.prompt, template=shot.template, image=image,
