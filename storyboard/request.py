@@ -295,7 +295,6 @@ def billed_cost(request: ShotRequest, output_meta: Mapping[str, Any] | None) -> 
     resolution and frame size, the tokens it reports (``extra.completion_tokens``), the images
     it counts."""
     from storyboard import apps
-    from storyboard.apps._price import BILLED_CHARACTERS, BILLED_SIZE, BILLED_TOKENS
 
     if not isinstance(output_meta, Mapping):
         return None
@@ -317,13 +316,13 @@ def billed_cost(request: ShotRequest, output_meta: Mapping[str, Any] | None) -> 
     extra = made.get("extra")
     tokens = _number(extra.get("completion_tokens")) if isinstance(extra, Mapping) else None
     if tokens:
-        inputs[BILLED_TOKENS] = int(tokens)
+        inputs[apps.BILLED_TOKENS] = int(tokens)
     width, height = _number(made.get("width")), _number(made.get("height"))
     if width and height:
-        inputs[BILLED_SIZE] = [width, height]
+        inputs[apps.BILLED_SIZE] = [width, height]
     characters = _number(extra.get("characters")) if isinstance(extra, Mapping) else None
     if made.get("type") == "audio" and characters:  # ElevenLabs: the characters it billed
-        inputs[BILLED_CHARACTERS] = int(characters)
+        inputs[apps.BILLED_CHARACTERS] = int(characters)
     elif made.get("type") == "image":
         inputs["n"] = sum(int(_number(o.get("count")) or 1) for o in outputs if o.get("type") == "image")
     elif made.get("type") != "video":

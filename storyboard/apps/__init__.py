@@ -13,7 +13,18 @@ from storyboard.apps._inputs import (
     app_inputs,
     concept_word,
 )
-from storyboard.apps._price import PRICES_ENV, Quote, price, price_source, quote, rate
+from storyboard.apps._price import (
+    BILLED_CHARACTERS,
+    BILLED_SIZE,
+    BILLED_TOKENS,
+    PRICES_ENV,
+    Quote,
+    price,
+    price_source,
+    quote,
+    rate,
+    register_kind,
+)
 from storyboard.apps._profile import (
     APPS_ENV,
     CONCEPTS,
@@ -29,6 +40,9 @@ from storyboard.apps._profile import (
 
 __all__ = [
     "APPS_ENV",
+    "BILLED_CHARACTERS",
+    "BILLED_SIZE",
+    "BILLED_TOKENS",
     "CONCEPTS",
     "FILE_CONCEPTS",
     "PRICES_ENV",
@@ -51,5 +65,6 @@ __all__ = [
     "profile",
     "quote",
     "rate",
+    "register_kind",
     "save_snapshot",
 ]
