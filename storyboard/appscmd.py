@@ -61,16 +61,19 @@ def describe(profile: apps.AppProfile, version: apps.AppVersion) -> dict[str, An
     return {"app": profile.app, "version": version.version_id, "source": version.source or "bundled snapshot",
             "kind": profile.kind, "inputs": inputs, "concepts_not_in_this_version": missing,
             "storyboard_sends": dict(profile.storyboard_defaults), "mode_tiers": dict(profile.mode_tiers),
-            "price": {**profile.price, "rules": price_rules(profile, version)}, "versions": sorted(profile.versions)}
+            "price": {**profile.price, "rules": price_rules(profile, version)}, "price_source": apps.price_source(profile),
+            "versions": sorted(profile.versions)}
 
 
 def price_rules(profile: apps.AppProfile, version: apps.AppVersion) -> list[dict[str, Any]]:
     """The profile's price rules that apply to this version: a rule priced by a concept the
-    version does not take (``mode`` on an app that has no ``mode``) is another version's."""
+    version does not take (``mode`` on an app that has no ``mode``) is another version's; a
+    rule's ``flags`` (``visual_input``) are facts of the request, not inputs."""
     def takes(name: str) -> bool:
         return name in version.properties or profile.input_name(name, version) is not None
 
-    return [r for r in profile.price.get("rules", []) if all(takes(b) for b in r.get("by", []))]
+    return [r for r in profile.price.get("rules", [])
+            if all(b in r.get("flags", {}) or takes(b) for b in r.get("by", []))]
 
 
 @click.group("apps")
@@ -119,9 +122,14 @@ def show(app: str, live: bool, as_json: bool) -> None:
             click.echo(f"storyboard sends unless a shot says otherwise: {sends}")
         if info["concepts_not_in_this_version"]:
             click.echo("not in this version: " + ", ".join(info["concepts_not_in_this_version"]))
+        unit = {"second": "/s", "request": " each", "1k_characters": "/1K characters",
+                "video_tokens": "/M tokens"}
         for rule in price_rules(profile, version):
-            rates = ", ".join(f"{k.replace('|', '/')} ${v}/s" for k, v in rule.get("rates", {}).items())
-            click.echo(f"price by {'/'.join(rule.get('by', []))}: {rates} (estimates)")
+            per = unit.get(str(rule.get("per", "second")), f" per {rule.get('per')}")
+            rates = ", ".join(f"{k.replace('|', '/') or 'all'} ${v}{per}" for k, v in rule.get("rates", {}).items())
+            click.echo(f"price by {'/'.join(rule.get('by', [])) or 'request'}: {rates} (estimates)")
+        note = f"; {profile.price['note']}" if profile.price.get("note") else ""
+        click.echo(f"price source: {info['price_source']}{note}")
 
 
 @apps_group.command("pull")

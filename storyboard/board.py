@@ -22,6 +22,7 @@ from storyboard.request import FrameRef
 from storyboard.shotcontext import template_context
 from storyboard.shotinputs import ShotInputs, allowed_values, resolve_inputs
 from storyboard.spec import OVERRIDABLE, ResolvedShot, Spec, load_spec, near
+from storyboard.stills import reference_labels
 from storyboard.takes import Lock, read_lock
 
 if TYPE_CHECKING:
@@ -168,11 +169,13 @@ def render_prompts(spec: Spec, overrides: Mapping[str, Any] | None = None) -> tu
     shots_ctx = ShotsSoFar()
     for shot in spec.shots:
         people = {n: spec.model.characters[n].description for n in shot.characters}
-        context = {**template_context(base, shot), "shots": shots_ctx, "characters": people}
+        labels = reference_labels(spec, shot)  # how the app names each character's images (``@image_1``)
+        context = {**template_context(base, shot), "shots": shots_ctx, "characters": people,
+                   "references": {n: labels.get(n, "") for n in people}}
         fld = "prompt" if shot.prompt is not None else "template"
         try:
             text = renderer.render(inline=shot.prompt, template=shot.template, context=context)
-            text = with_characters(renderer, shot, text, people)
+            text = with_characters(renderer, shot, text, people, labels)
         except PromptError as e:
             shots_ctx.failed.add(shot.id)
             problems.append(_prompt_problem(spec, shot, fld, e))
@@ -189,15 +192,18 @@ def render_prompts(spec: Spec, overrides: Mapping[str, Any] | None = None) -> tu
     return rendered, base
 
 
-def with_characters(renderer: PromptRenderer, shot: ResolvedShot, text: str, people: Mapping[str, str]) -> str:
+def with_characters(renderer: PromptRenderer, shot: ResolvedShot, text: str, people: Mapping[str, str],
+                    labels: Mapping[str, str] | None = None) -> str:
     """The prompt with its characters' descriptions appended, unless it places them itself
-    (it reads ``characters``), so every app hears who is in the shot."""
+    (it reads ``characters``), so every app hears who is in the shot; ``labels`` name each
+    character's reference images as the app reads them in a prompt (``@image_1``)."""
     if not people:
         return text
     names = renderer.names_used(inline=shot.prompt, template=shot.template)
     if names is not None and "characters" in names:
         return text
-    said = " ".join(f"{name.capitalize()}: {desc.strip().rstrip('.')}." for name, desc in people.items())
+    named = {n: f" ({labels[n]})" if labels and n in labels else "" for n in people}
+    said = " ".join(f"{name.capitalize()}{named[name]}: {desc.strip().rstrip('.')}." for name, desc in people.items())
     return f"{text.rstrip()} {said}" if text.strip() else text
 
 

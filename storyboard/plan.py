@@ -53,6 +53,8 @@ def request_for(board: Board, shot: ResolvedShot) -> ShotRequest:
         kind=shot.kind,
         references_input=refs_input,
         reference_sources=tuple(t for t in (source_text(r) for r in shot.references) if t) if refs_input else (),
+        keyframes_input=resolved.files.get("keyframes") if resolved and shot.keyframes else None,
+        keyframe_sources=tuple((at, _source(board, src) or "") for at, src in shot.keyframes),
     )
 
 
@@ -134,6 +136,11 @@ class _Planner:
             recipe["references"] = [{"recipe": self.recipes[src.shot]} if isinstance(src, FrameRef)
                                     else image_identity(src, self.clips) for src in sent]
             after += [src.shot for src in sent if isinstance(src, FrameRef) and self.clips.get(src.shot) is None]
+        if shot.keyframes:  # (seconds, image) pairs, keyed like references
+            key["keyframes"] = [[at, image_identity(src, self.clips)] for at, src in shot.keyframes]
+            recipe["keyframes"] = [[at, {"recipe": self.recipes[src.shot]} if isinstance(src, FrameRef)
+                                    else image_identity(src, self.clips)] for at, src in shot.keyframes]
+            after += [src.shot for _, src in shot.keyframes if isinstance(src, FrameRef) and not self.clips.get(src.shot)]
         return key, recipe, after
 
     def key(self, req: ShotRequest, images: Mapping[str, Any]) -> str:

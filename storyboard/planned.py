@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any, Literal, Protocol
 
 from storyboard.facts import usd
-from storyboard.request import ShotRequest
+from storyboard.request import ShotRequest, price_facts
 
 __all__ = ["PAID_STATUSES", "CacheView", "Plan", "PlannedAudio", "PlannedShot", "PlannedTake", "Status",
            "sum_costs"]
@@ -219,12 +219,14 @@ class Plan:
                     "note": s.note,
                     "cost": money(s.total_cost),
                     "price": money(s.price),
+                    **price_facts(s.request, free=s.reference_price == 0),
                 }
                 for s in self.shots
             ],
             "audio": [
                 {"id": a.id, "kind": a.kind, "app": a.app, "text": a.text, "key": a.key, "status": a.status,
-                 "cost": money(a.cost), "price": money(a.price)}
+                 "cost": money(a.cost), "price": money(a.price),
+                 **price_facts(a.request, free=a.reference_price == 0)}
                 for a in self.audio
             ],
             "notes": list(self.notes),

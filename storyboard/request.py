@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from storyboard import apps
     from storyboard.spec import ImageSource
 
 __all__ = [
@@ -36,9 +37,12 @@ __all__ = [
     "chained_to",
     "digest",
     "estimate",
+    "files_sent",
     "image_identity",
     "node_key",
     "parse_frame_ref",
+    "price_facts",
+    "quote",
     "source_text",
 ]
 
@@ -181,6 +185,11 @@ class ShotRequest:
     references: tuple[Path, ...] = ()
     references_input: str | None = None
     reference_sources: tuple[str, ...] = ()
+    # Keyframes (bfl/flux-3-video): (seconds, prepared local file), the app input, and
+    # (seconds, where each comes from: a file or ``@still``).
+    keyframes: tuple[tuple[float, Path], ...] = ()
+    keyframes_input: str | None = None
+    keyframe_sources: tuple[tuple[float, str], ...] = ()
 
     def model_inputs(self) -> dict[str, Any]:
         """The inputs sent to the app (its own names), images excluded.
@@ -254,30 +263,87 @@ def cache_key(
     )
 
 
-def estimate(request: ShotRequest) -> Decimal | None:
-    """What the request costs on its app (USD, an estimate from the app's price rule), or None."""
+def files_sent(request: ShotRequest) -> dict[str, int]:
+    """The app's file inputs this request sends, each with its count (``{"image": 1}``)."""
+    sent = {request.image_input: int(request.image_source is not None or request.image is not None),
+            request.end_image_input: int(request.end_image_source is not None or request.end_image is not None),
+            request.references_input: len(request.reference_sources) or len(request.references),
+            request.keyframes_input: len(request.keyframe_sources) or len(request.keyframes)}
+    return {name: n for name, n in sent.items() if name and n}
+
+
+def quote(request: ShotRequest) -> apps.Quote | None:
+    """The request's price on its app with where it comes from; None for an app with no profile."""
     from storyboard import apps
 
     profile = apps.profile(apps.app_name(request.app))
     if profile is None:
         return None
-    return apps.price(profile, request.model_inputs())
+    return apps.quote(profile, request.model_inputs(), files_sent(request),
+                       profile.version(request.version) or profile.version())
+
+
+def price_facts(request: ShotRequest, *, free: bool = False) -> dict[str, Any]:
+    """The app's own price of a request (what the paid app charges: ``reference_price``),
+    where it comes from (``price_source``) and how it was found (``price_detail``), as JSON."""
+    if free:  # a title card: made by storyboard, free on every backend
+        return {"reference_price": "0", "price_source": "free (made by storyboard)", "price_detail": ""}
+    got = quote(request)
+    if got is None:
+        return {"reference_price": None, "price_source": "none", "price_detail": f"{request.app} has no profile"}
+    return {"reference_price": None if got.usd is None else str(got.usd), "price_source": got.source,
+            "price_detail": got.detail}
+
+
+def estimate(request: ShotRequest) -> Decimal | None:
+    """What the request costs on its app (USD, an estimate from the app's price rule), or None."""
+    got = quote(request)
+    return None if got is None else got.usd
 
 
 def billed_cost(request: ShotRequest, output_meta: Mapping[str, Any] | None) -> Decimal | None:
-    """What the app's price rule gives for what was billed (``output_meta``: seconds and
-    resolution of the video made), or None when the meta or the price is unknown."""
+    """What the finished task says it cost (USD), or None when its ``output_meta`` does not say.
+
+    ``output_meta`` is inference.sh's pricing metadata (``inputs``/``outputs`` lists of
+    text/image/video/audio/raw items). A ``raw`` item's ``cost`` (cents) is the charge itself;
+    otherwise the app's price rule is applied to what was made: the video's seconds,
+    resolution and frame size, the tokens it reports (``extra.completion_tokens``), the images
+    it counts."""
     from storyboard import apps
 
-    outputs = output_meta.get("outputs") if isinstance(output_meta, Mapping) else None
-    video = next((o for o in outputs or [] if isinstance(o, Mapping) and o.get("type") == "video"), None)
+    if not isinstance(output_meta, Mapping):
+        return None
+    items = [o for side in ("inputs", "outputs") for o in output_meta.get(side) or [] if isinstance(o, Mapping)]
+    raw = [_number(o.get("cost")) for o in items if o.get("type") == "raw"]
+    if raw and all(c is not None for c in raw):
+        return sum((Decimal(str(c)) for c in raw if c is not None), Decimal(0)) / 100
+    outputs = [o for o in output_meta.get("outputs") or [] if isinstance(o, Mapping)]
     profile = apps.profile(apps.app_name(request.app))
-    if video is None or profile is None:
+    if not outputs or profile is None:
         return None
     inputs = request.model_inputs()
-    seconds = video.get("seconds")
-    if isinstance(seconds, int | float) and not isinstance(seconds, bool):
+    made = outputs[0]
+    seconds = _number(made.get("seconds"))
+    if made.get("type") == "video" and seconds:
         inputs["duration"] = int(seconds) if float(seconds).is_integer() else seconds
-    if isinstance(video.get("resolution"), str) and "resolution" in inputs:
-        inputs["resolution"] = video["resolution"]
-    return apps.price(profile, inputs)
+    if isinstance(made.get("resolution"), str) and "resolution" in inputs:
+        inputs["resolution"] = made["resolution"]
+    extra = made.get("extra")
+    tokens = _number(extra.get("completion_tokens")) if isinstance(extra, Mapping) else None
+    if tokens:
+        inputs[apps.BILLED_TOKENS] = int(tokens)
+    width, height = _number(made.get("width")), _number(made.get("height"))
+    if width and height:
+        inputs[apps.BILLED_SIZE] = [width, height]
+    characters = _number(extra.get("characters")) if isinstance(extra, Mapping) else None
+    if made.get("type") == "audio" and characters:  # ElevenLabs: the characters it billed
+        inputs[apps.BILLED_CHARACTERS] = int(characters)
+    elif made.get("type") == "image":
+        inputs["n"] = sum(int(_number(o.get("count")) or 1) for o in outputs if o.get("type") == "image")
+    elif made.get("type") != "video":
+        return None
+    return apps.quote(profile, inputs, files_sent(request), profile.version(request.version) or profile.version()).usd
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

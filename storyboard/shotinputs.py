@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from storyboard import apps
 from storyboard.errors import AppError, Problem, SpecError
 from storyboard.spec.models import DEFAULT_APP, DEFAULT_IMAGE_APP
-from storyboard.stills import reference_problems, still_concepts, still_field
+from storyboard.stills import keyframe_problems, reference_problems, still_concepts, still_field
 
 if TYPE_CHECKING:
     from storyboard.spec import ResolvedShot, Spec
@@ -180,7 +180,7 @@ def resolve_inputs(spec: Spec, prompts: Mapping[str, str],
         raw = dict(shot.inputs)
         dropped = follow_app(spec, shot, profile, version, concepts, raw, elsewhere)
         got = apps.app_inputs(profile, version, concepts, raw)
-        for flaw in reference_problems(spec, shot, profile, version):
+        for flaw in reference_problems(spec, shot, profile, version) + keyframe_problems(spec, shot, profile, version):
             problems[(flaw.message,)] = flaw
         for p in got.problems:
             loc = _field_path(spec, shot, p.concept)
@@ -190,10 +190,13 @@ def resolve_inputs(spec: Spec, prompts: Mapping[str, str],
                 continue
             where = "defaults" if loc[0] == "defaults" else _node(shot)
             problems[(loc, p.message)] = spec.source.problem(f"{where}: {p.message}", loc)
-        rate, tier = apps.rate(profile, got.inputs)
+        sent = {got.files[c]: n for c, n in (("start_frame", int(shot.image is not None)),
+                                             ("end_frame", int(shot.end_image is not None)),
+                                             ("references", len(shot.references))) if n and c in got.files}
+        quote = apps.quote(profile, got.inputs, sent, version)  # file inputs sent can set the rate (Seedance)
         out[shot.id] = ShotInputs(
             app=ref.text, name=ref.name, version_id=version.version_id, pinned=ref.version is not None,
-            inputs=got.inputs, files=got.files, price=apps.price(profile, got.inputs), tier=tier, rate=rate,
+            inputs=got.inputs, files=got.files, price=quote.usd, tier=quote.tier, rate=quote.rate,
             dropped=dropped)
     for (app, vid, concept), shots in live_groups.items():
         problems[(app, vid, concept)] = _live_problem(spec, app, vid, concept, shots, live or {})

@@ -10,14 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from storyboard.errors import Problem
-from storyboard.request import FrameRef
+from storyboard import apps
+from storyboard.errors import AppError, Problem
+from storyboard.request import FrameRef, parse_frame_ref
 
 if TYPE_CHECKING:
     from storyboard.apps import AppProfile, AppVersion
     from storyboard.spec import ResolvedShot, Spec
 
-__all__ = ["max_references", "reference_problems", "references_note", "still_concepts", "still_field"]
+__all__ = ["keyframe_problems", "max_references", "reference_labels", "reference_problems", "references_note",
+           "still_concepts", "still_field"]
 
 
 def still_concepts(still: ResolvedShot, prompt: str) -> dict[str, Any]:
@@ -43,8 +45,12 @@ def still_field(spec: Spec, still: ResolvedShot, concept: str) -> tuple[str | in
     return ("stills", still.index)
 
 
-def max_references(version: AppVersion, name: str) -> int | None:
-    """The most reference images the app's schema takes (``maxItems``), if it says."""
+def max_references(version: AppVersion, name: str, profile: AppProfile | None = None) -> int | None:
+    """The most reference images the app takes: its schema's ``maxItems``, else its profile's
+    ``max_references`` rule (a limit the schema only states in words: Wan's "≤ 5")."""
+    ruled = profile.rule(version.version_id, "max_references") if profile is not None else None
+    if isinstance(ruled, int):
+        return ruled
     prop = version.properties.get(name, {})
     for option in [prop, *prop.get("anyOf", [])]:
         if isinstance(option, dict) and isinstance(option.get("maxItems"), int):
@@ -80,7 +86,7 @@ def reference_problems(spec: Spec, shot: ResolvedShot, profile: AppProfile, vers
         return []
     where = spec.shot_path(shot.id, "characters")
     out: list[Problem] = []
-    most = max_references(version, name)
+    most = max_references(version, name, profile)
     if most is not None and len(shot.references) > most:
         out.append(spec.source.problem(
             f"shot '{shot.id}': its characters bring {len(shot.references)} reference images; "
@@ -121,3 +127,62 @@ def references_note(shot: ResolvedShot, profile: AppProfile | None, version: App
         return None
     return (f"{profile.app} takes no reference images; {len(shot.references)} reference(s) of "
             f"{', '.join(shot.characters)} unused (the descriptions are in the prompt)")
+
+
+def reference_labels(spec: Spec, shot: ResolvedShot) -> dict[str, str]:
+    """Each of the shot's characters' reference images as its app names them in the prompt
+    (klingai/video-o1: ``@image_1`` for the first of ``reference_images``), by its place in the
+    shot's reference list; {} when the app names none (its profile's ``reference_names``)."""
+    if not shot.references or shot.is_still:
+        return {}
+    try:
+        ref = apps.parse_app_ref(shot.app)
+    except AppError:
+        return {}
+    profile = apps.profile(ref.name)
+    pattern = profile.rule(ref.version or profile.current, "reference_names") if profile is not None else None
+    if not isinstance(pattern, str):
+        return {}
+    place = {_text(src) if isinstance(src, FrameRef) else Path(src.rel).as_posix(): n
+             for n, src in enumerate(shot.references, 1)}
+    out: dict[str, str] = {}
+    for name in shot.characters:
+        labels = []
+        for value in spec.model.characters[name].references:
+            try:
+                frame = parse_frame_ref(value)
+            except ValueError:
+                continue
+            n = place.get(FrameRef(frame.shot, "last").text if frame is not None else Path(value).as_posix())
+            if n is not None:
+                labels.append(pattern.format(n=n))
+        if labels:
+            out[name] = ", ".join(labels)
+    return out
+
+
+def keyframe_problems(spec: Spec, shot: ResolvedShot, profile: AppProfile, version: AppVersion) -> list[Problem]:
+    """Why a shot's ``keyframes:`` cannot go to its app, located; [] when they can."""
+    if not shot.keyframes or shot.is_still:
+        return []
+    where = spec.shot_path(shot.id, "keyframes")
+    name = profile.input_name("keyframes", version)
+    if name is None:
+        return [spec.source.problem(
+            f"shot '{shot.id}': {profile.app} takes no keyframes; give the shot an app that does "
+            "(bfl/flux-3-video), or remove keyframes:", where)]
+    out = []
+    for j, (_, src) in enumerate(shot.keyframes):
+        why = None if isinstance(src, FrameRef) else _file_problem(profile, version, src)
+        if why:
+            out.append(spec.source.problem(f"shot '{shot.id}': keyframe {why}", (*where, j, "image")))
+    blocked = set(profile.excludes.get(name, ()))
+    start = profile.input_name("start_frame", version)
+    if shot.image is not None and start in blocked:
+        written = spec.shot_path(shot.id, "image") in spec.source.values
+        how = "" if written else f" (chained from {_text(shot.image)})"
+        out.append(spec.source.problem(
+            f"shot '{shot.id}': {profile.app} takes keyframes ({name}) or a start image, not both; this shot has "
+            f"both{how}. Set image: null on the shot, or make the start image a keyframe at 0",
+            spec.shot_path(shot.id, "image") if written else where))
+    return out

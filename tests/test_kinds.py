@@ -20,7 +20,8 @@ from storyboard.errors import SpecError
 KEY = "sk-test-kinds-51ab"
 
 # examples/keeper.yaml's shape: storyboard-wide resolution, aspect ratio and duration
-# (and the format's own `sound: true`), a still, a character with a reference image.
+# (and the format's own `sound: true`), a still, a character with a reference image. The
+# duration is 5 s, one every bundled video app takes (flux-3-video and h3 start at 5).
 KEEPER = """
 storyboard: 1
 defaults:
@@ -28,7 +29,7 @@ defaults:
   resolution: 720p
   aspect_ratio: "16:9"
   sound: true
-  duration: 4
+  duration: 5
 stills:
   - id: opening
     prompt: a small fishing harbor at dusk
@@ -105,8 +106,13 @@ def test_a_wan_shot_renders_with_storyboard_wide_aspect_and_sound(fake: FakeInfe
     notes = [line for line in planned.output.splitlines() if line.startswith("note: alibaba/wan-2-7-i2v")]
     assert notes == ["note: alibaba/wan-2-7-i2v has no input for aspect_ratio, sound: the storyboard-wide "
                      "values are not sent for shot harbor"]
+    refused = CliRunner().invoke(main, ["render", str(path), "--backend", "inference", "--budget", "5"],
+                                 env=_env(fake))
+    assert refused.exit_code != 0 and "unknown" in refused.output and not fake.submissions  # Wan's price is
+    prices = path.parent / "prices.json"  # unpublished: a rule of one's own lets --budget count it
+    prices.write_text('{"alibaba/wan-2-7-i2v": {"by": [], "rates": {"": "0.1"}}}')
     result = CliRunner().invoke(main, ["render", str(path), "--backend", "inference", "--budget", "5"],
-                                env=_env(fake))
+                                env={**_env(fake), "STORYBOARD_PRICES": str(prices)})
     assert result.exit_code == 0, result.output
     assert result.output.count("note: alibaba/wan-2-7-i2v has no input for aspect_ratio, sound") == 1
     sent = {s.app.split("@", 1)[0]: s.input for s in fake.submissions}

@@ -72,7 +72,8 @@ def test_ci_type_checks_benchmarks_fakeserver_and_pipelines_strictly() -> None:
 # Declared packages that no code imports by that name, and why each is declared.
 NOT_IMPORTED = {
     "pytest-asyncio": "pytest plugin", "pytest-timeout": "pytest plugin", "ruff": "tool", "mypy": "tool",
-    "types-pyyaml": "stubs for mypy", "otio-fcp-adapter": "OTIO plugin", "otio-fcpx-xml-adapter": "OTIO plugin",
+    "types-pyyaml": "stubs for mypy", "types-jsonschema": "stubs for mypy", "otio-fcp-adapter": "OTIO plugin",
+    "otio-fcpx-xml-adapter": "OTIO plugin",
     "otio-cmx3600-adapter": "OTIO plugin", "s3fs": "fsspec plugin (s3://)",
 }
 IMPORT_NAME = {"pillow": "PIL", "pyyaml": "yaml", "imageio-ffmpeg": "imageio_ffmpeg", "webvtt-py": "webvtt",

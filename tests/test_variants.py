@@ -51,8 +51,9 @@ def test_plan_shows_both_costs(write_board: Callable[..., Path]) -> None:
     path = write_board(BOARD)
     out = CliRunner().invoke(main, ["plan", str(path), "--app", SWAP])
     assert out.exit_code == 0, out.output
-    # Kling 720p with sound $0.126/s × 8 s; seedance 720p $0.10/s × 8 s
-    assert "as written $1.008 | with --app klingai/video-v3=bytedance/seedance-2-0: $0.8\n" in out.output
+    # Kling 720p with sound $0.126/s × 8 s; seedance 720p: 87,300 tokens a shot (1280×720, 97 fr.),
+    # at $7.0/M for the text-only first and $4.3/M for the second, chained on its last frame
+    assert "as written $1.008 | with --app klingai/video-v3=bytedance/seedance-2-0: $0.986\n" in out.output
 
 
 def test_bad_swaps_are_one_clear_line(write_board: Callable[..., Path]) -> None:

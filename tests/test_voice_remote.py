@@ -136,13 +136,16 @@ def test_plan_shows_the_audio_and_budget_counts_it(fake: FakeInference, write_bo
     assert _runs(fake) == 0
 
 
-def test_an_unpriced_music_app_is_over_any_budget(fake: FakeInference, write_board: Callable[..., Path],
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("STORYBOARD_PRICES")
+def test_music_is_priced_per_track_from_its_published_file(fake: FakeInference, write_board: Callable[..., Path],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STORYBOARD_PRICES")  # minimax/PRICING.md: music-3.0 $0.15 per track
     path = write_board(BOARD)
+    plan = storyboard.load(path).plan(backend="inference")
+    music = next(a for a in plan.to_json()["audio"] if a["id"] == "audio[0]")
+    assert music["price"] == "0.15" and music["price_source"] == "minimax/PRICING.md"
     with pytest.raises(BudgetError) as info:
-        storyboard.render(path, backend="inference", budget="100")
-    assert "audio[0]" in str(info.value) and "unknown" in str(info.value)
+        storyboard.render(path, backend="inference", budget="0.10")
+    assert "over budget" in str(info.value)
     assert _runs(fake) == 0
 
 

@@ -13,7 +13,18 @@ from storyboard.apps._inputs import (
     app_inputs,
     concept_word,
 )
-from storyboard.apps._price import PRICES_ENV, price, rate
+from storyboard.apps._price import (
+    BILLED_CHARACTERS,
+    BILLED_SIZE,
+    BILLED_TOKENS,
+    PRICES_ENV,
+    Quote,
+    price,
+    price_source,
+    quote,
+    rate,
+    register_kind,
+)
 from storyboard.apps._profile import (
     APPS_ENV,
     CONCEPTS,
@@ -31,6 +42,9 @@ from storyboard.apps._profile import (
 
 __all__ = [
     "APPS_ENV",
+    "BILLED_CHARACTERS",
+    "BILLED_SIZE",
+    "BILLED_TOKENS",
     "CONCEPTS",
     "FILE_CONCEPTS",
     "PRICES_ENV",
@@ -40,6 +54,7 @@ __all__ = [
     "AppVersion",
     "ConceptProblem",
     "InputProblem",
+    "Quote",
     "allowed_text",
     "app_from_api",
     "app_inputs",
@@ -50,8 +65,11 @@ __all__ = [
     "parse_app_ref",
     "pinned_version",
     "price",
+    "price_source",
     "profile",
+    "quote",
     "rate",
+    "register_kind",
     "save_snapshot",
     "unchecked_keywords",
 ]

@@ -23,12 +23,13 @@ from typing import Any
 from storyboard.apps._check import InputProblem, check_inputs
 from storyboard.apps._profile import AppProfile, AppVersion
 
-FILE_CONCEPTS = ("start_frame", "end_frame", "references")
+FILE_CONCEPTS = ("start_frame", "end_frame", "references", "keyframes")
 # Concepts whose schema default is sent explicitly when the storyboard leaves them unset.
 _EXPLICIT = ("duration", "aspect_ratio", "resolution", "sound", "multi_shot")
 _WORDS = {
     "negative_prompt": "negative prompt", "aspect_ratio": "aspect ratio", "start_frame": "start frame",
     "end_frame": "end frame", "multi_shot": "multi-shot switch", "references": "reference input",
+    "keyframes": "keyframes input",
 }
 
 

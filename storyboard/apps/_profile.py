@@ -25,7 +25,7 @@ from storyboard.errors import AppError
 APPS_ENV = "STORYBOARD_APPS"
 CONCEPTS = (
     "prompt", "start_frame", "end_frame", "duration", "aspect_ratio", "resolution", "sound",
-    "negative_prompt", "mode", "multi_shot", "references", "seed", "text", "voice",
+    "negative_prompt", "mode", "multi_shot", "references", "seed", "text", "voice", "keyframes",
 )
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*$")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")

@@ -40,6 +40,7 @@ from storyboard.events import AppResolved, Event, ShotDone, ShotResult, ShotStar
 from storyboard.music import planned_seconds
 from storyboard.narration import early_fit_problems, estimate_seconds, voice_of
 from storyboard.plan import Plan, PlannedAudio
+from storyboard.request import billed_cost
 from storyboard.runner._context import JournalContext, holding
 
 
@@ -60,7 +61,8 @@ class AudioMade:
     def report(self) -> list[dict[str, Any]]:
         """One entry per node for the render report."""
         return [{"id": r.id, "key": r.key, "status": r.status, "file": str(r.clip) if r.clip else None,
-                 "task_id": r.task_id, "cost": None if r.cost is None else str(r.cost)}
+                 "task_id": r.task_id, "cost": None if r.cost is None else str(r.cost),
+                 "actual_cost": r.facts.get("billed_cost")}
                 for r in self.results.values()]
 
 
@@ -240,6 +242,9 @@ async def _remote(board: Board, node: PlannedAudio, backend: Backend, cache: Cac
                     cache.forget(node.key)
                 raise _named(node, e) from None
             dest = _store(cache, node, got, node.price)
+            billed = billed_cost(node.request, res.facts.get("output_meta"))
+            if billed is not None:  # what the task says it cost, beside the estimate
+                res.facts["billed_cost"] = str(billed)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         cache.forget(node.key)

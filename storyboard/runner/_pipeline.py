@@ -48,6 +48,7 @@ from storyboard.runner._preflight import live_check, with_remembered
 from storyboard.runner._reroll import Rerolls, plan_view
 from storyboard.runner._scheduler import ShotScheduler, take_id
 from storyboard.runner._slots import Order, check_order
+from storyboard.runner._spend import Spend
 
 
 def verify_clip(path: Path) -> None:
@@ -250,6 +251,8 @@ class Pipeline:
 
                 # lines and music first (they need no shot): a line too long for its shot stops here
                 self.audio = await make_audio(self.board, plan, self.backend, cache, self.emit, self.concurrency)
+                if getattr(self.backend, "paid", True):  # each paid shot checks --budget against the spend
+                    scheduler.spend = Spend(self.budget, spent=self.audio.cost if self.audio is not None else Decimal(0))
                 await scheduler.run(plan)
                 await scheduler.cut_handoffs()
                 await scheduler.score_seams()
@@ -407,6 +410,13 @@ class Pipeline:
                         "clip": str(r.clip) if r and r.clip else None, "key": r.key if r else None})
         return out
 
+    def _actual(self, result: RenderResult) -> Decimal:
+        """What this render paid: each generated node's reported cost, else its estimate."""
+        made = [r for r in result.shots.values() if r.status == "generated"]
+        return sum((Decimal(str(r.facts["billed_cost"])) if r.facts.get("billed_cost") is not None
+                    else r.cost or Decimal(0) for r in made), Decimal(0)) + (
+            self.audio.cost if self.audio is not None else Decimal(0))
+
     def report_path(self) -> Path:
         """Where the render report goes: beside the film."""
         return self.output.with_name(self.output.name + ".render.json")
@@ -426,6 +436,7 @@ class Pipeline:
             "film_mtime_ns": result.film.stat().st_mtime_ns if result.film and result.film.exists() else None,
             "cost": str(result.cost),
             "estimate": None if result.plan.cost is None else str(result.plan.cost),
+            "actual_cost": str(self._actual(result)),  # what the tasks reported, else their estimates
             "seconds": round(result.seconds, 3),
             "board_hash": result.plan.board_hash,
             "captions": [str(p) for p in result.captions],
@@ -442,6 +453,8 @@ class Pipeline:
                  "in_cut": s.in_cut, "mode": s.request.mode, "sound": s.request.sound,
                  "app": s.request.app, "version": s.request.version, "inputs": s.request.inputs,
                  "tier": s.tier, "rate": None if s.rate is None else str(s.rate), "kind": s.request.kind,
+                 "estimate": None if s.price is None else str(s.price),
+                 "actual_cost": result.shots[s.id].facts.get("billed_cost"),
                  "references": list(s.request.reference_sources), "note": s.note,
                  "handoff": result.shots[s.id].facts.get("handoff"), "take": s.take,
                  "takes": self._takes(result, s.id, s.take, [t.take for t in s.takes]),

@@ -20,6 +20,7 @@ import functools
 import shutil
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ from storyboard.request import FrameRef, ShotRequest, billed_cost, cache_key, im
 from storyboard.runner._context import JournalContext, holding
 from storyboard.runner._images import ImageSteps, RenderState
 from storyboard.runner._slots import Order, PrioritySlots, expected_seconds
+from storyboard.runner._spend import Spend
 from storyboard.spec import ImageSource
 from storyboard.titles import TITLE_BACKEND, card_args, is_title
 
@@ -78,6 +80,7 @@ class ShotScheduler(ImageSteps):
         self.planned: dict[str, str] = {}  # each shot's planned status (prefetch skips cached ones)
         # a step after each shot's clip exists, before its descendants see it (rerolls)
         self.after_shot: Callable[[PlannedShot, Entry], Awaitable[Entry]] | None = None
+        self.spend = Spend(None)  # what paid calls cost so far; the pipeline sets --budget on it
 
     # ----------------------------------------------------------------- the whole render
 
@@ -269,6 +272,9 @@ class ShotScheduler(ImageSteps):
             role: image_identity(src, clips, handoffs) for role, src in (("image", ps.image), ("end_image", ps.end_image))}
         if ps.references:
             images["references"] = [image_identity(src, clips) for src in ps.references]
+        keyframes = self.board.spec.shot(ps.request.shot_id).keyframes
+        if keyframes:
+            images["keyframes"] = [[at, image_identity(src, clips)] for at, src in keyframes]
         maker = TITLE_BACKEND if is_title(self.board.spec, ps.id) else self.backend.name
         return cache_key(ps.request, backend=maker, variant=self.variant, images=images)
 
@@ -293,9 +299,15 @@ class ShotScheduler(ImageSteps):
             return None if src is None else await self.image_for(src, aspect, entries, ps.id)
 
         # side by side: a start and an end frame are extracted and prepared at once
-        image, end_image, *refs = await asyncio.gather(one(ps.image), one(ps.end_image), *map(one, ps.references))
+        keyframes = self.board.spec.shot(ps.request.shot_id).keyframes if ps.request.keyframes_input else ()
+        image, end_image, *refs = await asyncio.gather(one(ps.image), one(ps.end_image), *map(one, ps.references),
+                                                       *(one(src) for _, src in keyframes))
+        frames = refs[len(refs) - len(keyframes):]
+        refs = refs[:len(refs) - len(keyframes)]
         return dataclasses.replace(ps.request, image=image, end_image=end_image,
-                                   references=tuple(r for r in refs if r is not None))
+                                   references=tuple(r for r in refs if r is not None),
+                                   keyframes=tuple((at, p) for (at, _), p in zip(keyframes, frames, strict=True)
+                                                   if p is not None))
 
     def check_journal(self, shot_id: str, key: str) -> None:
         """Before the backend runs: say when an earlier render died mid-submission."""
@@ -313,6 +325,9 @@ class ShotScheduler(ImageSteps):
     async def generate_and_store(self, ps: PlannedShot, key: str, request: ShotRequest) -> Entry:
         """Run the backend in a private work folder, then store its clip (in a slot)."""
         res = self.results[ps.id]
+        paid = self.paid and not is_title(self.board.spec, ps.request.shot_id)
+        if paid:  # --budget against what was actually spent so far, before this call is paid
+            self.spend.reserve(ps.id, ps.price, paid_already=self.cache.recall(key, "task_id") is not None)
         res.started = time.time()
         self.emit(ShotStarted(shot=ps.id, key=key))
         work = self.cache.tmp_dir(f"{ps.id}-")
@@ -321,6 +336,9 @@ class ShotScheduler(ImageSteps):
                 clip = await self.generate(ps.id, key, request, work)
             except NoOutputError:  # a finished task: re-attaching to it could never help
                 self.cache.forget(key)
+                raise
+            except BaseException:
+                self.spend.release(ps.id)
                 raise
             self.hand_off_early(ps, key, clip)
             # off the loop: the children's images prepare and upload while the clip is stored
@@ -332,6 +350,11 @@ class ShotScheduler(ImageSteps):
                 raise
         finally:
             shutil.rmtree(work, ignore_errors=True)
+        if paid:
+            billed = res.facts.get("billed_cost")
+            over = self.spend.settle(ps.id, ps.price, None if billed is None else Decimal(str(billed)))
+            if over is not None:
+                self.emit(Warning_(shot=ps.id, message=over))
         res.finished = time.time()
         res.status, res.clip = "generated", entry.path
         self.emit(ShotDone(shot=ps.id, key=key, clip=entry.path, seconds=res.seconds or 0.0, cost=res.cost))

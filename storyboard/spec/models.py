@@ -101,6 +101,13 @@ class Overlay(_Model):
     font: str | None = Field(None, description="a .ttf/.otf file (default: the font that ships with Pillow)")
 
 
+class Keyframe(_Model):
+    """An image the clip passes through at a given second (bfl/flux-3-video takes keyframes)."""
+
+    at: float = Field(ge=0, description="seconds from the shot's start, 0..its duration")
+    image: str = Field(description='a still ("@ID") or an image file')
+
+
 class Shot(_Model):
     """One shot: a prompt (inline Jinja2) or a template file, plus model inputs."""
 
@@ -147,6 +154,9 @@ class Shot(_Model):
     takes: Takes | None = Field(None, description=f"clips generated of this shot (1..{TAKES_MAX})")
     characters: list[str] = Field(
         default_factory=list, description="characters in this shot (names from the top-level `characters:`)"
+    )
+    keyframes: list[Keyframe] = Field(
+        default_factory=list, description="images the clip passes through, at seconds (apps with keyframes only)"
     )
 
 

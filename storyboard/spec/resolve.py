@@ -19,6 +19,7 @@ from storyboard.errors import Problem, SpecError
 from storyboard.facts import DEFAULT_TRANSITION_SECONDS, TRANSITIONS
 from storyboard.request import FrameRef, parse_frame_ref
 from storyboard.spec.images import ImageChecks, check_image_file, inside
+from storyboard.spec.keyframes import shot_keyframes
 from storyboard.spec.messages import Allowed, Flaw, did_you_mean, near, problems_from_validation
 from storyboard.spec.models import (
     FORMAT_VERSION,
@@ -38,7 +39,7 @@ from storyboard.spec.stills import (
     still_ids,
     still_ref_problem,
 )
-from storyboard.spec.yamlpos import SourceMap, parse_yaml, read_text
+from storyboard.spec.yamlpos import Path_, SourceMap, parse_yaml, read_text
 
 __all__ = ["Flaw", "check_overrides", "load_spec", "resolve"]
 
@@ -113,6 +114,9 @@ def resolve(path: Path, model: StoryboardModel, source: SourceMap, overrides: Ma
         flaws += prompt_flaws(shot, i) + title_flaws(shot, i)
         image, end_image = shot_frames(model, i, ids, durations, folder, checked, flaws, stills)
         names, references = shot_references(model, i, refs, flaws)
+        found: list[tuple[str, Path_]] = []
+        keyframes = shot_keyframes(model, i, stills, shot_only, durations[shot.id], folder, checked, found)
+        flaws += [Flaw(message, loc) for message, loc in found]
         ttype, tdur = shot_transition(shot, i, flaws)
         resolved = ResolvedShot(
             index=i, id=shot.id, prompt=shot.prompt, template=shot.template, image=image,
@@ -120,7 +124,8 @@ def resolve(path: Path, model: StoryboardModel, source: SourceMap, overrides: Ma
             seam=shot.seam or model.seam, handoff=shot.handoff or model.defaults.handoff,
             handoff_window=shot.handoff_window or model.defaults.handoff_window,
             takes=shot.takes or model.defaults.takes, **shot_inputs(shot, model.defaults, durations[shot.id]),
-            characters=names, references=references, kind="title" if shot.kind == "title" else "shot",
+            characters=names, references=references, keyframes=keyframes,
+            kind="title" if shot.kind == "title" else "shot",
         )
         if overrides and not resolved.is_still:
             resolved = dataclasses.replace(resolved, **overrides)

@@ -50,6 +50,7 @@ class ResolvedShot:
     kind: str = "shot"  # "shot" (a clip), "title" (a text card, drawn here) or "still" (an image, `stills:`)
     characters: tuple[str, ...] = ()
     references: tuple[ImageSource, ...] = ()  # the characters' reference images, in order
+    keyframes: tuple[tuple[float, ImageSource], ...] = ()  # (seconds, image) the clip passes through
 
     @property
     def handoff_rule(self) -> str | None:
@@ -69,6 +70,9 @@ class ResolvedShot:
         for ref in self.references:
             if isinstance(ref, FrameRef):
                 yield "references", ref
+        for _, ref in self.keyframes:
+            if isinstance(ref, FrameRef):
+                yield "keyframes", ref
 
 
 @dataclass(frozen=True)

@@ -310,6 +310,9 @@ class InferenceBackend:
         if request.references and request.references_input:
             shot.ctx.progress(status="uploading")
             inputs[request.references_input] = [await self._upload(Path(p), shot) for p in request.references]
+        if request.keyframes and request.keyframes_input:  # [seconds, image] pairs (bfl/flux-3-video)
+            shot.ctx.progress(status="uploading")
+            inputs[request.keyframes_input] = [[at, await self._upload(Path(p), shot)] for at, p in request.keyframes]
         # Journalled before the paid call: if this process dies before the task id comes
         # back, the next render knows a task may exist that it cannot find (and says so).
         shot.ctx.remember("submitting", time.strftime("%Y-%m-%dT%H:%M:%S"))
