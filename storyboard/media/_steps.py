@@ -28,6 +28,8 @@ class WeightedProgress:
         def update(fraction: float) -> None:
             self.done[index] = max(self.done[index], fraction)
             now = sum(w * d for w, d in zip(self.weights, self.done, strict=True))
+            if all(d >= 1.0 or not w for w, d in zip(self.weights, self.done, strict=True)):
+                now = 1.0  # every part done: exactly 1, whatever the rounding of the weights
             if now > self.last and self.report is not None:
                 self.last = now
                 self.report(min(now, 1.0))

@@ -123,6 +123,7 @@ class Pipeline:
             raise StoryboardError(f"reroll_drifted must be a whole number from 0 to {TAKES_MAX}, "
                                   f"got {reroll_drifted!r}")
         self.reroll_drifted = reroll_drifted  # --reroll-drifted N: see runner/_reroll.py
+        self.loudness: dict[str, Any] | None = None  # media.Loudness of the finished film, as a dict
 
     # ----------------------------------------------------------------- events
 
@@ -346,38 +347,9 @@ class Pipeline:
         previous = self._unchanged_film(key)
         if previous is not None:  # nothing changed: keep the film as it is
             result.film, result.duration, result.method = self.output, previous.get("duration"), "unchanged"
+            self.loudness = previous.get("loudness")
         else:
-            from storyboard.media import MixTrack, assemble
-
-            tracks = [MixTrack(path=p, volume=t.volume, duck=t.duck, loop=t.loop, fade_out=t.fade_out or 0.0)
-                      for p, t in spec.audio]
-            if self.audio is not None:
-                from storyboard.runner._audio import music_tracks
-
-                tracks += music_tracks(self.board, self.audio)
-            self.output.parent.mkdir(parents=True, exist_ok=True)
-            self.emit(AssemblyProgress(fraction=0.0))
-            text_on = narration is not None or bool(self.board.overlays)
-            work = cache.tmp_dir("narration-") if text_on and cache is not None else None
-            try:
-                if narration is not None and work is not None:
-                    from storyboard.media import cut_times
-                    from storyboard.runner._narration import narration_mix
-
-                    _starts, total, _fps = cut_times(self.cut_clips(result))
-                    tracks.append(await narration_mix(self.board, narration, work, total))
-                done = await assemble(self.cut_clips(result), self.output, audio=tracks,
-                                      loudness=spec.model.loudness,
-                                      progress=lambda f: self.emit(AssemblyProgress(fraction=f)))
-                if work is not None:
-                    from storyboard.runner._narration import draw_text
-
-                    await draw_text(self.board, narration, self.cut_clips(result), done.path, work)
-            finally:
-                if work is not None:
-                    shutil.rmtree(work, ignore_errors=True)
-            self.emit(AssemblyProgress(fraction=1.0))
-            result.film, result.duration, result.method = done.path, done.duration, done.method
+            await self._make_film(result, narration, cache)
         if narration is not None:
             from storyboard.media import write_captions
 
@@ -388,6 +360,49 @@ class Pipeline:
             from storyboard.runner._audio import music_files
 
             result.otio = write_otio(self.board, result, self.otio, music=music_files(self.board, self.audio))
+
+    async def _make_film(self, result: RenderResult, narration: Any, cache: Cache | None) -> None:
+        """Assemble the film, draw its text, then measure (and correct) its loudness, with
+        one progress over the three; warn when the loudness target is out of reach."""
+        from storyboard.media import MixTrack, WeightedProgress, assemble, finish_loudness
+
+        spec = self.board.spec
+        tracks = [MixTrack(path=p, volume=t.volume, duck=t.duck, loop=t.loop, fade_out=t.fade_out or 0.0)
+                  for p, t in spec.audio]
+        if self.audio is not None:
+            from storyboard.runner._audio import music_tracks
+
+            tracks += music_tracks(self.board, self.audio)
+        self.output.parent.mkdir(parents=True, exist_ok=True)
+        text_on = narration is not None or bool(self.board.overlays)
+        draws = bool(self.board.overlays) or (narration is not None and spec.model.captions == "burn")
+        # weights: what each step costs next to assembly (drawing text re-encodes the picture)
+        steps = WeightedProgress(lambda f: self.emit(AssemblyProgress(fraction=f)),
+                                 [1.0, 0.6 if draws else 0.0, 0.05])
+        self.emit(AssemblyProgress(fraction=0.0))
+        work = cache.tmp_dir("narration-") if text_on and cache is not None else None
+        try:
+            if narration is not None and work is not None:
+                from storyboard.media import cut_times
+                from storyboard.runner._narration import narration_mix
+
+                _starts, total, _fps = cut_times(self.cut_clips(result))
+                tracks.append(await narration_mix(self.board, narration, work, total))
+            done = await assemble(self.cut_clips(result), self.output, audio=tracks,
+                                  loudness=spec.model.loudness, progress=steps.part(0))
+            if work is not None:
+                from storyboard.runner._narration import draw_text
+
+                await draw_text(self.board, narration, self.cut_clips(result), done.path, work,
+                                progress=steps.part(1))
+        finally:
+            if work is not None:
+                shutil.rmtree(work, ignore_errors=True)
+        measured = await finish_loudness(done.path, spec.model.loudness, progress=steps.part(2))
+        self.loudness = measured.to_dict() if measured is not None else None
+        if measured is not None and (warning := measured.warning()) is not None:
+            self.emit(Warning_(message=warning))
+        result.film, result.duration, result.method = done.path, done.duration, done.method
 
     # ----------------------------------------------------------------- report
 
@@ -423,6 +438,7 @@ class Pipeline:
             "cost": str(result.cost),
             "estimate": None if result.plan.cost is None else str(result.plan.cost),
             "seconds": round(result.seconds, 3),
+            "loudness": self.loudness,
             "board_hash": result.plan.board_hash,
             "captions": [str(p) for p in result.captions],
             "narration": [{"shot": p.shot, "text": p.text, "start": p.start, "seconds": p.seconds}
