@@ -207,7 +207,7 @@ def test_report_track_and_otio_markers(write_board: Callable[..., Path], tmp_pat
     assert result.report is not None and result.otio is not None
     page = write_report_html(storyboard.load(path), result.report)
     html = Path(page).read_text()
-    assert '<track kind="captions"' in html and 'src="film.vtt"' in html
+    assert '<track kind="captions"' in html and 'src="data:text/vtt;' in html
     markers = otio.adapters.read_from_file(str(result.otio)).tracks[0].markers
     assert [m.name for m in markers] == ["The harbor wakes.", "Boats slip out.", "Gulls cry."]
     assert abs(markers[1].marked_range.start_time.to_seconds() - 2.5) <= 1 / FPS

@@ -164,3 +164,59 @@ def test_page_opens_in_headless_chromium(rendered: tuple[storyboard.Board, Path,
     with Image.open(shot) as im:
         colours = im.convert("RGB").getcolors(maxcolors=1 << 20)
     assert colours is not None and len(colours) > 500  # photos, not just text on a background
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def narrated_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("narrated")
+    shutil.copytree(ROOT / "examples", tmp / "examples")
+    board = storyboard.load(tmp / "examples" / "narrated.yaml")
+    result = storyboard.render(board, backend=SMALL, output=tmp / "films" / "narrated.mp4", cache_dir=tmp / "cache")
+    assert result.report is not None
+    return write_report_html(board, result.report, cache_dir=tmp / "cache")
+
+
+def _in_chromium(page: Path, width: int, script: str) -> object:
+    """Open ``page`` from disk (file://) in headless Chromium at ``width`` px and evaluate ``script``."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
+        try:
+            tab = browser.new_page(viewport={"width": width, "height": 844})
+            tab.goto(page.as_uri())
+            return tab.evaluate(script)
+        finally:
+            browser.close()
+
+
+CUES = """() => new Promise((done) => {
+  const track = document.querySelector('video track');
+  if (!track) { done(-1); return; }
+  const count = () => track.track.cues ? track.track.cues.length : 0;
+  if (track.readyState === 2) { done(count()); return; }
+  track.addEventListener('load', () => done(count()));
+  track.addEventListener('error', () => done(-2));
+  setTimeout(() => done(count()), 5000);
+})"""
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")
+def test_captions_load_from_disk_in_chromium(narrated_page: Path) -> None:
+    text = narrated_page.read_text(encoding="utf-8")
+    assert "file:" not in text and ".vtt" not in text.split("<track", 1)[1].split(">", 1)[0]
+    cues = _in_chromium(narrated_page, 1200, CUES)
+    assert isinstance(cues, int) and cues == 3, f"cues loaded: {cues}"
+
+
+OVERFLOW = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")
+@pytest.mark.parametrize("width", [390, 1200])
+def test_page_fits_a_phone_wide_viewport(narrated_page: Path, width: int) -> None:
+    overflow = _in_chromium(narrated_page, width, OVERFLOW)
+    assert overflow == 0, f"the page overflows a {width} px viewport by {overflow} px"
