@@ -3,6 +3,7 @@ server and no network, and a contact sheet PNG."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -180,7 +181,7 @@ def narrated_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _in_chromium(page: Path, width: int, script: str) -> object:
-    """Open ``page`` from disk (file://) in headless Chromium at ``width`` px and evaluate ``script``."""
+    """Open ``page`` from disk (file://) in headless Chromium, ``width`` px wide; run ``script``."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -213,6 +214,12 @@ def test_captions_load_from_disk_in_chromium(narrated_page: Path) -> None:
 
 
 OVERFLOW = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+
+
+def test_page_shows_the_measured_loudness(narrated_page: Path) -> None:
+    data = json.loads(narrated_page.with_suffix(".mp4.render.json").read_text())["loudness"]
+    text = " ".join(" ".join(parse(narrated_page).text).split())
+    assert f"loudness {data['integrated']:.1f} LUFS integrated, true peak {data['true_peak']:.1f} dBTP" in text
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")
