@@ -265,6 +265,26 @@ def test_bad_overlay_is_located(write_board: Callable[..., Path], overlay: str, 
     assert f"{path}:6:" in message and "shot 'a': overlay" in message and fragment in message, message
 
 
+def test_every_overlay_problem_is_reported_at_once(write_board: Callable[..., Path]) -> None:
+    path = write_board("""
+    storyboard: 1
+    defaults: {duration: 3}
+    shots:
+      - id: a
+        prompt: x
+        overlay: {text: "A", start: 2, end: 5, font: nope.ttf}
+      - id: b
+        prompt: y
+        overlay: {text: "{{ missing }}", start: 9}
+    """)
+    with pytest.raises(StoryboardError) as info:
+        storyboard.load(path)
+    lines = str(info.value).splitlines()
+    for fragment in ("shot 'a': overlay: 2..5 s is outside", "shot 'a': overlay: font file 'nope.ttf' not found",
+                     "shot 'b': overlay: text: 'missing' is undefined", "shot 'b': overlay: 9..3 s is outside"):
+        assert sum(fragment in line for line in lines) == 1, (fragment, lines)
+
+
 @pytest.mark.parametrize(("voice", "line", "fragment"), [
     ("{app: falai/kokoro-tts, voice: af_hart}", 6, "falai/kokoro-tts has no voice 'af_hart'; did you mean 'af_heart'?"),
     ("{app: klingai/video-v3}", 6, "'klingai/video-v3' is not a known TTS app"),
