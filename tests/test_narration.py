@@ -3,6 +3,8 @@ captioned (.srt/.vtt) to the final cut. Real ffmpeg, tiny animatic clips."""
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -94,6 +96,25 @@ def test_line_key_is_app_version_voice_text() -> None:
               "Hello."), line_key("falai/kokoro-tts", "v1", "am_adam", "Hello."),
               line_key("falai/kokoro-tts", "v1", "af_bella", "Hello!")}
     assert base not in others and len(others) == 4
+
+
+def test_srt_and_vtt_show_the_same_stamps(tmp_path: Path) -> None:
+    from storyboard.media import write_captions
+
+    cues = [(1.0005, 2.3344999, "One & <two>"), (2.9996, 5.5555, "Three"), (3599.9999, 3601.0015, "Four")]
+    srt_file, vtt_file = write_captions(cues, tmp_path / "film.mp4")
+    from_srt = [(c.start, c.end) for c in srt.parse(srt_file.read_text())]
+    vtt = vtt_file.read_text()
+    stamps = re.findall(r"^(\d\d):(\d\d):(\d\d)\.(\d{3}) --> (\d\d):(\d\d):(\d\d)\.(\d{3})$", vtt, re.M)
+
+    def delta(h: str, m: str, s: str, ms: str) -> dt.timedelta:
+        return dt.timedelta(hours=int(h), minutes=int(m), seconds=int(s), milliseconds=int(ms))
+
+    from_vtt = [(delta(*x[:4]), delta(*x[4:])) for x in stamps]
+    assert from_vtt == from_srt
+    assert [round(t.total_seconds() * 1000) for pair in from_srt for t in pair] == [
+        round(t * 1000) for a, b, _ in cues for t in (a, b)]
+    assert vtt.startswith("WEBVTT\n\n") and "One &amp; &lt;two&gt;" in vtt
 
 
 def test_narration_renders_captions_mix_and_cache(write_board: Callable[..., Path], tmp_path: Path) -> None:
