@@ -247,9 +247,20 @@ def _sum(values: Iterable[Decimal | None]) -> Decimal | None:
     return total
 
 
+def text_over(board: Board, shot_id: str) -> tuple[str, ...]:
+    """Where the film gets storyboard's own text over a shot: "captions" (narration burned
+    in, at the bottom) and its overlay's position. Pure."""
+    over = board.overlays.get(shot_id)
+    return ((("captions",) if board.spec.model.captions == "burn" and shot_id in board.lines else ())
+            + ((over.position,) if over is not None else ()))
+
+
 def request_for(board: Board, shot: ResolvedShot) -> ShotRequest:
-    """The ShotRequest of a shot (images not prepared yet: ``image`` is None)."""
+    """The ShotRequest of a shot (images not prepared yet: ``image`` is None). ``extra``
+    says where the film draws text over it (:func:`text_over`), for a backend that writes
+    its own caption into the clip (the animatic) to keep clear of it."""
     resolved = board.inputs.get(shot.id)
+    drawn = text_over(board, shot.id)
     refs_input = resolved.files.get("references") if resolved and shot.references else None
     return ShotRequest(
         shot_id=shot.id,
@@ -271,6 +282,7 @@ def request_for(board: Board, shot: ResolvedShot) -> ShotRequest:
         kind=shot.kind,
         references_input=refs_input,
         reference_sources=tuple(t for t in (source_text(r) for r in shot.references) if t) if refs_input else (),
+        extra={"text_over": list(drawn)} if drawn else {},
     )
 
 
@@ -341,6 +353,8 @@ def make_plan(
         picked = board.lock.take(shot_id) if board.lock is not None else 1
         base = request_for(board, shot)
         req = take_request(board, shot, base, picked)
+        # a backend with a variant (the animatic) writes its caption clear of the film's text
+        shot_variant = f"{variant}+{'+'.join(base.extra['text_over'])}" if variant and base.extra else variant
         recipe_images: dict[str, Any] = {}
         key_images: dict[str, Any] = {}
         after: list[str] = []
@@ -362,9 +376,9 @@ def make_plan(
             after += [src.shot for src in sent if isinstance(src, FrameRef) and clip_hashes.get(src.shot) is None]
         title = is_title(board.spec, shot_id)  # a text card: made locally whatever the backend
         maker = TITLE_BACKEND if title else backend
-        recipe = cache_key(req, backend=maker, variant=variant, images=recipe_images)
+        recipe = cache_key(req, backend=maker, variant=shot_variant, images=recipe_images)
         recipes[shot_id] = recipe
-        key = None if after else cache_key(req, backend=maker, variant=variant, images=key_images)
+        key = None if after else cache_key(req, backend=maker, variant=shot_variant, images=key_images)
         keys[shot_id] = key
         hit = cache.clip_hash(key) if (cache is not None and key is not None) else None
         st: Status
@@ -386,7 +400,7 @@ def make_plan(
             if n == picked:
                 continue
             treq = take_request(board, shot, base, n)
-            tkey = None if after else cache_key(treq, backend=backend, variant=variant, images=key_images)
+            tkey = None if after else cache_key(treq, backend=backend, variant=shot_variant, images=key_images)
             thit = cache.clip_hash(tkey) if (cache is not None and tkey is not None) else None
             tst: Status = ("unused" if st == "unused" else "forced" if st == "forced" else "after" if after
                            else "cached" if thit is not None else "generate")

@@ -385,14 +385,18 @@ def test_captions_burn_draws_the_cue_into_the_picture(write_board: Callable[...,
         prompt: x
         say: Hello there, harbor.
     """
-    films = {}
+    films, clips = {}, {}
     for mode in ("file", "burn"):
         path = write_board(text.replace("CAPTIONS", mode), name=f"{mode}/film.yaml")
         result = storyboard.render(path, backend="animatic")
         assert result.film is not None and len(result.captions) == 2
-        films[mode] = _frame(result.film, 1.0)
+        clip = result.shots["a"].clip
+        assert clip is not None
+        films[mode], clips[mode] = _frame(result.film, 1.0), _frame(clip, 1.0)
     h = films["file"].shape[0]
     bottom = slice(int(h * 0.7), h)
-    assert np.abs(films["burn"][bottom] - films["file"][bottom]).max() > 80  # white text on the box
+    # against the shot's own clip (its preview band sits clear of the captions, at the top)
+    assert np.abs(films["burn"][bottom] - clips["burn"][bottom]).max() > 80  # white text on the box
+    assert np.abs(films["file"][bottom] - clips["file"][bottom]).mean() < 2  # captions: file draws nothing
     top = slice(0, int(h * 0.3))
-    assert np.abs(films["burn"][top] - films["file"][top]).mean() < 2
+    assert np.abs(films["burn"][top] - clips["burn"][top]).mean() < 2
