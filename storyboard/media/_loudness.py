@@ -25,7 +25,7 @@ TOLERANCE = 1.0  # LU either side of the target that counts as reached
 CORRECT_BEYOND = 0.5  # LU off the target that earns a correction pass
 PASSES = 2  # correction passes at most
 # Where the limiter holds the peaks: under TRUE_PEAK by the AAC encoder's overshoot.
-LIMIT_DB = TRUE_PEAK - 0.5
+LIMIT_DB = TRUE_PEAK - 1.0
 OVERSAMPLED = 192000
 
 

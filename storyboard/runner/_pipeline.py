@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import shutil
 import time
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
@@ -32,7 +31,6 @@ from storyboard.errors import (
     StoryboardError,
 )
 from storyboard.events import (
-    AssemblyProgress,
     Event,
     EventCallback,
     FilmDone,
@@ -44,6 +42,7 @@ from storyboard.facts import TAKES_MAX, usd
 from storyboard.narration import voice_of
 from storyboard.plan import Plan
 from storyboard.request import chained_to
+from storyboard.runner._film import make_film
 from storyboard.runner._preflight import live_check, with_remembered
 from storyboard.runner._reroll import Rerolls, plan_view
 from storyboard.runner._scheduler import ShotScheduler, take_id
@@ -349,7 +348,7 @@ class Pipeline:
             result.film, result.duration, result.method = self.output, previous.get("duration"), "unchanged"
             self.loudness = previous.get("loudness")
         else:
-            await self._make_film(result, narration, cache)
+            self.loudness = await make_film(self, result, narration, cache)
         if narration is not None:
             from storyboard.media import write_captions
 
@@ -360,49 +359,6 @@ class Pipeline:
             from storyboard.runner._audio import music_files
 
             result.otio = write_otio(self.board, result, self.otio, music=music_files(self.board, self.audio))
-
-    async def _make_film(self, result: RenderResult, narration: Any, cache: Cache | None) -> None:
-        """Assemble the film, draw its text, then measure (and correct) its loudness, with
-        one progress over the three; warn when the loudness target is out of reach."""
-        from storyboard.media import MixTrack, WeightedProgress, assemble, finish_loudness
-
-        spec = self.board.spec
-        tracks = [MixTrack(path=p, volume=t.volume, duck=t.duck, loop=t.loop, fade_out=t.fade_out or 0.0)
-                  for p, t in spec.audio]
-        if self.audio is not None:
-            from storyboard.runner._audio import music_tracks
-
-            tracks += music_tracks(self.board, self.audio)
-        self.output.parent.mkdir(parents=True, exist_ok=True)
-        text_on = narration is not None or bool(self.board.overlays)
-        draws = bool(self.board.overlays) or (narration is not None and spec.model.captions == "burn")
-        # weights: what each step costs next to assembly (drawing text re-encodes the picture)
-        steps = WeightedProgress(lambda f: self.emit(AssemblyProgress(fraction=f)),
-                                 [1.0, 0.6 if draws else 0.0, 0.05])
-        self.emit(AssemblyProgress(fraction=0.0))
-        work = cache.tmp_dir("narration-") if text_on and cache is not None else None
-        try:
-            if narration is not None and work is not None:
-                from storyboard.media import cut_times
-                from storyboard.runner._narration import narration_mix
-
-                _starts, total, _fps = cut_times(self.cut_clips(result))
-                tracks.append(await narration_mix(self.board, narration, work, total))
-            done = await assemble(self.cut_clips(result), self.output, audio=tracks,
-                                  loudness=spec.model.loudness, progress=steps.part(0))
-            if work is not None:
-                from storyboard.runner._narration import draw_text
-
-                await draw_text(self.board, narration, self.cut_clips(result), done.path, work,
-                                progress=steps.part(1))
-        finally:
-            if work is not None:
-                shutil.rmtree(work, ignore_errors=True)
-        measured = await finish_loudness(done.path, spec.model.loudness, progress=steps.part(2))
-        self.loudness = measured.to_dict() if measured is not None else None
-        if measured is not None and (warning := measured.warning()) is not None:
-            self.emit(Warning_(message=warning))
-        result.film, result.duration, result.method = done.path, done.duration, done.method
 
     # ----------------------------------------------------------------- report
 
