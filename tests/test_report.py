@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from decimal import Decimal
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -227,3 +228,18 @@ def test_page_shows_the_measured_loudness(narrated_page: Path) -> None:
 def test_page_fits_a_phone_wide_viewport(narrated_page: Path, width: int) -> None:
     overflow = _in_chromium(narrated_page, width, OVERFLOW)
     assert overflow == 0, f"the page overflows a {width} px viewport by {overflow} px"
+
+
+def test_render_json_is_read_through_its_model(tmp_path: Path) -> None:
+    from storyboard.errors import UsageError
+
+    good = tmp_path / "film.mp4.render.json"
+    good.write_text(json.dumps({"title": "T", "cost": "0.50", "cut": ["a"], "future_field": 1, "shots": [
+        {"id": "a", "cache_hit": True, "cost": None, "facts": {"cost": "1.25", "generation_seconds": 3}}]}))
+    data = read_render_report(good)
+    assert data.shots[0].made_cost == Decimal("1.25") and data.shots[0].made_seconds == 3.0
+    assert data.film_cost() == Decimal("1.25") and data.loudness is None
+    bad = tmp_path / "bad.render.json"
+    bad.write_text(json.dumps({"shots": [{"id": "a", "takes": [{"picked": True}]}]}))
+    with pytest.raises(UsageError, match=r"not a storyboard render report: shots\.0\.takes\.0\.take: Field required"):
+        read_render_report(bad)
