@@ -69,7 +69,8 @@ def _moviepy(tmp: Path, clips: list[Path]) -> dict[str, object] | None:
     try:
         from moviepy import VideoFileClip, concatenate_videoclips
     except ImportError:
-        return {"measure": f"{len(clips)} cuts vs moviepy (moviepy not installed: skipped)", "passed": None}
+        return {"measure": f"{len(clips)} cuts vs moviepy (moviepy not installed: skipped)", "storyboard": None,
+                "baseline": None, "ratio": None, "target": "report", "passed": None}
 
     def cut() -> None:
         parts = [VideoFileClip(str(c)) for c in clips]
