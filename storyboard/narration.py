@@ -329,22 +329,21 @@ def render_overlays(spec: Spec, base: Mapping[str, Any]) -> dict[str, OverlayTex
             continue
         where = f"shot '{shot.id}': overlay"
         context = template_context(base, shot)
+        found = len(problems)  # text, time range and font are each checked and reported
         try:
             text = renderer.render(inline=over.text, context=context).strip()
         except PromptError as e:
             problems.append(spec.source.problem(f"{where}: text: {e.message}", spec.shot_path(shot.id, "overlay", "text")))
-            continue
-        if not text:
+            text = None
+        if text == "":
             problems.append(spec.source.problem(f"{where}: the text renders to nothing",
                                                 spec.shot_path(shot.id, "overlay", "text")))
-            continue
         end = shot.duration if over.end is None else over.end
         if over.start >= end or end > shot.duration:
             fld = "end" if over.end is not None and over.end > shot.duration else "start"
             problems.append(spec.source.problem(
                 f"{where}: {over.start:g}..{end:g} s is outside the shot (0..{shot.duration} s)",
                 spec.shot_path(shot.id, "overlay", fld)))
-            continue
         font = None
         if over.font is not None:
             path = (spec.folder / over.font).resolve()
@@ -352,9 +351,9 @@ def render_overlays(spec: Spec, base: Mapping[str, Any]) -> dict[str, OverlayTex
                 problems.append(spec.source.problem(
                     f"{where}: font file '{over.font}' not found (no fallback: text would not shape)",
                     spec.shot_path(shot.id, "overlay", "font")))
-                continue
             font = str(path)
-        out[shot.id] = OverlayText(shot.id, text, over.start, end, over.position, over.size, font)
+        if len(problems) == found and text:
+            out[shot.id] = OverlayText(shot.id, text, over.start, end, over.position, over.size, font)
     if problems:
         raise TemplateError(problems)
     return out

@@ -26,12 +26,23 @@ if TYPE_CHECKING:
     from storyboard.board import Board
 
 __all__ = ["PAID_STATUSES", "CacheView", "Plan", "PlannedAudio", "PlannedShot", "PlannedTake", "Status", "app_notes",
-           "make_plan", "plan_audio", "request_for", "sum_costs", "take_request"]
+           "make_plan", "plan_audio", "request_for", "sum_costs", "take_request", "text_over"]
+
+
+def text_over(board: Board, shot_id: str) -> tuple[str, ...]:
+    """Where the film gets storyboard's own text over a shot: "captions" (narration burned
+    in, at the bottom) and its overlay's position. Pure."""
+    over = board.overlays.get(shot_id)
+    return ((("captions",) if board.spec.model.captions == "burn" and shot_id in board.lines else ())
+            + ((over.position,) if over is not None else ()))
 
 
 def request_for(board: Board, shot: ResolvedShot) -> ShotRequest:
-    """The ShotRequest of a shot (images not prepared yet: ``image`` is None)."""
+    """The ShotRequest of a shot (images not prepared yet: ``image`` is None). ``extra``
+    says where the film draws text over it (:func:`text_over`), for a backend that writes
+    its own caption into the clip (the animatic) to keep clear of it."""
     resolved = board.inputs.get(shot.id)
+    drawn = text_over(board, shot.id)
     refs_input = resolved.files.get("references") if resolved and shot.references else None
     return ShotRequest(
         shot_id=shot.id,
@@ -55,6 +66,7 @@ def request_for(board: Board, shot: ResolvedShot) -> ShotRequest:
         reference_sources=tuple(t for t in (source_text(r) for r in shot.references) if t) if refs_input else (),
         keyframes_input=resolved.files.get("keyframes") if resolved and shot.keyframes else None,
         keyframe_sources=tuple((at, _source(board, src) or "") for at, src in shot.keyframes),
+        extra={"text_over": list(drawn)} if drawn else {},
     )
 
 
@@ -144,8 +156,12 @@ class _Planner:
         return key, recipe, after
 
     def key(self, req: ShotRequest, images: Mapping[str, Any]) -> str:
-        """The node's cache key on this backend (a title's names no backend: request.cache_key)."""
-        return cache_key(req, backend=self.backend, variant=self.variant, images=images)
+        """The node's cache key on this backend (a title's names no backend: request.cache_key).
+        A backend with a variant (the animatic) writes its caption clear of the film's text,
+        so where that text is joins the variant."""
+        drawn = req.extra.get("text_over") if self.variant else None
+        variant = f"{self.variant}+{'+'.join(drawn)}" if drawn else self.variant
+        return cache_key(req, backend=self.backend, variant=variant, images=images)
 
     def hit(self, key: str | None) -> str | None:
         """The hash of the clip cached under ``key``, if any."""

@@ -4,6 +4,7 @@ logs, or one JSON object per line (``--json``). Each is an event callback."""
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from decimal import Decimal
@@ -26,6 +27,11 @@ from storyboard.events import (
     Warning_,
 )
 from storyboard.facts import usd
+
+
+def _percent(fraction: float) -> str:
+    """A fraction done as a whole percentage, rounded down: "100%" only when it is all done."""
+    return f"{math.floor(min(max(fraction, 0.0), 1.0) * 100)}%"
 
 
 class JsonLines:
@@ -91,7 +97,7 @@ class PlainLines:
             step = int(event.fraction * 4)
             if step != self._assembly_step:
                 self._assembly_step = step
-                self._line(f"assembling {event.fraction:.0%}")
+                self._line(f"assembling {_percent(event.fraction)}")
         elif isinstance(event, FilmDone):
             self._line(f"film: {event.film} ({event.duration:.2f} s, {event.method}), paid {usd(event.cost)}")
         if isinstance(event, ShotCached | ShotDone | ShotFailed | ShotSkipped):
@@ -178,7 +184,7 @@ class LiveTable:
         elif isinstance(event, (Warning_, AppResolved)):
             self.warnings.append(event.message)
         elif isinstance(event, AssemblyProgress):
-            self.assembly = f"assembling {event.fraction:.0%}"
+            self.assembly = f"assembling {_percent(event.fraction)}"
         elif isinstance(event, FilmDone):
             self.assembly = f"[green]{event.film}[/] ({event.duration:.2f} s)"
         self.live.update(self._render())

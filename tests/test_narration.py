@@ -3,6 +3,8 @@ captioned (.srt/.vtt) to the final cut. Real ffmpeg, tiny animatic clips."""
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -84,6 +86,25 @@ def test_line_key_is_app_version_voice_text() -> None:
               "Hello."), line_key("falai/kokoro-tts", "v1", "am_adam", "Hello."),
               line_key("falai/kokoro-tts", "v1", "af_bella", "Hello!")}
     assert base not in others and len(others) == 4
+
+
+def test_srt_and_vtt_show_the_same_stamps(tmp_path: Path) -> None:
+    from storyboard.media import write_captions
+
+    cues = [(1.0005, 2.3344999, "One & <two>"), (2.9996, 5.5555, "Three"), (3599.9999, 3601.0015, "Four")]
+    srt_file, vtt_file = write_captions(cues, tmp_path / "film.mp4")
+    from_srt = [(c.start, c.end) for c in srt.parse(srt_file.read_text())]
+    vtt = vtt_file.read_text()
+    stamps = re.findall(r"^(\d\d):(\d\d):(\d\d)\.(\d{3}) --> (\d\d):(\d\d):(\d\d)\.(\d{3})$", vtt, re.M)
+
+    def delta(h: str, m: str, s: str, ms: str) -> dt.timedelta:
+        return dt.timedelta(hours=int(h), minutes=int(m), seconds=int(s), milliseconds=int(ms))
+
+    from_vtt = [(delta(*x[:4]), delta(*x[4:])) for x in stamps]
+    assert from_vtt == from_srt
+    assert [round(t.total_seconds() * 1000) for pair in from_srt for t in pair] == [
+        round(t * 1000) for a, b, _ in cues for t in (a, b)]
+    assert vtt.startswith("WEBVTT\n\n") and "One &amp; &lt;two&gt;" in vtt
 
 
 def test_narration_renders_captions_mix_and_cache(write_board: Callable[..., Path], tmp_path: Path) -> None:
@@ -197,7 +218,7 @@ def test_report_track_and_otio_markers(write_board: Callable[..., Path], tmp_pat
     assert result.report is not None and result.otio is not None
     page = write_report_html(storyboard.load(path), result.report)
     html = Path(page).read_text()
-    assert '<track kind="captions"' in html and 'src="film.vtt"' in html
+    assert '<track kind="captions"' in html and 'src="data:text/vtt;' in html
     markers = otio.adapters.read_from_file(str(result.otio)).tracks[0].markers
     assert [m.name for m in markers] == ["The harbor wakes.", "Boats slip out.", "Gulls cry."]
     assert abs(markers[1].marked_range.start_time.to_seconds() - 2.5) <= 1 / FPS
@@ -253,6 +274,26 @@ def test_bad_overlay_is_located(write_board: Callable[..., Path], overlay: str, 
         storyboard.load(path)
     message = str(info.value)
     assert f"{path}:6:" in message and "shot 'a': overlay" in message and fragment in message, message
+
+
+def test_every_overlay_problem_is_reported_at_once(write_board: Callable[..., Path]) -> None:
+    path = write_board("""
+    storyboard: 1
+    defaults: {duration: 3}
+    shots:
+      - id: a
+        prompt: x
+        overlay: {text: "A", start: 2, end: 5, font: nope.ttf}
+      - id: b
+        prompt: y
+        overlay: {text: "{{ missing }}", start: 9}
+    """)
+    with pytest.raises(StoryboardError) as info:
+        storyboard.load(path)
+    lines = str(info.value).splitlines()
+    for fragment in ("shot 'a': overlay: 2..5 s is outside", "shot 'a': overlay: font file 'nope.ttf' not found",
+                     "shot 'b': overlay: text: 'missing' is undefined", "shot 'b': overlay: 9..3 s is outside"):
+        assert sum(fragment in line for line in lines) == 1, (fragment, lines)
 
 
 @pytest.mark.parametrize(("voice", "line", "fragment"), [
@@ -351,14 +392,18 @@ def test_captions_burn_draws_the_cue_into_the_picture(write_board: Callable[...,
         prompt: x
         say: Hello there, harbor.
     """
-    films = {}
+    films, clips = {}, {}
     for mode in ("file", "burn"):
         path = write_board(text.replace("CAPTIONS", mode), name=f"{mode}/film.yaml")
         result = storyboard.render(path, backend="animatic")
         assert result.film is not None and len(result.captions) == 2
-        films[mode] = _frame(result.film, 1.0)
+        clip = result.shots["a"].clip
+        assert clip is not None
+        films[mode], clips[mode] = _frame(result.film, 1.0), _frame(clip, 1.0)
     h = films["file"].shape[0]
     bottom = slice(int(h * 0.7), h)
-    assert np.abs(films["burn"][bottom] - films["file"][bottom]).max() > 80  # white text on the box
+    # against the shot's own clip (its preview band sits clear of the captions, at the top)
+    assert np.abs(films["burn"][bottom] - clips["burn"][bottom]).max() > 80  # white text on the box
+    assert np.abs(films["file"][bottom] - clips["file"][bottom]).mean() < 2  # captions: file draws nothing
     top = slice(0, int(h * 0.3))
-    assert np.abs(films["burn"][top] - films["file"][top]).mean() < 2
+    assert np.abs(films["burn"][top] - clips["burn"][top]).mean() < 2

@@ -3,8 +3,10 @@ server and no network, and a contact sheet PNG."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
+from decimal import Decimal
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -164,3 +166,80 @@ def test_page_opens_in_headless_chromium(rendered: tuple[storyboard.Board, Path,
     with Image.open(shot) as im:
         colours = im.convert("RGB").getcolors(maxcolors=1 << 20)
     assert colours is not None and len(colours) > 500  # photos, not just text on a background
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def narrated_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("narrated")
+    shutil.copytree(ROOT / "examples", tmp / "examples")
+    board = storyboard.load(tmp / "examples" / "narrated.yaml")
+    result = storyboard.render(board, backend=SMALL, output=tmp / "films" / "narrated.mp4", cache_dir=tmp / "cache")
+    assert result.report is not None
+    return write_report_html(board, result.report, cache_dir=tmp / "cache")
+
+
+def _in_chromium(page: Path, width: int, script: str) -> object:
+    """Open ``page`` from disk (file://) in headless Chromium, ``width`` px wide; run ``script``."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
+        try:
+            tab = browser.new_page(viewport={"width": width, "height": 844})
+            tab.goto(page.as_uri())
+            return tab.evaluate(script)
+        finally:
+            browser.close()
+
+
+CUES = """() => new Promise((done) => {
+  const track = document.querySelector('video track');
+  if (!track) { done(-1); return; }
+  const count = () => track.track.cues ? track.track.cues.length : 0;
+  if (track.readyState === 2) { done(count()); return; }
+  track.addEventListener('load', () => done(count()));
+  track.addEventListener('error', () => done(-2));
+  setTimeout(() => done(count()), 5000);
+})"""
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")
+def test_captions_load_from_disk_in_chromium(narrated_page: Path) -> None:
+    text = narrated_page.read_text(encoding="utf-8")
+    assert "file:" not in text and ".vtt" not in text.split("<track", 1)[1].split(">", 1)[0]
+    cues = _in_chromium(narrated_page, 1200, CUES)
+    assert isinstance(cues, int) and cues == 3, f"cues loaded: {cues}"
+
+
+OVERFLOW = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+
+
+def test_page_shows_the_measured_loudness(narrated_page: Path) -> None:
+    data = json.loads(narrated_page.with_suffix(".mp4.render.json").read_text())["loudness"]
+    text = " ".join(" ".join(parse(narrated_page).text).split())
+    assert f"loudness {data['integrated']:.1f} LUFS integrated, true peak {data['true_peak']:.1f} dBTP" in text
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")
+@pytest.mark.parametrize("width", [390, 1200])
+def test_page_fits_a_phone_wide_viewport(narrated_page: Path, width: int) -> None:
+    overflow = _in_chromium(narrated_page, width, OVERFLOW)
+    assert overflow == 0, f"the page overflows a {width} px viewport by {overflow} px"
+
+
+def test_render_json_is_read_through_its_model(tmp_path: Path) -> None:
+    from storyboard.errors import UsageError
+
+    good = tmp_path / "film.mp4.render.json"
+    good.write_text(json.dumps({"title": "T", "cost": "0.50", "cut": ["a"], "future_field": 1, "shots": [
+        {"id": "a", "cache_hit": True, "cost": None, "facts": {"cost": "1.25", "generation_seconds": 3}}]}))
+    data = read_render_report(good)
+    assert data.shots[0].made_cost == Decimal("1.25") and data.shots[0].made_seconds == 3.0
+    assert data.film_cost() == Decimal("1.25") and data.loudness is None
+    bad = tmp_path / "bad.render.json"
+    bad.write_text(json.dumps({"shots": [{"id": "a", "takes": [{"picked": True}]}]}))
+    with pytest.raises(UsageError, match=r"not a storyboard render report: shots\.0\.takes\.0\.take: Field required"):
+        read_render_report(bad)

@@ -40,6 +40,25 @@ def caption(request: ShotRequest) -> tuple[str, str]:
     return f"{request.shot_id} · {take}", request.prompt
 
 
+def caption_place(request: ShotRequest) -> str | None:
+    """Where the caption band goes, clear of the text the film draws over the shot
+    (``request.extra["text_over"]``): at the bottom; at the top when burned captions or a
+    lower-third overlay take the bottom; nowhere (it yields) when a corner overlay also
+    takes the top."""
+    drawn = set(request.extra.get("text_over") or ())
+    if not drawn & {"captions", "lower-third"}:
+        return "bottom"
+    return None if "corner" in drawn else "top"
+
+
+def card_text(request: ShotRequest) -> tuple[str, str]:
+    """The shot id and prompt on the title card a shot with no start image starts from;
+    none where a corner overlay takes the card's top left (the band still names the shot)."""
+    if "corner" in (request.extra.get("text_over") or ()):
+        return "", ""
+    return request.shot_id, request.prompt
+
+
 class AnimaticBackend:
     """Stills and title cards with gentle motion; a soft chord or silence for sound.
 
@@ -87,14 +106,15 @@ class AnimaticBackend:
                 aspect_ratio=request.aspect_ratio,
                 start_image=request.image,
                 end_image=request.end_image,
-                title=request.shot_id,
-                text=request.prompt,
+                title=card_text(request)[0],
+                text=card_text(request)[1],
                 sound=request.sound,
                 short_side=self.short_side,
                 fps=self.fps,
                 seed=f"{request.shot_id}\n{request.prompt}",
                 take=request.take,  # each take moves its own way, so takes can be told apart offline
-                caption=caption(request),
+                caption=caption(request) if (place := caption_place(request)) is not None else None,
+                caption_at=place or "bottom",
                 progress=lambda fraction: ctx.progress(fraction, None),
             )
         except MediaError as exc:

@@ -11,8 +11,10 @@ from storyboard.media._frames import StreamedClip, extract_frame, save_frame
 from storyboard.media._graphs import MixTrack
 from storyboard.media._handoff import Handoff, SeamScore, handoff_frame, seam_continuity, seam_score
 from storyboard.media._images import PreparedImage, frame_size, prepare_image
+from storyboard.media._loudness import Loudness, finish_loudness
 from storyboard.media._music import music_placeholder
 from storyboard.media._probe import AudioInfo, ClipInfo, probe, probe_audio
+from storyboard.media._steps import WeightedProgress
 from storyboard.media._timeline import CutClip
 from storyboard.media._titles import POSITIONS, OverlayCard, decorate, overlay_png, title_clip
 from storyboard.media._voice import espeak_path, narration_track, speak_offline
@@ -25,11 +27,13 @@ __all__ = [
     "ClipInfo",
     "CutClip",
     "Handoff",
+    "Loudness",
     "MixTrack",
     "OverlayCard",
     "PreparedImage",
     "SeamScore",
     "StreamedClip",
+    "WeightedProgress",
     "animatic_clip",
     "assemble",
     "build_command",
@@ -39,6 +43,7 @@ __all__ = [
     "espeak_path",
     "extract_frame",
     "ffmpeg_path",
+    "finish_loudness",
     "frame_size",
     "handoff_frame",
     "music_placeholder",

@@ -125,11 +125,12 @@ def _fit(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.FreeTypeFont | Im
     return cut.rstrip() + "…"
 
 
-def caption_band(size: tuple[int, int], head: str, body: str) -> tuple[Image.Image, int]:
-    """The lower-third caption of an animatic clip: ``head`` (shot id and take) over the
-    start of ``body`` (the prompt, ellipsised), light text on a dark translucent band as
-    wide as the frame; sized from the short side so it reads alike at every aspect ratio.
-    Returns the RGBA band and the (even) row of the frame where its top goes."""
+def caption_band(size: tuple[int, int], head: str, body: str, at: str = "bottom") -> tuple[Image.Image, int]:
+    """The caption of an animatic clip: ``head`` (shot id and take) over the start of
+    ``body`` (the prompt, ellipsised), light text on a dark translucent band as wide as the
+    frame, near its bottom (or, ``at="top"``, its top); sized from the short side so it
+    reads alike at every aspect ratio. Returns the RGBA band and the (even) row of the
+    frame where its top goes."""
     width, height = size
     short = min(width, height)
     px = max(8, short // 20)
@@ -145,7 +146,7 @@ def caption_band(size: tuple[int, int], head: str, body: str) -> tuple[Image.Ima
     draw.text((margin, pad), _fit(draw, head, head_font, inner), font=head_font, fill=(255, 255, 255, 255))
     draw.text((margin, pad + round(px * 1.15 * 1.35)), _fit(draw, body, body_font, inner), font=body_font,
               fill=(225, 225, 225, 255))
-    top = max(0, height - band_h - round(height * 0.06))
+    top = round(height * 0.06) if at == "top" else max(0, height - band_h - round(height * 0.06))
     return band, top - top % 2
 
 
@@ -158,6 +159,60 @@ def tone_expression(seed: str) -> str:
     left = "+".join(f"{a}*sin(2*PI*{f}*t)" for a, f in zip(amps, chord, strict=True))
     right = "+".join(f"{a}*sin(2*PI*{f * 1.002:.3f}*t)" for a, f in zip(amps, chord, strict=True))
     return f"({left})*{swell}|({right})*{swell}"
+
+
+def _picture_graph(size: tuple[int, int], frames: int, fps: int, seed: str, take: int,
+                   end: bool, out: str) -> list[str]:
+    """The picture: the start image drifting in (a slow eased zoom and pan chosen by
+    ``seed`` and ``take``), crossfading to the end image (input 1) when ``end``; into
+    ``[out]``. Pure."""
+    width, height = size
+    pan_x, pan_y = motion(seed, take)
+    last = max(1, frames - 1)
+    ease = f"(on/{last})"
+    zoom = f"1+{ZOOM}*{ease}*{ease}*(3-2*{ease})"
+    x = f"(iw-iw/zoom)*{0.5 + 0.5 * pan_x:.4f}"
+    y = f"(ih-ih/zoom)*{0.5 + 0.5 * pan_y:.4f}"
+    graph = [
+        f"[0:v]format=yuv420p,zoompan=z='{zoom}':x='{x}':y='{y}':d={frames}:s={width}x{height}:fps={fps}"
+        + ",format=yuv420p,setsar=1"  # square pixels said, as the film's encoder says them
+        + (f"[{out}]" if not end else "[a0]")
+    ]
+    if not end:
+        return graph
+    fade_frames = max(1, min(round(fps * 1.0), frames // 3))
+    hold = min(2, frames - fade_frames)  # the end image alone for the last frames
+    end_frames = fade_frames + hold
+    end_last = max(1, end_frames - 1)
+    end_zoom = f"1+{END_ZOOM}*max(0,1-on/{end_last})"
+    offset = (frames - end_frames) / fps
+    graph.append(
+        f"[1:v]format=yuv420p,zoompan=z='{end_zoom}':x='(iw-iw/zoom)/2':y='(ih-ih/zoom)/2'"
+        f":d={end_frames}:s={width}x{height}:fps={fps},format=yuv420p,setsar=1[b0]"
+    )
+    # Only the tail goes through xfade (a frame copy per frame it passes, and a stall
+    # of the whole graph): the head is split off and concatenated back.
+    head = frames - end_frames
+    faded = (
+        f"[a0]split=2[h0][t0];[h0]trim=end_frame={head}[h1];"
+        f"[t0]trim=start_frame={head},setpts=PTS-STARTPTS[t1];"
+        f"[t1][b0]xfade=transition=fade:duration={fade_frames / fps:.6f}:offset=0[x0];"
+        "[h1][x0]concat=n=2:v=1:a=0"
+        if head > 0 else
+        f"[a0][b0]xfade=transition=fade:duration={fade_frames / fps:.6f}:offset={offset:.6f}"
+    )  # fmt: skip
+    return [*graph, faded + f"[{out}]"]
+
+
+def _sound_graph(seed: str, seconds: float) -> str:
+    """A soft chord chosen by ``seed``, faded in and out, into ``[a]``. Pure."""
+    fade_out = min(0.5, seconds / 3)
+    return (
+        f"aevalsrc=exprs='{tone_expression(seed)}':s=48000:d={seconds:.6f},"
+        f"afade=t=in:d={min(0.3, seconds / 3):.3f},"
+        f"afade=t=out:st={seconds - fade_out:.6f}:d={fade_out:.6f},"
+        "aformat=sample_fmts=fltp:channel_layouts=stereo[a]"
+    )
 
 
 def animatic_args(
@@ -177,45 +232,12 @@ def animatic_args(
     """ffmpeg arguments for an animatic clip from prepared stills, with a caption band laid
     over its frames but the first (the clip still starts exactly on its start image) and
     those of its last :data:`CAPTION_CLEAR` seconds. Pure."""
-    width, height = size
     frames = max(1, round(duration * fps))
     seconds = frames / fps
-    pan_x, pan_y = motion(seed, take)
     last = max(1, frames - 1)
-    ease = f"(on/{last})"
-    zoom = f"1+{ZOOM}*{ease}*{ease}*(3-2*{ease})"
-    x = f"(iw-iw/zoom)*{0.5 + 0.5 * pan_x:.4f}"
-    y = f"(ih-ih/zoom)*{0.5 + 0.5 * pan_y:.4f}"
-    graph = [
-        f"[0:v]format=yuv420p,zoompan=z='{zoom}':x='{x}':y='{y}':d={frames}:s={width}x{height}:fps={fps}"
-        + ",format=yuv420p,setsar=1"  # square pixels said, as the film's encoder says them
-        + (("[v]" if caption_png is None else "[pic]") if end_png is None else "[a0]")
-    ]
-    args = ["-i", str(start_png)]
-    if end_png is not None:
-        args += ["-i", str(end_png)]
-        fade_frames = max(1, min(round(fps * 1.0), frames // 3))
-        hold = min(2, frames - fade_frames)  # the end image alone for the last frames
-        end_frames = fade_frames + hold
-        end_last = max(1, end_frames - 1)
-        end_zoom = f"1+{END_ZOOM}*max(0,1-on/{end_last})"
-        offset = (frames - end_frames) / fps
-        graph.append(
-            f"[1:v]format=yuv420p,zoompan=z='{end_zoom}':x='(iw-iw/zoom)/2':y='(ih-ih/zoom)/2'"
-            f":d={end_frames}:s={width}x{height}:fps={fps},format=yuv420p,setsar=1[b0]"
-        )
-        # Only the tail goes through xfade (a frame copy per frame it passes, and a stall
-        # of the whole graph): the head is split off and concatenated back.
-        head = frames - end_frames
-        faded = (
-            f"[a0]split=2[h0][t0];[h0]trim=end_frame={head}[h1];"
-            f"[t0]trim=start_frame={head},setpts=PTS-STARTPTS[t1];"
-            f"[t1][b0]xfade=transition=fade:duration={fade_frames / fps:.6f}:offset=0[x0];"
-            "[h1][x0]concat=n=2:v=1:a=0"
-            if head > 0 else
-            f"[a0][b0]xfade=transition=fade:duration={fade_frames / fps:.6f}:offset={offset:.6f}"
-        )  # fmt: skip
-        graph.append(faded + ("[v]" if caption_png is None else "[pic]"))
+    graph = _picture_graph(size, frames, fps, seed, take, end_png is not None,
+                           "v" if caption_png is None else "pic")
+    args = ["-i", str(start_png), *(["-i", str(end_png)] if end_png is not None else [])]
     if caption_png is not None:
         # one still input, repeated by overlay; off on the first frame (seams stay exact) and
         # for the last CAPTION_CLEAR seconds (what children start from stays clean)
@@ -226,18 +248,9 @@ def animatic_args(
         graph.append(f"[pic][{index}:v]overlay=0:{caption_top}:enable='between(n,1,{until})':format=yuv420,"
                      "format=yuv420p[v]")
     if sound:
-        fade_out = min(0.5, seconds / 3)
-        graph.append(
-            f"aevalsrc=exprs='{tone_expression(seed)}':s=48000:d={seconds:.6f},"
-            f"afade=t=in:d={min(0.3, seconds / 3):.3f},"
-            f"afade=t=out:st={seconds - fade_out:.6f}:d={fade_out:.6f},"
-            "aformat=sample_fmts=fltp:channel_layouts=stereo[a]"
-        )
+        graph.append(_sound_graph(seed, seconds))
     args += ["-filter_complex", ";".join(graph), "-map", "[v]"]
-    if sound:
-        args += ["-map", "[a]", "-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2"]
-    else:
-        args += ["-an"]
+    args += ["-map", "[a]", "-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2"] if sound else ["-an"]
     args += [
         "-frames:v", str(frames),
         "-r", str(fps),
@@ -308,11 +321,12 @@ async def animatic_clip(
     progress: Callable[[float], None] | None = None,
     take: int = 1,
     caption: tuple[str, str] | None = None,
+    caption_at: str = "bottom",
 ) -> Path:
     """Render a previz clip to ``dest``: the start image (or a title card) drifting in
     gently, crossfading to the end image when given; a soft chord or no audio stream;
-    ``caption`` (a heading and a text) in a lower-third band from the second frame until
-    :data:`CAPTION_CLEAR` seconds before the end.
+    ``caption`` (a heading and a text) in a band near the bottom (``caption_at="top"``:
+    the top) from the second frame until :data:`CAPTION_CLEAR` seconds before the end.
     Same inputs, same bytes (on the same machine and ffmpeg)."""
     dest = Path(dest)
     size = frame_size(aspect_ratio, short_side)
@@ -329,7 +343,7 @@ async def animatic_clip(
         caption_png: Path | None = None
         caption_top = 0
         if caption is not None:
-            band, caption_top = caption_band(size, *caption)
+            band, caption_top = caption_band(size, *caption, at=caption_at)
             caption_png = tmp / "caption.png"
             band.save(caption_png, format="PNG", compress_level=1)
         out = tmp / "clip.mp4"

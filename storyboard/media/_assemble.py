@@ -51,6 +51,7 @@ from storyboard.media._graphs import (
     sound_args,
 )
 from storyboard.media._probe import AudioInfo, ClipInfo, probe, probe_audio
+from storyboard.media._steps import WeightedProgress, gather, limited
 from storyboard.media._timeline import (
     SAMPLE_RATE,
     WINDOW,
@@ -111,28 +112,30 @@ def _temp_output(output: Path) -> Path:
     return output.with_name(f".{output.stem}.{uuid.uuid4().hex[:8]}.tmp.mp4")
 
 
-class _Progress:
-    """Monotonic progress over weighted parts that may run at once."""
+@dataclass
+class _Job:
+    """One assembly: its inputs, where it writes, and what it has run so far."""
 
-    def __init__(self, report: Callable[[float], None] | None, weights: Sequence[float]) -> None:
-        self.report = report
-        total = sum(weights) or 1.0
-        self.weights = [w / total for w in weights]
-        self.done = [0.0] * len(weights)
-        self.last = 0.0
+    clips: Sequence[CutClip]
+    infos: Sequence[ClipInfo]
+    tracks: Sequence[tuple[MixTrack, AudioInfo]]
+    loudness: float | None
+    output: Path  # the temporary film
+    work: Path  # the folder of segments
+    progress: Callable[[float], None] | None
+    commands: list[list[str]] = field(default_factory=list)
 
-    def part(self, index: int) -> Callable[[float], None] | None:
-        if self.report is None:
-            return None
+    async def run(self, args: list[str], progress: Callable[[float], None] | None = None,
+                  seconds: float | None = None) -> str:
+        """Run one ffmpeg, recorded in :attr:`commands`."""
+        self.commands.append(build_command(args))
+        return await run_ffmpeg(args, progress=progress, total_seconds=seconds)
 
-        def update(fraction: float) -> None:
-            self.done[index] = max(self.done[index], fraction)
-            now = sum(w * d for w, d in zip(self.weights, self.done, strict=True))
-            if now > self.last and self.report is not None:
-                self.last = now
-                self.report(min(now, 1.0))
-
-        return update
+    def later(self, limit: asyncio.Semaphore, args: list[str], progress: Callable[[float], None] | None,
+              seconds: float) -> Coroutine[Any, Any, None]:
+        """One ffmpeg to run among others, recorded now, run when ``limit`` lets it."""
+        self.commands.append(build_command(args))
+        return limited(limit, args, progress, seconds)
 
 
 async def assemble(
@@ -160,50 +163,37 @@ async def assemble(
     check_transitions(clips)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_output(output)
-    commands: list[list[str]] = []
     measured: dict[str, float] | None = None
     try:
         with tempfile.TemporaryDirectory(prefix=".assemble-", dir=output.parent) as tmp_dir:
-            work = Path(tmp_dir)
+            job = _Job(clips, infos, tracks, loudness, tmp, Path(tmp_dir), progress)
             if can_copy(clips, infos, audio):
                 method = "copy"
-                list_file = work / "list.ffconcat"
+                list_file = job.work / "list.ffconcat"
                 list_file.write_text(concat_list(infos), encoding="utf-8")
-                args = copy_args(list_file, tmp)
-                commands.append(build_command(args))
-                await run_ffmpeg(args)
+                await job.run(copy_args(list_file, tmp))
                 duration = sum(i.duration for i in infos)
             else:
-                method, duration, measured = await _render(
-                    _Job(clips, infos, tracks, loudness, tmp, work, commands, progress))
+                method, duration, measured = await _render(job)
         os.replace(tmp, output)
     finally:
         tmp.unlink(missing_ok=True)
     if progress is not None:
         progress(1.0)
-    return AssemblyResult(
-        path=output, method=method, duration=duration, command=commands[-1], loudness=measured,
-        commands=commands,
-    )  # fmt: skip
+    return AssemblyResult(path=output, method=method, duration=duration, command=job.commands[-1],
+                          loudness=measured, commands=job.commands)
 
 
-@dataclass(frozen=True)
-class _Job:
-    """One assembly's inputs and where it writes: what both render paths take."""
-
-    clips: Sequence[CutClip]
-    infos: Sequence[ClipInfo]
-    tracks: Sequence[tuple[MixTrack, AudioInfo]]
-    loudness: float | None
-    output: Path
-    work: Path
-    commands: list[list[str]]  # every ffmpeg command run, appended to
-    progress: Callable[[float], None] | None
+async def _measure(job: _Job, args: list[str], progress: Callable[[float], None] | None,
+                   seconds: float) -> tuple[dict[str, float] | None, str | None]:
+    """The first pass's measurement and the second pass's filter (None: silence)."""
+    assert job.loudness is not None
+    measured = parse_ebur128(await job.run(args, progress, seconds))
+    return measured, (None if measured is None else loudness_filter(job.loudness, measured))
 
 
 async def _render(job: _Job) -> tuple[str, float, dict[str, float] | None]:
-    clips, infos, tracks, loudness, output = job.clips, job.infos, job.tracks, job.loudness, job.output
-    work, commands, progress = job.work, job.commands, job.progress
+    clips, infos, tracks = job.clips, job.infos, job.tracks
     timeline = plan_timeline(clips, infos)
     codec, runs = await _preview(clips, infos, timeline)
     if runs:
@@ -211,62 +201,48 @@ async def _render(job: _Job) -> tuple[str, float, dict[str, float] | None]:
     segments = split_segments(timeline, WINDOW)
     shots_audio = any(i.has_audio for i in infos)
     sound = shots_audio or bool(tracks)
-    normalize = loudness is not None and sound
+    normalize = job.loudness is not None and sound
     seconds = float(timeline.total / timeline.fps)
     samples = timeline.samples(timeline.total)
-    measured = None
-    loudnorm = None
+    measured, loudnorm = None, None
     if len(segments) == 1:
         # One bounded piece: measure from the clips' sound alone (no picture decoded),
         # then one pass encodes picture and sound side by side.
-        steps = _Progress(progress, [0.15 if normalize else 0.0, 1.0])
+        steps = WeightedProgress(job.progress, [0.15 if normalize else 0.0, 1.0])
         plan = plan_filter(clips, infos, segments[0], audio=shots_audio)
         if normalize:
-            assert loudness is not None
             quiet = plan_filter(clips, infos, segments[0], audio=shots_audio, video=False)
-            args = measure_args(quiet.inputs, quiet.graph, quiet.audio, tracks, samples)
-            commands.append(build_command(args))
-            measured = parse_ebur128(await run_ffmpeg(args, progress=steps.part(0), total_seconds=seconds))
-            if measured is not None:
-                loudnorm = loudness_filter(loudness, measured)
-        args = render_args(plan, output, tracks=tracks, loudnorm=loudnorm, codec=codec)
-        commands.append(build_command(args))
-        await run_ffmpeg(args, progress=steps.part(1), total_seconds=seconds)
+            measured, loudnorm = await _measure(
+                job, measure_args(quiet.inputs, quiet.graph, quiet.audio, tracks, samples), steps.part(0), seconds)
+        await job.run(render_args(plan, job.output, tracks=tracks, loudnorm=loudnorm, codec=codec),
+                      steps.part(1), seconds)
         return "filter", seconds, measured
 
     # Each segment: picture as H.264 (joined later by stream copy), sound as float WAV
     # (joined sample-exactly: AAC segments would each add encoder priming and padding).
     weights = [float(s.end - s.start) for s in segments] + ([0.05 * timeline.total] if normalize else [])
-    steps = _Progress(progress, [*weights, 0.1 * timeline.total])
+    steps = WeightedProgress(job.progress, [*weights, 0.1 * timeline.total])
     limit = asyncio.Semaphore(PARALLEL)
     pictures: list[tuple[Path, float]] = []
     sounds: list[tuple[Path, float]] = []
     jobs: list[Coroutine[Any, Any, None]] = []
     for index, segment in enumerate(segments):
         plan = plan_filter(clips, infos, segment, audio=sound)
-        video, wav = work / f"segment{index:04d}.mp4", work / f"segment{index:04d}.wav"
+        video, wav = job.work / f"segment{index:04d}.mp4", job.work / f"segment{index:04d}.wav"
         pictures.append((video, plan.seconds))
         sounds.append((wav, plan.samples / SAMPLE_RATE))
-        args = render_args(plan, video, sound=wav, codec=codec)
-        commands.append(build_command(args))
-        jobs.append(_limited(limit, args, steps.part(index), plan.seconds))
-    await _gather(jobs)
-    picture_list, sound_list = work / "pictures.ffconcat", work / "sound.ffconcat"
+        jobs.append(job.later(limit, render_args(plan, video, sound=wav, codec=codec), steps.part(index),
+                              plan.seconds))
+    await gather(jobs)
+    picture_list, sound_list = job.work / "pictures.ffconcat", job.work / "sound.ffconcat"
     picture_list.write_text(segment_list(pictures), encoding="utf-8")
     sound_list.write_text(segment_list(sounds), encoding="utf-8")
     if normalize:
-        assert loudness is not None
         args = measure_args(["-f", "concat", "-safe", "0", "-i", str(sound_list)], "", "0:a:0", tracks, samples)
-        commands.append(build_command(args))
-        stderr = await run_ffmpeg(args, progress=steps.part(len(segments)), total_seconds=seconds)
-        measured = parse_ebur128(stderr)
-        if measured is not None:
-            loudnorm = loudness_filter(loudness, measured)
-    args = join_args(
-        picture_list, sound_list if sound else None, output, tracks=tracks, samples=samples, loudnorm=loudnorm
-    )
-    commands.append(build_command(args))
-    await run_ffmpeg(args, progress=steps.part(len(weights)), total_seconds=seconds)
+        measured, loudnorm = await _measure(job, args, steps.part(len(segments)), seconds)
+    args = join_args(picture_list, sound_list if sound else None, job.output, tracks=tracks, samples=samples,
+                     loudnorm=loudnorm)
+    await job.run(args, steps.part(len(weights)), seconds)
     return "segments", seconds, measured
 
 
@@ -389,29 +365,29 @@ def _carve(
     return out
 
 
-async def _render_copying(job: _Job, timeline: Timeline, runs: dict[int, tuple[int, int]],
-                          codec: Sequence[str]) -> tuple[str, float, dict[str, float] | None]:
+async def _render_copying(
+    job: _Job, timeline: Timeline, runs: dict[int, tuple[int, int]], codec: Sequence[str]
+) -> tuple[str, float, dict[str, float] | None]:
     """Copied runs of clips and encoded transitions, their picture joined by stream
     copy; the sound of every segment made alone (no picture decoded), measured while the
     transitions encode, then mixed and encoded once."""
-    clips, infos, tracks, loudness, output = job.clips, job.infos, job.tracks, job.loudness, job.output
-    work, commands, progress = job.work, job.commands, job.progress
+    clips, infos, tracks = job.clips, job.infos, job.tracks
     segments = split_segments(timeline, WINDOW)
     parts = _carve(timeline, segments, runs)
     sound = any(i.has_audio for i in infos) or bool(tracks)
-    normalize = loudness is not None and sound
+    normalize = job.loudness is not None and sound
     seconds = float(timeline.total / timeline.fps)
     samples = timeline.samples(timeline.total)
     encoded = [float(s.end - s.start) for s, copied in parts if copied is None]
-    steps = _Progress(progress, [*encoded, 0.05 * timeline.total if sound else 0.0, 0.1 * timeline.total])
+    steps = WeightedProgress(job.progress, [*encoded, 0.05 * timeline.total if sound else 0.0,
+                                            0.1 * timeline.total])
     limit = asyncio.Semaphore(PARALLEL)
     pictures: list[tuple[Path, float]] = []
     sounds: list[tuple[Path, float]] = []
     picture_jobs: list[Coroutine[Any, Any, None]] = []
     sound_jobs: list[Coroutine[Any, Any, None]] = []
-    encodes = 0
     for index, (segment, copied) in enumerate(parts):
-        video = work / f"segment{index:04d}.mp4"
+        video = job.work / f"segment{index:04d}.mp4"
         if copied is not None:
             trim = 1 if clips[copied].trim_first_frame else 0
             first = segment.start - timeline.starts[copied] + trim
@@ -421,77 +397,43 @@ async def _render_copying(job: _Job, timeline: Timeline, runs: dict[int, tuple[i
         else:
             plan = plan_filter(clips, infos, segment, audio=False)
             pictures.append((video, plan.seconds))
-            args = render_args(plan, video, codec=codec)
-            commands.append(build_command(args))
-            picture_jobs.append(_limited(limit, args, steps.part(encodes), plan.seconds))
-            encodes += 1
+            picture_jobs.append(job.later(limit, render_args(plan, video, codec=codec),
+                                          steps.part(sum(1 for _, c in parts[:index] if c is None)),
+                                          plan.seconds))
     for index, segment in enumerate(segments if sound else []):
         plan = plan_filter(clips, infos, segment, audio=True, video=False)
-        wav = work / f"sound{index:04d}.wav"
+        wav = job.work / f"sound{index:04d}.wav"
         sounds.append((wav, plan.samples / SAMPLE_RATE))
-        args = sound_args(plan, wav)
-        commands.append(build_command(args))
-        sound_jobs.append(_limited(limit, args, None, plan.seconds))
-    picture_list, sound_list = work / "pictures.ffconcat", work / "sound.ffconcat"
+        sound_jobs.append(job.later(limit, sound_args(plan, wav), None, plan.seconds))
+    picture_list, sound_list = job.work / "pictures.ffconcat", job.work / "sound.ffconcat"
     sound_list.write_text(segment_list(sounds), encoding="utf-8")
     measured: dict[str, float] | None = None
+    loudnorm: str | None = None
 
     async def sound_then_measure() -> None:
-        nonlocal measured
-        await _gather(sound_jobs)
+        nonlocal measured, loudnorm
+        await gather(sound_jobs)
         if normalize:
             args = measure_args(["-f", "concat", "-safe", "0", "-i", str(sound_list)], "", "0:a:0", tracks, samples)
-            commands.append(build_command(args))
-            measured = parse_ebur128(await run_ffmpeg(args, progress=steps.part(len(encoded)),
-                                                      total_seconds=seconds))
+            measured, loudnorm = await _measure(job, args, steps.part(len(encoded)), seconds)
 
-    await _gather([_gather(picture_jobs), sound_then_measure()])
+    await gather([gather(picture_jobs), sound_then_measure()])
     made = {(await asyncio.to_thread(_stream, path)).params for path, _ in pictures}
     if len(made) != 1:  # the encoder wrote other parameter sets than the clips': encode it all
-        await _gather([_encode_instead(clips, infos, part, pictures, i, codec, work, commands)
-                       for i, (part, copied) in enumerate(parts) if copied is not None])
+        await gather([_encode_instead(job, part, pictures, i, codec)
+                      for i, (part, copied) in enumerate(parts) if copied is not None])
     picture_list.write_text(segment_list(pictures), encoding="utf-8")
-    loudnorm = loudness_filter(loudness, measured) if loudness is not None and measured is not None else None
-    args = join_args(picture_list, sound_list if sound else None, output, tracks=tracks, samples=samples,
+    args = join_args(picture_list, sound_list if sound else None, job.output, tracks=tracks, samples=samples,
                      loudnorm=loudnorm)
-    commands.append(build_command(args))
-    await run_ffmpeg(args, progress=steps.part(len(encoded) + 1), total_seconds=seconds)
+    await job.run(args, steps.part(len(encoded) + 1), seconds)
     return "segments", seconds, measured
 
 
 async def _encode_instead(
-    clips: Sequence[CutClip],
-    infos: Sequence[ClipInfo],
-    segment: Segment,
-    pictures: list[tuple[Path, float]],
-    index: int,
-    codec: Sequence[str],
-    work: Path,
-    commands: list[list[str]],
+    job: _Job, segment: Segment, pictures: list[tuple[Path, float]], index: int, codec: Sequence[str]
 ) -> None:
     """Encode a segment that was to be copied, in place in ``pictures``."""
-    plan = plan_filter(clips, infos, segment, audio=False)
-    video = work / f"encoded{index:04d}.mp4"
-    args = render_args(plan, video, codec=codec)
-    commands.append(build_command(args))
-    await run_ffmpeg(args)
+    plan = plan_filter(job.clips, job.infos, segment, audio=False)
+    video = job.work / f"encoded{index:04d}.mp4"
+    await job.run(render_args(plan, video, codec=codec))
     pictures[index] = (video, plan.seconds)
-
-
-async def _limited(
-    limit: asyncio.Semaphore, args: list[str], progress: Callable[[float], None] | None, seconds: float
-) -> None:
-    async with limit:
-        await run_ffmpeg(args, progress=progress, total_seconds=seconds)
-
-
-async def _gather(jobs: Sequence[Coroutine[Any, Any, None]]) -> None:
-    """Run the jobs; on the first failure cancel the rest (killing their ffmpeg)."""
-    tasks = [asyncio.ensure_future(job) for job in jobs]
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise

@@ -1,5 +1,9 @@
 """Captions: where each clip sits in the film (to time them), the .srt and .vtt sidecar
-files, and burning them into the picture with ffmpeg's `subtitles` filter (libass)."""
+files, and burning them into the picture with ffmpeg's `subtitles` filter (libass).
+
+One cue list makes both files: each time is rounded to the millisecond once, the SRT is
+composed by the ``srt`` library and the WebVTT written from the same stamps (the format
+differs from SRT's only by its header, a ``.`` before the milliseconds and escaped text)."""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import srt
-import webvtt
 
 from storyboard.media._ffmpeg import run_ffmpeg
 from storyboard.media._graphs import X264
@@ -32,24 +35,33 @@ def cut_times(clips: Sequence[CutClip]) -> tuple[list[float], float, float]:
     return [float(s / fps) for s in timeline.starts], float(timeline.total / fps), float(fps)
 
 
-def _stamp(seconds: float) -> str:
-    ms = round(seconds * 1000)
-    return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
+def _timed(seconds: float) -> dt.timedelta:
+    """A cue time, rounded to the millisecond (both files show milliseconds)."""
+    return dt.timedelta(milliseconds=round(seconds * 1000))
+
+
+def _vtt(subs: Sequence[srt.Subtitle]) -> str:
+    """The WebVTT text of the cues, with the SRT's very stamps. Pure."""
+    def stamp(t: dt.timedelta) -> str:
+        return str(srt.timedelta_to_srt_timestamp(t)).replace(",", ".")
+
+    def text(content: str) -> str:
+        escaped = content.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        return "\n".join(line for line in escaped.splitlines() if line.strip())  # a blank line ends a cue
+
+    return "WEBVTT\n\n" + "".join(f"{stamp(s.start)} --> {stamp(s.end)}\n{text(s.content)}\n\n" for s in subs)
 
 
 def write_captions(cues: Sequence[tuple[float, float, str]], film: Path) -> tuple[Path, Path]:
     """Write ``<film>.srt`` and ``<film>.vtt`` (cues: start, end seconds, text) beside the
-    film, each atomically. Returns both paths."""
+    film, each atomically, from the same millisecond stamps. Returns both paths."""
     srt_path, vtt_path = film.with_suffix(".srt"), film.with_suffix(".vtt")
-    subs = [srt.Subtitle(index=k + 1, start=dt.timedelta(seconds=a), end=dt.timedelta(seconds=b), content=text)
+    subs = [srt.Subtitle(index=k + 1, start=_timed(a), end=_timed(b), content=text)
             for k, (a, b, text) in enumerate(cues)]
-    tmp = srt_path.with_name(f".{srt_path.name}.tmp")
-    tmp.write_text(srt.compose(subs), encoding="utf-8")
-    os.replace(tmp, srt_path)
-    vtt = webvtt.WebVTT(captions=[webvtt.Caption(_stamp(a), _stamp(b), text) for a, b, text in cues])
-    tmp = vtt_path.with_name(f".{vtt_path.stem}.tmp.vtt")  # webvtt adds .vtt to any other name
-    vtt.save(str(tmp))
-    os.replace(tmp, vtt_path)
+    for path, content in ((srt_path, srt.compose(subs)), (vtt_path, _vtt(subs))):
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(content, encoding="utf-8")
+        os.replace(tmp, path)
     return srt_path, vtt_path
 
 

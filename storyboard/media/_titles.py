@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,13 +87,15 @@ def decorate_args(film: Path, cards: Sequence[OverlayCard], subtitles: Path | No
             "-movflags", "+faststart", "-f", "mp4", str(output)]
 
 
-async def decorate(film: Path, cards: Sequence[OverlayCard], subtitles: Path | None = None) -> Path:
-    """Draw ``cards`` (and burn ``subtitles``) into ``film`` in place, atomically."""
+async def decorate(film: Path, cards: Sequence[OverlayCard], subtitles: Path | None = None, *,
+                   progress: Callable[[float], None] | None = None, seconds: float | None = None) -> Path:
+    """Draw ``cards`` (and burn ``subtitles``) into ``film`` in place, atomically.
+    ``progress`` hears the fraction done of the film's ``seconds``."""
     if not cards and subtitles is None:
         return film
     tmp = film.with_name(f".{film.stem}.text.tmp.mp4")
     try:
-        await run_ffmpeg(decorate_args(film, cards, subtitles, tmp))
+        await run_ffmpeg(decorate_args(film, cards, subtitles, tmp), progress=progress, total_seconds=seconds)
         os.replace(tmp, film)
     finally:
         tmp.unlink(missing_ok=True)

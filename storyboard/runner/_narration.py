@@ -116,8 +116,9 @@ async def narration_mix(board: Board, narration: Narration, folder: Path, second
 
 
 async def draw_text(board: Board, narration: Narration | None, clips: Sequence[Any], film: Path,
-                    folder: Path) -> None:
-    """Lay the shots' overlays over ``film`` and, with `captions: burn`, burn its captions."""
+                    folder: Path, progress: Callable[[float], None] | None = None) -> None:
+    """Lay the shots' overlays over ``film`` and, with `captions: burn`, burn its captions
+    (``progress`` hears the fraction done)."""
     from storyboard.media import (
         OverlayCard,
         cut_times,
@@ -132,9 +133,9 @@ async def draw_text(board: Board, narration: Narration | None, clips: Sequence[A
     if narration is not None and spec.model.captions == "burn":
         subtitles, _vtt = write_captions([(c.start, c.end, c.text) for c in narration.cues], film)
     cards: list[Any] = []
+    starts, total, _fps = cut_times(clips)
     if board.overlays:
         info = probe(film)
-        starts, total, _fps = cut_times(clips)
         for j, sid in enumerate(spec.cut):
             over = board.overlays.get(sid)
             if over is None:
@@ -142,4 +143,6 @@ async def draw_text(board: Board, narration: Narration | None, clips: Sequence[A
             png = overlay_png(over.text, info.width, info.height, position=over.position, size=over.size,
                               font=over.font, dest=folder / f"overlay-{j}.png")
             cards.append(OverlayCard(png, starts[j] + over.start, min(total, starts[j] + over.end)))
-    await decorate(film, cards, subtitles)
+    await decorate(film, cards, subtitles, progress=progress, seconds=total)
+    if progress is not None:
+        progress(1.0)

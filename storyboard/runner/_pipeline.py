@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import shutil
 import time
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
@@ -32,7 +31,6 @@ from storyboard.errors import (
     StoryboardError,
 )
 from storyboard.events import (
-    AssemblyProgress,
     Event,
     EventCallback,
     FilmDone,
@@ -44,6 +42,7 @@ from storyboard.facts import TAKES_MAX, usd
 from storyboard.narration import voice_of
 from storyboard.plan import Plan
 from storyboard.request import chained_to
+from storyboard.runner._film import make_film
 from storyboard.runner._preflight import live_check, with_remembered
 from storyboard.runner._reroll import Rerolls, plan_view
 from storyboard.runner._scheduler import ShotScheduler, take_id
@@ -127,6 +126,7 @@ class Pipeline:
             raise StoryboardError(f"reroll_drifted must be a whole number from 0 to {TAKES_MAX}, "
                                   f"got {reroll_drifted!r}")
         self.reroll_drifted = reroll_drifted  # --reroll-drifted N: see runner/_reroll.py
+        self.loudness: dict[str, Any] | None = None  # media.Loudness of the finished film, as a dict
 
     # ----------------------------------------------------------------- events
 
@@ -353,38 +353,9 @@ class Pipeline:
         previous = self._unchanged_film(key)
         if previous is not None:  # nothing changed: keep the film as it is
             result.film, result.duration, result.method = self.output, previous.get("duration"), "unchanged"
+            self.loudness = previous.get("loudness")
         else:
-            from storyboard.media import MixTrack, assemble
-
-            tracks = [MixTrack(path=p, volume=t.volume, duck=t.duck, loop=t.loop, fade_out=t.fade_out or 0.0)
-                      for p, t in spec.audio]
-            if self.audio is not None:
-                from storyboard.runner._audio import music_tracks
-
-                tracks += music_tracks(self.board, self.audio)
-            self.output.parent.mkdir(parents=True, exist_ok=True)
-            self.emit(AssemblyProgress(fraction=0.0))
-            text_on = narration is not None or bool(self.board.overlays)
-            work = cache.tmp_dir("narration-") if text_on and cache is not None else None
-            try:
-                if narration is not None and work is not None:
-                    from storyboard.media import cut_times
-                    from storyboard.runner._narration import narration_mix
-
-                    _starts, total, _fps = cut_times(self.cut_clips(result))
-                    tracks.append(await narration_mix(self.board, narration, work, total))
-                done = await assemble(self.cut_clips(result), self.output, audio=tracks,
-                                      loudness=spec.model.loudness,
-                                      progress=lambda f: self.emit(AssemblyProgress(fraction=f)))
-                if work is not None:
-                    from storyboard.runner._narration import draw_text
-
-                    await draw_text(self.board, narration, self.cut_clips(result), done.path, work)
-            finally:
-                if work is not None:
-                    shutil.rmtree(work, ignore_errors=True)
-            self.emit(AssemblyProgress(fraction=1.0))
-            result.film, result.duration, result.method = done.path, done.duration, done.method
+            self.loudness = await make_film(self, result, narration, cache)
         if narration is not None:
             from storyboard.media import write_captions
 
@@ -438,6 +409,7 @@ class Pipeline:
             "estimate": None if result.plan.cost is None else str(result.plan.cost),
             "actual_cost": str(self._actual(result)),  # what the tasks reported, else their estimates
             "seconds": round(result.seconds, 3),
+            "loudness": self.loudness,
             "board_hash": result.plan.board_hash,
             "captions": [str(p) for p in result.captions],
             "narration": [{"shot": p.shot, "text": p.text, "start": p.start, "seconds": p.seconds}
