@@ -87,8 +87,9 @@ class FakeTask:
     clip: Future[bytes] | None = None  # the output file (mp4, png or wav)
     size: tuple[int, int] = (160, 90)
     version_id: str = ""
-    kind: str = "video"  # video, image or audio: what the app makes
+    kind: str = "video"  # video, image, audio or text: what the app makes
     effective: dict[str, Any] = field(default_factory=dict)  # known inputs + defaults
+    answer: dict[str, Any] = field(default_factory=dict)  # a text app's output (fakeserver.text)
 
     @property
     def extension(self) -> str:

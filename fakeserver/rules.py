@@ -26,6 +26,8 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from PIL import Image
 
+from fakeserver.text import is_text_app
+
 __all__ = [
     "DATA_DIR",
     "AppVersion",
@@ -55,7 +57,7 @@ class AppVersion:
         for kind in ("video", "image", "audio"):
             if kind in props:
                 return kind
-        return "video"
+        return "text" if is_text_app(self.output_schema) else "video"
 
     @property
     def known(self) -> set[str]:

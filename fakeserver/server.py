@@ -51,6 +51,7 @@ from fakeserver.records import (
 )
 from fakeserver.routes import HttpServer
 from fakeserver.rules import AppVersion, Catalog, drift_schema, effective_inputs, input_problem
+from fakeserver.text import Script, text_output
 
 __all__ = ["FakeInference"]
 
@@ -132,6 +133,7 @@ class FakeInference:
         self.no_output_apps: set[str] = set()  # apps whose tasks complete with no output file
         self.speech_chars_per_second = 15.0  # a TTS app's tone lasts len(text) / this (at least 0.5 s)
         self.music_seconds = 6.0  # what a music app returns (it takes no duration)
+        self.text_script: Script = []  # scripted text-app answers, one per text task (fakeserver.text)
         self.delays: dict[str, float] = {}  # endpoint -> seconds before answering, always
         # output files sent at this many bytes a second (a real link), None: at once
         self.download_rate: float | None = None
@@ -289,6 +291,8 @@ class FakeInference:
 
     def _output(self, task: FakeTask) -> dict[str, Any]:
         """A completed task's output, shaped by the app's output schema."""
+        if task.kind == "text":
+            return task.answer
         name = f"{task.id}.{task.extension}"
         url = (
             f"{self.url}/redirect/{name}"
@@ -416,6 +420,9 @@ class FakeInference:
             task.error = "insufficient balance"
         elif self.fail_prompt is not None and self.fail_prompt in prompt:
             task.fail_error = self.fail_error
+        elif task.kind == "text":
+            with self._lock:
+                task.answer = text_output(inp, self.text_script)
         elif task.kind == "image":
             task.clip = self._pool.submit(make_png, *task.size)
         elif task.kind == "audio":

@@ -19,6 +19,7 @@ from storyboard.request import FrameRef, source_text
 from storyboard.shotinputs import ShotInputs, resolve_inputs
 from storyboard.spec import OVERRIDABLE, ResolvedShot, Spec, load_spec, near
 from storyboard.takes import Lock, read_lock
+from storyboard.textnodes import TextNode, render_texts, text_specs
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -45,6 +46,7 @@ class Board:
     audio_versions: Mapping[str, str] = field(default_factory=dict)  # voice/music app → version read live
     overrides: Mapping[str, Any] = field(default_factory=dict)
     lock: Lock | None = None  # the picked takes (storyboard.takes), read beside the file
+    texts: tuple[TextNode, ...] = ()  # `vars:` written by a text app (storyboard.textnodes), in order
 
     @property
     def path(self) -> Path:
@@ -245,17 +247,20 @@ def load(
     path: str | Path,
     vars: Mapping[str, Any] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    texts: Mapping[str, str] | None = None,
 ) -> Board:
     """Load and validate a storyboard: the file, its graph and its prompts.
 
     ``vars`` override the file's template variables; ``overrides`` set model inputs
     (app, mode, resolution, aspect_ratio, duration, sound, multi_shot, negative_prompt) on
-    every shot — e.g. one variant of a film in 9:16. Raises SpecError (every problem found,
-    each located).
+    every shot — e.g. one variant of a film in 9:16. ``texts`` are the answers of text
+    nodes already made (by name); the others read as placeholders. Raises SpecError
+    (every problem found, each located).
     """
     spec = load_spec(path, dict(overrides) if overrides else None)
     graph = build_graph(spec)
-    prompts, merged = render_prompts(spec, vars)
+    nodes, text_values = render_texts(spec, text_specs(spec, vars), {**spec.model.vars, **(vars or {})}, texts)
+    prompts, merged = render_prompts(spec, {**(vars or {}), **text_values})
     inputs = resolve_inputs(spec, prompts)
     lines = render_lines(spec, merged)
     overlays = render_overlays(spec, merged)
@@ -263,7 +268,7 @@ def load(
     lock = read_lock(spec.path, {s.id: s.takes for s in spec.shots})
     return Board(spec=spec, graph=graph, prompts=prompts, vars=merged, inputs=inputs,
                  overrides=dict(overrides or {}), lines=lines, overlays=overlays, lock=lock,
-                 music=music)
+                 music=music, texts=tuple(nodes))
 
 
 __all__ = ["Board", "FrameRef", "build_graph", "load", "names_used", "render_prompts"]

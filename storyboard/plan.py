@@ -89,8 +89,8 @@ class PlannedTake:
 class PlannedAudio:
     """A narration line or a generated music track: a node voiced or made before the shots."""
 
-    id: str  # "say:SHOT" or "audio[N]"
-    kind: Literal["line", "music"]
+    id: str  # "say:SHOT", "audio[N]" or "text:NAME"
+    kind: Literal["line", "music", "text"]
     app: str  # the app that makes it, or the offline maker ("espeak-ng", "placeholder"…)
     text: str  # the line, or the music's prompt
     request: ShotRequest
@@ -182,6 +182,8 @@ class Plan:
                        f"{lines[0].app}, {usd(_sum(a.cost for a in lines))}")
         out += [f"music: {a.id} {a.app}, {'to make' if a.to_generate else 'cached'}, {usd(a.cost)}"
                 for a in self.audio if a.kind == "music"]
+        out += [f"text: {a.id} {a.app}, {'to make' if a.to_generate else 'cached'}, {usd(a.cost)}"
+                for a in self.audio if a.kind == "text"]
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -432,11 +434,12 @@ def plan_audio(board: Board, *, cache: CacheView | None, price: Callable[[ShotRe
     from storyboard.music import PLACEHOLDER_MAKER, planned_seconds
     from storyboard.narration import line_key, line_request, remote_line_key, voice_of
     from storyboard.request import estimate
+    from storyboard.textnodes import text_key
 
     spec = board.spec
     out: list[PlannedAudio] = []
 
-    def row(id_: str, kind: Literal["line", "music"], maker: str, text: str, req: ShotRequest,
+    def row(id_: str, kind: Literal["line", "music", "text"], maker: str, text: str, req: ShotRequest,
             key: str) -> PlannedAudio:
         reference = estimate(req)
         cost = Decimal(0) if speaker is not None else price(req) if price is not None else reference
@@ -461,4 +464,8 @@ def plan_audio(board: Board, *, cache: CacheView | None, price: Callable[[ShotRe
         key = track.key(PLACEHOLDER_MAKER, seconds) if speaker is not None else track.key()
         out.append(row(track.id, "music", PLACEHOLDER_MAKER if speaker is not None else track.app, track.prompt,
                        track.request(), key))
+    for node in board.texts:  # text nodes (storyboard.textnodes): made first; offline a free placeholder
+        req = replace(node.request, version=board.audio_versions.get(node.spec.app, node.request.version))
+        out.append(row(node.id, "text", "placeholder" if speaker is not None else node.spec.app, node.prompt, req,
+                       text_key(req, "placeholder" if speaker is not None else "app")))
     return tuple(out)

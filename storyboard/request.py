@@ -39,6 +39,7 @@ __all__ = [
     "image_identity",
     "parse_frame_ref",
     "source_text",
+    "usage_cost",
 ]
 
 CACHE_KEY_VERSION = 1
@@ -246,7 +247,22 @@ def estimate(request: ShotRequest) -> Decimal | None:
     profile = apps.profile(request.app.split("@", 1)[0])
     if profile is None:
         return None
+    if profile.kind == "text":  # priced by tokens: estimated from the text, every max_tokens written
+        return apps.token_price(profile, *apps.text_tokens_estimate(request.model_inputs()))
     return apps.price(profile, request.model_inputs())
+
+
+def usage_cost(request: ShotRequest, usage: Mapping[str, Any] | None) -> Decimal | None:
+    """What a text app's call cost by the tokens its ``usage`` reports, or None when unknown."""
+    from storyboard import apps
+
+    profile = apps.profile(request.app.split("@", 1)[0])
+    if profile is None or not isinstance(usage, Mapping):
+        return None
+    read, wrote = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    if not isinstance(read, int) or not isinstance(wrote, int):
+        return None
+    return apps.token_price(profile, read, wrote)
 
 
 def billed_cost(request: ShotRequest, output_meta: Mapping[str, Any] | None) -> Decimal | None:

@@ -13,7 +13,7 @@ from storyboard.apps._inputs import (
     app_inputs,
     concept_word,
 )
-from storyboard.apps._price import PRICES_ENV, price, rate
+from storyboard.apps._price import PRICES_ENV, price, rate, text_tokens_estimate, token_price
 from storyboard.apps._profile import (
     APPS_ENV,
     CONCEPTS,
@@ -49,4 +49,6 @@ __all__ = [
     "profile",
     "rate",
     "save_snapshot",
+    "text_tokens_estimate",
+    "token_price",
 ]

@@ -160,3 +160,33 @@ def _compile(expression: str) -> Any:
 
     env = celpy.Environment()
     return env.program(env.compile(expression))
+
+
+# ---------------------------------------------------------------- text apps (per token)
+
+CHARS_PER_TOKEN = 4  # the estimate before a text call: about four characters a token
+IMAGE_TOKENS = 1600  # an image sent to a vision model, at most (about 1.15 megapixels)
+
+
+def token_price(profile: AppProfile, input_tokens: int, output_tokens: int) -> Decimal | None:
+    """USD for a text app's call that read ``input_tokens`` and wrote ``output_tokens``
+    (the profile's ``price.tokens``: per million input and output tokens), or None."""
+    rule = profile.price.get("tokens")
+    if not isinstance(rule, Mapping):
+        return None
+    per_in, per_out = _decimal(rule.get("input_per_million")), _decimal(rule.get("output_per_million"))
+    if per_in is None or per_out is None:
+        return None
+    return (per_in * input_tokens + per_out * output_tokens) / Decimal(1_000_000)
+
+
+def text_tokens_estimate(inputs: Mapping[str, Any]) -> tuple[int, int]:
+    """(input, output) tokens a text call is estimated to use before it is made: its text,
+    system prompt and tools at about four characters a token, each image at most
+    ``IMAGE_TOKENS``, and every ``max_tokens`` it may write."""
+    chars = sum(len(json.dumps(inputs[k])) if k == "tools" else len(str(inputs[k]))
+                for k in ("text", "system_prompt", "tools") if inputs.get(k))
+    images = len(inputs.get("images") or ())
+    written = inputs.get("max_tokens")
+    out = written if isinstance(written, int) and not isinstance(written, bool) else 0
+    return -(-chars // CHARS_PER_TOKEN) + images * IMAGE_TOKENS, out

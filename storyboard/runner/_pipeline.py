@@ -58,6 +58,9 @@ def verify_clip(path: Path) -> None:
         with Image.open(path) as im:
             im.verify()
         return
+    if path.suffix.lower() == ".json":  # a text app's answer
+        json.loads(path.read_text(encoding="utf-8"))
+        return
     from storyboard.media import probe
 
     probe(path)
@@ -118,6 +121,7 @@ class Pipeline:
         self.variant = backend_variant(self.backend)
         self.holds: dict[str, float] = {}  # `fit: extend`: seconds each shot's last frame is held
         self.audio: Any = None  # runner._audio.AudioMade: the voiced lines and generated music
+        self.texts: Any = None  # runner._text.TextsMade: the text nodes' answers
         if (not isinstance(reroll_drifted, int) or isinstance(reroll_drifted, bool)
                 or not 0 <= reroll_drifted <= TAKES_MAX):
             raise StoryboardError(f"reroll_drifted must be a whole number from 0 to {TAKES_MAX}, "
@@ -207,6 +211,12 @@ class Pipeline:
         cache = Cache.for_board(self.board.path, self.cache_dir, verify=verify_clip)
         cache.sweep_tmp()
         with cache.lock(self.output):
+            from storyboard.runner._text import make_texts
+
+            # text nodes first: every prompt, line and key reads their answers
+            self.board, self.texts = await make_texts(self.board, self.backend, cache, self.emit, self.budget)
+            if self.budget is not None and getattr(self.backend, "paid", True):
+                self.budget -= self.texts.cost
             self.board = with_remembered(self.board, cache)  # keys hold the app versions last read live
             from storyboard.runner._audio import with_remembered_audio
 
@@ -246,6 +256,7 @@ class Pipeline:
 
                 # lines and music first (they need no shot): a line too long for its shot stops here
                 self.audio = await make_audio(self.board, plan, self.backend, cache, self.emit, self.concurrency)
+                self.audio.results.update(self.texts.results)  # text nodes in the report and the cost
                 await scheduler.run(plan)
                 await scheduler.cut_handoffs()
                 await scheduler.score_seams()
@@ -432,6 +443,7 @@ class Pipeline:
                       if s.id in self.board.inputs}.items()},
             "cut": list(self.board.cut),
             "audio": self.audio.report() if self.audio is not None else [],
+            "texts": [{"id": n.id, "app": n.spec.app, "prompt": n.prompt, "value": n.value} for n in self.board.texts],
             "shots": [
                 {**result.shots[s.id].to_dict(), "prompt": s.request.prompt, "duration": s.request.duration,
                  "image": s.request.image_source, "end_image": s.request.end_image_source,
