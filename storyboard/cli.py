@@ -504,3 +504,6 @@ if __name__ == "__main__":  # pragma: no cover
 
 
 _add_apps_group()
+from storyboard.draft import draft_command  # noqa: E402  (the command lives in its own module)
+
+main.add_command(draft_command)
