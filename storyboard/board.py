@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from storyboard.errors import Problem, PromptError, TemplateError
 from storyboard.graph import ShotGraph
+from storyboard.judging import check_judging
 from storyboard.music import MusicTrack, render_music
 from storyboard.narration import Line, OverlayText, render_lines, render_overlays
 from storyboard.prompts import PromptRenderer, ShotsSoFar, library_dir
@@ -259,6 +260,7 @@ def load(
     """
     spec = load_spec(path, dict(overrides) if overrides else None)
     graph = build_graph(spec)
+    check_judging(spec)  # `pick: auto` needs takes, and a judge that sees images
     nodes, text_values = render_texts(spec, text_specs(spec, vars), {**spec.model.vars, **(vars or {})}, texts)
     prompts, merged = render_prompts(spec, {**(vars or {}), **text_values})
     inputs = resolve_inputs(spec, prompts)

@@ -89,8 +89,8 @@ class PlannedTake:
 class PlannedAudio:
     """A narration line or a generated music track: a node voiced or made before the shots."""
 
-    id: str  # "say:SHOT", "audio[N]" or "text:NAME"
-    kind: Literal["line", "music", "text"]
+    id: str  # "say:SHOT", "audio[N]", "text:NAME" or "judge:SHOT"
+    kind: Literal["line", "music", "text", "judge"]
     app: str  # the app that makes it, or the offline maker ("espeak-ng", "placeholder"…)
     text: str  # the line, or the music's prompt
     request: ShotRequest
@@ -182,8 +182,8 @@ class Plan:
                        f"{lines[0].app}, {usd(_sum(a.cost for a in lines))}")
         out += [f"music: {a.id} {a.app}, {'to make' if a.to_generate else 'cached'}, {usd(a.cost)}"
                 for a in self.audio if a.kind == "music"]
-        out += [f"text: {a.id} {a.app}, {'to make' if a.to_generate else 'cached'}, {usd(a.cost)}"
-                for a in self.audio if a.kind == "text"]
+        out += [f"{a.kind}: {a.id} {a.app}, {'to make' if a.to_generate else 'cached'}, {usd(a.cost)}"
+                for a in self.audio if a.kind in ("text", "judge")]
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -424,7 +424,41 @@ def make_plan(
         (str(p.relative_to(board.spec.folder)), t.model_dump()) for p, t in board.spec.audio
     ]})
     return Plan(backend=backend, shots=tuple(out), critical_path=tuple(path), critical_seconds=seconds,
-                board_hash=board_hash, audio=plan_audio(board, cache=cache, price=price, speaker=speaker))
+                board_hash=board_hash, audio=plan_audio(board, cache=cache, price=price, speaker=speaker)
+                + plan_judges(board, out, cache=cache, price=price, speaker=speaker))
+
+
+def plan_judges(board: Board, shots: list[PlannedShot], *, cache: CacheView | None,
+                price: Callable[[ShotRequest], Decimal | None] | None, speaker: str | None) -> tuple[PlannedAudio, ...]:
+    """The judge's verdict of each `pick: auto` shot used and not picked by hand
+    (storyboard.judging): keyed by the takes' keys, priced by tokens; free offline."""
+    from storyboard.judging import (
+        auto_shots,
+        judge_app,
+        reference_images,
+        verdict_key,
+        verdict_request,
+    )
+    from storyboard.request import estimate
+
+    by_id, app = {s.id: s for s in shots}, judge_app(board.spec)
+    picks = board.lock.picks if board.lock is not None else {}
+    out = []
+    for sid in auto_shots(board.spec):
+        ps = by_id.get(sid)
+        if ps is None or ps.status == "unused" or sid in picks:
+            continue
+        keys = [k for _, k in sorted([(ps.take, ps.key), *((t.take, t.key) for t in ps.takes)])]
+        req = verdict_request(app, sid, ps.request.prompt, len(keys), version=board.audio_versions.get(app),
+                              extra_images=len(reference_images(board.spec, sid)))
+        key = verdict_key(req, [str(k) for k in keys]) if all(keys) else ""
+        reference = estimate(req)
+        cost = Decimal(0) if speaker is not None else price(req) if price is not None else reference
+        hit = bool(key) and cache is not None and cache.clip_hash(key) is not None
+        out.append(PlannedAudio(id=f"judge:{sid}", kind="judge", app="take 1 (offline)" if speaker else app,
+                                text=ps.request.prompt, request=req, key=key, status="cached" if hit else "generate",
+                                cost=Decimal(0) if hit else cost, price=cost, reference_price=reference))
+    return tuple(out)
 
 
 def plan_audio(board: Board, *, cache: CacheView | None, price: Callable[[ShotRequest], Decimal | None] | None,
@@ -439,7 +473,7 @@ def plan_audio(board: Board, *, cache: CacheView | None, price: Callable[[ShotRe
     spec = board.spec
     out: list[PlannedAudio] = []
 
-    def row(id_: str, kind: Literal["line", "music", "text"], maker: str, text: str, req: ShotRequest,
+    def row(id_: str, kind: Literal["line", "music", "text", "judge"], maker: str, text: str, req: ShotRequest,
             key: str) -> PlannedAudio:
         reference = estimate(req)
         cost = Decimal(0) if speaker is not None else price(req) if price is not None else reference

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 PURE = ("storyboard.spec", "storyboard.graph", "storyboard.prompts", "storyboard.plan", "storyboard.request",
         "storyboard.apps", "storyboard.shotinputs", "storyboard.stills", "storyboard.variants",
-        "storyboard.narration", "storyboard.music", "storyboard.takes", "storyboard.textnodes",
+        "storyboard.narration", "storyboard.music", "storyboard.takes", "storyboard.textnodes", "storyboard.judging",
         "storyboard.facts", "storyboard.errors")
 EFFECTS = ("storyboard.backends", "storyboard.media", "storyboard.runner", "storyboard.cache")
 RULES: list[tuple[tuple[str, ...], tuple[str, ...]]] = [

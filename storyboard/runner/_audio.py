@@ -108,7 +108,7 @@ async def live_check_audio(board: Board, plan: Plan, backend: object, cache: Cac
     pending node sends (an unknown voice, text over a limit): one located line per problem.
     Returns the board keyed by the versions read (unpinned apps)."""
     get_app = getattr(backend, "get_app", None)
-    pending = plan.pending_audio
+    pending = [a for a in plan.pending_audio if a.kind != "judge"]  # the judge is checked by its step
     if not callable(get_app) or not pending:
         return board
     spec = board.spec
@@ -156,7 +156,8 @@ async def make_audio(board: Board, plan: Plan, backend: Backend, cache: Cache, e
     """Voice every line and make every generated track the plan lists (cached ones are
     looked up), in parallel; then check the voiced lines fit their shots (SpecError)."""
     made = AudioMade()
-    nodes = [n for n in plan.audio if n.kind != "text"]  # text nodes are made before (runner/_text.py)
+    # text nodes are made before (runner/_text.py), verdicts by the judge step (runner/_judge.py)
+    nodes = [n for n in plan.audio if n.kind not in ("text", "judge")]
     if not nodes:
         return made
     speaker = speaker_for(backend)

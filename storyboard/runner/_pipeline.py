@@ -44,6 +44,7 @@ from storyboard.facts import TAKES_MAX, usd
 from storyboard.narration import voice_of
 from storyboard.plan import Plan
 from storyboard.request import chained_to
+from storyboard.runner._judge import Judge, judge_view, then
 from storyboard.runner._preflight import live_check, with_remembered
 from storyboard.runner._reroll import Rerolls, plan_view
 from storyboard.runner._scheduler import ShotScheduler, take_id
@@ -144,7 +145,8 @@ class Pipeline:
         from storyboard.runner._audio import speaker_for
 
         # with --reroll-drifted, rerolled shots' descendants chain from the kept take
-        return self.board.plan(backend=self.backend.name, cache=plan_view(cache, self.board, self.reroll_drifted),
+        view = judge_view(plan_view(cache, self.board, self.reroll_drifted), self.board)  # picks made by the judge
+        return self.board.plan(backend=self.backend.name, cache=view,
                                variant=self.variant, force=self.force, price=self.backend.price,
                                speaker=speaker_for(self.backend))
 
@@ -251,6 +253,10 @@ class Pipeline:
                 allowance = (None if self.budget is None
                              else self.budget - plan.cost if plan.cost is not None else Decimal(0))
                 scheduler.after_shot = Rerolls(scheduler, self.reroll_drifted, allowance).after
+            judge = Judge(scheduler, self.reroll_drifted, None if self.budget is None else
+                          self.budget - plan.cost if plan.cost is not None else Decimal(0))
+            if judge.auto:  # `pick: auto`: the judge picks the take before rerolls and descendants see it
+                scheduler.after_shot = then(judge.after, scheduler.after_shot)
             try:
                 from storyboard.runner._audio import make_audio
 
