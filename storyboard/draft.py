@@ -159,8 +159,8 @@ def converse(ask: Ask, system: str, text: str, tool: dict[str, Any],
              build: Callable[[dict[str, Any]], tuple[str, list[str]]]) -> str:
     """Ask until ``build`` (arguments → file text, problems) finds no problem: one retry
     for an answer with no tool call and no JSON, at most ``REPAIRS`` rounds of problems
-    sent back. Returns the file text; raises SpecError with the remaining problems."""
-    from storyboard.errors import BackendError, SpecError
+    sent back. Returns the file text; raises StoryboardError with the remaining problems."""
+    from storyboard.errors import BackendError, StoryboardError
 
     name = tool["function"]["name"]
     message, retried, repairs = text, False, 0
@@ -177,7 +177,7 @@ def converse(ask: Ask, system: str, text: str, tool: dict[str, Any],
         if not problems:
             return body
         if repairs == REPAIRS:
-            raise SpecError(f"the draft is still invalid after {REPAIRS} repairs; nothing was written:\n"
+            raise StoryboardError(f"the draft is still invalid after {REPAIRS} repairs; nothing was written:\n"
                             + "\n".join(f"  {p}" for p in problems))
         repairs += 1
         message = (f"{text}\n\nYour last answer:\n```yaml\n{body}```\nstoryboard's loader found these problems; "
@@ -317,7 +317,7 @@ def draft_command(idea: str | None, shots: int, aspect: str, output: Path, narra
                   video_app: str, style: str, script: Path | None, max_shot: float, backend: str | None) -> None:
     """Write a storyboard from an IDEA (a text app drafts it), or --from-script FILE."""
     from storyboard.backends import get_backend
-    from storyboard.errors import SpecError, StoryboardError
+    from storyboard.errors import StoryboardError
 
     opts = DraftOptions(shots=shots, aspect=aspect, narrate=narrate, text_app=text_app, video_app=video_app,
                         style=style, max_shot=max_shot)
@@ -338,12 +338,14 @@ def draft_command(idea: str | None, shots: int, aspect: str, output: Path, narra
             text = draft_from_idea(idea, output, opts, ask, version)
         problems = check_text(text, output)
         if problems:  # a script's board is checked like a model's
-            raise SpecError("the draft is invalid; nothing was written:\n" + "\n".join(f"  {p}" for p in problems))
+            raise StoryboardError("the draft is invalid; nothing was written:\n"
+                                  + "\n".join(f"  {p}" for p in problems))
     except StoryboardError as e:
         click.echo(str(e) if "\n" in str(e) else f"error: {e}", err=True)
         sys.exit(e.exit_code)
     finally:
         loop.run_until_complete(maker.aclose())
+        loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text, encoding="utf-8")

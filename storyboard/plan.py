@@ -182,7 +182,8 @@ class Plan:
                        f"{lines[0].app}, {usd(_sum(a.cost for a in lines))}")
         out += [f"music: {a.id} {a.app}, {'to make' if a.to_generate else 'cached'}, {usd(a.cost)}"
                 for a in self.audio if a.kind == "music"]
-        out += [f"{a.kind}: {a.id} {a.app}, {'to make' if a.to_generate else 'cached'}, {usd(a.cost)}"
+        out += [f"{a.kind}: {a.id} {a.app}, {'to make' if a.to_generate else 'cached'}, "
+                f"{'<$0.001' if a.cost and a.cost < Decimal('0.001') else usd(a.cost)}"  # a few tokens: never "$0"
                 for a in self.audio if a.kind in ("text", "judge")]
         return out
 

@@ -70,6 +70,10 @@ def test_judge_picks_a_take_the_next_shot_starts_from(write_board: Callable[...,
     # b starts on take 3's last frame: the image it was sent is that frame as prepared
     b_task = videos[-1]
     assert b_task.input["prompt"] == "The beam sweeps the sea" and b_task.input.get("image")
+    out = CliRunner().invoke(main, ["plan", str(path), "--backend", "inference", "--json"])
+    planned = json.loads(out.output)
+    assert {s["status"] for s in planned["shots"]} == {"cached"}  # the plan knows the pick
+    assert [(a["id"], a["status"]) for a in planned["audio"]] == [("judge:a", "cached")]  # and the verdict
     # a re-render asks nothing
     before = len(fake.submissions)
     storyboard.render(path, backend="inference")

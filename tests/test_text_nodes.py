@@ -8,10 +8,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 import storyboard
 from fakeserver import FakeInference
 from storyboard.board import load
+from storyboard.cli import main
 from storyboard.errors import SpecError
 
 KEY = "sk-fake-text-0123456789"
@@ -71,6 +73,11 @@ def test_text_var_flows_into_two_shots_with_one_call(write_board: Callable[..., 
     before = len(fake.submissions)
     again = storyboard.render(path, backend="inference")
     assert len(fake.submissions) == before and again.film is not None  # a re-render makes 0 calls
+    # `storyboard plan` reads the cached answer: the node and the shots reading it are cached
+    out = CliRunner().invoke(main, ["plan", str(path), "--backend", "inference", "--json"])
+    plan_json = json.loads(out.output)
+    assert [a["status"] for a in plan_json["audio"]] == ["cached"]
+    assert {s["status"] for s in plan_json["shots"]} == {"cached"} and answer in plan_json["shots"][0]["prompt"]
 
 
 def test_each_matrix_row_makes_one_text_call(write_board: Callable[..., Path], fake: FakeInference) -> None:

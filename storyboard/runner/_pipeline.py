@@ -44,7 +44,7 @@ from storyboard.facts import TAKES_MAX, usd
 from storyboard.narration import voice_of
 from storyboard.plan import Plan
 from storyboard.request import chained_to
-from storyboard.runner._judge import Judge, judge_view, then
+from storyboard.runner._judge import Judge, then
 from storyboard.runner._preflight import live_check, with_remembered
 from storyboard.runner._reroll import Rerolls, plan_view
 from storyboard.runner._scheduler import ShotScheduler, take_id
@@ -145,8 +145,7 @@ class Pipeline:
         from storyboard.runner._audio import speaker_for
 
         # with --reroll-drifted, rerolled shots' descendants chain from the kept take
-        view = judge_view(plan_view(cache, self.board, self.reroll_drifted), self.board)  # picks made by the judge
-        return self.board.plan(backend=self.backend.name, cache=view,
+        return self.board.plan(backend=self.backend.name, cache=plan_view(cache, self.board, self.reroll_drifted),
                                variant=self.variant, force=self.force, price=self.backend.price,
                                speaker=speaker_for(self.backend))
 

@@ -33,7 +33,7 @@ from storyboard.request import ShotRequest, estimate, usage_cost
 from storyboard.runner._context import JournalContext, holding
 from storyboard.textnodes import TextNode, render_texts, text_key
 
-__all__ = ["TextsMade", "ask", "make_texts", "read_answer"]
+__all__ = ["TextsMade", "ask", "make_texts", "read_answer", "with_cached_texts"]
 
 
 @dataclass
@@ -151,6 +151,31 @@ async def make_texts(board: Board, backend: Backend, cache: Cache, emit: Callabl
         answer = await ask(req, key, node.id, backend, cache, emit, board.path, res)
         made.values[node.name] = str(answer.get("response") or "").strip()
     return reload(board, made.values), made
+
+
+def with_cached_texts(board: Board, cache: Cache) -> Board:
+    """The board with the answers of its text nodes already cached (by the versions last
+    read live), so that a plan keys the shots reading them as a render would; the board
+    itself when the first is not cached."""
+    if not board.texts:
+        return board
+    versions: dict[str, str] = {}
+    for ref in dict.fromkeys(n.spec.app for n in board.texts if "@" not in n.spec.app):
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            versions[ref] = str(json.loads(_remembered(cache, ref).read_text())["version_id"])
+    specs = [n.spec for n in board.texts]
+    base = {k: v for k, v in board.vars.items() if all(k != s.name for s in specs)}
+    values: dict[str, str] = {}
+    for i, ts in enumerate(specs):
+        nodes, _ = render_texts(board.spec, specs, base, values, versions)
+        entry = cache.lookup(text_key(nodes[i].request, "app"))
+        if entry is None:
+            break
+        values[ts.name] = str(read_answer(entry.path).get("response") or "").strip()
+    if not values:
+        return board
+    out = reload(board, values)
+    return replace(out, audio_versions={**out.audio_versions, **versions})
 
 
 def reload(board: Board, values: dict[str, str]) -> Board:
