@@ -97,6 +97,10 @@ def show(app: str, live: bool, as_json: bool) -> None:
         for rule in profile.price.get("rules", []):
             rates = ", ".join(f"{k.replace('|', '/')} ${v}/s" for k, v in rule.get("rates", {}).items())
             click.echo(f"price by {'/'.join(rule.get('by', []))}: {rates} (estimates)")
+        tokens = profile.price.get("tokens")
+        if isinstance(tokens, dict):  # a text app (storyboard.apps._price.token_price)
+            click.echo(f"price: ${tokens.get('input_per_million')}/M input tokens, "
+                       f"${tokens.get('output_per_million')}/M output tokens ({profile.price.get('price_source')})")
 
 
 @apps_group.command("pull")

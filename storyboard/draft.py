@@ -65,13 +65,19 @@ def _limits(video_app: str) -> tuple[int, int, list[str], str]:
     if prof is None or version is None:
         return 3, 10, [], f"{video_app}: no profile known; keep shots 3-10 s"
     props = version.properties
-    dur = props.get(prof.concepts.get("duration", ""), {})
+    name = prof.concepts.get("duration", "")
+    dur = props.get(name, {})
     values = [int(v) for v in dur.get("enum", []) if str(v).isdigit()]
-    low = min(values) if values else int(dur.get("minimum", 3))
-    high = max(values) if values else int(dur.get("maximum", 10))
+    ranged = dict(prof.rule(version.version_id, "ranges", {}) or {}).get(name)  # the profile's own range
+    low, high = (min(values), max(values)) if values else (int(dur.get("minimum", 3)), int(dur.get("maximum", 10)))
+    if ranged:
+        low, high = int(ranged[0]), int(ranged[1])
     ratios = [str(r) for r in props.get(prof.concepts.get("aspect_ratio", ""), {}).get("enum", [])]
-    refs = "it takes reference images of characters" if prof.concepts.get("references") else \
-        "it takes no reference images: describe each character in words"
+    refs = ("it takes reference images of characters: give each character a still (`stills:`, an id and a "
+            "prompt of their look) and list it in the character's `references: [\"@ID\"]`"
+            if prof.concepts.get("references") else "it takes no reference images: describe each character in words")
+    if prof.excludes.get(prof.concepts.get("references", "")):
+        refs += "; a shot given references must say `image: null` (the app takes them without a start frame)"
     chars = prof.rule(prof.current, "prompt_chars")
     words = (f"{video_app}: shots of {low} to {high} seconds (whole seconds); aspect ratios "
              f"{', '.join(ratios) or 'any'}; {refs}" + (f"; prompts of at most {chars} characters" if chars else ""))

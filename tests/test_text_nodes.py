@@ -81,11 +81,34 @@ def test_text_var_flows_into_two_shots_with_one_call(write_board: Callable[..., 
 
 
 def test_each_matrix_row_makes_one_text_call(write_board: Callable[..., Path], fake: FakeInference) -> None:
+    from pipelines.matrix import run_matrix
+
     path = write_board(BOARD.format(product="teal bottle"))
-    for product in ("teal bottle", "red mug", "teal bottle"):
-        storyboard.render(path, backend="inference", vars={"product": product})
-    assert [t["text"] for t in _texts(fake)] == ["A six-word tagline for a teal bottle",
-                                                  "A six-word tagline for a red mug"]
+    rows = [{"product": "teal bottle"}, {"product": "red mug"}, {"product": "blue jar"}]
+    result = run_matrix(path, rows, backend="inference", budget=Decimal(20))
+    assert all(f.error is None for f in result.films)
+    assert sorted(t["text"] for t in _texts(fake)) == sorted(f"A six-word tagline for a {r['product']}" for r in rows)
+    again = run_matrix(path, [*rows, {"product": "red mug"}], backend="inference")  # a row again: no new call
+    assert all(f.error is None for f in again.films) and len(_texts(fake)) == 3
+
+
+def test_the_fake_answers_from_the_request() -> None:
+    from fakeserver.text import text_output
+
+    one = text_output({"text": "A tagline for a teal bottle", "max_tokens": 60}, [])
+    assert one == text_output({"text": "A tagline for a teal bottle", "max_tokens": 60}, [])  # deterministic
+    assert one["response"] != text_output({"text": "A tagline for a red mug", "max_tokens": 60}, [])["response"]
+    assert one["usage"]["prompt_tokens"] == 7 and one["usage"]["completion_tokens"] > 0
+    tool = {"type": "function", "function": {"name": "pick", "parameters": {
+        "type": "object", "required": ["take", "reason"],
+        "properties": {"take": {"type": "integer", "minimum": 1, "maximum": 3}, "reason": {"type": "string"}}}}}
+    called = text_output({"text": "pick", "tools": [tool], "images": ["a", "b"]}, [])
+    (call,) = called["tool_calls"]
+    assert call["function"]["name"] == "pick" and json.loads(call["function"]["arguments"]) == {"take": 1,
+                                                                                                "reason": "xxxx"}
+    assert called["usage"]["prompt_tokens"] > 3200  # two images counted
+    scripted = text_output({"text": "x", "tools": [tool]}, [{"response": "no tool"}])
+    assert scripted["tool_calls"] is None and scripted["response"] == "no tool"
 
 
 @pytest.mark.parametrize(("node", "fragment", "line"), [
