@@ -48,8 +48,10 @@ def _kinds(fake: FakeInference, kind: str) -> list[Any]:
     return [t for t in fake.submissions if t.kind == kind]
 
 
-def test_judge_picks_a_take_the_next_shot_starts_from(write_board: Callable[..., Path], fake: FakeInference) -> None:
-    path = write_board(BOARD.format(extra=""))
+@pytest.mark.parametrize("handoff", ["last", "best"])
+def test_judge_picks_a_take_the_next_shot_starts_from(write_board: Callable[..., Path], fake: FakeInference,
+                                                      handoff: str) -> None:
+    path = write_board(BOARD.format(extra="").replace("    pick: auto\n", f"    pick: auto\n    handoff: {handoff}\n"))
     fake.text_script = [{"arguments": {"take": 3, "reason": "the lamp is lit and the keeper is in frame"}}]
     result = storyboard.render(path, backend="inference", budget="20")
     videos = _kinds(fake, "video")

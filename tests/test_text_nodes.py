@@ -141,3 +141,8 @@ def test_a_node_reading_another_waits_for_its_answer(write_board: Callable[..., 
     first, second = _texts(fake)
     assert first["text"] == "A slogan for teal bottle"
     assert second["text"].startswith("Shorten: ") and "[slogan" not in str(second["text"])
+
+
+def test_set_replaces_a_text_node(write_board: Callable[..., Path]) -> None:
+    board = load(write_board(BOARD.format(product="teal bottle")), vars={"tagline": "Drink teal."})
+    assert board.texts == () and board.prompts["b"] == "Close on the teal bottle: Drink teal."

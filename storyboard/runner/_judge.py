@@ -116,8 +116,10 @@ class Judge:
         s = self.s
         order = sorted(takes)
         images: list[Path] = []
-        for n in order:
-            images += [await s.frame(takes[n], "last"), await s.frame(takes[n], round(ps.request.duration / 2, 3))]
+        rule = s.board.spec.shot(ps.id).handoff_rule
+        for n in order:  # each take's handoff frame (where its children start) and its middle frame
+            last = (await s.handoff(ps.id, takes[n]))[0] if rule is not None else await s.frame(takes[n], "last")
+            images += [last, await s.frame(takes[n], round(ps.request.duration / 2, 3))]
         for src in reference_images(s.board.spec, ps.id):
             images.append(s.state.futures[src.shot].result().path if isinstance(src, FrameRef) else src.path)
         version = s.board.audio_versions.get(self.app)
