@@ -21,7 +21,7 @@ from storyboard.request import ShotRequest, cache_key
 from storyboard.spec import Spec
 
 __all__ = ["DEFAULT_JUDGE", "JUDGE_TOOL", "auto_shots", "check_judging", "judge_app", "parse_verdict",
-           "verdict_key", "verdict_request"]
+           "reference_images", "verdict_key", "verdict_request", "verdict_rows"]
 
 DEFAULT_JUDGE = "anthropic/claude-sonnet-4-6"
 JUDGE_TOOL = "pick_take"
@@ -102,14 +102,31 @@ def verdict_request(app: str, shot_id: str, prompt: str, takes: int, *, allow_no
                        references_input="images" if images else None)
 
 
-def verdict_key(request: ShotRequest, take_keys: Sequence[str]) -> str:
+def verdict_key(request: ShotRequest, take_keys: Sequence[str], attempt: int = 1) -> str:
     """The verdict's cache key: the judge's app and version, the shot's prompt, what the
     judge is told and the takes' keys (not the images: they are functions of the takes,
-    so the plan knows the key before any clip exists)."""
+    so the plan knows the key before any clip exists); ``attempt`` 2 is the one retry."""
     inputs = {k: v for k, v in (request.inputs or {}).items() if k in ("system_prompt", "max_tokens", "temperature")}
     bare = ShotRequest(shot_id=request.shot_id, prompt=request.prompt, app=request.app, version=request.version,
                        kind="text", inputs={**inputs, "prompt": request.prompt})
-    return cache_key(bare, backend="app", images={"takes": list(take_keys)})
+    return cache_key(bare, backend="app", images={"takes": list(take_keys), **({"attempt": attempt} if attempt > 1 else {})})
+
+
+def verdict_rows(spec: Spec, takes: Mapping[str, tuple[str, Sequence[str | None]]], picks: Mapping[str, int],
+                 versions: Mapping[str, str]) -> list[tuple[str, ShotRequest, str]]:
+    """(shot, request, key) of each verdict a plan lists: the `pick: auto` shots used
+    (``takes``: shot → its prompt and its takes' keys, in take order) not picked by hand;
+    the key is "" while a take's key waits on a parent's clip."""
+    app = judge_app(spec)
+    out = []
+    for sid in auto_shots(spec):
+        if sid not in takes or sid in picks:
+            continue
+        prompt, keys = takes[sid]
+        req = verdict_request(app, sid, prompt, len(keys), version=versions.get(app),
+                              extra_images=len(reference_images(spec, sid)))
+        out.append((sid, req, verdict_key(req, [str(k) for k in keys]) if all(keys) else ""))
+    return out
 
 
 def parse_verdict(answer: Mapping[str, Any], takes: int, allow_none: bool) -> tuple[int | None, str] | None:

@@ -431,33 +431,19 @@ def make_plan(
 
 def plan_judges(board: Board, shots: list[PlannedShot], *, cache: CacheView | None,
                 price: Callable[[ShotRequest], Decimal | None] | None, speaker: str | None) -> tuple[PlannedAudio, ...]:
-    """The judge's verdict of each `pick: auto` shot used and not picked by hand
-    (storyboard.judging): keyed by the takes' keys, priced by tokens; free offline."""
-    from storyboard.judging import (
-        auto_shots,
-        judge_app,
-        reference_images,
-        verdict_key,
-        verdict_request,
-    )
+    """The judge's verdicts (storyboard.judging), priced by tokens (free offline) and looked up."""
+    from storyboard.judging import verdict_rows
     from storyboard.request import estimate
 
-    by_id, app = {s.id: s for s in shots}, judge_app(board.spec)
-    picks = board.lock.picks if board.lock is not None else {}
+    takes = {s.id: (s.request.prompt, [k for _, k in sorted([(s.take, s.key), *((t.take, t.key) for t in s.takes)])])
+             for s in shots if s.status != "unused"}
     out = []
-    for sid in auto_shots(board.spec):
-        ps = by_id.get(sid)
-        if ps is None or ps.status == "unused" or sid in picks:
-            continue
-        keys = [k for _, k in sorted([(ps.take, ps.key), *((t.take, t.key) for t in ps.takes)])]
-        req = verdict_request(app, sid, ps.request.prompt, len(keys), version=board.audio_versions.get(app),
-                              extra_images=len(reference_images(board.spec, sid)))
-        key = verdict_key(req, [str(k) for k in keys]) if all(keys) else ""
+    for sid, req, key in verdict_rows(board.spec, takes, board.lock.picks if board.lock else {}, board.audio_versions):
         reference = estimate(req)
         cost = Decimal(0) if speaker is not None else price(req) if price is not None else reference
         hit = bool(key) and cache is not None and cache.clip_hash(key) is not None
-        out.append(PlannedAudio(id=f"judge:{sid}", kind="judge", app="take 1 (offline)" if speaker else app,
-                                text=ps.request.prompt, request=req, key=key, status="cached" if hit else "generate",
+        out.append(PlannedAudio(id=f"judge:{sid}", kind="judge", app="take 1 (offline)" if speaker else req.app,
+                                text=req.prompt, request=req, key=key, status="cached" if hit else "generate",
                                 cost=Decimal(0) if hit else cost, price=cost, reference_price=reference))
     return tuple(out)
 

@@ -157,3 +157,16 @@ def test_from_script_with_the_model_writing_prompts(tmp_path: Path, fake: FakeIn
     data = yaml.safe_load(out.read_text())
     assert all(s["prompt"].startswith("xxxxxxxx") for s in data["shots"])  # the fake's schema-built answer
     assert " ".join(s["say"] for s in data["shots"]) == SCRIPT
+
+
+def test_narrate_asks_for_a_line_on_every_shot(tmp_path: Path, fake: FakeInference) -> None:
+    out = tmp_path / "narrated.yaml"
+    said = valid()
+    for shot in said["shots"]:
+        shot["say"] = f"The keeper waits, {shot['id']}."
+    fake.text_script = [{"arguments": valid()}, {"arguments": said}]
+    got = _draft(IDEA, "--narrate", "-o", str(out))
+    assert got.exit_code == 0, got.output
+    first, second = _text_calls(fake)
+    assert "say:" in first["system_prompt"] and "has no say: line (--narrate)" in second["text"]
+    assert len(load(out).lines) == 6  # a voiced line per shot

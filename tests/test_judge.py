@@ -125,3 +125,13 @@ def test_bad_judging_is_located(write_board: Callable[..., Path], change: tuple[
     with pytest.raises(SpecError) as e:
         load(write_board(BOARD.format(extra="").replace(*change)))
     assert fragment in str(e.value) and "film.yaml:" in str(e.value)
+
+
+def test_an_answer_without_a_take_is_asked_again_once(write_board: Callable[..., Path], fake: FakeInference) -> None:
+    path = write_board(BOARD.format(extra=""))
+    fake.text_script = [{"response": "They all look lovely."}, {"response": '{"take": 2, "reason": "sharpest"}'}]
+    result = storyboard.render(path, backend="inference")
+    first, second = (t.input["text"] for t in _kinds(fake, "text"))
+    assert "Answer only by calling pick_take" in second and first != second
+    assert result.shots["a"].clip == result.shots["a#2"].clip
+    assert result.shots["a"].facts["judge"]["reason"] == "sharpest"

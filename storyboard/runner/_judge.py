@@ -26,6 +26,7 @@ from storyboard.cache import Cache, Entry
 from storyboard.events import ShotResult, Warning_
 from storyboard.facts import usd
 from storyboard.judging import (
+    JUDGE_TOOL,
     auto_shots,
     judge_app,
     parse_verdict,
@@ -125,13 +126,21 @@ class Judge:
         version = s.board.audio_versions.get(self.app)
         request = verdict_request(self.app, ps.id, ps.request.prompt, len(order), allow_none=allow_none,
                                   images=images, version=version)
-        key = verdict_key(request, [takes[n].key for n in order])
-        jid = f"judge:{ps.id}"
-        result = s.results[jid] = ShotResult(id=jid, key=key)
-        answer = await ask(request, key, jid, s.backend, s.cache, s.emit, s.board.path, result)
-        verdict = parse_verdict(answer, len(order), allow_none)
+        keys = [takes[n].key for n in order]
+        verdict = None
+        for attempt in (1, 2):  # an answer with no call and no JSON is asked once more, told how to answer
+            if attempt == 2:
+                text = f"{(request.inputs or {})['text']}\nAnswer only by calling {JUDGE_TOOL}."
+                request = dataclasses.replace(request, inputs={**dict(request.inputs or {}), "text": text})
+            key = verdict_key(request, keys, attempt)
+            jid = f"judge:{ps.id}" + ("" if attempt == 1 else "#retry")
+            result = s.results[jid] = ShotResult(id=jid, key=key)
+            answer = await ask(request, key, jid, s.backend, s.cache, s.emit, s.board.path, result)
+            verdict = parse_verdict(answer, len(order), allow_none)
+            if verdict is not None:
+                break
         if verdict is None:
-            return None, "the judge named no take"
+            return None, f"the judge answered twice with no call of {JUDGE_TOOL} and no JSON object"
         index, reason = verdict
         return (None if index is None else order[index - 1]), reason
 
