@@ -70,9 +70,10 @@ def test_text_var_flows_into_two_shots_with_one_call(write_board: Callable[..., 
     report = json.loads(Path(result.report).read_text())
     text_row = next(r for r in report["audio"] if r["id"] == "text:tagline")
     assert text_row["status"] == "generated" and 0 < float(text_row["cost"]) < float(node.cost)  # actual, by usage
-    before = len(fake.submissions)
+    before, reads = len(fake.submissions), len(fake.calls_to("GET", "/apps/anthropic"))
     again = storyboard.render(path, backend="inference")
     assert len(fake.submissions) == before and again.film is not None  # a re-render makes 0 calls
+    assert len(fake.calls_to("GET", "/apps/anthropic")) == reads  # not even a live read of the text app
     # `storyboard plan` reads the cached answer: the node and the shots reading it are cached
     out = CliRunner().invoke(main, ["plan", str(path), "--backend", "inference", "--json"])
     plan_json = json.loads(out.output)

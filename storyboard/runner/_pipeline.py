@@ -41,6 +41,7 @@ from storyboard.events import (
     Warning_,
 )
 from storyboard.facts import TAKES_MAX, usd
+from storyboard.judging import auto_shots
 from storyboard.narration import voice_of
 from storyboard.plan import Plan
 from storyboard.request import chained_to
@@ -176,8 +177,9 @@ class Pipeline:
         """Dropped picks of the lock file, and shots with several takes but no pick."""
         lock = self.board.lock
         notes = list(lock.dropped) if lock is not None else []
+        judged = set(auto_shots(self.board.spec))  # `pick: auto`: the judge picks (runner/_judge.py)
         for shot in self.board.shots:
-            if shot.takes > 1 and (lock is None or shot.id not in lock.picks):
+            if shot.takes > 1 and (lock is None or shot.id not in lock.picks) and shot.id not in judged:
                 notes.append(f"shot '{shot.id}': {shot.takes} takes, none picked; take 1 is used "
                              f"(storyboard pick {self.board.path.name} {shot.id} N)")
         return notes

@@ -135,13 +135,19 @@ async def make_texts(board: Board, backend: Backend, cache: Cache, emit: Callabl
         return board, made
     specs = [n.spec for n in board.texts]
     base = {k: v for k, v in board.vars.items() if all(k != s.name for s in specs)}
-    pending = [n for n in board.texts if cache.lookup(text_key(n.request, "app")) is None]
-    if pending:
-        _check_budget(pending, budget)
-        ready = getattr(backend, "check_ready", None)
-        if callable(ready):
-            ready()
-    versions = await _versions(board, backend, cache, emit) if pending else {}
+    cached, remembered = _cached(board, cache)
+    if len(cached) == len(specs):  # every answer is cached: no call, no live read
+        for node in board.texts:
+            made.results[node.id] = ShotResult(id=node.id, key=None, status="cached", cached=True)
+        made.values = cached
+        out = reload(board, cached)
+        return replace(out, audio_versions={**out.audio_versions, **remembered}), made
+    pending = [n for n in board.texts if n.name not in cached]
+    _check_budget(pending, budget)
+    ready = getattr(backend, "check_ready", None)
+    if callable(ready):
+        ready()
+    versions = await _versions(board, backend, cache, emit)
     for i, _spec in enumerate(specs):  # in order: a node sees the answers of those it reads
         nodes, _ = render_texts(board.spec, specs, base, made.values, versions)
         node = nodes[i]
@@ -153,12 +159,9 @@ async def make_texts(board: Board, backend: Backend, cache: Cache, emit: Callabl
     return reload(board, made.values), made
 
 
-def with_cached_texts(board: Board, cache: Cache) -> Board:
-    """The board with the answers of its text nodes already cached (by the versions last
-    read live), so that a plan keys the shots reading them as a render would; the board
-    itself when the first is not cached."""
-    if not board.texts:
-        return board
+def _cached(board: Board, cache: Cache) -> tuple[dict[str, str], dict[str, str]]:
+    """The answers of the board's text nodes found in the cache, in order until the first
+    missing one (keyed by the versions last read live), and those versions."""
     versions: dict[str, str] = {}
     for ref in dict.fromkeys(n.spec.app for n in board.texts if "@" not in n.spec.app):
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
@@ -172,6 +175,16 @@ def with_cached_texts(board: Board, cache: Cache) -> Board:
         if entry is None:
             break
         values[ts.name] = str(read_answer(entry.path).get("response") or "").strip()
+    return values, versions
+
+
+def with_cached_texts(board: Board, cache: Cache) -> Board:
+    """The board with the answers of its text nodes already cached (by the versions last
+    read live), so that a plan keys the shots reading them as a render would; the board
+    itself when the first is not cached."""
+    if not board.texts:
+        return board
+    values, versions = _cached(board, cache)
     if not values:
         return board
     out = reload(board, values)
