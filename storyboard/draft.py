@@ -303,6 +303,19 @@ def _asker(backend: Any, out: Path, opts: DraftOptions, loop: asyncio.AbstractEv
     return ask, version
 
 
+def _check_options(opts: DraftOptions) -> None:
+    """Refuse, before any call, an aspect ratio or a video app the board could not use."""
+    from storyboard import apps
+    from storyboard.errors import StoryboardError
+    from storyboard.spec import ASPECT_RATIOS
+
+    if apps.profile(opts.video_app.partition("@")[0]) is None:
+        raise StoryboardError(f"--video-app {opts.video_app}: no such app; known: {', '.join(apps.known_apps())}")
+    ratios = _limits(opts.video_app)[2] or list(ASPECT_RATIOS)
+    if opts.aspect not in ratios:
+        raise StoryboardError(f"--aspect {opts.aspect}: {opts.video_app} takes {', '.join(ratios)}")
+
+
 @click.command("draft")
 @click.argument("idea", required=False)
 @click.option("--shots", type=click.IntRange(1, 100), default=6, show_default=True, help="How many shots.")
@@ -333,6 +346,7 @@ def draft_command(idea: str | None, shots: int, aspect: str, output: Path, narra
     try:
         if script is None and not idea:
             raise StoryboardError("draft needs an IDEA (in quotes) or --from-script FILE")
+        _check_options(opts)
         if script is None and name != "inference":
             raise StoryboardError("drafting from an idea needs a text app: --backend inference "
                                   "(offline, draft --from-script FILE)")

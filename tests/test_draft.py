@@ -110,6 +110,14 @@ def test_idea_needs_the_text_app_offline(tmp_path: Path) -> None:
     assert got.exit_code != 0 and "--from-script" in got.output
 
 
+def test_bad_options_are_refused_before_any_call(tmp_path: Path, fake: FakeInference) -> None:
+    got = _draft(IDEA, "--aspect", "5:4", "-o", str(tmp_path / "x.yaml"))
+    assert got.exit_code != 0 and "--aspect 5:4: klingai/video-v3 takes 16:9, 9:16, 1:1" in got.output
+    bad_app = _draft(IDEA, "--text-app", "klingai/video-v3", "-o", str(tmp_path / "x.yaml"))
+    assert bad_app.exit_code != 0 and "is not a text app" in bad_app.output
+    assert fake.submissions == [] and not (tmp_path / "x.yaml").exists()
+
+
 SCRIPT = " ".join([
     "The lighthouse stood alone at the edge of the world.", "Every night for forty years, Elias climbed its stairs.",
     "Tonight the lamp would turn for the last time.", "He polished the great lens slowly.",
