@@ -241,10 +241,14 @@ def draft_from_script(script: str, out: Path, opts: DraftOptions, ask: Ask | Non
 
         raise StoryboardError("the script has no sentence to make a shot of")
 
+    def shot(i: int, line: str, prompt: str) -> dict[str, Any]:
+        need = math.ceil(estimate_seconds(line) + 0.5)
+        out = {"id": f"s{i + 1}", "prompt": f"{prompt.rstrip(' .!?')}. {{{{ style }}}}", "say": line,
+               "duration": min(high, max(low, need))}
+        return {**out, "fit": "extend"} if need > high else out  # a line longer than the app's longest shot
+
     def board(prompts: list[str]) -> dict[str, Any]:
-        shots = [{"id": f"s{i + 1}", "prompt": f"{p.rstrip(' .!?')}. {{{{ style }}}}", "say": line,
-                  "duration": min(high, max(low, math.ceil(estimate_seconds(line) + 0.5)))}
-                 for i, (line, p) in enumerate(zip(lines, prompts, strict=True))]
+        shots = [shot(i, line, p) for i, (line, p) in enumerate(zip(lines, prompts, strict=True))]
         return {"storyboard": 1, "title": out.stem.replace("-", " ").replace("_", " ").capitalize(),
                 "vars": {"style": opts.style}, "defaults": {"aspect_ratio": opts.aspect, "app": opts.video_app},
                 "captions": "file", "shots": shots}

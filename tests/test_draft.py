@@ -178,3 +178,14 @@ def test_narrate_asks_for_a_line_on_every_shot(tmp_path: Path, fake: FakeInferen
     first, second = _text_calls(fake)
     assert "say:" in first["system_prompt"] and "has no say: line (--narrate)" in second["text"]
     assert len(load(out).lines) == 6  # a voiced line per shot
+
+
+def test_a_sentence_longer_than_the_apps_longest_shot_holds_its_last_frame(tmp_path: Path) -> None:
+    script = tmp_path / "long.txt"
+    script.write_text("Short one. " + " ".join(["word"] * 45) + ".")  # ~18 s of speech; klingai/video-v3 stops at 15
+    out = tmp_path / "long.yaml"
+    got = _draft("--from-script", str(script), "--max-shot", "4", "-o", str(out))
+    assert got.exit_code == 0, got.output
+    first, second = yaml.safe_load(out.read_text())["shots"]
+    assert "fit" not in first and second["fit"] == "extend" and second["duration"] == 15
+    assert storyboard.render(out, backend="animatic").film is not None
