@@ -10,6 +10,8 @@ import threading
 import time
 from typing import Any
 
+from fakeserver.text import Script
+
 __all__ = ["FaultKnobs"]
 
 
@@ -42,6 +44,7 @@ class FaultKnobs:
         self.no_output_apps: set[str] = set()  # apps whose tasks complete with no output file
         self.speech_chars_per_second = 15.0  # a TTS app's tone lasts len(text) / this (at least 0.5 s)
         self.music_seconds = 6.0  # what a music app returns (it takes no duration)
+        self.text_script: Script = []  # scripted text-app answers, one per text task (fakeserver.text)
         self.delays: dict[str, float] = {}  # endpoint -> seconds before answering, always
         # output files sent at this many bytes a second (a real link), None: at once
         self.download_rate: float | None = None

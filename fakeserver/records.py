@@ -89,11 +89,12 @@ class FakeTask:
     clip: Future[bytes] | None = None  # the output file (mp4, png or wav)
     size: tuple[int, int] = (160, 90)
     version_id: str = ""
-    kind: str = "video"  # video, image or audio: what the app makes
+    kind: str = "video"  # video, image, audio or text: what the app makes
     effective: dict[str, Any] = field(default_factory=dict)  # known inputs + defaults
     file_kinds: dict[str, str] = field(default_factory=dict)  # file input given -> image/video/audio
     music: bool = False  # an audio app that makes music (not speech)
     seconds: float | None = None  # the output's real length (video frames / fps, audio samples / rate)
+    answer: dict[str, Any] = field(default_factory=dict)  # a text app's output (fakeserver.text)
 
     @property
     def extension(self) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from fakeserver.apprules import app_problem
+from fakeserver.text import is_text_app
 
 __all__ = [
     "DATA_DIR",
@@ -54,7 +55,7 @@ class AppVersion:
         for kind in ("video", "image", "audio"):
             if kind in props:
                 return kind
-        return "video"
+        return "text" if is_text_app(self.output_schema) else "video"
 
     @property
     def known(self) -> set[str]:

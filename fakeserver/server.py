@@ -64,6 +64,7 @@ from fakeserver.rules import (
     input_problem,
     parse_ref,
 )
+from fakeserver.text import text_output
 
 __all__ = ["FakeInference"]
 
@@ -253,6 +254,8 @@ class FakeInference(FaultKnobs):
     def _output(self, task: FakeTask) -> dict[str, Any]:
         """A completed task's output, shaped by the app's output schema, with the pricing
         metadata the real apps report (:func:`fakeserver.meta.output_meta`)."""
+        if task.kind == "text":  # a text app answers JSON (fakeserver.text), no file
+            return task.answer
         name = f"{task.id}.{task.extension}"
         url = (
             f"{self.url}/redirect/{name}"
@@ -326,8 +329,13 @@ class FakeInference(FaultKnobs):
     @property
     def makers(self) -> dict[str, Callable[[FakeTask, AppVersion], Future[bytes] | None]]:
         """What makes a task's output, by the app's kind (``AppVersion.kind``): a new kind
-        of app (text, say) is one more entry here and one more branch in ``_output``."""
-        return {"image": self._make_image, "audio": self._make_audio, "video": self._make_video}
+        of app is one more entry here and one more branch in ``_output``."""
+        return {"image": self._make_image, "audio": self._make_audio, "video": self._make_video,
+                "text": self._make_text}
+
+    def _make_text(self, task: FakeTask, version: AppVersion) -> None:
+        """A text app's answer, now (a scripted one is popped: atomic under the GIL)."""
+        task.answer = text_output(task.input, self.text_script)
 
     def _make_image(self, task: FakeTask, version: AppVersion) -> Future[bytes]:
         return self._pool.submit(make_png, *task.size)

@@ -123,9 +123,11 @@ def show(app: str, live: bool, as_json: bool) -> None:
         if info["concepts_not_in_this_version"]:
             click.echo("not in this version: " + ", ".join(info["concepts_not_in_this_version"]))
         unit = {"second": "/s", "request": " each", "1k_characters": "/1K characters",
-                "video_tokens": "/M tokens"}
+                "video_tokens": "/M tokens", "tokens": "/M input tokens"}
         for rule in price_rules(profile, version):
             per = unit.get(str(rule.get("per", "second")), f" per {rule.get('per')}")
+            if "output_rate" in rule:  # a text app: input and output tokens
+                per += f", ${rule['output_rate']}/M output tokens"
             rates = ", ".join(f"{k.replace('|', '/') or 'all'} ${v}{per}" for k, v in rule.get("rates", {}).items())
             click.echo(f"price by {'/'.join(rule.get('by', [])) or 'request'}: {rates} (estimates)")
         note = f"; {profile.price['note']}" if profile.price.get("note") else ""

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from storyboard import apps
 from storyboard.errors import Problem, PromptError, SpecError, TemplateError
 from storyboard.graph import ShotGraph
+from storyboard.judging import check_judging
 from storyboard.music import MusicTrack, render_music
 from storyboard.narration import Line, OverlayText, render_lines, render_overlays
 from storyboard.plan import CacheView, Plan, make_plan
@@ -24,6 +25,7 @@ from storyboard.shotinputs import ShotInputs, allowed_values, resolve_inputs
 from storyboard.spec import OVERRIDABLE, ResolvedShot, Spec, load_spec, near
 from storyboard.stills import reference_labels
 from storyboard.takes import Lock, read_lock
+from storyboard.textnodes import TextNode, render_texts, text_specs
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -51,6 +53,7 @@ class Board:
     lock: Lock | None = None  # the picked takes (storyboard.takes), read beside the file
     notes: tuple[str, ...] = ()  # what adapting the board changed, said once (a draft's moved durations)
     names_read: frozenset[str] | None = None  # every name the templates read while loading (readnames)
+    texts: tuple[TextNode, ...] = ()  # `vars:` written by a text app (storyboard.textnodes), in order
 
     @property
     def path(self) -> Path:
@@ -258,18 +261,22 @@ def load(
     path: str | Path,
     vars: Mapping[str, Any] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    texts: Mapping[str, str] | None = None,
 ) -> Board:
     """Load and validate a storyboard: the file, its graph and its prompts.
 
     ``vars`` override the file's template variables; ``overrides`` set model inputs
     (app, mode, resolution, aspect_ratio, duration, sound, multi_shot, negative_prompt) on
-    every shot — e.g. one variant of a film in 9:16. Raises SpecError (every problem found,
-    each located).
+    every shot — e.g. one variant of a film in 9:16. ``texts`` are the answers of text
+    nodes already made (by name); the others read as placeholders. Raises SpecError
+    (every problem found, each located).
     """
     spec = load_spec(path, dict(overrides) if overrides else None, allowed=allowed_values)
     graph = build_graph(spec)
-    with recording() as read:  # the names every template reads: prompts, lines, overlays, music
-        prompts, merged = render_prompts(spec, vars)
+    check_judging(spec)  # `pick: auto` needs takes, and a judge that sees images
+    with recording() as read:  # the names every template reads: text nodes, prompts, lines, overlays, music
+        nodes, text_values = render_texts(spec, text_specs(spec, vars), {**spec.model.vars, **(vars or {})}, texts)
+        prompts, merged = render_prompts(spec, {**(vars or {}), **text_values})
         inputs = resolve_inputs(spec, prompts)
         lines = render_lines(spec, merged)
         overlays = render_overlays(spec, merged)
@@ -280,7 +287,7 @@ def load(
         raise SpecError(clashes)
     return Board(spec=spec, graph=graph, prompts=prompts, vars=merged, inputs=inputs,
                  overrides=dict(overrides or {}), lines=lines, overlays=overlays, lock=lock,
-                 music=music, names_read=frozenset(read))
+                 music=music, names_read=frozenset(read), texts=tuple(nodes))
 
 
 __all__ = ["Board", "FrameRef", "build_graph", "load", "names_used", "render_prompts"]

@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "cancel": "storyboard.rendercmd:cancel",
     "apps": "storyboard.appscmd:apps_group",
     "doctor": "storyboard.doctor:doctor",
+    "draft": "storyboard.draft:draft_command",
 }
 
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from storyboard.board import Board
 
 __all__ = ["PAID_STATUSES", "CacheView", "Plan", "PlannedAudio", "PlannedShot", "PlannedTake", "Status", "app_notes",
-           "make_plan", "plan_audio", "request_for", "sum_costs", "take_request", "text_over"]
+           "make_plan", "plan_audio", "plan_judges", "request_for", "sum_costs", "take_request", "text_over"]
 
 
 def text_over(board: Board, shot_id: str) -> tuple[str, ...]:
@@ -251,8 +251,28 @@ def make_plan(
         (str(p.relative_to(board.spec.folder)), t.model_dump()) for p, t in board.spec.audio
     ]})
     return Plan(backend=backend, shots=shots, critical_path=tuple(path), critical_seconds=seconds,
-                board_hash=board_hash, audio=plan_audio(board, cache=cache, price=price, speaker=speaker),
+                board_hash=board_hash, audio=plan_audio(board, cache=cache, price=price, speaker=speaker)
+                + plan_judges(board, shots, cache=cache, price=price, speaker=speaker),
                 notes=(*board.notes, *app_notes(board)))
+
+
+def plan_judges(board: Board, shots: tuple[PlannedShot, ...], *, cache: CacheView | None,
+                price: Callable[[ShotRequest], Decimal | None] | None, speaker: str | None) -> tuple[PlannedAudio, ...]:
+    """The judge's verdicts (storyboard.judging), priced by tokens (free offline) and looked up."""
+    from storyboard.judging import verdict_rows
+    from storyboard.request import estimate
+
+    takes = {s.id: (s.request.prompt, [k for _, k in sorted([(s.take, s.key), *((t.take, t.key) for t in s.takes)])])
+             for s in shots if s.status != "unused"}
+    out = []
+    for sid, req, key in verdict_rows(board.spec, takes, board.lock.picks if board.lock else {}, board.audio_versions):
+        reference = estimate(req)
+        cost = Decimal(0) if speaker is not None else price(req) if price is not None else reference
+        hit = bool(key) and cache is not None and cache.clip_hash(key) is not None
+        out.append(PlannedAudio(id=f"judge:{sid}", kind="judge", app="take 1 (offline)" if speaker else req.app,
+                                text=req.prompt, request=req, key=key, status="cached" if hit else "generate",
+                                cost=Decimal(0) if hit else cost, price=cost, reference_price=reference))
+    return tuple(out)
 
 
 def app_notes(board: Board) -> tuple[str, ...]:
@@ -281,11 +301,12 @@ def plan_audio(board: Board, *, cache: CacheView | None, price: Callable[[ShotRe
     from storyboard.music import PLACEHOLDER_MAKER, planned_seconds
     from storyboard.narration import line_key, line_request, remote_line_key, voice_of
     from storyboard.request import estimate
+    from storyboard.textnodes import text_key
 
     spec = board.spec
     out: list[PlannedAudio] = []
 
-    def row(id_: str, kind: Literal["line", "music"], maker: str, text: str, req: ShotRequest,
+    def row(id_: str, kind: Literal["line", "music", "text", "judge"], maker: str, text: str, req: ShotRequest,
             key: str) -> PlannedAudio:
         reference = estimate(req)
         cost = Decimal(0) if speaker is not None else price(req) if price is not None else reference
@@ -310,4 +331,8 @@ def plan_audio(board: Board, *, cache: CacheView | None, price: Callable[[ShotRe
         key = track.key(PLACEHOLDER_MAKER, seconds) if speaker is not None else track.key()
         out.append(row(track.id, "music", PLACEHOLDER_MAKER if speaker is not None else track.app, track.prompt,
                        track.request(), key))
+    for node in board.texts:  # text nodes (storyboard.textnodes): made first; offline a free placeholder
+        req = replace(node.request, version=board.audio_versions.get(node.spec.app, node.request.version))
+        out.append(row(node.id, "text", "placeholder" if speaker is not None else node.spec.app, node.prompt, req,
+                       text_key(req, "placeholder" if speaker is not None else "app")))
     return tuple(out)

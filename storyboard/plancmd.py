@@ -60,7 +60,10 @@ def plan(file: str, sets: tuple[str, ...], backend: str | None, cache_dir: str |
         name = backend or board.spec.model.backend
         check_force(board, force)
         be = _backend(name)
-        from storyboard.runner import plan_view, reroll_line, reroll_totals
+        from storyboard.runner import plan_view, reroll_line, reroll_totals, with_cached_texts
+
+        if getattr(be, "paid", True):  # the text nodes' answers already made key the shots that read them
+            board = with_cached_texts(board, _cache_view(board, cache_dir))
 
         p = board.plan(backend=name, cache=plan_view(_cache_view(board, cache_dir), board, reroll),
                        variant=getattr(be, "variant", ""), force=frozenset(force), price=be.price,

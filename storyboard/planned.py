@@ -94,8 +94,8 @@ class PlannedTake:
 class PlannedAudio:
     """A narration line or a generated music track: a node voiced or made before the shots."""
 
-    id: str  # "say:SHOT" or "audio[N]"
-    kind: Literal["line", "music"]
+    id: str  # "say:SHOT", "audio[N]", "text:NAME" or "judge:SHOT"
+    kind: Literal["line", "music", "text", "judge"]
     app: str  # the app that makes it, or the offline maker ("espeak-ng", "placeholder"…)
     text: str  # the line, or the music's prompt
     request: ShotRequest
@@ -186,6 +186,9 @@ class Plan:
                        f"{lines[0].app}, {usd(sum_costs(a.cost for a in lines))}")
         out += [f"music: {a.id} {a.app}, {'to make' if a.to_generate else 'cached'}, {usd(a.cost)}"
                 for a in self.audio if a.kind == "music"]
+        out += [f"{a.kind}: {a.id} {a.app}, {'to make' if a.to_generate else 'cached'}, "
+                f"{'<$0.001' if a.cost and a.cost < Decimal('0.001') else usd(a.cost)}"  # a few tokens: never "$0"
+                for a in self.audio if a.kind in ("text", "judge")]
         return out
 
     def to_json(self) -> dict[str, Any]:

@@ -44,6 +44,7 @@ __all__ = [
     "price_facts",
     "quote",
     "source_text",
+    "usage_cost",
 ]
 
 CACHE_KEY_VERSION = 1
@@ -299,6 +300,20 @@ def estimate(request: ShotRequest) -> Decimal | None:
     """What the request costs on its app (USD, an estimate from the app's price rule), or None."""
     got = quote(request)
     return None if got is None else got.usd
+
+
+def usage_cost(request: ShotRequest, usage: Mapping[str, Any] | None) -> Decimal | None:
+    """What a text app's call cost by the tokens its ``usage`` reports, or None when unknown."""
+    from storyboard import apps
+
+    profile = apps.profile(apps.app_name(request.app))
+    if profile is None or not isinstance(usage, Mapping):
+        return None
+    read, wrote = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    if not isinstance(read, int) or not isinstance(wrote, int):
+        return None
+    billed = {**request.model_inputs(), apps.BILLED_INPUT_TOKENS: read, apps.BILLED_OUTPUT_TOKENS: wrote}
+    return apps.quote(profile, billed, files_sent(request), profile.version(request.version) or profile.version()).usd
 
 
 def billed_cost(request: ShotRequest, output_meta: Mapping[str, Any] | None) -> Decimal | None:

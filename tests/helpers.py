@@ -5,6 +5,7 @@ and a render in a real subprocess whose ``--json`` events are read as they come.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -13,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,15 @@ shots:
 cut: [a, b, c]
 """
 # b starts on a's last frame; c is independent.
+
+
+@contextlib.contextmanager
+def fake_in_env(key: str, **options: Any) -> Iterator[FakeInference]:
+    """The fake service, with INFERENCE_API_KEY and INFERENCE_BASE_URL pointing at it."""
+    with FakeInference(api_key=key, latency=0.05, **options) as fake, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("INFERENCE_API_KEY", key)
+        mp.setenv("INFERENCE_BASE_URL", fake.url)
+        yield fake
 
 
 def free_port() -> int:

@@ -15,10 +15,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-PURE = ("storyboard.spec", "storyboard.graph", "storyboard.prompts", "storyboard.readnames", "storyboard.plan", "storyboard.request",
+PURE = ("storyboard.spec", "storyboard.graph", "storyboard.prompts", "storyboard.readnames", "storyboard.plan",
+        "storyboard.request",
         "storyboard.apps", "storyboard.shotinputs", "storyboard.stills", "storyboard.variants",
         "storyboard.narration", "storyboard.music", "storyboard.takes", "storyboard.planned", "storyboard.titles",
-        "storyboard.shotcontext",
+        "storyboard.shotcontext", "storyboard.textnodes", "storyboard.judging",
         "storyboard.facts", "storyboard.errors")
 EFFECTS = ("storyboard.backends", "storyboard.media", "storyboard.runner", "storyboard.cache")
 RULES: list[tuple[tuple[str, ...], tuple[str, ...]]] = [

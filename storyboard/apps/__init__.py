@@ -15,6 +15,8 @@ from storyboard.apps._inputs import (
 )
 from storyboard.apps._price import (
     BILLED_CHARACTERS,
+    BILLED_INPUT_TOKENS,
+    BILLED_OUTPUT_TOKENS,
     BILLED_SIZE,
     BILLED_TOKENS,
     PRICES_ENV,
@@ -24,6 +26,7 @@ from storyboard.apps._price import (
     quote,
     rate,
     register_kind,
+    text_tokens_estimate,
 )
 from storyboard.apps._profile import (
     APPS_ENV,
@@ -43,6 +46,8 @@ from storyboard.apps._profile import (
 __all__ = [
     "APPS_ENV",
     "BILLED_CHARACTERS",
+    "BILLED_INPUT_TOKENS",
+    "BILLED_OUTPUT_TOKENS",
     "BILLED_SIZE",
     "BILLED_TOKENS",
     "CONCEPTS",
@@ -71,5 +76,6 @@ __all__ = [
     "rate",
     "register_kind",
     "save_snapshot",
+    "text_tokens_estimate",
     "unchecked_keywords",
 ]

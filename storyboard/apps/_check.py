@@ -180,7 +180,7 @@ def _jsonschema_problems(version: AppVersion, inputs: Mapping[str, Any]) -> list
         words = ", ".join(sorted(unchecked_keywords(version)))
         return [InputProblem("app", f"{version.app} version {version.version_id} uses schema keywords storyboard "
                                  f"does not check itself ({words}); install jsonschema to check them "
-                                 "(pip install 'storyboard[schemas]')")]
+                                 "(pip install 'storyboard-film[schemas]')")]
     known = {k: v for k, v in inputs.items() if k in version.properties}
     validator = jsonschema.Draft202012Validator(version.input_schema)
     out = []

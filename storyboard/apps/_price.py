@@ -7,6 +7,10 @@ price file, which ``price.source`` names (``bytedance/seedance-2-0/PRICING.md``)
 * ``second`` (default): a rate per second of the ``of`` input (``duration``);
 * ``request``: a rate per request, times the ``times`` input (klingai/image-v3's ``n``);
 * ``1k_characters``: a rate per 1,000 characters of the ``of`` input (ElevenLabs);
+* ``tokens``: a text app's rate per million input tokens and ``output_rate`` per million
+  output tokens: the tokens its ``usage`` reports, else estimated before the call (its
+  text at about four characters a token, each image at most ``IMAGE_TOKENS``, every
+  ``max_tokens`` written);
 * ``video_tokens``: BytePlus' token formula, ``w·h·(fps·s + extra_frames)/1024`` tokens,
   with ``w×h`` from ``sizes`` by resolution and aspect, priced per million tokens;
 * ``cel``: the app's own published price expression, evaluated with ``cel-python`` over
@@ -43,6 +47,9 @@ NO_CEL = "the app's price expression needs the cel extra: pip install 'storyboar
 UNKNOWN = "no price known"
 # Facts a finished task reports (its ``output_meta``), given to a rule beside the inputs
 BILLED_TOKENS, BILLED_SIZE, BILLED_CHARACTERS = "billed:tokens", "billed:size", "billed:characters"
+BILLED_INPUT_TOKENS, BILLED_OUTPUT_TOKENS = "billed:input_tokens", "billed:output_tokens"  # a text app's usage
+CHARS_PER_TOKEN = 4  # the estimate before a text call: about four characters a token
+IMAGE_TOKENS = 1600  # an image sent to a vision model, at most (about 1.15 megapixels)
 
 
 @dataclass(frozen=True)
@@ -221,11 +228,36 @@ def _video_tokens(rule: Mapping[str, Any], facts: Mapping[str, Any], rate: Decim
     return usd, f"{tokens} tokens ({width}×{height}, {frames:g} frames) at ${rate}/M", usd / seconds
 
 
+def text_tokens_estimate(inputs: Mapping[str, Any]) -> tuple[int, int]:
+    """(input, output) tokens a text call is estimated to use before it is made: its text,
+    system prompt and tools at about four characters a token, each image at most
+    ``IMAGE_TOKENS``, and every ``max_tokens`` it may write."""
+    chars = sum(len(json.dumps(inputs[k])) if k == "tools" else len(str(inputs[k]))
+                for k in ("text", "system_prompt", "tools") if inputs.get(k))
+    images = len(inputs.get("images") or ())
+    written = inputs.get("max_tokens")
+    out = written if isinstance(written, int) and not isinstance(written, bool) else 0
+    return -(-chars // CHARS_PER_TOKEN) + images * IMAGE_TOKENS, out
+
+
+def _per_tokens(rule: Mapping[str, Any], facts: Mapping[str, Any], rate: Decimal, tier: str) -> Priced:
+    out_rate = _decimal(rule.get("output_rate"))
+    if out_rate is None:
+        return None, f"${rate}/M input tokens; no output rate", None
+    read, wrote = facts.get(BILLED_INPUT_TOKENS), facts.get(BILLED_OUTPUT_TOKENS)
+    how = "reported"
+    if not isinstance(read, int) or not isinstance(wrote, int):
+        (read, wrote), how = text_tokens_estimate(facts), "estimated"
+    usd = (rate * read + out_rate * wrote) / 1_000_000
+    return usd, f"{read} input tokens at ${rate}/M + {wrote} output tokens at ${out_rate}/M ({how})", None
+
+
 _KINDS: dict[str, Kind] = {
     "second": _per_second,
     "request": _per_request,
     "1k_characters": _per_1k_characters,
     "video_tokens": _video_tokens,
+    "tokens": _per_tokens,
 }
 
 

@@ -40,7 +40,7 @@ from storyboard.facts import AUDIO_SUFFIXES, IMAGE_SUFFIXES
 CACHE_ENV = "STORYBOARD_CACHE"
 DEFAULT_DIRNAME = ".storyboard"
 _CHUNK = 1 << 20
-KEPT_SUFFIXES = IMAGE_SUFFIXES + AUDIO_SUFFIXES  # kept as they are; anything else is a clip (.mp4)
+KEPT_SUFFIXES = IMAGE_SUFFIXES + AUDIO_SUFFIXES + (".json",)  # kept as they are (.json: a text answer); else .mp4
 
 
 def file_sha256(path: Path) -> str:

@@ -11,6 +11,8 @@ from storyboard.runner._preflight import live_check
 from storyboard.runner._reroll import plan_view, reroll_line, reroll_totals
 from storyboard.runner._scheduler import ShotScheduler
 from storyboard.runner._slots import ORDERS, Order
+from storyboard.runner._text import ask as ask_text
+from storyboard.runner._text import with_cached_texts
 
 __all__ = [
     "ORDERS",
@@ -19,6 +21,7 @@ __all__ = [
     "Pipeline",
     "RenderState",
     "ShotScheduler",
+    "ask_text",
     "expand_force",
     "live_check",
     "plan_view",
@@ -26,4 +29,5 @@ __all__ = [
     "reroll_line",
     "reroll_totals",
     "verify_clip",
+    "with_cached_texts",
 ]

@@ -83,6 +83,7 @@ def audio_apps(board: Board) -> list[str]:
     """The app references the audio nodes use, as written (the voice app, then music apps)."""
     refs = [voice_of(board.spec).app] if board.lines else []
     refs += [t.app for t in board.music]
+    refs += [n.spec.app for n in board.texts]  # text nodes' versions are remembered the same way
     return list(dict.fromkeys(refs))
 
 
@@ -108,7 +109,7 @@ async def live_check_audio(board: Board, plan: Plan, backend: object, cache: Cac
     pending node sends (an unknown voice, text over a limit): one located line per problem.
     Returns the board keyed by the versions read (unpinned apps)."""
     get_app = getattr(backend, "get_app", None)
-    pending = plan.pending_audio
+    pending = [a for a in plan.pending_audio if a.kind != "judge"]  # the judge is checked by its step
     if not callable(get_app) or not pending:
         return board
     spec = board.spec
@@ -141,6 +142,8 @@ async def live_check_audio(board: Board, plan: Plan, backend: object, cache: Cac
 
 def _where(board: Board, node: PlannedAudio, name: str) -> tuple[str | int, ...]:
     """Where in the file a node's input is written: the `say:`, the `voice:`, the track."""
+    if node.kind == "text":
+        return ("vars", node.id.split(":", 1)[1])
     if node.kind == "line":
         voice_field = apps.profile(apps.app_name(voice_of(board.spec).app))
         if voice_field is not None and voice_field.concepts.get("voice") == name and board.spec.model.voice:
@@ -154,7 +157,9 @@ async def make_audio(board: Board, plan: Plan, backend: Backend, cache: Cache, e
     """Voice every line and make every generated track the plan lists (cached ones are
     looked up), in parallel; then check the voiced lines fit their shots (SpecError)."""
     made = AudioMade()
-    if not plan.audio:
+    # text nodes are made before (runner/_text.py), verdicts by the judge step (runner/_judge.py)
+    nodes = [n for n in plan.audio if n.kind not in ("text", "judge")]
+    if not nodes:
         return made
     speaker = speaker_for(backend)
     slots = asyncio.Semaphore(concurrency)
@@ -173,7 +178,7 @@ async def make_audio(board: Board, plan: Plan, backend: Backend, cache: Cache, e
             res.status, res.cached = "cached", True
         res.clip = made.files[node.id] = hit
 
-    tasks = [asyncio.ensure_future(one(n)) for n in plan.audio]
+    tasks = [asyncio.ensure_future(one(n)) for n in nodes]
     outcomes = await asyncio.gather(*tasks, return_exceptions=True)
     for out in outcomes:  # every node that could be made is kept; then the first failure is said
         if isinstance(out, BaseException):

@@ -39,10 +39,12 @@ from storyboard.events import (
     Warning_,
 )
 from storyboard.facts import TAKES_MAX, usd
+from storyboard.judging import auto_shots
 from storyboard.narration import voice_of
 from storyboard.plan import Plan
 from storyboard.request import chained_to
 from storyboard.runner._film import make_film
+from storyboard.runner._judge import Judge, then
 from storyboard.runner._preflight import live_check, with_remembered
 from storyboard.runner._reroll import Rerolls, plan_view
 from storyboard.runner._scheduler import ShotScheduler, take_id
@@ -58,6 +60,9 @@ def verify_clip(path: Path) -> None:
 
         with Image.open(path) as im:
             im.verify()
+        return
+    if path.suffix.lower() == ".json":  # a text app's answer
+        json.loads(path.read_text(encoding="utf-8"))
         return
     from storyboard.media import probe
 
@@ -121,6 +126,7 @@ class Pipeline:
         self.variant = backend_variant(self.backend)
         self.holds: dict[str, float] = {}  # `fit: extend`: seconds each shot's last frame is held
         self.audio: Any = None  # runner._audio.AudioMade: the voiced lines and generated music
+        self.texts: Any = None  # runner._text.TextsMade: the text nodes' answers
         if (not isinstance(reroll_drifted, int) or isinstance(reroll_drifted, bool)
                 or not 0 <= reroll_drifted <= TAKES_MAX):
             raise StoryboardError(f"reroll_drifted must be a whole number from 0 to {TAKES_MAX}, "
@@ -175,8 +181,9 @@ class Pipeline:
         """Dropped picks of the lock file, and shots with several takes but no pick."""
         lock = self.board.lock
         notes = list(lock.dropped) if lock is not None else []
+        judged = set(auto_shots(self.board.spec))  # `pick: auto`: the judge picks (runner/_judge.py)
         for shot in self.board.shots:
-            if shot.takes > 1 and (lock is None or shot.id not in lock.picks):
+            if shot.takes > 1 and (lock is None or shot.id not in lock.picks) and shot.id not in judged:
                 notes.append(f"shot '{shot.id}': {shot.takes} takes, none picked; take 1 is used "
                              f"(storyboard pick {self.board.path.name} {shot.id} N)")
         return notes
@@ -211,6 +218,12 @@ class Pipeline:
         cache = open_cache(self.board.path, self.cache_dir, verify=verify_clip)
         cache.sweep_tmp()
         with cache.lock(self.output):
+            from storyboard.runner._text import make_texts
+
+            # text nodes first: every prompt, line and key reads their answers
+            self.board, self.texts = await make_texts(self.board, self.backend, cache, self.emit, self.budget)
+            if self.budget is not None and getattr(self.backend, "paid", True):
+                self.budget -= self.texts.cost
             self.board = with_remembered(self.board, cache)  # keys hold the app versions last read live
             from storyboard.runner._audio import with_remembered_audio
 
@@ -246,6 +259,10 @@ class Pipeline:
                 allowance = (None if self.budget is None
                              else self.budget - plan.cost if plan.cost is not None else Decimal(0))
                 scheduler.after_shot = Rerolls(scheduler, self.reroll_drifted, allowance).after
+            judge = Judge(scheduler, self.reroll_drifted, None if self.budget is None else
+                          self.budget - plan.cost if plan.cost is not None else Decimal(0))
+            if judge.auto:  # `pick: auto`: the judge picks the take before rerolls and descendants see it
+                scheduler.after_shot = then(judge.after, scheduler.after_shot)
             try:
                 from storyboard.runner._audio import make_audio
 
@@ -253,6 +270,8 @@ class Pipeline:
                 self.audio = await make_audio(self.board, plan, self.backend, cache, self.emit, self.concurrency)
                 if getattr(self.backend, "paid", True):  # each paid shot checks --budget against the spend
                     scheduler.spend = Spend(self.budget, spent=self.audio.cost if self.audio is not None else Decimal(0))
+                # text nodes in the report and the cost (--budget was lowered by theirs already)
+                self.audio.results.update(self.texts.results)
                 await scheduler.run(plan)
                 await scheduler.cut_handoffs()
                 await scheduler.score_seams()
@@ -419,6 +438,7 @@ class Pipeline:
                       if s.id in self.board.inputs}.items()},
             "cut": list(self.board.cut),
             "audio": self.audio.report() if self.audio is not None else [],
+            "texts": [{"id": n.id, "app": n.spec.app, "prompt": n.prompt, "value": n.value} for n in self.board.texts],
             "shots": [
                 {**result.shots[s.id].to_dict(), "prompt": s.request.prompt, "duration": s.request.duration,
                  "image": s.request.image_source, "end_image": s.request.end_image_source,

@@ -36,6 +36,7 @@ from storyboard.events import ShotResult, Warning_
 from storyboard.facts import usd
 from storyboard.plan import Plan, PlannedShot, request_for, take_request
 from storyboard.request import FrameRef
+from storyboard.runner._judge import judge_view
 from storyboard.runner._scheduler import ShotScheduler, take_id
 from storyboard.titles import is_title
 
@@ -89,8 +90,9 @@ def reroll_totals(board: Board, plan: Plan, count: int) -> dict[str, Any]:
 
 
 def plan_view(cache: Any, board: Board, count: int) -> Any:
-    """The cache as a plan with ``--reroll-drifted count`` sees it (itself for 0)."""
-    return RerollView(cache, Rerolls.policy(board, count)) if count else cache
+    """The cache as a plan with ``--reroll-drifted count`` sees it (itself for 0), and the
+    takes the judge picked (`pick: auto`, runner/_judge.py)."""
+    return judge_view(RerollView(cache, Rerolls.policy(board, count)) if count else cache, board)
 
 
 def _memo_path(cache: Cache, key: str, policy: str) -> Path:

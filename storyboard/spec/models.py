@@ -78,6 +78,7 @@ class Defaults(_Model):
     )
     handoff_window: HandoffWindow = Field(DEFAULT_HANDOFF_WINDOW, description="seconds at the clip's end searched by handoff: best")
     takes: Takes = Field(1, description=f"clips generated per shot (1..{TAKES_MAX}); pick one with storyboard pick")
+    pick: Literal["auto"] | None = Field(None, description="auto: the `judge:` app picks among the takes")
 
 
 class Transition(_Model):
@@ -152,6 +153,7 @@ class Shot(_Model):
     handoff: Handoff | None = Field(None, description="last or best (see defaults.handoff)")
     handoff_window: HandoffWindow | None = None
     takes: Takes | None = Field(None, description=f"clips generated of this shot (1..{TAKES_MAX})")
+    pick: Literal["auto"] | None = Field(None, description="auto: the `judge:` app picks among the takes")
     characters: list[str] = Field(
         default_factory=list, description="characters in this shot (names from the top-level `characters:`)"
     )
@@ -228,6 +230,7 @@ class StoryboardModel(_Model):
     storyboard: Literal[1] = Field(description="format version (required): 1")
     title: str | None = None
     backend: str = Field("animatic", description="animatic (offline) | inference | a plugin's name")
+    judge: str | None = Field(None, description="the vision app that picks takes of `pick: auto` shots")
     defaults: Defaults = Field(default_factory=Defaults)  # type: ignore[arg-type]
     vars: dict[str, Any] = Field(default_factory=dict)
     templates: list[str] = Field(default_factory=list, description="extra template folders")

@@ -30,8 +30,10 @@ module is the lifecycle of one shot and the live app read (:meth:`InferenceBacke
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -65,6 +67,18 @@ DEFAULT_BASE_URL = "https://api.inference.sh"
 
 log = logging.getLogger("storyboard.backends.inference")
 
+
+def _text_answer(output: Any, task_id: str, ctx: ShotContext) -> Path:
+    """A text app's answer kept as ``<task>.json`` in the work folder; its usage reported."""
+    if not isinstance(output, dict) or not isinstance(output.get("response", ""), str):
+        raise NoOutputError(f"task {task_id} completed without a text response", shot=ctx.shot_id)
+    if isinstance(output.get("usage"), dict):
+        ctx.report(usage=output["usage"])
+    work = Path(ctx.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / (re.sub(r"[^A-Za-z0-9._-]", "_", task_id) + ".json")
+    path.write_text(json.dumps({k: output.get(k) for k in ("response", "tool_calls", "usage")}), encoding="utf-8")
+    return path
 
 
 def parse_app_ref(ref: str) -> tuple[str, str | None]:
@@ -177,6 +191,8 @@ class InferenceBackend:
                 ctx.report(output_meta=meta, billed_seconds=seconds)
             else:
                 ctx.report(output_meta=meta)
+        if request.kind == "text":  # a text app answers JSON (response, tool_calls, usage), no file
+            return _text_answer(output, str(final["id"]), ctx)
         what = {"still": "image", "audio": "audio"}.get(request.kind, "video")
         url = output_url(output, what)
         if url is None:
