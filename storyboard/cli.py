@@ -110,6 +110,9 @@ def _add_apps_group() -> None:
     from storyboard.appscmd import apps_group
 
     main.add_command(apps_group)
+    from storyboard.studio.command import studio  # click only: the web stack loads when it runs
+
+    main.add_command(studio)
 
 
 @main.command()

@@ -1,0 +1,210 @@
+"""The studio's web app: Starlette routes over a :class:`Session`, pages rendered by
+Jinja2 (autoescaped), progress as server-sent events, the :class:`Guard` in front."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Route
+
+from storyboard.errors import StoryboardError
+from storyboard.studio._safety import Guard, inside
+from storyboard.studio._session import Session
+from storyboard.studio._worker import Worker
+
+__all__ = ["HERE", "make_app", "pages"]
+
+HERE = Path(__file__).resolve().parent
+STATIC = {"studio.js": "text/javascript", "studio.css": "text/css"}
+
+
+def pages() -> Environment:
+    """The studio's Jinja2 templates, autoescaped."""
+    return Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
+                       trim_blocks=True, lstrip_blocks=True)
+
+
+def _redact(text: str) -> str:
+    import os
+
+    key = os.environ.get("INFERENCE_API_KEY")
+    return text.replace(key, "***") if key and len(key) >= 4 else text
+
+
+def _error(e: Exception, status: int = 422) -> JSONResponse:
+    return JSONResponse({"error": _redact(str(e))}, status_code=status)
+
+
+def _not_found() -> Response:
+    return Response("not found", status_code=404, media_type="text/plain")
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    try:
+        data = json.loads(await request.body() or b"{}")
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise StoryboardError("the request body must be a JSON object")
+    return data
+
+
+def make_app(session: Session, token: str, port: int) -> Guard:
+    """The studio app for ``session``, guarded by ``token`` on ``port``."""
+    env = pages()
+
+    def context(request: Request) -> dict[str, Any]:
+        film = session.shown_film()
+        vtt = film.with_suffix(".vtt") if film is not None else None
+        return {"s": session, "token": token, "cards": session.cards(), "totals": session.totals(),
+                "film_version": film.stat().st_mtime_ns if film else None,
+                "captions": vtt is not None and vtt.is_file(), "error": session.error,
+                "busy": session.worker.kind if session.worker else None,
+                "vars": dict(session.board.spec.model.vars) if session.board else {}}
+
+    async def board_page(request: Request) -> Response:
+        return HTMLResponse(env.get_template("board.html").render(context(request)))
+
+    async def cards(request: Request) -> Response:
+        return HTMLResponse(env.get_template("cards.html").render(context(request)))
+
+    async def events(request: Request) -> Response:
+        return StreamingResponse(session.hub.stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    async def render(request: Request) -> Response:
+        try:
+            data = await _body(request)
+            if session.board is None:
+                raise StoryboardError(session.error or "the storyboard is invalid")
+            ask = session.confirm_needed(data.get("confirm"))
+            if ask is not None:
+                return JSONResponse(ask, status_code=409)
+            session.start("render")
+        except StoryboardError as e:
+            return _error(e, 409 if "already running" in str(e) else 422)
+        return JSONResponse({"started": True}, status_code=202)
+
+    async def cancel(request: Request) -> Response:
+        assert session.worker is not None
+        return JSONResponse({"cancelling": session.worker.cancel()})
+
+    def preview() -> str:
+        assert session.worker is not None
+        if session.worker.busy:
+            session.preview_pending = True
+            return "saved; the preview is rebuilt when the running render ends"
+        session.start("preview")
+        return "saved; rebuilding the preview"
+
+    async def edit(request: Request) -> Response:
+        try:
+            data = await _body(request)
+            fields = {str(k): str(v) for k, v in (data.get("fields") or {}).items()}
+            vars_ = {str(k): str(v) for k, v in (data.get("vars") or {}).items()}
+            changed = session.edit(data.get("shot"), fields, vars_)
+        except StoryboardError as e:
+            return _error(e)
+        notice = preview() if changed else "nothing changed"
+        session.hub.publish({"event": "board", "notice": notice, "changed": changed})
+        return JSONResponse({"changed": changed, "notice": notice})
+
+    async def source(request: Request) -> Response:
+        if request.method == "GET":
+            return Response(session.path.read_text(encoding="utf-8"), media_type="text/plain; charset=utf-8")
+        try:
+            session.replace_source(str((await _body(request)).get("text", "")))
+        except StoryboardError as e:
+            return _error(e)
+        notice = preview()
+        session.hub.publish({"event": "board", "notice": notice})
+        return JSONResponse({"notice": notice})
+
+    async def pick(request: Request) -> Response:
+        try:
+            data = await _body(request)
+            take = data.get("take")
+            if not isinstance(take, int) or isinstance(take, bool):
+                raise StoryboardError(f"pick: take must be a whole number, not {take!r}")
+            marked = session.pick(str(data.get("shot")), take)
+        except StoryboardError as e:
+            return _error(e)
+        session.hub.publish({"event": "board", "notice": f"take {take} of {data.get('shot')} picked; "
+                             f"{len(marked)} descendant(s) to regenerate", "marked": marked})
+        return JSONResponse({"marked": marked})
+
+    def take_arg(request: Request) -> int | None:
+        raw = request.query_params.get("take")
+        return int(raw) if raw and raw.isdigit() else None
+
+    async def frame(request: Request) -> Response:
+        which = request.path_params["which"]
+        if which not in ("first", "last"):
+            return _not_found()
+        try:
+            path = await session.frame(request.path_params["shot"], which, take_arg(request))
+        except StoryboardError:
+            path = None
+        return FileResponse(path) if path is not None else _not_found()
+
+    async def clip(request: Request) -> Response:
+        path = session.clip(request.path_params["shot"], take_arg(request))
+        return FileResponse(path) if path is not None else _not_found()
+
+    async def film(request: Request) -> Response:
+        path = session.shown_film()
+        if path is not None and request.path_params.get("part") == "captions.vtt":
+            path = path.with_suffix(".vtt")
+        return FileResponse(path, headers={"Cache-Control": "no-store"}) \
+            if path is not None and path.is_file() else _not_found()
+
+    async def files(request: Request) -> Response:
+        path = inside(session.path.parent, request.path_params["path"])
+        return FileResponse(path) if path is not None else _not_found()
+
+    async def cached(request: Request) -> Response:
+        path = inside(session.cache().root, request.path_params["path"])
+        return FileResponse(path) if path is not None else _not_found()
+
+    async def static(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in STATIC:
+            return _not_found()
+        return FileResponse(HERE / "static" / name, media_type=STATIC[name])
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        session.worker = Worker(asyncio.get_running_loop(), session.on_event, session.on_end)
+        watcher = asyncio.create_task(session.watch())
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            session.worker.cancel()
+            await asyncio.to_thread(session.worker.join, 30)
+
+    routes = [
+        Route("/", board_page), Route("/fragment/cards", cards), Route("/events", events),
+        Route("/api/render", render, methods=["POST"]), Route("/api/cancel", cancel, methods=["POST"]),
+        Route("/api/edit", edit, methods=["POST"]), Route("/api/source", source, methods=["GET", "POST"]),
+        Route("/api/pick", pick, methods=["POST"]), Route("/frame/{shot}/{which}", frame),
+        Route("/clip/{shot}", clip), Route("/film", film), Route("/film/{part}", film),
+        Route("/files/{path:path}", files), Route("/cache/{path:path}", cached),
+        Route("/static/{name}", static),
+    ]
+    return Guard(Starlette(routes=routes, lifespan=lifespan), token, port)
