@@ -4,6 +4,7 @@ URL with its per-launch token, open the browser, serve until Ctrl-C."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import sys
 import webbrowser
@@ -46,6 +47,19 @@ def serve(file: Path, options: StudioOptions, *, port: int = 0, open_browser: bo
     print("(Ctrl-C stops it; the token in the URL is this launch's only key)", file=sys.stderr, flush=True)
     if open_browser:
         webbrowser.open(url)
-    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2, lifespan="on")
-    server = uvicorn.Server(config)
-    asyncio.run(server.serve(sockets=[sock]))
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5, lifespan="on")
+    asyncio.run(_Server(config, session).serve(sockets=[sock]))
+
+
+class _Server(uvicorn.Server):
+    """Uvicorn, ending the pages' event streams when asked to stop (else it would wait on them)."""
+
+    def __init__(self, config: uvicorn.Config, session: Session) -> None:
+        super().__init__(config)
+        self.session = session
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        """Stop serving; close the open event streams on the server's loop."""
+        super().handle_exit(sig, frame)
+        with contextlib.suppress(RuntimeError):
+            asyncio.get_running_loop().call_soon_threadsafe(self.session.hub.close)

@@ -30,6 +30,11 @@ class Hub:
     def __init__(self) -> None:
         self.queues: set[asyncio.Queue[Message]] = set()
 
+    def close(self) -> None:
+        """End every page's stream (the studio is stopping)."""
+        for q in self.queues:
+            q.put_nowait({"event": "studio_stopped"})
+
     def publish(self, message: Message) -> None:
         """Send ``message`` to every page (call on the server's loop)."""
         for q in self.queues:
@@ -44,6 +49,8 @@ class Hub:
             while True:
                 message = await q.get()
                 yield f"data: {json.dumps(message, default=str)}\n\n"
+                if message.get("event") == "studio_stopped":
+                    return
         finally:
             self.queues.discard(q)
 
