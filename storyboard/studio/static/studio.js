@@ -115,12 +115,13 @@ function wire() {
 }
 
 $("#render").addEventListener("click", async () => {
+  showError("");
   let {status, data} = await api("/api/render", {});
   if (status === 409 && data.confirm !== undefined) {
     if (!window.confirm(data.message + ". Render?")) return;
     ({status, data} = await api("/api/render", {confirm: data.confirm}));
   }
-  if (status >= 300) showError(data.error); else showError("");
+  if (status >= 300) showError(data.error);  // else: the render's end says how it went
 });
 
 $("#cancel").addEventListener("click", () => api("/api/cancel"));
