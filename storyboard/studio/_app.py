@@ -27,7 +27,7 @@ from storyboard.studio._safety import Guard, inside
 from storyboard.studio._session import Session
 from storyboard.studio._worker import Worker
 
-__all__ = ["HERE", "make_app", "pages"]
+__all__ = ["HERE", "board_routes", "make_app", "pages", "running", "static"]
 
 HERE = Path(__file__).resolve().parent
 STATIC = {"studio.js": "text/javascript", "studio.css": "text/css"}
@@ -64,14 +64,46 @@ async def _body(request: Request) -> dict[str, Any]:
     return data
 
 
+async def static(request: Request) -> Response:
+    """The page's script and style sheet (and nothing else)."""
+    name = request.path_params["name"]
+    if name not in STATIC:
+        return _not_found()
+    return FileResponse(HERE / "static" / name, media_type=STATIC[name])
+
+
 def make_app(session: Session, token: str, port: int) -> Guard:
     """The studio app for ``session``, guarded by ``token`` on ``port``."""
+    return Guard(Starlette(routes=board_routes(session, token), lifespan=running([session])), token, port)
+
+
+def running(sessions: list[Session]) -> Any:
+    """The app's lifespan: each session's render worker and file watcher."""
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        watchers = []
+        for session in sessions:
+            session.worker = Worker(asyncio.get_running_loop(), session.on_event, session.on_end)
+            watchers.append(asyncio.create_task(session.watch()))
+        try:
+            yield
+        finally:
+            for session, watcher in zip(sessions, watchers, strict=True):
+                watcher.cancel()
+                assert session.worker is not None
+                session.worker.cancel()
+                await asyncio.to_thread(session.worker.join, 30)
+    return lifespan
+
+
+def board_routes(session: Session, token: str, base: str = "") -> list[Route]:
+    """The routes of one board's page (under ``base`` when mounted, e.g. a matrix's row)."""
     env = pages()
 
     def context(request: Request) -> dict[str, Any]:
         film = session.shown_film()
         vtt = film.with_suffix(".vtt") if film is not None else None
-        return {"s": session, "token": token, "cards": session.cards(), "totals": session.totals(),
+        return {"s": session, "token": token, "base": base, "cards": session.cards(), "totals": session.totals(),
                 "film_version": film.stat().st_mtime_ns if film else None,
                 "captions": vtt is not None and vtt.is_file(), "error": session.error,
                 "busy": session.worker.kind if session.worker else None,
@@ -181,24 +213,7 @@ def make_app(session: Session, token: str, port: int) -> Guard:
         path = inside(session.cache().root, request.path_params["path"])
         return FileResponse(path) if path is not None else _not_found()
 
-    async def static(request: Request) -> Response:
-        name = request.path_params["name"]
-        if name not in STATIC:
-            return _not_found()
-        return FileResponse(HERE / "static" / name, media_type=STATIC[name])
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        session.worker = Worker(asyncio.get_running_loop(), session.on_event, session.on_end)
-        watcher = asyncio.create_task(session.watch())
-        try:
-            yield
-        finally:
-            watcher.cancel()
-            session.worker.cancel()
-            await asyncio.to_thread(session.worker.join, 30)
-
-    routes = [
+    return [
         Route("/", board_page), Route("/fragment/cards", cards), Route("/events", events),
         Route("/api/render", render, methods=["POST"]), Route("/api/cancel", cancel, methods=["POST"]),
         Route("/api/edit", edit, methods=["POST"]), Route("/api/source", source, methods=["GET", "POST"]),
@@ -207,4 +222,3 @@ def make_app(session: Session, token: str, port: int) -> Guard:
         Route("/files/{path:path}", files), Route("/cache/{path:path}", cached),
         Route("/static/{name}", static),
     ]
-    return Guard(Starlette(routes=routes, lifespan=lifespan), token, port)

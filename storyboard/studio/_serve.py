@@ -14,6 +14,7 @@ from typing import Any
 import uvicorn
 
 from storyboard.studio._app import make_app
+from storyboard.studio._matrix import make_matrix_app, matrix_sessions
 from storyboard.studio._safety import new_token
 from storyboard.studio._session import Session, StudioOptions
 
@@ -39,27 +40,33 @@ def serve(file: Path, options: StudioOptions, *, port: int = 0, open_browser: bo
     port = sock.getsockname()[1]
     token = new_token()
     app: Any
-    session = Session(file.resolve(), options)
-    session.reload()
-    app = make_app(session, token, port)
+    if matrix_rows is not None:
+        sessions = matrix_sessions(file, matrix_rows, options)
+        app = make_matrix_app(sessions, matrix_rows, token, port)
+    else:
+        sessions = [Session(file.resolve(), options)]
+        sessions[0].reload()
+        app = make_app(sessions[0], token, port)
     url = f"http://{HOST}:{port}/?token={token}"
     print(f"storyboard studio: {url}", flush=True)
     print("(Ctrl-C stops it; the token in the URL is this launch's only key)", file=sys.stderr, flush=True)
     if open_browser:
         webbrowser.open(url)
     config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5, lifespan="on")
-    asyncio.run(_Server(config, session).serve(sockets=[sock]))
+    asyncio.run(_Server(config, sessions).serve(sockets=[sock]))
 
 
 class _Server(uvicorn.Server):
     """Uvicorn, ending the pages' event streams when asked to stop (else it would wait on them)."""
 
-    def __init__(self, config: uvicorn.Config, session: Session) -> None:
+    def __init__(self, config: uvicorn.Config, sessions: list[Session]) -> None:
         super().__init__(config)
-        self.session = session
+        self.sessions = sessions
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         """Stop serving; close the open event streams on the server's loop."""
         super().handle_exit(sig, frame)
         with contextlib.suppress(RuntimeError):
-            asyncio.get_running_loop().call_soon_threadsafe(self.session.hub.close)
+            loop = asyncio.get_running_loop()
+            for session in self.sessions:
+                loop.call_soon_threadsafe(session.hub.close)

@@ -53,6 +53,8 @@ class Session:
 
     path: Path
     options: StudioOptions = field(default_factory=StudioOptions)
+    vars: dict[str, str] | None = None  # a matrix row's values
+    output: Path | None = None  # a matrix row's film (else the file's output)
     board: Board | None = None
     error: str | None = None  # the file on disk is invalid: its located problems
     plan: Plan | None = None
@@ -69,7 +71,7 @@ class Session:
         """Read the file (and its lock) again; an invalid file keeps its error for the page."""
         self.seen = self._stamps()
         try:
-            self.board = load(self.path)
+            self.board = load(self.path, vars=self.vars)
             self.error = None
         except StoryboardError as e:
             self.board, self.error = None, _located(e)
@@ -115,7 +117,7 @@ class Session:
     def film_path(self, *, preview: bool = False) -> Path:
         """The film (a preview of a board on a paid backend goes beside it, ``.preview.mp4``)."""
         assert self.board is not None
-        out = self.board.output
+        out = self.output or self.board.output
         if preview and self.backend != PREVIEW_BACKEND:
             return out.with_name(f"{out.stem}.preview{out.suffix}")
         return out
@@ -219,7 +221,7 @@ class Session:
     # ------------------------------------------------------------------ changes
 
     def _write(self, text: str) -> None:
-        check_text(text, self.path)  # raises EditError; nothing written
+        check_text(text, self.path, lambda p: load(p, vars=self.vars))  # raises EditError; nothing written
         replace_file(self.path, text)
         self.reload()
 

@@ -1,10 +1,11 @@
 // storyboard studio: the page's few behaviours. Progress arrives as server-sent events.
 "use strict";
 const TOKEN = document.body.dataset.token;
+const BASE = document.body.dataset.base || "";  // a film of a matrix: /row/N
 const $ = (sel) => document.querySelector(sel);
 
 async function api(path, body) {
-  const res = await fetch(path, {
+  const res = await fetch(BASE + path, {
     method: "POST",
     headers: {"Content-Type": "application/json", "X-Studio-Token": TOKEN},
     body: JSON.stringify(body || {}),
@@ -71,7 +72,7 @@ function drawArrows() {
 }
 
 async function refreshCards() {
-  const res = await fetch("/fragment/cards?token=" + encodeURIComponent(TOKEN));
+  const res = await fetch(BASE + "/fragment/cards?token=" + encodeURIComponent(TOKEN));
   if (!res.ok) return;
   $("#cards").innerHTML = await res.text();
   wire();
@@ -81,7 +82,7 @@ function newFilm(version) {
   const video = $("#film");
   if (!version || video.dataset.version === String(version)) return;
   video.dataset.version = String(version);
-  video.src = "/film?token=" + encodeURIComponent(TOKEN) + "&v=" + version;
+  video.src = BASE + "/film?token=" + encodeURIComponent(TOKEN) + "&v=" + version;
   $("#nofilm").hidden = true;
   video.load();
 }
@@ -133,11 +134,11 @@ $("#source-form").addEventListener("submit", async (ev) => {
 });
 document.querySelector("details.source").addEventListener("toggle", async (ev) => {
   if (!ev.target.open) return;
-  const res = await fetch("/api/source?token=" + encodeURIComponent(TOKEN));
+  const res = await fetch(BASE + "/api/source?token=" + encodeURIComponent(TOKEN));
   $("#source").value = await res.text();
 });
 
-const events = new EventSource("/events?token=" + encodeURIComponent(TOKEN));
+const events = new EventSource(BASE + "/events?token=" + encodeURIComponent(TOKEN));
 events.onmessage = (msg) => {
   const e = JSON.parse(msg.data);
   if (e.status && e.shot) setStatus(e.shot, e.status);
