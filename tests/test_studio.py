@@ -67,6 +67,10 @@ def test_pick_take_2_marks_the_descendants(tmp_path: Path) -> None:
     with studio(board) as s, chromium() as page:
         page.goto(s.url)
         _render(page)
+        take2 = ".take-row[data-shot=s1] .take[data-take='2'] video"
+        page.hover(take2)  # plays muted on hover
+        page.wait_for_function("s => !document.querySelector(s).paused", arg=take2)
+        assert page.eval_on_selector(take2, "v => v.muted")
         page.click(".take-row[data-shot=s1] button.pick[data-take='2']")
         page.wait_for_selector("#card-s2.marked")
         assert page.locator(".card.marked").evaluate_all("cs => cs.map(c => c.dataset.shot)") == ["s2", "s3"]

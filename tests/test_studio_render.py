@@ -114,3 +114,27 @@ def test_a_file_changed_on_disk_is_reloaded_with_a_notice(tmp_path: Path) -> Non
         page.wait_for_function("document.querySelectorAll('.card').length === 9")
         board.write_text(text[:cut] + "  - id: s9\n    prompt: [unclosed\n")
         page.wait_for_function("document.querySelector('#error').textContent.includes('ten.yaml:')")
+
+
+def test_a_second_studio_on_the_same_board_waits_as_a_second_cli_render_does(
+        write_board: Callable[..., Path], make_image: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    make_image("start.png")
+    path = write_board(BOARD)
+    with FakeInference(api_key=KEY, latency=2.0) as fake:
+        monkeypatch.setenv("INFERENCE_API_KEY", KEY)
+        monkeypatch.setenv("INFERENCE_BASE_URL", fake.url)
+        with studio(path, "--backend", "inference") as a, studio(path, "--backend", "inference") as b, \
+                chromium() as page:
+            _dialogs(page, [True])
+            other = page.context.browser.new_page()
+            _dialogs(other, [True])
+            page.goto(a.url)
+            other.goto(b.url)
+            page.click("#render")
+            page.wait_for_function("document.querySelector('#card-one').dataset.status === 'generating'")
+            other.click("#render")
+            other.wait_for_function("document.querySelector('#error').textContent.includes('already rendering')")
+            assert str(path.parent / "out" / "film.mp4") in other.inner_text("#error")
+            page.click("#cancel")
+            page.wait_for_function("document.querySelector('#error').textContent.includes('cancelled')")
+        assert len(fake.submissions) == 2  # the second studio paid for nothing
