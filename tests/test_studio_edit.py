@@ -85,3 +85,14 @@ def test_guard_reasons() -> None:
     assert "Host" in (g.refusal(scope(host="attacker.example:5000")) or "")
     assert "Origin" in (g.refusal(scope(origin="http://127.0.0.1:5001")) or "")
     assert "token" in (g.refusal(scope(qs="token=to")) or "")
+
+
+def test_lines_and_text_nodes_are_on_the_page(tmp_path: Path) -> None:
+    from tests.studio_helpers import studio
+
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    board = tmp_path / "examples" / "narrated.yaml"
+    with studio(board) as s:
+        page = s.get("/", params={"token": s.token}).text
+    assert 'id="audio"' in page and "data-node=\"say:" in page
+    assert page.count('class="say"') >= 1

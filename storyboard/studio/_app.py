@@ -23,7 +23,7 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from storyboard.errors import StoryboardError
-from storyboard.studio._safety import Guard, inside
+from storyboard.studio._safety import Guard, inside, redact
 from storyboard.studio._session import Session
 from storyboard.studio._worker import Worker
 
@@ -39,15 +39,8 @@ def pages() -> Environment:
                        trim_blocks=True, lstrip_blocks=True)
 
 
-def _redact(text: str) -> str:
-    import os
-
-    key = os.environ.get("INFERENCE_API_KEY")
-    return text.replace(key, "***") if key and len(key) >= 4 else text
-
-
 def _error(e: Exception, status: int = 422) -> JSONResponse:
-    return JSONResponse({"error": _redact(str(e))}, status_code=status)
+    return JSONResponse({"error": redact(str(e))}, status_code=status)
 
 
 def _not_found() -> Response:
@@ -105,8 +98,8 @@ def board_routes(session: Session, token: str, base: str = "") -> list[Route]:
         vtt = film.with_suffix(".vtt") if film is not None else None
         return {"s": session, "token": token, "base": base, "cards": session.cards(), "totals": session.totals(),
                 "film_version": film.stat().st_mtime_ns if film else None,
-                "captions": vtt is not None and vtt.is_file(), "error": session.error,
-                "busy": session.worker.kind if session.worker else None,
+                "captions": vtt is not None and vtt.is_file(), "error": redact(session.error or "") or None,
+                "busy": session.worker.kind if session.worker else None, "audio": session.audio(),
                 "vars": dict(session.board.spec.model.vars) if session.board else {}}
 
     async def board_page(request: Request) -> Response:

@@ -8,15 +8,22 @@ from __future__ import annotations
 
 import hmac
 import json
+import os
 import secrets
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import parse_qs
 
-__all__ = ["TOKEN_HEADER", "Guard", "inside", "new_token"]
+__all__ = ["TOKEN_HEADER", "Guard", "inside", "new_token", "redact"]
 
 TOKEN_HEADER = "x-studio-token"
 Scope = dict[str, Any]
+
+
+def redact(text: str) -> str:
+    """``text`` with the API key, if it appears, replaced by *** (as the CLI's errors are)."""
+    key = os.environ.get("INFERENCE_API_KEY")
+    return text.replace(key, "***") if key and len(key) >= 4 else text
 
 
 def new_token() -> str:

@@ -6,7 +6,6 @@ picks, renders. Every change goes through the parts the CLI uses (``storyboard.l
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -21,6 +20,7 @@ from storyboard.plan import Plan, PlannedShot
 from storyboard.report import read_render_report, report_json_path
 from storyboard.runner import Pipeline, verify_clip
 from storyboard.studio._edit import EditError, check_text, edit_text, node_line, replace_file
+from storyboard.studio._safety import redact
 from storyboard.studio._worker import Hub, Message, Worker
 from storyboard.takes import lock_path, pick, write_lock
 
@@ -169,6 +169,7 @@ class Session:
                 "price": usd(s.price), "app": s.request.app, "duration": s.request.duration,
                 "prompt": model.prompt or "", "say": getattr(model, "say", None) or "",
                 "line": board.lines[sid].text if sid in board.lines else "",
+                "overlay": board.overlays[sid].text if sid in board.overlays else "",
                 "seam": seam, "judge": (seam or {}).get("reason") or rep.get("judge_reason"),
                 "marked": self.marked.get(sid), "in_cut": s.in_cut, "takes": self._takes(s, rep),
                 "rendered": board.prompts.get(sid, ""),
@@ -208,6 +209,13 @@ class Session:
             await extract_frame(clip, which, tmp)
             cache.publish(tmp, dest)
         return dest
+
+    def audio(self) -> list[dict[str, Any]]:
+        """The narration lines and music tracks: nodes made before the shots (plan.audio)."""
+        if self.plan is None:
+            return []
+        return [{"id": a.id, "kind": a.kind, "app": a.app, "text": a.text, "cost": usd(a.cost),
+                 "status": "cached" if a.status == "cached" else "to generate"} for a in self.plan.audio]
 
     def totals(self) -> dict[str, Any]:
         """The plan's totals for the page's header."""
@@ -298,6 +306,8 @@ class Session:
         failed = {k: v for k, v in self.live.items() if v == "failed"}
         self.live = failed
         film = self.shown_film()
+        if outcome.get("error"):
+            outcome = {**outcome, "error": redact(str(outcome["error"]))}
         self.hub.publish({"event": "render_end", "kind": kind, **outcome,
                           "film_version": film.stat().st_mtime_ns if film else None})
         if self.preview_pending and self.board is not None:
@@ -312,7 +322,3 @@ class Session:
                 self.reload()
                 self.hub.publish({"event": "board", "notice": f"{self.path.name} changed on disk; reloaded",
                                   "error": self.error})
-
-    def describe(self) -> str:
-        """The board's one-line summary (for the command's output)."""
-        return json.dumps(self.totals())
