@@ -27,7 +27,7 @@ from storyboard.studio._safety import Guard, inside, redact
 from storyboard.studio._session import Session
 from storyboard.studio._worker import Worker
 
-__all__ = ["HERE", "board_routes", "make_app", "pages", "running", "static"]
+__all__ = ["HERE", "BoardPage", "board_routes", "make_app", "pages", "running", "static"]
 
 HERE = Path(__file__).resolve().parent
 STATIC = {"studio.js": "text/javascript", "studio.css": "text/css"}
@@ -91,28 +91,61 @@ def running(sessions: list[Session]) -> Any:
 
 def board_routes(session: Session, token: str, base: str = "") -> list[Route]:
     """The routes of one board's page (under ``base`` when mounted, e.g. a matrix's row)."""
-    env = pages()
+    return BoardPage(session, token, base).routes()
 
-    def context(request: Request) -> dict[str, Any]:
+
+def _take(request: Request) -> int | None:
+    raw = request.query_params.get("take")
+    return int(raw) if raw and raw.isdigit() else None
+
+
+class BoardPage:
+    """One board's page and its API: each method is a route's endpoint."""
+
+    def __init__(self, session: Session, token: str, base: str = "") -> None:
+        self.session, self.token, self.base = session, token, base
+        self.env = pages()
+
+    def routes(self) -> list[Route]:
+        """Every route of the page."""
+        return [
+            Route("/", self.page), Route("/fragment/cards", self.cards), Route("/events", self.events),
+            Route("/api/render", self.render, methods=["POST"]), Route("/api/cancel", self.cancel, methods=["POST"]),
+            Route("/api/edit", self.edit, methods=["POST"]),
+            Route("/api/source", self.source, methods=["GET", "POST"]),
+            Route("/api/pick", self.pick, methods=["POST"]), Route("/frame/{shot}/{which}", self.frame),
+            Route("/clip/{shot}", self.clip), Route("/film", self.film), Route("/film/{part}", self.film),
+            Route("/files/{path:path}", self.files), Route("/cache/{path:path}", self.cached),
+            Route("/static/{name}", static),
+        ]
+
+    def context(self) -> dict[str, Any]:
+        """What the templates show."""
+        session = self.session
         film = session.shown_film()
         vtt = film.with_suffix(".vtt") if film is not None else None
-        return {"s": session, "token": token, "base": base, "cards": session.cards(), "totals": session.totals(),
-                "film_version": film.stat().st_mtime_ns if film else None,
+        return {"s": session, "token": self.token, "base": self.base, "cards": session.cards(),
+                "totals": session.totals(), "film_version": film.stat().st_mtime_ns if film else None,
                 "captions": vtt is not None and vtt.is_file(), "error": redact(session.error or "") or None,
                 "busy": session.worker.kind if session.worker else None, "audio": session.audio(),
                 "vars": dict(session.board.spec.model.vars) if session.board else {}}
 
-    async def board_page(request: Request) -> Response:
-        return HTMLResponse(env.get_template("board.html").render(context(request)))
+    async def page(self, request: Request) -> Response:
+        """The board page."""
+        return HTMLResponse(self.env.get_template("board.html").render(self.context()))
 
-    async def cards(request: Request) -> Response:
-        return HTMLResponse(env.get_template("cards.html").render(context(request)))
+    async def cards(self, request: Request) -> Response:
+        """The cards alone (the page swaps them in after an event)."""
+        return HTMLResponse(self.env.get_template("cards.html").render(self.context()))
 
-    async def events(request: Request) -> Response:
-        return StreamingResponse(session.hub.stream(), media_type="text/event-stream",
+    async def events(self, request: Request) -> Response:
+        """The runner's events and the studio's, as server-sent events."""
+        return StreamingResponse(self.session.hub.stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
-    async def render(request: Request) -> Response:
+    async def render(self, request: Request) -> Response:
+        """Start a render; a paid one first answers 409 with the planned cost to confirm."""
+        session = self.session
         try:
             data = await _body(request)
             if session.board is None:
@@ -125,11 +158,14 @@ def board_routes(session: Session, token: str, base: str = "") -> list[Route]:
             return _error(e, 409 if "already running" in str(e) else 422)
         return JSONResponse({"started": True}, status_code=202)
 
-    async def cancel(request: Request) -> Response:
-        assert session.worker is not None
-        return JSONResponse({"cancelling": session.worker.cancel()})
+    async def cancel(self, request: Request) -> Response:
+        """Cancel the running render (as Ctrl-C does)."""
+        assert self.session.worker is not None
+        return JSONResponse({"cancelling": self.session.worker.cancel()})
 
-    def preview() -> str:
+    def preview(self) -> str:
+        """Rebuild the animatic preview now, or when the running render ends."""
+        session = self.session
         assert session.worker is not None
         if session.worker.busy:
             session.preview_pending = True
@@ -137,81 +173,75 @@ def board_routes(session: Session, token: str, base: str = "") -> list[Route]:
         session.start("preview")
         return "saved; rebuilding the preview"
 
-    async def edit(request: Request) -> Response:
+    async def edit(self, request: Request) -> Response:
+        """A shot's fields or the vars, written round-trip; then the preview."""
         try:
             data = await _body(request)
             fields = {str(k): str(v) for k, v in (data.get("fields") or {}).items()}
             vars_ = {str(k): str(v) for k, v in (data.get("vars") or {}).items()}
-            changed = session.edit(data.get("shot"), fields, vars_)
+            changed = self.session.edit(data.get("shot"), fields, vars_)
         except StoryboardError as e:
             return _error(e)
-        notice = preview() if changed else "nothing changed"
-        session.hub.publish({"event": "board", "notice": notice, "changed": changed})
+        notice = self.preview() if changed else "nothing changed"
+        self.session.hub.publish({"event": "board", "notice": notice, "changed": changed})
         return JSONResponse({"changed": changed, "notice": notice})
 
-    async def source(request: Request) -> Response:
+    async def source(self, request: Request) -> Response:
+        """The file's text (GET), or a new text, checked before it is written (POST)."""
         if request.method == "GET":
-            return Response(session.path.read_text(encoding="utf-8"), media_type="text/plain; charset=utf-8")
+            return Response(self.session.path.read_text(encoding="utf-8"), media_type="text/plain; charset=utf-8")
         try:
-            session.replace_source(str((await _body(request)).get("text", "")))
+            self.session.replace_source(str((await _body(request)).get("text", "")))
         except StoryboardError as e:
             return _error(e)
-        notice = preview()
-        session.hub.publish({"event": "board", "notice": notice})
+        notice = self.preview()
+        self.session.hub.publish({"event": "board", "notice": notice})
         return JSONResponse({"notice": notice})
 
-    async def pick(request: Request) -> Response:
+    async def pick(self, request: Request) -> Response:
+        """Pick a take (the lock file); the descendants to regenerate are marked."""
         try:
             data = await _body(request)
             take = data.get("take")
             if not isinstance(take, int) or isinstance(take, bool):
                 raise StoryboardError(f"pick: take must be a whole number, not {take!r}")
-            marked = session.pick(str(data.get("shot")), take)
+            marked = self.session.pick(str(data.get("shot")), take)
         except StoryboardError as e:
             return _error(e)
-        session.hub.publish({"event": "board", "notice": f"take {take} of {data.get('shot')} picked; "
-                             f"{len(marked)} descendant(s) to regenerate", "marked": marked})
+        self.session.hub.publish({"event": "board", "notice": f"take {take} of {data.get('shot')} picked; "
+                                  f"{len(marked)} descendant(s) to regenerate", "marked": marked})
         return JSONResponse({"marked": marked})
 
-    def take_arg(request: Request) -> int | None:
-        raw = request.query_params.get("take")
-        return int(raw) if raw and raw.isdigit() else None
-
-    async def frame(request: Request) -> Response:
+    async def frame(self, request: Request) -> Response:
+        """A shot's (or take's) first or last frame."""
         which = request.path_params["which"]
         if which not in ("first", "last"):
             return _not_found()
         try:
-            path = await session.frame(request.path_params["shot"], which, take_arg(request))
+            path = await self.session.frame(request.path_params["shot"], which, _take(request))
         except StoryboardError:
             path = None
         return FileResponse(path) if path is not None else _not_found()
 
-    async def clip(request: Request) -> Response:
-        path = session.clip(request.path_params["shot"], take_arg(request))
+    async def clip(self, request: Request) -> Response:
+        """A shot's (or take's) cached clip."""
+        path = self.session.clip(request.path_params["shot"], _take(request))
         return FileResponse(path) if path is not None else _not_found()
 
-    async def film(request: Request) -> Response:
-        path = session.shown_film()
+    async def film(self, request: Request) -> Response:
+        """The film the page plays, or its captions."""
+        path = self.session.shown_film()
         if path is not None and request.path_params.get("part") == "captions.vtt":
             path = path.with_suffix(".vtt")
         return FileResponse(path, headers={"Cache-Control": "no-store"}) \
             if path is not None and path.is_file() else _not_found()
 
-    async def files(request: Request) -> Response:
-        path = inside(session.path.parent, request.path_params["path"])
+    async def files(self, request: Request) -> Response:
+        """A file of the board's folder (nothing outside it, nothing hidden)."""
+        path = inside(self.session.path.parent, request.path_params["path"])
         return FileResponse(path) if path is not None else _not_found()
 
-    async def cached(request: Request) -> Response:
-        path = inside(session.cache().root, request.path_params["path"])
+    async def cached(self, request: Request) -> Response:
+        """A file of the board's cache."""
+        path = inside(self.session.cache().root, request.path_params["path"])
         return FileResponse(path) if path is not None else _not_found()
-
-    return [
-        Route("/", board_page), Route("/fragment/cards", cards), Route("/events", events),
-        Route("/api/render", render, methods=["POST"]), Route("/api/cancel", cancel, methods=["POST"]),
-        Route("/api/edit", edit, methods=["POST"]), Route("/api/source", source, methods=["GET", "POST"]),
-        Route("/api/pick", pick, methods=["POST"]), Route("/frame/{shot}/{which}", frame),
-        Route("/clip/{shot}", clip), Route("/film", film), Route("/film/{part}", film),
-        Route("/files/{path:path}", files), Route("/cache/{path:path}", cached),
-        Route("/static/{name}", static),
-    ]
