@@ -138,3 +138,25 @@ def test_a_second_studio_on_the_same_board_waits_as_a_second_cli_render_does(
             page.click("#cancel")
             page.wait_for_function("document.querySelector('#error').textContent.includes('cancelled')")
         assert len(fake.submissions) == 2  # the second studio paid for nothing
+
+
+def test_plan_costs_update_after_an_edit_before_anything_is_paid(
+        write_board: Callable[..., Path], make_image: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    make_image("start.png")
+    path = write_board(BOARD)
+    monkeypatch.setenv("INFERENCE_API_KEY", KEY)
+    monkeypatch.setenv("INFERENCE_BASE_URL", "http://127.0.0.1:9")  # nothing may be called
+
+    def planned(s: Any) -> float:
+        cards = s.get("/fragment/cards", params={"token": s.token}).text
+        return float(re.search(r'id="planned-cost">\$([\d.]+)<', cards).group(1))
+
+    with studio(path, "--backend", "inference") as s:
+        before = planned(s)
+        r = s.post("/api/edit", {"shot": "three", "fields": {"duration": "6"}})
+        assert r.status_code == 200 and r.json()["changed"] == ["three"]
+        after = planned(s)
+        assert after > before  # three's 3 s became 6 s on a per-second price
+        assert "duration: 6" in path.read_text()
