@@ -144,7 +144,7 @@ events.onmessage = (msg) => {
   if (e.status && e.shot) setStatus(e.shot, e.status);
   switch (e.event) {
     case "render_begun": busy(e.kind); notice(e.kind === "preview" ? "rebuilding the preview…" : "rendering…"); break;
-    case "render_started": for (const s of e.shots) if (e.to_generate) {} break;
+    case "render_started": $("#state").textContent = `rendering: ${e.to_generate} to generate`; break;
     case "warning": notice("warning: " + e.message); break;
     case "assembly_progress": $("#state").textContent = "assembling " + Math.round(e.fraction * 100) + "%"; break;
     case "render_end":
