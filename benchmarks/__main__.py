@@ -24,7 +24,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-NAMES = ["plan_scale", "frames", "assemble", "animatic", "remote", "render", "mixed_board", "whole_render", "scale"]
+NAMES = ["plan_scale", "frames", "assemble", "animatic", "remote", "render", "mixed_board", "whole_render", "scale",
+         "studio"]
 HERE = Path(__file__).resolve().parent
 
 

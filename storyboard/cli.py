@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "apps": "storyboard.appscmd:apps_group",
     "doctor": "storyboard.doctor:doctor",
     "draft": "storyboard.draft:draft_command",
+    "studio": "storyboard.studio.command:studio",  # click only: the web stack loads when it runs
 }
 
 

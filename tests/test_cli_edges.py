@@ -200,7 +200,7 @@ def test_apps_show_names_only_what_exists_and_prices_only_what_the_version_takes
 
     out = CliRunner().invoke(main, ["apps", "show", app])
     assert out.exit_code == 0, out.output
-    # a path is in the repo, or a published price file in ../shared/apps, or named in inference-sh/grid
+    # a path is in the repo, a published price file (../shared/apps) or named in inference-sh/grid
     published = ROOT.parent / "shared" / "apps"
     for grid, path in re.findall(r"(inference-sh/grid )?((?:\.\.?/|\b[\w.-]+/)[\w./-]*\.(?:md|json|yaml)\b)",
                                  out.output):
