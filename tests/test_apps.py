@@ -70,7 +70,7 @@ def test_without_jsonschema_such_a_version_is_refused(monkeypatch: pytest.Monkey
     monkeypatch.setitem(sys.modules, "jsonschema", None)  # import jsonschema raises ImportError
     problems = apps.check_inputs(None, _version_with({"type": "string", "pattern": "^a"}), {"x": "a"})
     assert [p.name for p in problems] == ["app"] and "(pattern)" in problems[0].message
-    assert "pip install 'storyboard[schemas]'" in problems[0].message
+    assert "pip install 'storyboard-film[schemas]'" in problems[0].message
 
 
 KEYFRAMES = {"type": "array", "minItems": 1, "maxItems": 3, "items": {

@@ -73,11 +73,11 @@ def test_ci_type_checks_benchmarks_fakeserver_and_pipelines_strictly() -> None:
 NOT_IMPORTED = {
     "pytest-asyncio": "pytest plugin", "pytest-timeout": "pytest plugin", "ruff": "tool", "mypy": "tool",
     "types-pyyaml": "stubs for mypy", "types-jsonschema": "stubs for mypy", "otio-fcp-adapter": "OTIO plugin",
-    "otio-fcpx-xml-adapter": "OTIO plugin",
+    "otio-fcpx-xml-adapter": "OTIO plugin", "storyboard-film": "the project's own extras (dev installs [studio])",
     "otio-cmx3600-adapter": "OTIO plugin", "s3fs": "fsspec plugin (s3://)",
 }
 IMPORT_NAME = {"pillow": "PIL", "pyyaml": "yaml", "imageio-ffmpeg": "imageio_ffmpeg", "webvtt-py": "webvtt",
-               "cel-python": "celpy", "dask": "distributed"}  # dask[distributed]: the code imports distributed
+               "cel-python": "celpy", "dask": "distributed", "ruamel.yaml": "ruamel"}  # dask[distributed]: the code imports distributed
 
 
 def _declared() -> list[str]:

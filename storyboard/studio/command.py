@@ -36,7 +36,7 @@ def studio(file: Path, rows: Path | None, matrix: bool, port: int, backend: str 
         from storyboard.studio._serve import serve
         from storyboard.studio._session import StudioOptions
     except ImportError as e:
-        raise click.ClickException(f"the studio needs its extra: pip install 'storyboard[studio]' ({e})") from None
+        raise click.ClickException(f"the studio needs its extra: pip install 'storyboard-film[studio]' ({e})") from None
     from decimal import Decimal
 
     options = StudioOptions(backend=backend, budget=None if value is None else Decimal(str(value)),
