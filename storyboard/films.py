@@ -34,7 +34,7 @@ __all__ = ["FilmSummary", "FilmTask", "film_error", "guard_current_frames", "ren
 # process freezes holding the GIL. A Dask worker's profiler calls it every 10 ms, so busy
 # worker threads froze the whole worker (docs/scale.md, "Threads per worker").
 _FRAMES_LOCK_BUG = (3, 11) <= sys.version_info[:3] < (3, 11, 9)
-_GUARD_LOCK = threading.Lock()
+_GUARD_LOCK = threading.RLock()  # re-entrant: a signal handler on the same thread may ask too
 
 
 def guard_current_frames() -> None:
