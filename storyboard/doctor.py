@@ -206,7 +206,7 @@ def check_dask(address: str) -> list[Check]:
         return [Check("dask", "fail", f"{address}: {type(e).__name__}: {str(e)[:300]}", fix)]
     if not workers:
         return [*out, Check("dask workers", "fail", f"no worker is connected to {address}",
-                            f"start one: dask worker {address} --nthreads 1")]
+                            f"start one: dask worker {address}")]
     for name, info in sorted(workers.items()):
         check = _compare(f"dask worker {name}", info, mine, fix)
         if check.status == "ok" and not info.get("key"):

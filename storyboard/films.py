@@ -13,6 +13,9 @@ must be at the same path on every worker (a shared volume, or the same checkout)
 from __future__ import annotations
 
 import asyncio
+import gc
+import sys
+import threading
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -23,7 +26,36 @@ from storyboard.facts import is_cache_url
 if TYPE_CHECKING:
     from storyboard.events import Event, RenderResult
 
-__all__ = ["FilmSummary", "FilmTask", "film_error", "render_film_task", "summarize_film"]
+__all__ = ["FilmSummary", "FilmTask", "film_error", "guard_current_frames", "render_film_task", "summarize_film"]
+
+# CPython 3.11.0-3.11.8 (gh-106883, fixed in 3.11.9): sys._current_frames() holds the
+# runtime's thread-list lock while it makes frame objects; a garbage collection started by
+# one of those allocations that frees a threading.local takes that lock again, and the
+# process freezes holding the GIL. A Dask worker's profiler calls it every 10 ms, so busy
+# worker threads froze the whole worker (docs/scale.md, "Threads per worker").
+_FRAMES_LOCK_BUG = (3, 11) <= sys.version_info[:3] < (3, 11, 9)
+_GUARD_LOCK = threading.RLock()  # re-entrant: a signal handler on the same thread may ask too
+
+
+def guard_current_frames() -> None:
+    """On an affected Python, make ``sys._current_frames`` run with the garbage collector
+    off (CPython's own fix, applied from outside); elsewhere, and when already done, nothing."""
+    original = sys._current_frames
+    if not _FRAMES_LOCK_BUG or getattr(original, "storyboard_guard", False):
+        return
+
+    def current_frames() -> dict[int, Any]:
+        with _GUARD_LOCK:  # the only code here that turns the collector off and on again
+            was_enabled = gc.isenabled()
+            gc.disable()
+            try:
+                return original()
+            finally:
+                if was_enabled:
+                    gc.enable()
+
+    current_frames.storyboard_guard = True  # type: ignore[attr-defined]
+    sys._current_frames = current_frames
 
 
 @dataclass
@@ -98,6 +130,7 @@ def render_film_task(task: FilmTask) -> FilmSummary:
     from storyboard.events import ShotFailed
     from storyboard.runner import Pipeline
 
+    guard_current_frames()  # before the worker's profiler can meet this render's threads
     summary = FilmSummary(task.name, Path(task.output))
     failed: list[tuple[str, str]] = []
 

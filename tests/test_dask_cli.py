@@ -63,7 +63,7 @@ def cluster(tmp_path: Path, fake: FakeInference) -> Iterator[str]:
     address = f"tcp://127.0.0.1:{port}"
     try:
         procs.append(subprocess.Popen(
-            [*dask, "worker", address, "--nthreads", "1", "--nworkers", "1",
+            [*dask, "worker", address, "--nthreads", "2", "--nworkers", "1",  # two threads: issue 29
              "--no-dashboard", "--host", "127.0.0.1", "--local-directory", str(tmp_path / "dask-work")],
             env={**env, "INFERENCE_BASE_URL": fake.url}, cwd=elsewhere,
             stdout=subprocess.DEVNULL, stderr=open(tmp_path / "worker.log", "w")))  # noqa: SIM115

@@ -114,7 +114,7 @@ def scheduler(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
                                ":0", "--no-show"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               cwd=tmp_path)]
     try:
-        procs.append(subprocess.Popen([*dask, "worker", address, "--nthreads", "1", "--no-dashboard", "--host",
+        procs.append(subprocess.Popen([*dask, "worker", address, "--nthreads", "2", "--no-dashboard", "--host",
                                        "127.0.0.1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                       cwd=tmp_path))
         wait_for_worker(address)

@@ -1,9 +1,9 @@
 """Issue 17: the cache on S3 (a real moto server on loopback), claims across machines
 (renders with different local folders sharing one s3:// cache), and a matrix on a real
-Dask LocalCluster (a scheduler and 2 worker processes talking TCP on loopback; worker
-threads inside the test process could deadlock on fsspec's shared I/O loop while moto
-served them, so each worker is its own process). The fake inference.sh counts paid
-submissions."""
+Dask LocalCluster (a scheduler and 2 workers talking TCP on loopback; the workers are
+threads of the test process, which froze on CPython before 3.11.9 until the film task
+guarded the profiler's ``sys._current_frames``: tests/test_dask_threads.py). The fake
+inference.sh counts paid submissions."""
 
 from __future__ import annotations
 
@@ -244,7 +244,7 @@ def test_a_six_row_matrix_on_a_dask_cluster_renders_six_films_paying_shared_shot
         assert (plan.films, plan.shots_used, plan.distinct, plan.shared, plan.to_generate) == (6, 12, 7, 1, 7)
         assert len(fake.submissions) == 0  # planning generates nothing
         lines: list[str] = []
-        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, protocol="tcp",
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp",
                                       host="127.0.0.1", dashboard_address=None) as cluster:
             result = run_matrix(board, rows, backend="inference", cache_dir=s3_url, dask=cluster.scheduler_address,
                                 budget=plan.cost, on_progress=lines.append, output_dir=tmp_path / "films")
