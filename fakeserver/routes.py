@@ -110,7 +110,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
 
     def _authorized(self) -> bool:
-        if self.headers.get("Authorization") == f"Bearer {self.fake.api_key}":
+        sent = self.headers.get("Authorization") or ""
+        if sent in (f"Bearer {key}" for key in (self.fake.api_key, *self.fake.extra_keys)):
             return True
         self._problem(401, "Unauthorized", "invalid or missing API key")
         return False
@@ -251,6 +252,9 @@ class _Handler(BaseHTTPRequestHandler):
             extra = {"Retry-After": fake.retry_after} if fake.retry_after is not None else None
             title = "Too Many Requests" if fake.refuse_status == 429 else "Service Unavailable"
             return self._problem(fake.refuse_status, title, "try again later", extra)
+        wait = fake._rate_wait(self.headers.get("Authorization") or "")
+        if wait is not None:
+            return self._problem(429, "Too Many Requests", "rate limit of this API key", {"Retry-After": str(wait)})
         if fake.payment_required:
             return self._problem(402, "Payment Required", "insufficient balance")
         with fake._lock:
