@@ -25,7 +25,7 @@ class HttpServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
-    request_queue_size = 128  # a real service's backlog: a burst of connections is not refused
+    request_queue_size = 2048  # a real service's backlog: a burst of connections is not refused
 
     def __init__(self, addr: tuple[str, int], fake: FakeInference, role: str) -> None:
         self.fake = fake
