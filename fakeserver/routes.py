@@ -40,7 +40,7 @@ class HttpServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: HttpServer
-    timeout = 30
+    timeout = 120  # an idle keep-alive connection is closed after this (above the client's 30 s expiry)
 
     def setup(self) -> None:
         super().setup()

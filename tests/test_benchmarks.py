@@ -120,7 +120,8 @@ def test_worker_rows_pass_only_when_every_figure_is_met() -> None:
     grown = _verdicts(rows_for([_sized(10), _sized(1000, s3_requests=121_000)]))
     assert grown["S3 requests per film,"] is False  # 121 per film vs 100: not flat
     failed_small = _verdicts(rows_for([_sized(10, failed=1), _sized(1000)]))
-    assert failed_small["S3 requests per film,"] is False  # a size that broke proves nothing flat
+    assert failed_small["S3 requests per film,"] is False  # a size that broke (> 1 %) proves nothing flat
+    assert _verdicts(rows_for([_sized(10), _sized(1000, failed=10)]))["S3 requests per film,"] is True
 
 
 def test_worker_ideal_replays_films_on_the_first_free_worker() -> None:
