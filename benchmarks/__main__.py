@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 NAMES = ["plan_scale", "frames", "assemble", "animatic", "remote", "render", "mixed_board", "whole_render", "scale",
-         "studio"]
+         "workers", "studio"]
 HERE = Path(__file__).resolve().parent
 
 

@@ -6,6 +6,9 @@ of that kind (:meth:`FaultKnobs._take`); ``delays``/``slow`` hold a request back
 
 from __future__ import annotations
 
+import collections
+import math
+import random
 import threading
 import time
 from typing import Any
@@ -50,12 +53,51 @@ class FaultKnobs:
         self.download_rate: float | None = None
         self.downloaded: dict[str, float] = {}  # task id -> when its output's last byte went out
         self._delay_queue: dict[str, list[float]] = {}
+        # each task's latency drawn uniformly from (low, high) seconds, from latency_seed;
+        # None: every task takes the fake's ``latency``
+        self.latency_range: tuple[float, float] | None = None
+        self.latency_seed = 0
+        self._latencies: random.Random | None = None
+        # (runs, seconds): at most that many accepted POST /apps/run per API key in any
+        # window of that many seconds; one more is answered 429 with Retry-After (whole
+        # seconds until the window has room), as a service's per-key rate limit
+        self.rate_limit: tuple[int, float] | None = None
+        self.rate_limited = 0  # POST /apps/run answered 429 by the rate limit
+        self.extra_keys: set[str] = set()  # API keys accepted beside ``api_key``, each its own limit
+        self._runs_by_key: dict[str, collections.deque[float]] = {}
         # endpoints: files, upload, app, run, task, stream, cancel, download
 
     def slow(self, endpoint: str, seconds: float, times: int = 1) -> None:
         """Delay the next ``times`` requests to ``endpoint`` by ``seconds``."""
         with self._lock:
             self._delay_queue.setdefault(endpoint, []).extend([seconds] * times)
+
+    def _task_latency(self, default: float) -> float:
+        """A new task's latency: drawn from ``latency_range`` when set, else ``default``."""
+        with self._lock:
+            if self.latency_range is None:
+                return default
+            if self._latencies is None:
+                self._latencies = random.Random(self.latency_seed)
+            low, high = self.latency_range
+            return self._latencies.uniform(low, high)
+
+    def _rate_wait(self, key: str) -> int | None:
+        """Whole seconds the caller with ``key`` must wait before another run, or None
+        (then the run is counted in its window)."""
+        with self._lock:
+            if self.rate_limit is None:
+                return None
+            runs, window = self.rate_limit
+            now = time.monotonic()
+            recent = self._runs_by_key.setdefault(key, collections.deque())
+            while recent and recent[0] <= now - window:
+                recent.popleft()
+            if len(recent) >= runs:
+                self.rate_limited += 1
+                return max(1, math.ceil(recent[0] + window - now))
+            recent.append(now)
+            return None
 
     def _take(self, knob: str) -> bool:
         """Consume one unit of a count-based fault."""

@@ -25,6 +25,7 @@ class HttpServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
+    request_queue_size = 2048  # a real service's backlog: a burst of connections is not refused
 
     def __init__(self, addr: tuple[str, int], fake: FakeInference, role: str) -> None:
         self.fake = fake
@@ -39,7 +40,7 @@ class HttpServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: HttpServer
-    timeout = 30
+    timeout = 120  # an idle keep-alive connection is closed after this (above the client's 30 s expiry)
 
     def setup(self) -> None:
         super().setup()
@@ -110,7 +111,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
 
     def _authorized(self) -> bool:
-        if self.headers.get("Authorization") == f"Bearer {self.fake.api_key}":
+        sent = self.headers.get("Authorization") or ""
+        if sent in (f"Bearer {key}" for key in (self.fake.api_key, *self.fake.extra_keys)):
             return True
         self._problem(401, "Unauthorized", "invalid or missing API key")
         return False
@@ -251,6 +253,9 @@ class _Handler(BaseHTTPRequestHandler):
             extra = {"Retry-After": fake.retry_after} if fake.retry_after is not None else None
             title = "Too Many Requests" if fake.refuse_status == 429 else "Service Unavailable"
             return self._problem(fake.refuse_status, title, "try again later", extra)
+        wait = fake._rate_wait(self.headers.get("Authorization") or "")
+        if wait is not None:
+            return self._problem(429, "Too Many Requests", "rate limit of this API key", {"Retry-After": str(wait)})
         if fake.payment_required:
             return self._problem(402, "Payment Required", "insufficient balance")
         with fake._lock:

@@ -374,7 +374,7 @@ class FakeInference(FaultKnobs):
             input=inp,
             created=time.monotonic(),
             created_at=now_iso(),
-            latency=self.latency,
+            latency=self._task_latency(self.latency),
             size=clip_size(ratio if ratio in ASPECT_RATIOS else "16:9", self.short_side),
             version_id=version.version_id,
             kind=version.kind,

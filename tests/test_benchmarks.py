@@ -86,3 +86,61 @@ def test_results_md_is_written_entirely_by_the_command() -> None:
     machine, seconds, rows = read_results(text)
     assert rows
     assert results_markdown(machine, seconds, rows) == text  # a hand-written line anywhere fails here
+
+
+# ------------------------------------------------ the matrix on 100 workers (issue 29)
+
+
+def _sized(films: int, **changes: Any) -> Any:
+    from benchmarks.workers import Measured
+
+    fields: dict[str, Any] = {"films": films, "workers": 100, "distinct": films * 4, "paid": films * 4,
+                              "paid_distinct": films * 4, "wall": 12.0, "ideal": 10.0, "failed": 0, "waits": 3,
+                              "rate_limited": 5, "s3_requests": films * 100, "takeovers": 0, "races_lost": 1,
+                              "cpu": 20.0, "cores": 2}
+    fields.update(changes)
+    return Measured(**fields)
+
+
+def _verdicts(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = ("wall vs the ideal", "paid runs", "claim takeovers", "S3 requests per film,")
+    return {k: all(r["passed"] for r in rows if k in r["measure"]) for k in keys}  # every size's
+
+
+def test_worker_rows_pass_only_when_every_figure_is_met() -> None:
+    from benchmarks.workers import rows_for
+
+    good = _verdicts(rows_for([_sized(10), _sized(1000)]))
+    assert good == dict.fromkeys(good, True)
+    assert _verdicts(rows_for([_sized(10), _sized(1000, wall=12.6)]))["wall vs the ideal"] is False  # < 80 %
+    assert _verdicts(rows_for([_sized(10), _sized(1000, failed=1)]))["wall vs the ideal"] is False
+    assert _verdicts(rows_for([_sized(10), _sized(1000, paid=4001)]))["paid runs"] is False
+    assert _verdicts(rows_for([_sized(10), _sized(1000, paid_distinct=3999)]))["paid runs"] is False
+    assert _verdicts(rows_for([_sized(10), _sized(1000, takeovers=2)]))["claim takeovers"] is False
+    grown = _verdicts(rows_for([_sized(10), _sized(1000, s3_requests=121_000)]))
+    assert grown["S3 requests per film,"] is False  # 121 per film vs 100: not flat
+    failed_small = _verdicts(rows_for([_sized(10, failed=1), _sized(1000)]))
+    assert failed_small["S3 requests per film,"] is False  # a size that broke (> 1 %) proves nothing flat
+    assert _verdicts(rows_for([_sized(10), _sized(1000, failed=10)]))["S3 requests per film,"] is True
+
+
+def test_worker_ideal_replays_films_on_the_first_free_worker() -> None:
+    from benchmarks.workers import ideal_wall
+
+    latency = {"a": 2.0, "b": 3.0, "c": 1.0, "d": 4.0}
+    # film 0 (worker 0) makes a and b by 3 s; film 1 (worker 1) waits for a (2 s) and makes c;
+    # film 2 takes worker 1 at 2 s and makes d: 6 s
+    assert ideal_wall([["a", "b"], ["a", "c"], ["d"]], latency, workers=2) == 6.0
+    assert ideal_wall([["a", "b"], ["a", "c"], ["d"]], latency, workers=3) == 4.0
+    assert ideal_wall([["a", "b"]], latency, workers=1, slots=1) == 5.0  # one slot: one after the other
+
+
+def test_worker_workload_shares_thirty_percent_of_the_slots() -> None:
+    from benchmarks.workers import SHOTS, workload
+
+    rows = workload(100)
+    slots = [p for row in rows for p in row.values()]
+    shared = [p for p in slots if p.startswith("a shared look")]
+    assert len(slots) == 100 * SHOTS and len(shared) == 150
+    assert all(len(set(row.values())) == SHOTS for row in rows)  # never one shot twice in a film
+    assert len(set(shared)) == 30 and workload(100) == rows  # each used by ~5 films; seeded

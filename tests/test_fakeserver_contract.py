@@ -123,6 +123,40 @@ def test_sdk_sees_failures_refusals_and_cancel(fake: FakeInference) -> None:
         client.run({"app": APP, "input": {"prompt": "no money"}})
 
 
+def test_rate_limit_per_key_answers_429_with_retry_after_and_latencies_are_drawn(fake: FakeInference) -> None:
+    fake.rate_limit = (2, 1.0)  # two runs per second per API key
+    fake.extra_keys = {"sk-second-account"}
+    fake.latency_range, fake.latency_seed = (2.0, 5.0), 7
+    first, second = client_for(fake), client_for(fake, key="sk-second-account")
+    job = {"app": APP, "input": {"prompt": "calm sea", "duration": 3}}
+    for _ in range(2):
+        assert isinstance(first.run(job, wait=False), dict)
+    with pytest.raises(APIError) as info:
+        first.run(job, wait=False)
+    assert info.value.status_code == 429
+    assert fake.calls_to("POST", "/apps/run")[-1].status == 429
+    assert fake.rate_limited == 1
+    assert isinstance(second.run(job, wait=False), dict)  # another key: its own window
+    latencies = [t.latency for t in fake.submissions]
+    assert len(latencies) == 3 and all(2.0 <= x <= 5.0 for x in latencies) and len(set(latencies)) == 3
+    again = FakeInference(latency=0.3)
+    again.latency_range, again.latency_seed = (2.0, 5.0), 7
+    assert [again._task_latency(0.3) for _ in range(3)] == latencies  # the seed replays them
+
+
+def test_rate_limit_retry_after_names_the_wait(fake: FakeInference) -> None:
+    import httpx
+
+    fake.rate_limit = (1, 3.0)
+    body = {"app": APP, "input": {"prompt": "calm sea", "duration": 3}}
+    headers = {"Authorization": f"Bearer {fake.api_key}"}
+    assert httpx.post(f"{fake.url}/apps/run", json=body, headers=headers).status_code == 200
+    refused = httpx.post(f"{fake.url}/apps/run", json=body, headers=headers)
+    assert refused.status_code == 429 and refused.headers["Retry-After"] in ("2", "3")
+    fake.rate_limit = None
+    assert httpx.post(f"{fake.url}/apps/run", json=body, headers=headers).status_code == 200
+
+
 # ---------------------------------------------------------------- the app endpoint
 
 

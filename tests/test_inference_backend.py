@@ -6,6 +6,7 @@ import asyncio
 import email.utils
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from decimal import Decimal
@@ -492,6 +493,23 @@ async def test_rate_limited_after_bounded_attempts(
     with pytest.raises(RateLimited, match="HTTP 429"):
         await make(fake, max_attempts=3).generate(req(), ctx_for(tmp_path))
     assert len(runs(fake)) == 3 and fake.submissions == []
+
+
+async def test_many_shots_on_one_rate_limited_key_all_get_through_once(
+    fake: FakeInference, make: Callable[..., InferenceBackend], tmp_path: Path
+) -> None:
+    """Found by the 100-worker matrix (benchmarks/workers.py): with many workers on one API
+    key, a 429 that names its wait came back more often than ``max_attempts`` and shots
+    were lost. Such answers to a submission are now retried apart (BUSY_ATTEMPTS,
+    BUSY_WAIT): 8 shots at 1 run a second, 3 attempts each, all get through, once."""
+    fake.latency = 0.1
+    fake.rate_limit = (1, 1.0)
+    backend = make(fake, max_attempts=3)
+    shots = [req(f"s{i}", prompt=f"shot {i} of a rate-limited batch") for i in range(8)]
+    await asyncio.gather(*(backend.generate(r, ctx_for(tmp_path, r.shot_id)) for r in shots))
+    assert sorted(t.input["prompt"] for t in fake.submissions) == sorted(r.prompt for r in shots)  # once each
+    refused = Counter(c.json["input"]["prompt"] for c in runs(fake) if c.status == 429)
+    assert max(refused.values()) > 3  # a shot heard more refusals than max_attempts
 
 
 async def test_connection_refused_is_retried(

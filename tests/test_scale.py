@@ -185,6 +185,42 @@ def test_s3_claims_are_exclusive_and_an_expired_lease_is_taken_over(s3_url: str)
     taken.release()
 
 
+def test_a_waiter_on_an_s3_claim_backs_off_to_one_look_a_second(s3_url: str, tmp_path: Path) -> None:
+    """Found by the 100-worker matrix (benchmarks/workers.py): every waiter looked at a
+    held S3 claim every 0.2 s (a listing and a read each time), so a hot shot's waiters
+    made most of the store's requests. Now the looks back off to one a second."""
+    import asyncio
+    import itertools
+    import time
+
+    from storyboard.runner._context import holding
+
+    board = tmp_path / "b" / "film.yaml"
+    board.parent.mkdir()
+    owner, waiter = open_cache(tmp_path / "a" / "film.yaml", s3_url), open_cache(board, s3_url)
+    key = "w" * 64
+    held = owner.try_claim(key)
+    assert held is not None
+    looks = []
+    real = waiter.try_claim
+
+    def counted(k: str) -> object:
+        looks.append(time.monotonic())
+        return real(k)
+
+    waiter.try_claim = counted  # type: ignore[method-assign,assignment]
+
+    async def wait() -> float:
+        asyncio.get_running_loop().call_later(4.0, held.release)
+        async with holding(waiter, key):
+            return time.monotonic()
+
+    got = asyncio.run(wait())
+    assert got - looks[0] >= 3.9  # it waited for the release
+    assert len(looks) <= 10, len(looks)  # at 0.2 s it was 20 looks, 40 requests
+    assert max(b - a for a, b in itertools.pairwise(looks)) <= 1.5  # about one a second at the slowest
+
+
 def test_a_local_fsspec_url_claims_with_exclusive_create_and_unsafe_stores_are_refused(
         tmp_path: Path, write_board: Callable[..., Path]) -> None:
     board = write_board(BOARD)

@@ -129,6 +129,10 @@ class Cache:
     is called only for a clip that must be re-hashed (the runner passes media's probe).
     """
 
+    # The longest a render waiting on another one's claim sleeps between looks (seconds):
+    # a look here is a flock, cheap, so it looks every 0.2 s (runner._context.holding).
+    claim_poll_most = 0.2
+
     def __init__(self, root: Path, *, create: bool = True, verify: Callable[[Path], object] | None = None) -> None:
         self.root = root.absolute()  # reports and journals name clips by absolute path
         self.verify = verify

@@ -50,6 +50,10 @@ class SharedCache(Cache):
     """A cache whose clips, index, journal and claims live at ``url`` (fsspec), with
     ``root`` as the local read-through copy and work area."""
 
+    # A look at a claim here is two requests (a listing and a read): a waiter backs off
+    # to one look a second, so a hot shot's waiters do not flood the store (issue 29).
+    claim_poll_most = 1.0
+
     def __init__(self, root: Path, url: str, *, create: bool = True,
                  verify: Callable[[Path], object] | None = None) -> None:
         super().__init__(root, create=create, verify=verify)

@@ -55,7 +55,8 @@ class JournalContext:
                 self._result.billed_seconds = float(fields["billed_seconds"])
 
 
-CLAIM_POLL_SECONDS = 0.2  # how often a key waiting on another render's claim looks again
+CLAIM_POLL_SECONDS = 0.2  # how soon a key waiting on another render's claim looks again
+CLAIM_POLL_GROWTH = 1.5  # each look after that waits longer, up to the cache's claim_poll_most
 
 
 @contextlib.asynccontextmanager
@@ -63,11 +64,13 @@ async def holding(cache: Cache, key: str, on_wait: Callable[[], None] | None = N
     """Claim ``key`` (waiting while another render holds it; ``on_wait`` is called once
     then), renew a leased claim while the body runs, and release it at the end."""
     announced = False
+    pause = CLAIM_POLL_SECONDS
     while (claim := cache.try_claim(key)) is None:
         if not announced and on_wait is not None:
             on_wait()
         announced = True
-        await asyncio.sleep(CLAIM_POLL_SECONDS)
+        await asyncio.sleep(min(pause, max(CLAIM_POLL_SECONDS, cache.claim_poll_most)))
+        pause *= CLAIM_POLL_GROWTH
     renewing = asyncio.ensure_future(_renew(claim, claim.renew_every)) if claim.renew_every is not None else None
     try:
         yield claim

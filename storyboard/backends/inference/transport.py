@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
+from tenacity.stop import stop_base
 from tenacity.wait import wait_base, wait_exponential
 
 from storyboard.backends.inference.protocol import (
@@ -140,9 +141,33 @@ class _Backoff(wait_base):
         retry_after = exc.retry_after if isinstance(exc, Retryable) else None
         if retry_after is not None:
             delay = min(retry_after, self._max_retry_after)
-            return delay + random.uniform(0, min(1.0, 0.1 * delay))
+            # spread over up to one more such wait: callers sent away together (one API
+            # key's rate limit) come back apart, not as one herd at the window's edge
+            return delay + random.uniform(0, min(delay, 5.0))
         cap = float(self._exponential(retry_state))
         return random.uniform(cap / 2, cap)
+
+
+BUSY_ATTEMPTS, BUSY_WAIT = 100, 600.0  # busy answers naming their wait: at most, per request
+
+
+class _Stop(stop_base):
+    """Give up after ``attempts`` failures. To a submission (``patient``), a busy answer that
+    names its wait (429, 503 with Retry-After: not taken, nothing paid; many workers on one
+    rate-limited key hear it often) counts apart: BUSY_ATTEMPTS of them, BUSY_WAIT s in all."""
+
+    def __init__(self, attempts: int, patient: bool = False) -> None:
+        self.attempts = attempts
+        self.patient = patient
+        self.busy = 0  # answers that named their wait, so far
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        if self.patient and isinstance(exc, Retryable) and exc.busy and exc.retry_after is not None:
+            self.busy += 1
+            return self.busy >= BUSY_ATTEMPTS or retry_state.idle_for >= BUSY_WAIT
+        return retry_state.attempt_number - self.busy >= self.attempts
 
 
 class Transport:
@@ -208,10 +233,11 @@ class Transport:
         """``text`` with the API key blanked out."""
         return text.replace(self._key, "***") if self._key else text
 
-    def retrying(self) -> AsyncRetrying:
-        """The generic retry policy: ``max_attempts`` tries of :class:`Retryable` failures."""
+    def retrying(self, stop: _Stop | None = None) -> AsyncRetrying:
+        """The generic retry policy: ``max_attempts`` tries of :class:`Retryable` failures
+        (busy answers that name their wait counted apart, :class:`_Stop`)."""
         return AsyncRetrying(
-            stop=stop_after_attempt(self.max_attempts),
+            stop=stop or _Stop(self.max_attempts),
             wait=self._wait,
             retry=retry_if_exception_type(Retryable),
             before_sleep=self._before_sleep,
@@ -265,14 +291,16 @@ class Transport:
 
         ``submit`` marks the paid, non-idempotent ``POST /apps/run``.
         """
+        stop = _Stop(self.max_attempts, patient=submit)
         try:
-            response: httpx.Response = await self.retrying()(
+            response: httpx.Response = await self.retrying(stop)(
                 self._attempt, method, url, what, shot, json_body, content, headers, submit
             )
         except Retryable as last:
             if last.busy:
+                attempts = stop.busy if stop.busy else self.max_attempts
                 raise RateLimited(
-                    f"{what}: inference.sh is busy ({last.reason}) after {self.max_attempts} "
+                    f"{what}: inference.sh is busy ({last.reason}) after {attempts} "
                     "attempts; try again later or lower the concurrency",
                     shot=shot,
                     status=last.status,
