@@ -1,0 +1,164 @@
+"""The soak's invariant checker: reads the fake's records, the runners' events and the cache.
+
+1. Every paid unit (a shot's take, a still, a line, a text node: one tag, see
+   :mod:`tests.soak.boards`) was paid at most once, except inside the documented window
+   (a submission whose answer was lost: the next render says "while submitting" and pays
+   again; docs/reliability.md). Payments beyond that are failures; window payments are
+   counted apart. A task that FAILED or was CANCELLED is not a delivered payment and is
+   counted as such.
+2. Every paid, completed output is in the cache or still journalled (window orphans aside).
+3. Every film was finished after at most 3 restarts.
+4. No cache entry is corrupt: every index entry names a clip whose SHA-256 is its name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fakeserver import FakeInference, FakeTask
+from fakeserver.records import CANCELLED, COMPLETED, FAILED
+from tests.soak.boards import TAG, Boards
+
+__all__ = ["Outcome", "RunnerLog", "check"]
+
+WINDOW_WARNING = "while submitting"
+
+
+@dataclass
+class RunnerLog:
+    """What one film's renders did: their --json events, how each ended, their errors."""
+
+    name: str
+    film: Path
+    attempts: int = 0
+    events: list[dict[str, Any]] = field(default_factory=list)
+    endings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def window_warnings(self) -> int:
+        return sum(1 for e in self.events if e.get("event") == "warning" and WINDOW_WARNING in str(e.get("message")))
+
+
+@dataclass
+class Outcome:
+    failures: list[str] = field(default_factory=list)
+    paid: int = 0
+    not_delivered: int = 0  # failed or cancelled tasks
+    double_outside: int = 0
+    window_payments: int = 0
+    window_warnings: int = 0
+    kills: int = 0
+    restarts: int = 0
+    films: int = 0
+    corrupt: int = 0
+    lost: int = 0
+
+
+def _tag(task: FakeTask) -> str | None:
+    text = str(task.input.get("prompt") or task.input.get("text") or "")
+    found = TAG.search(text)
+    return found.group(1) if found else None
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _cache_state(cache: Path, out: Outcome) -> tuple[set[str], set[str], set[str]]:
+    """(clip hashes indexed, shot names indexed, task ids journalled); counts corrupt entries."""
+    hashes: set[str] = set()
+    shots: set[str] = set()
+    for index in sorted((cache / "index").glob("*/*.json")):
+        meta = json.loads(index.read_text())
+        digest, suffix = str(meta["clip"]), str(meta.get("suffix", ".mp4"))
+        clip = cache / "clips" / digest[:2] / f"{digest}{suffix}"
+        if not clip.is_file() or _sha256(clip) != digest:
+            out.corrupt += 1
+            out.failures.append(f"corrupt cache entry {index.name}: clip {digest[:12]} missing or hash mismatch")
+            continue
+        hashes.add(digest)
+        shots.add(str(meta.get("shot")))
+    for clip in sorted((cache / "clips").glob("*/*")):
+        if clip.name.startswith(".") or clip.name.endswith(".sha256"):
+            continue
+        if _sha256(clip) != clip.name.split(".")[0]:
+            out.corrupt += 1
+            out.failures.append(f"corrupt clip {clip.name}: its bytes do not hash to its name")
+    journalled: set[str] = set()
+    for entry in (cache / "journal").glob("*.json"):
+        state = json.loads(entry.read_text()).get("state", {})
+        if state.get("task_id"):
+            journalled.add(str(state["task_id"]))
+    return hashes, shots, journalled
+
+
+def _payments(fake: FakeInference, boards: Boards, logs: list[RunnerLog], out: Outcome) -> list[FakeTask]:
+    """Invariant 1; returns the tasks that delivered (completed) output."""
+    delivered: list[FakeTask] = []
+    per_tag: Counter[str] = Counter()
+    for task in list(fake.submissions):
+        status = fake.status_of(task)
+        out.paid += 1
+        if status in (FAILED, CANCELLED):
+            out.not_delivered += 1
+            continue
+        tag = _tag(task)
+        if tag is None or tag not in boards.units:
+            out.failures.append(f"task {task.id} paid for nothing the boards ask for: {task.input}")
+            continue
+        per_tag[tag] += 1
+        if status == COMPLETED:
+            delivered.append(task)
+    extra = sum(max(0, n - boards.units[tag]) for tag, n in per_tag.items())
+    out.window_warnings = sum(log.window_warnings for log in logs)
+    out.window_payments = min(extra, out.window_warnings)
+    out.double_outside = extra - out.window_payments
+    if out.double_outside:
+        over = {t: n for t, n in per_tag.items() if n > boards.units[t]}
+        out.failures.append(f"{out.double_outside} payment(s) beyond the documented window: paid {over}, "
+                            f"{out.window_warnings} 'while submitting' warning(s)")
+    return delivered
+
+
+def _output_hash(task: FakeTask) -> str | None:
+    if task.clip is None:
+        return None
+    try:
+        return hashlib.sha256(task.clip.result(timeout=60)).hexdigest()
+    except Exception:  # the fake could not make it: nothing to lose
+        return None
+
+
+def check(fake: FakeInference, cache: Path, boards: Boards, logs: list[RunnerLog], *, hung: bool = False) -> Outcome:
+    """Check the four invariants after a run; ``failures`` is empty when they hold."""
+    out = Outcome()
+    if hung:
+        out.failures.append("the run hung (a film still rendering after the time limit)")
+    delivered = _payments(fake, boards, logs, out)
+    hashes, shots, journalled = _cache_state(cache, out)
+    orphans = []
+    for task in delivered:
+        if task.kind == "text":
+            kept = any(s.startswith("text:") for s in shots) or task.id in journalled
+        else:
+            kept = _output_hash(task) in hashes or task.id in journalled
+        if not kept:
+            orphans.append(task)
+    out.lost = max(0, len(orphans) - out.window_payments)  # a window payment's first task is never fetched
+    if out.lost:
+        out.failures.append(f"{out.lost} paid output(s) neither cached nor journalled: {[t.id for t in orphans]}")
+    for log in logs:
+        out.kills += log.endings.count("killed")
+        out.restarts += max(0, log.attempts - 1)
+        if log.endings[-1:] == ["exit 0"] and log.film.is_file():
+            out.films += 1
+        else:
+            out.failures.append(f"film {log.name} not finished after {log.attempts - 1} restart(s): "
+                                f"{log.endings}, {log.errors[-1:] or ''}")
+    return out

@@ -1,0 +1,204 @@
+"""One soak run: draw two boards and a fault schedule from a seed, render both boards at
+once in real subprocesses (``storyboard render --backend inference --json``, the fake on
+loopback, one shared ``--cache-dir``), SIGKILL them at the scheduled moments, restart
+whatever died or failed (at most 3 restarts per film), then check the invariants."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fakeserver import FakeInference
+from tests.helpers import Render
+from tests.soak.boards import Boards, draw_boards
+from tests.soak.check import Outcome, RunnerLog, check
+from tests.soak.schedule import Kill, Schedule, draw_schedule
+
+__all__ = ["RunResult", "draw", "soak_run"]
+
+KEY = "sk-soak-0123456789abcdef"
+MAX_RESTARTS = 3
+RUN_TIMEOUT = 120.0  # seconds a run may take before it counts as hung
+
+
+@dataclass
+class RunResult:
+    seed: int
+    boards: Boards
+    schedule: Schedule
+    outcome: Outcome
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    def report(self) -> str:
+        return (f"seed {self.seed} FAILED: {'; '.join(self.outcome.failures)}\n"
+                f"schedule: {self.schedule.describe()}\n{self.boards.describe()}\n"
+                f"log: {' | '.join(self.notes)}\nreplay: python -m tests.soak --replay {self.seed}")
+
+
+def draw(seed: int, quick: bool) -> tuple[Boards, Schedule]:
+    """What a seed means: the boards and the schedule (the same on every machine)."""
+    rng = random.Random(seed)
+    return draw_boards(rng, quick=quick), draw_schedule(rng, quick=quick)
+
+
+class _Trigger:
+    """Watches for a kill's trigger moment: from the fake's records or the journal."""
+
+    def __init__(self, kill: Kill, fake: FakeInference, cache: Path, start: float) -> None:
+        self.kill, self.fake, self.cache, self.start = kill, fake, cache, start
+        self.base_submissions = len(fake.submissions)
+        self.seen_at: float | None = None
+        if kill.trigger == "submitted":
+            fake.slow("run", 2.0, 1)  # the next run's answer is held: the task exists, its id not yet known
+
+    def _now_seen(self) -> bool:
+        fake, trigger = self.fake, self.kill.trigger
+        if trigger == "anytime":
+            return True
+        if trigger == "submitted":
+            return len(fake.submissions) > self.base_submissions
+        if trigger == "waiting":
+            return fake.streams_opened > 0
+        if trigger == "storing":
+            return bool(fake.calls_to("GET", "/outputs/"))
+        for path in (self.cache / "journal").glob("*.json"):  # "submitting"
+            try:
+                state = json.loads(path.read_text()).get("state", {})
+            except (OSError, ValueError):
+                continue
+            if state.get("submitting") and not state.get("task_id"):
+                return True
+        return False
+
+    def due(self, now: float) -> bool:
+        if self.seen_at is None and self._now_seen():
+            self.seen_at = self.start if self.kill.trigger == "anytime" else now
+        return self.seen_at is not None and now >= self.seen_at + self.kill.delay
+
+
+class _Runner:
+    """One film: a render, restarted after each kill or failure (at most MAX_RESTARTS times)."""
+
+    def __init__(self, name: str, board: Path, fake: FakeInference, cache: Path) -> None:
+        self.name, self.board, self.fake, self.cache = name, board, fake, cache
+        self.log = RunnerLog(name=name, film=board.parent / "out" / f"{board.stem}.mp4")
+        self.render: Render | None = None
+        self.done = False
+
+    def start(self) -> None:
+        self.render = Render(self.board, self.fake, self.cache)
+        self.log.attempts += 1
+
+    def _collect(self, how: str) -> None:
+        assert self.render is not None
+        self.log.events.extend(list(self.render.events))
+        self.log.endings.append(how)
+        self.render.stop()
+        self.render = None
+
+    def kill(self) -> None:
+        if self.render is not None and self.render.proc.poll() is None:
+            self.render.kill()
+            time.sleep(0.05)  # the reader thread takes the last lines
+            self._collect("killed")
+
+    def poll(self) -> None:
+        """Restart a render that ended badly; mark the film done when one ended well."""
+        if self.render is None or self.done:
+            return
+        rc = self.render.proc.poll()
+        if rc is None:
+            return
+        self.render._reader.join(timeout=5)
+        err = self.render.proc.stderr.read() if self.render.proc.stderr else ""
+        self._collect(f"exit {rc}")
+        if rc == 0:
+            self.done = True
+            return
+        self.log.errors.append(err.strip().splitlines()[-1] if err.strip() else f"exit {rc}")
+        if self.log.attempts <= MAX_RESTARTS:
+            self.start()
+
+    @property
+    def alive(self) -> bool:
+        return self.render is not None
+
+
+def _orchestrate(runners: dict[str, _Runner], schedule: Schedule, fake: FakeInference, cache: Path,
+                 notes: list[str]) -> bool:
+    """Run both films to their end; False when the run hung."""
+    start = time.monotonic()
+    runners["a"].start()
+    if schedule.two_at_once:
+        runners["b"].start()
+    pending = [_Trigger(k, fake, cache, start) for k in schedule.kills]
+    while any(r.alive for r in runners.values()) or not runners["b"].log.attempts:
+        now = time.monotonic()
+        if now - start > RUN_TIMEOUT:
+            for r in runners.values():
+                r.kill()
+            notes.append(f"hung after {RUN_TIMEOUT:.0f} s")
+            return False
+        for trig in list(pending):
+            runner = runners[trig.kill.runner]
+            if runner.alive and trig.due(now):
+                pending.remove(trig)
+                notes.append(f"{now - start:.2f}s kill {runner.name} ({trig.kill.trigger})")
+                runner.kill()
+                if runner.log.attempts <= MAX_RESTARTS:
+                    runner.start()
+        for r in runners.values():
+            r.poll()
+        if not runners["b"].log.attempts and (runners["a"].done or runners["a"].log.endings):
+            runners["b"].start()  # b starts late: after a's first ending
+        time.sleep(0.02)
+    return True
+
+
+def soak_run(seed: int, *, quick: bool = False, keep: Path | None = None) -> RunResult:
+    """One run of the soak, checked. ``keep``: leave its folder there (else a temp one)."""
+    boards, schedule = draw(seed, quick)
+    started = time.monotonic()
+    folder = Path(tempfile.mkdtemp(prefix=f"soak-{seed}-")) if keep is None else keep
+    notes: list[str] = []
+    try:
+        (folder / "a.yaml").write_text(boards.a)
+        (folder / "b.yaml").write_text(boards.b)
+        cache = folder / "cache"
+        with FakeInference(api_key=KEY, latency=0.05, short_side=64, fps=4) as fake:
+            schedule.apply(fake)
+            runners = {n: _Runner(n, folder / f"{n}.yaml", fake, cache) for n in ("a", "b")}
+            finished = _orchestrate(runners, schedule, fake, cache, notes)
+            fake.latency = 0.0  # nothing more is rendered; the fake's clip pool drains
+            outcome = check(fake, cache, boards, [r.log for r in runners.values()], hung=not finished)
+    finally:
+        if keep is None:
+            shutil.rmtree(folder, ignore_errors=True)
+    return RunResult(seed, boards, schedule, outcome, time.monotonic() - started, notes)
+
+
+def summary(results: list[RunResult]) -> dict[str, Any]:
+    """The invariant summary over many runs."""
+    failed = [r.seed for r in results if r.outcome.failures]
+    return {
+        "runs": len(results),
+        "failed": len(failed),
+        "failed_seeds": failed,
+        "paid_tasks": sum(r.outcome.paid for r in results),
+        "double_payments_outside_window": sum(r.outcome.double_outside for r in results),
+        "window_payments": sum(r.outcome.window_payments for r in results),
+        "window_warnings": sum(r.outcome.window_warnings for r in results),
+        "kills": sum(r.outcome.kills for r in results),
+        "restarts": sum(r.outcome.restarts for r in results),
+        "films": sum(r.outcome.films for r in results),
+        "corrupt_entries": sum(r.outcome.corrupt for r in results),
+        "lost_clips": sum(r.outcome.lost for r in results),
+        "seconds": round(sum(r.seconds for r in results), 1),
+    }
