@@ -18,12 +18,11 @@ from fakeserver import FakeInference
 from tests.helpers import Render
 from tests.soak.boards import Boards, draw_boards
 from tests.soak.check import Outcome, RunnerLog, check
-from tests.soak.schedule import Kill, Schedule, draw_schedule
+from tests.soak.schedule import MAX_RESTARTS, Kill, Schedule, draw_schedule
 
 __all__ = ["RunResult", "draw", "soak_run"]
 
 KEY = "sk-soak-0123456789abcdef"
-MAX_RESTARTS = 3
 RUN_TIMEOUT = 120.0  # seconds a run may take before it counts as hung
 
 
@@ -51,12 +50,12 @@ def draw(seed: int, quick: bool) -> tuple[Boards, Schedule]:
 class _Trigger:
     """Watches for a kill's trigger moment: from the fake's records or the journal."""
 
-    def __init__(self, kill: Kill, fake: FakeInference, cache: Path, start: float) -> None:
+    def __init__(self, kill: Kill, fake: FakeInference, cache: Path, start: float, hold: float) -> None:
         self.kill, self.fake, self.cache, self.start = kill, fake, cache, start
         self.base_submissions = len(fake.submissions)
         self.seen_at: float | None = None
         if kill.trigger == "submitted":
-            fake.slow("run", 2.0, 1)  # the next run's answer is held: the task exists, its id not yet known
+            fake.slow("run", hold, 1)  # the next run's answer is held: the task exists, its id not yet known
 
     def _now_seen(self) -> bool:
         fake, trigger = self.fake, self.kill.trigger
@@ -138,7 +137,7 @@ def _orchestrate(runners: dict[str, _Runner], schedule: Schedule, fake: FakeInfe
     runners["a"].start()
     if schedule.two_at_once:
         runners["b"].start()
-    pending = [_Trigger(k, fake, cache, start) for k in schedule.kills]
+    pending = [_Trigger(k, fake, cache, start, 1.0 if schedule.latency < 0.1 else 2.0) for k in schedule.kills]
     while any(r.alive for r in runners.values()) or not runners["b"].log.attempts:
         now = time.monotonic()
         if now - start > RUN_TIMEOUT:
@@ -176,6 +175,7 @@ def soak_run(seed: int, *, quick: bool = False, keep: Path | None = None) -> Run
             schedule.apply(fake)
             runners = {n: _Runner(n, folder / f"{n}.yaml", fake, cache) for n in ("a", "b")}
             finished = _orchestrate(runners, schedule, fake, cache, notes)
+            notes.extend(f"film {r.name}: {r.log.endings} {r.log.errors}" for r in runners.values())
             fake.latency = 0.0  # nothing more is rendered; the fake's clip pool drains
             outcome = check(fake, cache, boards, [r.log for r in runners.values()], hung=not finished)
     finally:
