@@ -16,7 +16,7 @@ from storyboard.events import Event, Warning_
 from tests.helpers import backend_for, fake_in_env, render
 from tests.soak.boards import draw_boards
 from tests.soak.check import RunnerLog, check
-from tests.soak.runs import soak_run, summary
+from tests.soak.runs import soak_many, soak_run, summary
 
 KEY = "sk-test-SECRET-9f8e7d"  # tests.helpers.backend_for's key
 CI_SEEDS = range(1, 21)
@@ -95,7 +95,7 @@ def test_the_checker_sees_a_double_payment_a_corrupt_entry_and_an_unfinished_fil
 def test_twenty_quick_soak_runs_keep_every_invariant() -> None:
     """CI's soak: 20 seeded runs (two overlapping boards at once on one cache, faults,
     SIGKILLs and restarts); every invariant holds, and the summary says what happened."""
-    results = [soak_run(seed, quick=True) for seed in CI_SEEDS]
+    results = soak_many(list(CI_SEEDS), quick=True, workers=2)
     total = summary(results)
     print({"soak_summary": total})
     assert total["failed"] == 0, "\n\n".join(r.report() for r in results if r.outcome.failures)

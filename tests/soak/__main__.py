@@ -11,7 +11,17 @@ import json
 import sys
 from pathlib import Path
 
-from tests.soak.runs import soak_run, summary
+from tests.soak.runs import RunResult, soak_many, soak_run, summary
+
+
+def _show(result: RunResult, verbose: bool = False) -> None:
+    o = result.outcome
+    print(f"seed {result.seed}: {'FAIL' if o.failures else 'ok'} {result.seconds:.1f}s paid {o.paid} "
+          f"window {o.window_payments} kills {o.kills} restarts {o.restarts} films {o.films}", flush=True)
+    if o.failures:
+        print(result.report(), flush=True)
+    elif verbose:
+        print(f"schedule: {result.schedule.describe()}\n{result.boards.describe()}\nlog: {result.notes}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,23 +30,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--replay", type=int, default=None, help="run this one seed again, verbosely")
     parser.add_argument("--quick", action="store_true", help="small boards, short latencies (CI)")
+    parser.add_argument("--workers", type=int, default=1, help="runs at once (each with its own fake and cache)")
     parser.add_argument("--keep", type=Path, default=None, help="keep the replayed run's folder here")
     args = parser.parse_args(argv)
     seeds = [args.replay] if args.replay is not None else list(range(args.seed, args.seed + args.runs))
-    results = []
-    for seed in seeds:
-        keep = args.keep if args.replay is not None else None
-        if keep is not None:
-            keep.mkdir(parents=True, exist_ok=True)
-        result = soak_run(seed, quick=args.quick, keep=keep)
-        results.append(result)
-        o = result.outcome
-        print(f"seed {seed}: {'FAIL' if o.failures else 'ok'} {result.seconds:.1f}s paid {o.paid} "
-              f"window {o.window_payments} kills {o.kills} restarts {o.restarts} films {o.films}", flush=True)
-        if o.failures or args.replay is not None:
-            print(result.report() if o.failures else
-                  f"schedule: {result.schedule.describe()}\n{result.boards.describe()}\nlog: {result.notes}",
-                  flush=True)
+    if args.replay is not None:
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=True)
+        results = [soak_run(args.replay, quick=args.quick, keep=args.keep)]
+        _show(results[0], verbose=True)
+    else:
+        results = soak_many(seeds, quick=args.quick, workers=args.workers, on_result=_show)
     total = summary(results)
     print(json.dumps({"soak_summary": total}, indent=1))
     return 1 if total["failed"] else 0

@@ -10,6 +10,8 @@ import random
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from tests.soak.boards import Boards, draw_boards
 from tests.soak.check import Outcome, RunnerLog, check
 from tests.soak.schedule import MAX_RESTARTS, Kill, Schedule, draw_schedule
 
-__all__ = ["RunResult", "draw", "soak_run"]
+__all__ = ["RunResult", "draw", "soak_many", "soak_run", "summary"]
 
 KEY = "sk-soak-0123456789abcdef"
 RUN_TIMEOUT = 120.0  # seconds a run may take before it counts as hung
@@ -34,11 +36,12 @@ class RunResult:
     outcome: Outcome
     seconds: float
     notes: list[str] = field(default_factory=list)
+    quick: bool = False
 
     def report(self) -> str:
         return (f"seed {self.seed} FAILED: {'; '.join(self.outcome.failures)}\n"
                 f"schedule: {self.schedule.describe()}\n{self.boards.describe()}\n"
-                f"log: {' | '.join(self.notes)}\nreplay: python -m tests.soak --replay {self.seed}")
+                f"log: {' | '.join(self.notes)}\nreplay: python -m tests.soak --replay {self.seed}{' --quick' if self.quick else ''}")
 
 
 def draw(seed: int, quick: bool) -> tuple[Boards, Schedule]:
@@ -181,7 +184,21 @@ def soak_run(seed: int, *, quick: bool = False, keep: Path | None = None) -> Run
     finally:
         if keep is None:
             shutil.rmtree(folder, ignore_errors=True)
-    return RunResult(seed, boards, schedule, outcome, time.monotonic() - started, notes)
+    return RunResult(seed, boards, schedule, outcome, time.monotonic() - started, notes, quick)
+
+
+def soak_many(seeds: list[int], *, quick: bool = False, workers: int = 1,
+              on_result: Callable[[RunResult], None] | None = None) -> list[RunResult]:
+    """Runs of the soak, ``workers`` at a time (each has its own fake, folder and cache;
+    its work is in its subprocesses), in seed order."""
+    def one(seed: int) -> RunResult:
+        result = soak_run(seed, quick=quick)
+        if on_result is not None:
+            on_result(result)
+        return result
+
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="soak") as pool:
+        return list(pool.map(one, seeds))
 
 
 def summary(results: list[RunResult]) -> dict[str, Any]:
