@@ -103,3 +103,18 @@ def test_twenty_quick_soak_runs_keep_every_invariant() -> None:
     assert total["double_payments_outside_window"] == 0 and total["corrupt_entries"] == 0
     assert total["lost_clips"] == 0
     assert total["kills"] >= 5 and total["restarts"] >= total["kills"]  # the schedule really killed runners
+
+
+@pytest.mark.slow
+def test_quick_soak_runs_on_one_s3_cache_keep_every_invariant() -> None:
+    """The same soak with both runners on one ``s3://`` cache (moto on loopback), each with
+    its own local folder, as two machines: claims are conditional creates with a lease."""
+    pytest.importorskip("s3fs")
+    from tests.soak.s3 import moto_s3
+
+    with moto_s3() as bucket:
+        results = soak_many([1, 2, 3], quick=True, s3=bucket)
+    total = summary(results)
+    print({"soak_summary_s3": total})
+    assert total["failed"] == 0, "\n\n".join(r.report() for r in results if r.outcome.failures)
+    assert total["films"] == 6 and total["kills"] >= 1

@@ -5,12 +5,14 @@ whatever died or failed (at most 3 restarts per film), then check the invariants
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,7 @@ from fakeserver import FakeInference
 from tests.helpers import Render
 from tests.soak.boards import Boards, draw_boards
 from tests.soak.check import Outcome, RunnerLog, check
+from tests.soak.s3 import fetch_cache, remote_journals
 from tests.soak.schedule import MAX_RESTARTS, Kill, Schedule, draw_schedule
 
 __all__ = ["RunResult", "draw", "soak_many", "soak_run", "summary"]
@@ -37,11 +40,12 @@ class RunResult:
     seconds: float
     notes: list[str] = field(default_factory=list)
     quick: bool = False
+    on_s3: bool = False
 
     def report(self) -> str:
         return (f"seed {self.seed} FAILED: {'; '.join(self.outcome.failures)}\n"
                 f"schedule: {self.schedule.describe()}\n{self.boards.describe()}\n"
-                f"log: {' | '.join(self.notes)}\nreplay: python -m tests.soak --replay {self.seed}{' --quick' if self.quick else ''}")
+                f"log: {' | '.join(self.notes)}\nreplay: python -m tests.soak --replay {self.seed}{' --quick' if self.quick else ''}{' --s3' if self.on_s3 else ''}")
 
 
 def draw(seed: int, quick: bool) -> tuple[Boards, Schedule]:
@@ -50,17 +54,30 @@ def draw(seed: int, quick: bool) -> tuple[Boards, Schedule]:
     return draw_boards(rng, quick=quick), draw_schedule(rng, quick=quick)
 
 
+Journals = Callable[[], Iterable[dict[str, Any]]]
+
+
+def local_journals(cache: Path) -> Journals:
+    def read() -> Iterator[dict[str, Any]]:
+        for path in (cache / "journal").glob("*.json"):
+            with contextlib.suppress(OSError, ValueError):
+                yield json.loads(path.read_text())
+    return read
+
+
 class _Trigger:
     """Watches for a kill's trigger moment: from the fake's records or the journal."""
 
-    def __init__(self, kill: Kill, fake: FakeInference, cache: Path, start: float, hold: float) -> None:
-        self.kill, self.fake, self.cache, self.start = kill, fake, cache, start
+    def __init__(self, kill: Kill, fake: FakeInference, journals: Journals, start: float, hold: float,
+                 every: float) -> None:
+        self.kill, self.fake, self.journals, self.start, self.every = kill, fake, journals, start, every
         self.base_submissions = len(fake.submissions)
         self.seen_at: float | None = None
+        self.looked = 0.0
         if kill.trigger == "submitted":
             fake.slow("run", hold, 1)  # the next run's answer is held: the task exists, its id not yet known
 
-    def _now_seen(self) -> bool:
+    def _now_seen(self, now: float) -> bool:
         fake, trigger = self.fake, self.kill.trigger
         if trigger == "anytime":
             return True
@@ -70,17 +87,14 @@ class _Trigger:
             return fake.streams_opened > 0
         if trigger == "storing":
             return bool(fake.calls_to("GET", "/outputs/"))
-        for path in (self.cache / "journal").glob("*.json"):  # "submitting"
-            try:
-                state = json.loads(path.read_text()).get("state", {})
-            except (OSError, ValueError):
-                continue
-            if state.get("submitting") and not state.get("task_id"):
-                return True
-        return False
+        if now - self.looked < self.every:  # "submitting": read the journal (remote: not too often)
+            return False
+        self.looked = now
+        states = (entry.get("state", {}) for entry in self.journals())
+        return any(state.get("submitting") and not state.get("task_id") for state in states)
 
     def due(self, now: float) -> bool:
-        if self.seen_at is None and self._now_seen():
+        if self.seen_at is None and self._now_seen(now):
             self.seen_at = self.start if self.kill.trigger == "anytime" else now
         return self.seen_at is not None and now >= self.seen_at + self.kill.delay
 
@@ -88,7 +102,7 @@ class _Trigger:
 class _Runner:
     """One film: a render, restarted after each kill or failure (at most MAX_RESTARTS times)."""
 
-    def __init__(self, name: str, board: Path, fake: FakeInference, cache: Path) -> None:
+    def __init__(self, name: str, board: Path, fake: FakeInference, cache: Path | str) -> None:
         self.name, self.board, self.fake, self.cache = name, board, fake, cache
         self.log = RunnerLog(name=name, film=board.parent / "out" / f"{board.stem}.mp4")
         self.render: Render | None = None
@@ -133,14 +147,15 @@ class _Runner:
         return self.render is not None
 
 
-def _orchestrate(runners: dict[str, _Runner], schedule: Schedule, fake: FakeInference, cache: Path,
-                 notes: list[str]) -> bool:
+def _orchestrate(runners: dict[str, _Runner], schedule: Schedule, fake: FakeInference, journals: Journals,
+                 every: float, notes: list[str]) -> bool:
     """Run both films to their end; False when the run hung."""
     start = time.monotonic()
     runners["a"].start()
     if schedule.two_at_once:
         runners["b"].start()
-    pending = [_Trigger(k, fake, cache, start, 1.0 if schedule.latency < 0.1 else 2.0) for k in schedule.kills]
+    hold = 1.0 if schedule.latency < 0.1 else 2.0
+    pending = [_Trigger(k, fake, journals, start, hold, every) for k in schedule.kills]
     while any(r.alive for r in runners.values()) or not runners["b"].log.attempts:
         now = time.monotonic()
         if now - start > RUN_TIMEOUT:
@@ -164,35 +179,41 @@ def _orchestrate(runners: dict[str, _Runner], schedule: Schedule, fake: FakeInfe
     return True
 
 
-def soak_run(seed: int, *, quick: bool = False, keep: Path | None = None) -> RunResult:
-    """One run of the soak, checked. ``keep``: leave its folder there (else a temp one)."""
+def soak_run(seed: int, *, quick: bool = False, keep: Path | None = None, s3: str | None = None) -> RunResult:
+    """One run of the soak, checked. ``keep``: leave its folder there (else a temp one).
+    ``s3``: a bucket URL (tests.soak.s3.moto_s3): both runners share ``s3://…/run-SEED``,
+    each with its own local folder, as two machines would."""
     boards, schedule = draw(seed, quick)
     started = time.monotonic()
     folder = Path(tempfile.mkdtemp(prefix=f"soak-{seed}-")) if keep is None else keep
     notes: list[str] = []
     try:
-        (folder / "a.yaml").write_text(boards.a)
-        (folder / "b.yaml").write_text(boards.b)
-        cache = folder / "cache"
+        boards_at = {n: folder / (n if s3 else "") / f"{n}.yaml" for n in ("a", "b")}
+        for name, path in boards_at.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(boards.a if name == "a" else boards.b)
+        cache: Path | str = f"{s3}/run-{seed}-{uuid.uuid4().hex[:6]}" if s3 else folder / "cache"
+        journals = (lambda: remote_journals(str(cache))) if s3 else local_journals(Path(cache))
         with FakeInference(api_key=KEY, latency=0.05, short_side=64, fps=4) as fake:
             schedule.apply(fake)
-            runners = {n: _Runner(n, folder / f"{n}.yaml", fake, cache) for n in ("a", "b")}
-            finished = _orchestrate(runners, schedule, fake, cache, notes)
+            runners = {n: _Runner(n, boards_at[n], fake, cache) for n in ("a", "b")}
+            finished = _orchestrate(runners, schedule, fake, journals, 0.25 if s3 else 0.0, notes)
             notes.extend(f"film {r.name}: {r.log.endings} {r.log.errors}" for r in runners.values())
             fake.latency = 0.0  # nothing more is rendered; the fake's clip pool drains
-            outcome = check(fake, cache, boards, [r.log for r in runners.values()], hung=not finished)
+            read = fetch_cache(str(cache), folder / "s3-copy") if s3 else Path(cache)
+            outcome = check(fake, read, boards, [r.log for r in runners.values()], hung=not finished)
     finally:
         if keep is None:
             shutil.rmtree(folder, ignore_errors=True)
-    return RunResult(seed, boards, schedule, outcome, time.monotonic() - started, notes, quick)
+    return RunResult(seed, boards, schedule, outcome, time.monotonic() - started, notes, quick, bool(s3))
 
 
-def soak_many(seeds: list[int], *, quick: bool = False, workers: int = 1,
+def soak_many(seeds: list[int], *, quick: bool = False, workers: int = 1, s3: str | None = None,
               on_result: Callable[[RunResult], None] | None = None) -> list[RunResult]:
     """Runs of the soak, ``workers`` at a time (each has its own fake, folder and cache;
     its work is in its subprocesses), in seed order."""
     def one(seed: int) -> RunResult:
-        result = soak_run(seed, quick=quick)
+        result = soak_run(seed, quick=quick, s3=s3)
         if on_result is not None:
             on_result(result)
         return result
