@@ -55,6 +55,22 @@ def fake_in_env(key: str, **options: Any) -> Iterator[FakeInference]:
         yield fake
 
 
+def wait_for_worker(address: str) -> None:
+    """Wait until a Dask worker has joined the scheduler at ``address``."""
+    import distributed
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with distributed.Client(address, timeout=5) as client:
+                if client.scheduler_info()["workers"]:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"no worker joined {address}")
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 now."""
     with socket.socket() as s:

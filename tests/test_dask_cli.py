@@ -9,14 +9,13 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from fakeserver import FakeInference
-from tests.helpers import free_port
+from tests.helpers import free_port, wait_for_worker
 
 pytest.importorskip("distributed")
 
@@ -68,7 +67,7 @@ def cluster(tmp_path: Path, fake: FakeInference) -> Iterator[str]:
              "--no-dashboard", "--host", "127.0.0.1", "--local-directory", str(tmp_path / "dask-work")],
             env={**env, "INFERENCE_BASE_URL": fake.url}, cwd=elsewhere,
             stdout=subprocess.DEVNULL, stderr=open(tmp_path / "worker.log", "w")))  # noqa: SIM115
-        _wait_for_worker(address)
+        wait_for_worker(address)
         yield address
     finally:
         for p in reversed(procs):
@@ -78,21 +77,6 @@ def cluster(tmp_path: Path, fake: FakeInference) -> Iterator[str]:
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 p.kill()
-
-
-def _wait_for_worker(address: str) -> None:
-    import distributed
-
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with distributed.Client(address, timeout=5) as client:
-                if client.scheduler_info()["workers"]:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"no worker joined {address}")
 
 
 def test_a_matrix_on_a_cli_started_scheduler_with_relative_paths(fake: FakeInference, cluster: str,

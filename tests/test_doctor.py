@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from fakeserver import FakeInference
-from tests.test_dask_cli import _free_port, _wait_for_worker
+from tests.helpers import free_port, wait_for_worker
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "sk-test-doctor-3f9d0c"
@@ -78,7 +78,7 @@ def test_an_s3_cache_round_trips_and_a_missing_bucket_fails(tmp_path: Path) -> N
     pytest.importorskip("s3fs")
     from moto.server import ThreadedMotoServer
 
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
@@ -103,7 +103,7 @@ def test_an_s3_cache_round_trips_and_a_missing_bucket_fails(tmp_path: Path) -> N
 def scheduler(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """A scheduler and a worker from the command line; the environment they share."""
     pytest.importorskip("distributed")
-    port = _free_port()
+    port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     site = tmp_path / "site"
     site.mkdir()
@@ -117,7 +117,7 @@ def scheduler(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
         procs.append(subprocess.Popen([*dask, "worker", address, "--nthreads", "1", "--no-dashboard", "--host",
                                        "127.0.0.1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                       cwd=tmp_path))
-        _wait_for_worker(address)
+        wait_for_worker(address)
         yield address, env
     finally:
         for p in reversed(procs):
@@ -138,7 +138,7 @@ def test_doctor_checks_a_dask_cluster_can_load_the_tasks(scheduler: tuple[str, d
 
 def test_doctor_says_to_install_storyboard_where_the_cluster_lacks_it(tmp_path: Path) -> None:
     pytest.importorskip("distributed")
-    port = _free_port()
+    port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     without = tmp_path / "without" / "storyboard"
     without.mkdir(parents=True)
