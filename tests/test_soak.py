@@ -118,3 +118,26 @@ def test_quick_soak_runs_on_one_s3_cache_keep_every_invariant() -> None:
     print({"soak_summary_s3": total})
     assert total["failed"] == 0, "\n\n".join(r.report() for r in results if r.outcome.failures)
     assert total["films"] == 6 and total["kills"] >= 1
+
+
+def test_a_seed_draws_the_same_boards_and_schedule_and_every_drawn_board_loads(tmp_path: Path) -> None:
+    """Replay rests on this: a seed means one pair of boards and one schedule. Every board
+    of the CI seeds and the full soak's range is valid (3–12 shots in a, shared shots in b),
+    and no schedule can end a film's renders more often than it may restart."""
+    from storyboard import load
+    from tests.soak.runs import draw
+    from tests.soak.schedule import MAX_RESTARTS, ends_a_render
+
+    assert draw(1042, False) == draw(1042, False) and draw(1042, False) != draw(1043, False)
+    for seed, quick in [*((s, True) for s in CI_SEEDS), *((s, False) for s in range(1000, 1200))]:
+        boards, schedule = draw(seed, quick)
+        loaded = []
+        for name, text in (("a", boards.a), ("b", boards.b)):
+            path = tmp_path / f"{name}.yaml"
+            path.write_text(text)
+            loaded.append(load(path))
+        a, b = loaded
+        shots = [s for s in a.spec.shots if not s.id.startswith("still")]  # stills are nodes too
+        assert 3 <= len(shots) <= (4 if quick else 12), seed
+        assert set(boards.shared) <= {s.id for s in b.spec.shots}, seed
+        assert ends_a_render(schedule.knobs) + 1 <= MAX_RESTARTS, seed
