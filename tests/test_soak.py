@@ -5,6 +5,7 @@ regression tests of the defects the soak found (named after their seeds)."""
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -65,8 +66,9 @@ def test_soak_seed_3_a_text_node_or_line_whose_answer_was_lost_warns_before_payi
 
 
 def test_the_checker_sees_a_double_payment_a_corrupt_entry_and_an_unfinished_film(tmp_path: Path) -> None:
-    """The checker is not constant: a clean run passes; one more paid task for a unit, a
-    flipped byte in a cached clip and a film that never ended each fail it."""
+    """The checker is not constant: a clean run passes; one more paid task for a unit, paid
+    clips in no cache, a flipped byte in a cached clip and a film that never ended each
+    fail it."""
     result = soak_run(5, quick=True, keep=tmp_path)
     assert not result.outcome.failures, result.report()
     boards = draw_boards(random.Random(5), quick=True)
@@ -77,8 +79,10 @@ def test_the_checker_sees_a_double_payment_a_corrupt_entry_and_an_unfinished_fil
         body = {"app": "klingai/video-v3", "input": {"prompt": "soak shot [s0] again", "duration": 3}}
         fake.create_task(body)
         fake.create_task(body)  # s0 paid twice, and no render said "while submitting"
+        time.sleep(0.2)  # both complete: two paid clips that no cache entry or journal holds
         outcome = check(fake, tmp_path / "cache", boards, logs)
     assert outcome.double_outside == 1 and any("beyond the documented window" in f for f in outcome.failures)
+    assert outcome.lost == 2 and any("neither cached nor journalled" in f for f in outcome.failures)
 
     clip = next(p for p in (tmp_path / "cache" / "clips").glob("*/*.mp4"))
     data = bytearray(clip.read_bytes())

@@ -70,10 +70,18 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _cache_state(cache: Path, out: Outcome) -> tuple[set[str], set[str], set[str]]:
-    """(clip hashes indexed, shot names indexed, task ids journalled); counts corrupt entries."""
-    hashes: set[str] = set()
-    shots: set[str] = set()
+@dataclass
+class _Cached:
+    hashes: set[str] = field(default_factory=set)  # clip hashes indexed
+    shots: set[str] = field(default_factory=set)  # shot (node) names indexed
+    task_ids: set[str] = field(default_factory=set)  # the task each indexed clip came from, where known
+    journalled: set[str] = field(default_factory=set)  # task ids still journalled
+
+
+def _cache_state(cache: Path, out: Outcome) -> _Cached:
+    """What the cache holds; counts (and reports) corrupt entries."""
+    got = _Cached()
+    hashes, shots = got.hashes, got.shots
     for index in sorted((cache / "index").glob("*/*.json")):
         meta = json.loads(index.read_text())
         digest, suffix = str(meta["clip"]), str(meta.get("suffix", ".mp4"))
@@ -84,18 +92,20 @@ def _cache_state(cache: Path, out: Outcome) -> tuple[set[str], set[str], set[str
             continue
         hashes.add(digest)
         shots.add(str(meta.get("shot")))
+        task_id = (meta.get("facts") or {}).get("task_id")
+        if task_id:
+            got.task_ids.add(str(task_id))
     for clip in sorted((cache / "clips").glob("*/*")):
         if clip.name.startswith(".") or clip.name.endswith(".sha256"):
             continue
         if _sha256(clip) != clip.name.split(".")[0]:
             out.corrupt += 1
             out.failures.append(f"corrupt clip {clip.name}: its bytes do not hash to its name")
-    journalled: set[str] = set()
     for entry in (cache / "journal").glob("*.json"):
         state = json.loads(entry.read_text()).get("state", {})
         if state.get("task_id"):
-            journalled.add(str(state["task_id"]))
-    return hashes, shots, journalled
+            got.journalled.add(str(state["task_id"]))
+    return got
 
 
 def _payments(fake: FakeInference, boards: Boards, logs: list[RunnerLog], out: Outcome) -> list[FakeTask]:
@@ -141,13 +151,17 @@ def check(fake: FakeInference, cache: Path, boards: Boards, logs: list[RunnerLog
     if hung:
         out.failures.append("the run hung (a film still rendering after the time limit)")
     delivered = _payments(fake, boards, logs, out)
-    hashes, shots, journalled = _cache_state(cache, out)
+    cached = _cache_state(cache, out)
     orphans = []
     for task in delivered:
-        if task.kind == "text":
-            kept = any(s.startswith("text:") for s in shots) or task.id in journalled
-        else:
-            kept = _output_hash(task) in hashes or task.id in journalled
+        if task.id in cached.journalled:
+            continue
+        if task.kind == "text":  # its answer is stored re-serialized, under its node's name
+            kept = any(s.startswith("text:") for s in cached.shots)
+        elif task.kind in ("video", "image"):  # a shot's or still's entry names its task
+            kept = task.id in cached.task_ids
+        else:  # a line's entry names no task: its bytes, by hash
+            kept = _output_hash(task) in cached.hashes
         if not kept:
             orphans.append(task)
     out.lost = max(0, len(orphans) - out.window_payments)  # a window payment's first task is never fetched
