@@ -23,7 +23,7 @@ SECRET = "soak-secret-do-not-leak-7c6b5a"
 # A killed claim holder blocks the others for one lease; a live holder renews every lease/3,
 # so the lease must stay well above the longest stall of a loaded machine (the window on
 # object storage, docs/reliability.md).
-LEASE_SECONDS = "6"
+LEASE_SECONDS = "10"
 _FS_LOCK = threading.Lock()  # s3fs in this process from one thread at a time (issue 29 item 2)
 
 
