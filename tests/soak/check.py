@@ -3,10 +3,11 @@
 1. Every paid unit (a shot's take, a still, a line, a text node: one tag, see
    :mod:`tests.soak.boards`) was paid at most once, except inside the documented window
    (a submission whose answer was lost: the next render says "while submitting" and pays
-   again; docs/reliability.md). Payments beyond that are failures; window payments are
-   counted apart. A task that FAILED or was CANCELLED is not a delivered payment and is
-   counted as such.
-2. Every paid, completed output is in the cache or still journalled (window orphans aside).
+   again; docs/reliability.md): each extra payment of a unit must be matched by such a
+   warning about that same unit. Payments beyond that are failures; window payments are
+   counted apart. A task that FAILED or was CANCELLED is not a delivered payment.
+2. Every paid, completed output is in the cache (a shot's or still's index entry names
+   its task; a line by its bytes' hash) or still journalled (window orphans aside).
 3. Every film was finished after at most 3 restarts.
 4. No cache entry is corrupt: every index entry names a clip whose SHA-256 is its name.
 """
@@ -40,9 +41,18 @@ class RunnerLog:
     endings: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
-    @property
-    def window_warnings(self) -> int:
-        return sum(1 for e in self.events if e.get("event") == "warning" and WINDOW_WARNING in str(e.get("message")))
+    def window_warnings(self) -> Counter[str]:
+        """The "while submitting" warnings, by the tag of the unit they were about."""
+        return Counter(_unit_of(str(e.get("shot"))) for e in self.events
+                       if e.get("event") == "warning" and WINDOW_WARNING in str(e.get("message")))
+
+
+def _unit_of(node: str) -> str:
+    """The tag of a node named in an event: ``s2#2`` (a take) → s2, ``text:text0`` → text0,
+    ``say:s1`` → line0 (one line per run), a still's id is its tag."""
+    if node.startswith("say:"):
+        return "line0"
+    return node.split(":", 1)[1] if node.startswith("text:") else node.split("#")[0]
 
 
 @dataclass
@@ -125,14 +135,18 @@ def _payments(fake: FakeInference, boards: Boards, logs: list[RunnerLog], out: O
         per_tag[tag] += 1
         if status == COMPLETED:
             delivered.append(task)
-    extra = sum(max(0, n - boards.units[tag]) for tag, n in per_tag.items())
-    out.window_warnings = sum(log.window_warnings for log in logs)
-    out.window_payments = min(extra, out.window_warnings)
-    out.double_outside = extra - out.window_payments
+    warned: Counter[str] = Counter()
+    for log in logs:
+        warned.update(log.window_warnings())
+    out.window_warnings = sum(warned.values())
+    for tag, n in per_tag.items():  # a unit's extra payments, each covered by a warning about that unit
+        extra = max(0, n - boards.units[tag])
+        out.window_payments += min(extra, warned[tag])
+        out.double_outside += extra - min(extra, warned[tag])
     if out.double_outside:
         over = {t: n for t, n in per_tag.items() if n > boards.units[t]}
         out.failures.append(f"{out.double_outside} payment(s) beyond the documented window: paid {over}, "
-                            f"{out.window_warnings} 'while submitting' warning(s)")
+                            f"'while submitting' warnings {dict(warned)}")
     return delivered
 
 
