@@ -34,12 +34,14 @@ class FaultKnobs:
         self.reject = False  # tasks are created REJECTED (no balance; never ran)
         self.fail_prompt: str | None = None  # tasks whose prompt contains it FAIL
         self.fail_error = "content policy: the model refused this prompt"
+        self.fail_tasks = 0  # the next N tasks created FAIL (whatever their prompt)
         self.drop_run_responses = 0  # accept the task, then cut the connection unanswered
         self.drop_streams = 0  # streams cut (no final chunk) after the first snapshot
         self.end_streams = 0  # streams ended cleanly after the first snapshot (never with the last)
         self.heartbeat_streams = 0  # streams that only ever send heartbeats
         self.terminal_partial = False  # the final event is a partial update without output
         self.messages: list[Any] = []  # the envelope's "messages" on every JSON answer
+        self.upload_errors = 0  # uploads whose bytes are kept, then answered 500 (the client cannot tell)
         self.app_failures = 0  # GET /apps/.. answered 503 (with retry_after, if set)
         self.output_404 = 0  # output downloads answered 404
         self.truncate_downloads = 0  # downloads cut short of their Content-Length

@@ -222,6 +222,8 @@ class _Handler(BaseHTTPRequestHandler):
                 400, "Bad Request", f"declared size {record.size}, received {len(data)}"
             )
         record.data = data
+        if self.fake._take("upload_errors"):  # the bytes arrived, the answer says otherwise
+            return self._problem(500, "Internal Server Error", "upload failed")
         self._send(200, b"", "text/plain")
         if (record.content_type or "").startswith("image/"):
             image_info(data)  # checked once, as it arrives (a run that uses it reads the verdict)

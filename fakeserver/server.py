@@ -387,7 +387,7 @@ class FakeInference(FaultKnobs):
         if self.reject:
             task.final, task.final_at = REJECTED, task.created
             task.error = "insufficient balance"
-        elif self.fail_prompt is not None and self.fail_prompt in prompt:
+        elif self._take("fail_tasks") or (self.fail_prompt is not None and self.fail_prompt in prompt):
             task.fail_error = self.fail_error
         else:
             task.clip = self.makers[task.kind](task, version)

@@ -157,6 +157,25 @@ def test_rate_limit_retry_after_names_the_wait(fake: FakeInference) -> None:
     assert httpx.post(f"{fake.url}/apps/run", json=body, headers=headers).status_code == 200
 
 
+def test_fail_tasks_fails_the_next_n_whatever_the_prompt_and_upload_errors_keep_the_bytes(
+    fake: FakeInference, start_image: Path
+) -> None:
+    client = client_for(fake)
+    fake.fail_tasks = 1
+    with pytest.raises(RuntimeError, match=fake.fail_error):
+        client.run({"app": APP, "input": {"prompt": "calm sea", "duration": 3}})
+    done = client.run({"app": APP, "input": {"prompt": "calm sea", "duration": 3}})
+    assert isinstance(done, dict) and parse_status(done["status"]) == TaskStatus.COMPLETED
+    assert fake.fail_tasks == 0 and len(fake.submissions) == 2  # the failed one was accepted too
+
+    fake.upload_errors = 1
+    with pytest.raises(Exception, match=r"500|upload"):
+        client.files.upload(str(start_image))
+    (put,) = fake.calls_to("PUT", "/upload/")
+    assert put.status == 500 and put.body == start_image.read_bytes()  # the bytes arrived all the same
+    assert any(f.data == start_image.read_bytes() for f in fake.files.values())
+
+
 # ---------------------------------------------------------------- the app endpoint
 
 

@@ -41,7 +41,7 @@ from storyboard.music import planned_seconds
 from storyboard.narration import early_fit_problems, estimate_seconds, voice_of
 from storyboard.plan import Plan, PlannedAudio
 from storyboard.request import billed_cost
-from storyboard.runner._context import JournalContext, holding
+from storyboard.runner._context import JournalContext, holding, warn_if_uncertain
 
 
 @dataclass
@@ -240,6 +240,7 @@ async def _remote(board: Board, node: PlannedAudio, backend: Backend, cache: Cac
             res.started = time.time()
             emit(ShotStarted(shot=node.id, key=node.key))
             ctx = JournalContext(cache, node.key, node.id, work, board.path, emit, res)
+            warn_if_uncertain(cache, node.key, node.id, res, emit)
             try:
                 got = await backend.generate(node.request, ctx)
             except BackendError as e:

@@ -55,6 +55,23 @@ class JournalContext:
                 self._result.billed_seconds = float(fields["billed_seconds"])
 
 
+def warn_if_uncertain(cache: Cache, key: str, shot_id: str, result: ShotResult,
+                      emit: Callable[[Event], None]) -> None:
+    """Before a paid key is submitted: say when an earlier render died mid-submission
+    (journalled ``submitting``, no task id: the task may exist, billed, and cannot be
+    found), and record it in the report as ``uncertain_submission``. Shots, lines, music
+    and text nodes all come through here, so none is ever paid twice silently."""
+    if cache.recall(key, "task_id") is not None:
+        return
+    submitting = cache.recall(key, "submitting")
+    if submitting:  # see backends/inference/backend.py: _submit
+        result.facts["uncertain_submission"] = submitting
+        emit(Warning_(shot=shot_id, message=(
+            f"shot '{shot_id}': an earlier render stopped while submitting this shot and never got "
+            "its task id; that task may exist (and be billed) but cannot be found to re-attach, so "
+            "the shot is submitted again — check your tasks on inference.sh")))
+
+
 CLAIM_POLL_SECONDS = 0.2  # how soon a key waiting on another render's claim looks again
 CLAIM_POLL_GROWTH = 1.5  # each look after that waits longer, up to the cache's claim_poll_most
 

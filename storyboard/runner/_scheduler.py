@@ -44,7 +44,7 @@ from storyboard.events import (
 )
 from storyboard.plan import PAID_STATUSES, Plan, PlannedShot, PlannedTake
 from storyboard.request import FrameRef, ShotRequest, billed_cost, cache_key, image_identity
-from storyboard.runner._context import JournalContext, holding
+from storyboard.runner._context import JournalContext, holding, warn_if_uncertain
 from storyboard.runner._images import ImageSteps, RenderState
 from storyboard.runner._slots import Order, PrioritySlots, expected_seconds
 from storyboard.runner._spend import Spend
@@ -311,15 +311,7 @@ class ShotScheduler(ImageSteps):
 
     def check_journal(self, shot_id: str, key: str) -> None:
         """Before the backend runs: say when an earlier render died mid-submission."""
-        if self.cache.recall(key, "task_id") is not None:
-            return
-        submitting = self.cache.recall(key, "submitting")
-        if submitting:  # a render died mid-submission (see backends/inference.py)
-            self.results[shot_id].facts["uncertain_submission"] = submitting
-            self.emit(Warning_(shot=shot_id, message=(
-                f"shot '{shot_id}': an earlier render stopped while submitting this shot and never got "
-                "its task id; that task may exist (and be billed) but cannot be found to re-attach, so "
-                "the shot is submitted again — check your tasks on inference.sh")))
+        warn_if_uncertain(self.cache, key, shot_id, self.results[shot_id], self.emit)
         self.emit(ShotProgress(shot=shot_id, status="queued for a slot"))
 
     async def generate_and_store(self, ps: PlannedShot, key: str, request: ShotRequest) -> Entry:

@@ -29,7 +29,7 @@ from storyboard.errors import BackendError, BudgetError, CacheError, NoOutputErr
 from storyboard.events import AppResolved, Event, ShotDone, ShotResult, ShotStarted
 from storyboard.facts import usd
 from storyboard.request import ShotRequest, estimate, usage_cost
-from storyboard.runner._context import JournalContext, holding
+from storyboard.runner._context import JournalContext, holding, warn_if_uncertain
 from storyboard.textnodes import TextNode, render_texts, text_key
 
 __all__ = ["TextsMade", "ask", "make_texts", "read_answer", "with_cached_texts"]
@@ -101,6 +101,7 @@ async def ask(request: ShotRequest, key: str, node_id: str, backend: Backend, ca
             result.started = time.time()
             emit(ShotStarted(shot=node_id, key=key))
             ctx = JournalContext(cache, key, node_id, work, board_path, emit, result)
+            warn_if_uncertain(cache, key, node_id, result, emit)
             try:
                 got = await backend.generate(request, ctx)
             except BackendError as e:
