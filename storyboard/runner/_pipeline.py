@@ -47,7 +47,7 @@ from storyboard.runner._film import make_film
 from storyboard.runner._judge import Judge, then
 from storyboard.runner._preflight import live_check, with_remembered
 from storyboard.runner._reroll import Rerolls, plan_view
-from storyboard.runner._scheduler import ShotScheduler, take_id
+from storyboard.runner._scheduler import ShotScheduler
 from storyboard.runner._slots import Order, check_order
 from storyboard.runner._spend import Spend
 
@@ -388,25 +388,6 @@ class Pipeline:
 
     # ----------------------------------------------------------------- report
 
-    @staticmethod
-    def _takes(result: RenderResult, shot_id: str, picked: int, others: list[int]) -> list[dict[str, Any]]:
-        """Every take of a shot for the report (empty for a shot with one take)."""
-        if not others:
-            return []
-        out = []
-        for n in sorted([picked, *others]):
-            r = result.shots.get(shot_id if n == picked else take_id(shot_id, n))
-            out.append({"take": n, "picked": n == picked, "status": r.status if r else None,
-                        "clip": str(r.clip) if r and r.clip else None, "key": r.key if r else None})
-        return out
-
-    def _actual(self, result: RenderResult) -> Decimal:
-        """What this render paid: each generated node's reported cost, else its estimate."""
-        made = [r for r in result.shots.values() if r.status == "generated"]
-        return sum((Decimal(str(r.facts["billed_cost"])) if r.facts.get("billed_cost") is not None
-                    else r.cost or Decimal(0) for r in made), Decimal(0)) + (
-            self.audio.cost if self.audio is not None else Decimal(0))
-
     def report_path(self) -> Path:
         """Where the render report goes: beside the film."""
         return self.output.with_name(self.output.name + ".render.json")
@@ -414,51 +395,12 @@ class Pipeline:
     def _report(self, result: RenderResult) -> None:
         if not self.write_report:
             return
-        data = {
-            "storyboard": str(self.board.path),
-            "title": self.board.title,
-            "backend": self.backend.name,
-            "film": str(result.film) if result.film else None,
-            "duration": result.duration,
-            "assembly": result.method,
-            "film_key": result.film_key,
-            "film_size": result.film.stat().st_size if result.film and result.film.exists() else None,
-            "film_mtime_ns": result.film.stat().st_mtime_ns if result.film and result.film.exists() else None,
-            "cost": str(result.cost),
-            "estimate": None if result.plan.cost is None else str(result.plan.cost),
-            "actual_cost": str(self._actual(result)),  # what the tasks reported, else their estimates
-            "seconds": round(result.seconds, 3),
-            "loudness": self.loudness,
-            "board_hash": result.plan.board_hash,
-            "captions": [str(p) for p in result.captions],
-            "narration": [{"shot": p.shot, "text": p.text, "start": p.start, "seconds": p.seconds}
-                          for p in result.narration],
-            "apps": {ref: resolved.version_id for ref, resolved in
-                     {self.board.inputs[s.id].app: self.board.inputs[s.id] for s in self.board.shots
-                      if s.id in self.board.inputs}.items()},
-            "cut": list(self.board.cut),
-            "audio": self.audio.report() if self.audio is not None else [],
-            "texts": [{"id": n.id, "app": n.spec.app, "prompt": n.prompt, "value": n.value} for n in self.board.texts],
-            "shots": [
-                {**result.shots[s.id].to_dict(), "prompt": s.request.prompt, "duration": s.request.duration,
-                 "image": s.request.image_source, "end_image": s.request.end_image_source,
-                 "in_cut": s.in_cut, "mode": s.request.mode, "sound": s.request.sound,
-                 "app": s.request.app, "version": s.request.version, "inputs": s.request.inputs,
-                 "tier": s.tier, "rate": None if s.rate is None else str(s.rate), "kind": s.request.kind,
-                 "estimate": None if s.price is None else str(s.price),
-                 "actual_cost": result.shots[s.id].facts.get("billed_cost"),
-                 "references": list(s.request.reference_sources), "note": s.note,
-                 "handoff": result.shots[s.id].facts.get("handoff"), "take": s.take,
-                 "takes": self._takes(result, s.id, s.take, [t.take for t in s.takes]),
-                 "seam": result.shots[s.id].facts.get("seam"), "rerolls": result.shots[s.id].facts.get("rerolls")}
-                for s in result.plan.shots
-            ],
-        }
+        from storyboard.runner._reportfile import report_data
+
         path = self.report_path()
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(path, data)
+        atomic_write_json(path, report_data(self, result))
         result.report = path
-
 
 def render(board: Board | str | Path, backend: str | Backend | None = None, **options: Any) -> RenderResult:
     """Render a storyboard synchronously (see :class:`Pipeline` for the options)."""
