@@ -72,7 +72,8 @@ def bench_dask(work: Path, films: int) -> list[dict[str, Any]]:
     import distributed
 
     from fakeserver import FakeInference
-    from pipelines.matrix import read_rows, run_matrix
+    from pipelines.matrix import run_matrix
+    from storyboard import read_rows
 
     logging.getLogger("distributed").setLevel(logging.ERROR)
     board, table = make_matrix(work, films, shared=False)

@@ -13,7 +13,6 @@ table (or --json) sums up what each film cost.
 
 from __future__ import annotations
 
-import csv
 import json
 import multiprocessing
 import os
@@ -36,23 +35,15 @@ from pipelines._batch import (
 )
 from pipelines._dask import dask_address, render_batch_dask
 from pipelines._plan import PARALLEL_ROWS, BatchPlan, FilmShots, film_shots, plan_batch, summarize
-from storyboard import Backend, Event, SpecError, StoryboardError, UsageError, parse_budget
-
-
-def read_rows(path: str | Path) -> list[dict[str, str]]:
-    """The rows of a CSV file with a header line, as dicts (empty rows skipped)."""
-    path = Path(path)
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            if not reader.fieldnames:
-                raise UsageError(f"{path}: no header line; the first line names the columns (the vars)")
-            rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k} for row in reader]
-    except FileNotFoundError:
-        raise UsageError(f"no such CSV file: {path}") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise UsageError(f"cannot read {path}: {e}") from None
-    return [r for r in rows if any(r.values())]
+from storyboard import (
+    Backend,
+    Event,
+    SpecError,
+    StoryboardError,
+    UsageError,
+    parse_budget,
+    read_rows,
+)
 
 
 def jobs_for(board_path: str | Path, rows: Sequence[Mapping[str, Any]], *, name_column: str | None = None,

@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     )
     from storyboard.facts import is_cache_url, usd
     from storyboard.films import FilmSummary, FilmTask, film_error, render_film_task, summarize_film
-    from storyboard.options import parse_budget, parse_sets
+    from storyboard.options import parse_budget, parse_sets, read_rows
     from storyboard.plan import Plan
     from storyboard.request import ShotRequest
     from storyboard.runner import Pipeline, render
@@ -84,6 +84,7 @@ _LAZY = {
     "load": "storyboard.board",
     "parse_budget": "storyboard.options",
     "parse_sets": "storyboard.options",
+    "read_rows": "storyboard.options",
     "render": "storyboard.runner",
     "render_film_task": "storyboard.films",
     "summarize_film": "storyboard.films",
@@ -153,6 +154,7 @@ __all__ = [
     "load",
     "parse_budget",
     "parse_sets",
+    "read_rows",
     "render",
     "render_film_task",
     "summarize_film",

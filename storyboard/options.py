@@ -4,13 +4,17 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 
 import click
 
-__all__ = ["parse_budget", "parse_sets"]
+from storyboard.errors import UsageError
+
+__all__ = ["parse_budget", "parse_sets", "read_rows"]
 
 
 def parse_sets(pairs: Sequence[str]) -> dict[str, Any]:
@@ -59,3 +63,20 @@ def parse_budget(value: str | None) -> Decimal | None:
     if not d.is_finite() or d < 0:
         raise click.BadParameter(f"{value!r} must be a non-negative amount in USD", param_hint="--budget")
     return d
+
+
+def read_rows(path: str | Path) -> list[dict[str, str]]:
+    """The rows of a CSV file with a header line (its columns: the vars), as dicts, empty
+    rows skipped: one film per row for the matrix and the studio."""
+    path = Path(path)
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            if not reader.fieldnames:
+                raise UsageError(f"{path}: no header line; the first line names the columns (the vars)")
+            rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k} for row in reader]
+    except FileNotFoundError:
+        raise UsageError(f"no such CSV file: {path}") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise UsageError(f"cannot read {path}: {e}") from None
+    return [r for r in rows if any(r.values())]

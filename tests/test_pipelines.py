@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from fakeserver import FakeInference
 from pipelines import matrix, variants
-from storyboard import BudgetError
+from storyboard import BudgetError, read_rows
 from storyboard.backends.animatic import AnimaticBackend
 from storyboard.backends.base import ShotContext
 from storyboard.events import WAITING_FOR_ANOTHER_RENDER
@@ -83,7 +83,7 @@ def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
 
 def test_read_rows(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "rows.csv", ROWS)
-    assert matrix.read_rows(path) == ROWS
+    assert read_rows(path) == ROWS
 
 
 def test_shared_shots_are_generated_once(board: Path, tmp_path: Path) -> None:
@@ -214,7 +214,7 @@ def test_runnable_as_modules() -> None:
 
 
 def test_example_data_renders_with_the_product_spot(tmp_path: Path) -> None:
-    rows = matrix.read_rows(ROOT / "pipelines" / "data" / "products.csv")
+    rows = read_rows(ROOT / "pipelines" / "data" / "products.csv")
     jobs = matrix.jobs_for(ROOT / "examples" / "product_spot.yaml", rows, name_column="name", output_dir=tmp_path)
     assert len(jobs) == len(rows) >= 3
     assert all(rows[i]["product"] in jobs[i].board.prompts["hero"] for i in range(len(rows)))

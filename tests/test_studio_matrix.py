@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.matrix import jobs_for, read_rows
+from pipelines.matrix import jobs_for
+from storyboard import read_rows
 from tests.studio_helpers import CHROMIUM, chromium, studio
 
 BOARD = """\

@@ -42,6 +42,7 @@ from storyboard.narration import early_fit_problems, estimate_seconds, voice_of
 from storyboard.plan import Plan, PlannedAudio
 from storyboard.request import billed_cost
 from storyboard.runner._context import JournalContext, holding, warn_if_uncertain
+from storyboard.runner._preflight import remembered_path
 
 
 @dataclass
@@ -87,11 +88,6 @@ def audio_apps(board: Board) -> list[str]:
     return list(dict.fromkeys(refs))
 
 
-def _remembered_path(cache: Cache, ref: str) -> Path:
-    safe = ref.replace("/", "__").replace("@", "--")
-    return cache.root / "apps" / f"{safe}.json"
-
-
 def with_remembered_audio(board: Board, cache: Cache) -> Board:
     """The board with the voice and music app versions last read live (its audio keys hold them)."""
     known: dict[str, str] = {}
@@ -99,7 +95,7 @@ def with_remembered_audio(board: Board, cache: Cache) -> Board:
         if "@" in ref:
             continue
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            known[ref] = str(json.loads(_remembered_path(cache, ref).read_text())["version_id"])
+            known[ref] = str(json.loads(remembered_path(cache, ref).read_text())["version_id"])
     return replace(board, audio_versions=known) if known else board
 
 
@@ -128,7 +124,7 @@ async def live_check_audio(board: Board, plan: Plan, backend: object, cache: Cac
         if ref.version is None:
             versions[ref_text] = version.version_id
         with contextlib.suppress(CacheError):
-            atomic_write_json(_remembered_path(cache, ref_text), version.to_json())
+            atomic_write_json(remembered_path(cache, ref_text), version.to_json())
         emit(AppResolved(app=ref.name, version=version.version_id, pinned=ref.version is not None))
         prof = apps.profile(ref.name)
         for node in (a for a in pending if a.request.app == ref_text):

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from storyboard import apps
@@ -27,7 +28,9 @@ from storyboard.events import AppResolved, Event
 _FOLDER = "apps"
 
 
-def _path(cache: Cache, ref: str) -> Any:
+def remembered_path(cache: Cache, ref: str) -> Path:
+    """Where the version an app reference was last read live at is kept, beside the cache
+    (the one rule for shots, lines, music and text nodes)."""
     safe = ref.replace("/", "__").replace("@", "--")
     return cache.root / _FOLDER / f"{safe}.json"
 
@@ -39,7 +42,7 @@ def remembered(board: Board, cache: Cache | None) -> dict[str, apps.AppVersion]:
     out: dict[str, apps.AppVersion] = {}
     for ref in board.apps_used():
         try:
-            data = json.loads(_path(cache, ref).read_text())
+            data = json.loads(remembered_path(cache, ref).read_text())
             out[ref] = apps.AppVersion(data["app"], data["version_id"], data["input_schema"],
                                        data.get("output_schema", {}), "live (remembered)")
         except (OSError, ValueError, KeyError, TypeError):
@@ -93,7 +96,7 @@ async def live_check(board: Board, backend: object, cache: Cache, emit: Callable
 def _remember(cache: Cache, ref_text: str, version: apps.AppVersion) -> None:
     """Remember a version read live (only saves a request next time: a full disk is said
     later); unchanged since the last render, it is not written again."""
-    path = _path(cache, ref_text)
+    path = remembered_path(cache, ref_text)
     with contextlib.suppress(OSError, ValueError):
         if json.loads(path.read_text()) == json.loads(json.dumps(version.to_json(), default=str)):
             return

@@ -30,6 +30,7 @@ from storyboard.events import AppResolved, Event, ShotDone, ShotResult, ShotStar
 from storyboard.facts import usd
 from storyboard.request import ShotRequest, estimate, usage_cost
 from storyboard.runner._context import JournalContext, holding, warn_if_uncertain
+from storyboard.runner._preflight import remembered_path
 from storyboard.textnodes import TextNode, render_texts, text_key
 
 __all__ = ["TextsMade", "ask", "make_texts", "read_answer", "with_cached_texts"]
@@ -54,10 +55,6 @@ def read_answer(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _remembered(cache: Cache, ref: str) -> Path:
-    return cache.root / "apps" / f"{ref.replace('/', '__').replace('@', '--')}.json"
-
-
 async def _versions(board: Board, backend: Backend, cache: Cache, emit: Callable[[Event], None]) -> dict[str, str]:
     """Each unpinned text app's version read live (remembered beside the cache); every
     node's inputs checked against it. Raises SpecError before anything is paid."""
@@ -72,7 +69,7 @@ async def _versions(board: Board, backend: Backend, cache: Cache, emit: Callable
         if ref.version is None:
             versions[ref_text] = version.version_id
         with contextlib.suppress(CacheError):
-            atomic_write_json(_remembered(cache, ref_text), version.to_json())
+            atomic_write_json(remembered_path(cache, ref_text), version.to_json())
         emit(AppResolved(app=ref.name, version=version.version_id, pinned=ref.version is not None))
         prof = apps.profile(ref.name)
         for node in (n for n in board.texts if n.spec.app == ref_text):
@@ -165,7 +162,7 @@ def _cached(board: Board, cache: Cache) -> tuple[dict[str, str], dict[str, str]]
     versions: dict[str, str] = {}
     for ref in dict.fromkeys(n.spec.app for n in board.texts if "@" not in n.spec.app):
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            versions[ref] = str(json.loads(_remembered(cache, ref).read_text())["version_id"])
+            versions[ref] = str(json.loads(remembered_path(cache, ref).read_text())["version_id"])
     specs = [n.spec for n in board.texts]
     base = {k: v for k, v in board.vars.items() if all(k != s.name for s in specs)}
     values: dict[str, str] = {}

@@ -6,7 +6,6 @@ mounted under ``/row/N``. The films are named as the matrix names them without
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
@@ -15,26 +14,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 
-from storyboard.errors import StoryboardError, UsageError
+from storyboard.errors import StoryboardError
 from storyboard.facts import usd
+from storyboard.options import read_rows
 from storyboard.studio._app import board_routes, pages, running, static
 from storyboard.studio._safety import Guard
 from storyboard.studio._session import Session, StudioOptions
 
-__all__ = ["make_matrix_app", "matrix_sessions", "read_rows"]
-
-
-def read_rows(path: Path) -> list[dict[str, str]]:
-    """The CSV's rows (a header line names the columns: the vars); empty rows skipped."""
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            if not reader.fieldnames:
-                raise UsageError(f"{path}: no header line; the first line names the columns (the vars)")
-            rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k} for row in reader]
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise UsageError(f"cannot read {path}: {e}") from None
-    return [r for r in rows if any(r.values())]
+__all__ = ["make_matrix_app", "matrix_sessions"]
 
 
 def matrix_sessions(board: Path, rows_csv: Path, options: StudioOptions) -> list[Session]:
