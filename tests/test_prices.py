@@ -163,3 +163,9 @@ def test_every_bundled_price_names_a_published_file_that_exists() -> None:
             assert (shared / source).is_file(), f"{name}: {source} is not a published price file"
         if source == "none" or (not profile.price.get("rules") and "cel" not in profile.price):
             assert "unknown" in str(profile.price.get("note", "")), f"{name}: an app with no figure says unknown"
+
+
+def test_apps_show_prices_a_text_app_per_input_and_output_token_from_its_file() -> None:
+    out = CliRunner().invoke(main, ["apps", "show", "anthropic/claude-haiku-4-5"]).output
+    assert "$1.00/M input tokens, $5.00/M output tokens" in out, out
+    assert "price source: anthropic/PRICING.md" in out, out
