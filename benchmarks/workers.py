@@ -21,8 +21,10 @@ Measured, per size (10, 100 and 1,000 films; ``--quick``: 10 and 100):
 * throughput: the ideal wall ÷ the measured wall (first film started to last film done).
   The ideal is :func:`ideal_wall`: the same films in the same order on the same number of
   workers, each shot taking exactly the latency the fake drew for it, every client step
-  free, a shared shot waited for exactly until its task ends; and never less than the
-  rate limit allows (distinct shots ÷ runs per second);
+  free, a shared shot waited for exactly until its task ends, and the service starting
+  runs first come, first served at its rate limit (until 2026-12-03 the rate limit was
+  only a floor, distinct shots ÷ runs per second, which no schedule can reach: the last
+  run admitted still takes its latency);
 * paid calls (the fake's accepted runs) against distinct shots: equal, no shot paid twice;
 * claim contention: shots that waited on another worker's claim (runner events), claim
   races lost (create-only writes answered 412) and takeovers (a claim generation above 0);
@@ -43,6 +45,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,24 +79,38 @@ def workload(films: int, seed: int = 29) -> list[dict[str, str]]:
 
 
 def ideal_wall(films: Sequence[Sequence[str]], latency: dict[str, float], workers: int,
-               slots: int = SHOTS) -> float:
+               slots: int = SHOTS, rate: tuple[int, float] | None = None) -> float:
     """The wall with every client step free: films taken in order by the first free of
     ``workers``; a film claims its shots nobody made or holds yet and generates them,
     ``slots`` at a time, each for its ``latency``; a shot made or held by another film
-    is ready when that task ends. Films start in time order, so every earlier claim's
-    end is known when a film starts."""
+    is ready when that task ends. With ``rate`` (runs, seconds), the service starts at
+    most that many runs in any window of that many seconds, first come, first served: a
+    run asked for while the window is full starts when it frees. Films start in time
+    order, so every earlier claim's end is known when a film starts."""
     free = [(0.0, w) for w in range(workers)]
     ends_at: dict[str, float] = {}
+    admitted: deque[float] = deque()  # the starts of the runs in the rate limit's window
     finish = 0.0
+    # a shot never paid (its film failed first) counts at the mean latency
+    mean = sum(latency.values()) / len(latency) if latency else 0.0
+
+    def admit(asked: float) -> float:
+        if rate is None:
+            return asked
+        runs, window = rate
+        begin = asked if len(admitted) < runs else max(asked, admitted[0] + window)
+        admitted.append(begin)
+        if len(admitted) > runs:
+            admitted.popleft()
+        return begin
+
     for shots in films:
         start, worker = heapq.heappop(free)
         ready = [max(start, ends_at[s]) for s in shots if s in ends_at]
-        # a shot never paid (its film failed first) counts at the mean latency
-        mean = sum(latency.values()) / len(latency) if latency else 0.0
         mine = list(dict.fromkeys(s for s in shots if s not in ends_at))
         lanes = [start] * max(1, min(slots, len(mine)))
         for shot in mine:
-            begin = heapq.heappop(lanes)
+            begin = admit(heapq.heappop(lanes))
             ends_at[shot] = begin + latency.get(shot, mean)
             heapq.heappush(lanes, ends_at[shot])
             ready.append(ends_at[shot])
@@ -122,6 +139,7 @@ class Measured:
     races_lost: int
     cpu: float = 0.0  # CPU seconds of the workers' process (its ffmpeg children too) and moto's
     cores: int = 1
+    leases: dict[str, int] = field(default_factory=dict)  # lease renewals: renewed, failed, late, lapsed, lost
     errors: list[str] = field(default_factory=list)
     s3_by: dict[str, int] = field(default_factory=dict)
 
@@ -234,8 +252,12 @@ def measure(films: int, work: Path, *, workers: int = WORKERS, slots: int = SHOT
         fsspec.filesystem("s3", skip_instance_cache=True).mkdir(bucket)
         rows = workload(films, seed)
         _warm_imports()
+        from storyboard.cache import lease_stats
+
+        leases0 = lease_stats()
         cpu0 = s3.cpu() + sum(os.times()[:4])
         log = _render_all(work, rows, workers, f"s3://{bucket}/cache", slots, "film")
+        leases = {k: v if k == "slowest_ms" else v - leases0[k] for k, v in lease_stats().items()}
     finally:
         cpu = s3.cpu() + sum(os.times()[:4]) - cpu0
         fake_stats = fake.close()
@@ -244,15 +266,20 @@ def measure(films: int, work: Path, *, workers: int = WORKERS, slots: int = SHOT
     latency = {prompts[t]: float(x) for t, x in fake_stats["latency"].items()}
     films_shots = [[row[f"p{i}"] for i in range(SHOTS)] for row in rows]
     distinct = len({s for shots in films_shots for s in shots})
-    ideal = max(ideal_wall(films_shots, latency, workers, slots), distinct * RATE[1] / RATE[0])
+    ideal = ideal_wall(films_shots, latency, workers, slots, RATE)
     wall = max(e["end"] for e in log) - min(e["start"] for e in log)
     return Measured(films=films, workers=workers, distinct=distinct, paid=len(prompts),
                     paid_distinct=len(set(prompts.values())), wall=wall, ideal=ideal,
                     failed=sum(1 for e in log if e["error"]) + films - len(log),
                     waits=sum(e["waits"] for e in log), rate_limited=int(fake_stats["rate_limited"]),
                     s3_requests=int(s3_stats["total"]), takeovers=int(s3_stats["takeovers"]),
-                    races_lost=int(s3_stats["create_refused"]), s3_by=dict(s3_stats["by"]), cpu=cpu,
+                    races_lost=int(s3_stats["create_refused"]), s3_by=dict(s3_stats["by"]), cpu=cpu, leases=leases,
                     cores=os.cpu_count() or 1, errors=[e["error"] for e in log if e["error"]])
+
+
+def _leases(counts: dict[str, int]) -> str:
+    return (", ".join(f"{k} {counts.get(k, 0)}" for k in ("renewed", "failed", "late", "lapsed", "lost"))
+            + f", slowest {counts.get('slowest_ms', 0) / 1000:.1f} s")
 
 
 def _what(m: Measured) -> str:
@@ -279,7 +306,7 @@ def rows_for(sizes: Sequence[Measured]) -> list[dict[str, Any]]:
              "target": "= distinct, none paid twice", "passed": m.paid == m.distinct == m.paid_distinct},
             {"measure": f"{what}: claim takeovers (no worker died); shots that waited on another worker's "
                         f"claim: {m.waits}; claim races lost (412): {m.races_lost}; runs answered 429: "
-                        f"{m.rate_limited}",
+                        f"{m.rate_limited}; lease renewals {_leases(m.leases)}",
              "storyboard": m.takeovers, "baseline": None, "ratio": None, "target": "0",
              "passed": m.takeovers == 0},
             {"measure": f"{what}: S3 requests per film (moto, counted on the wire)",
@@ -319,7 +346,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         for films in QUICK_SIZES if quick else SIZES:
             m = measure(films, Path(tmp) / f"films{films}")
             print(f"# workers, {films} films: wall {m.wall:.1f} s, ideal {m.ideal:.1f} s, paid {m.paid}/"
-                  f"{m.distinct}, {m.failed} films not made {m.errors[:1]}, S3 {m.s3_by}", file=sys.stderr)
+                  f"{m.distinct}, {m.failed} films not made {m.errors[:1]}, leases {m.leases}, S3 {m.s3_by}", file=sys.stderr)
             sizes.append(m)
     return rows_for(sizes)
 

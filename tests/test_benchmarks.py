@@ -133,6 +133,9 @@ def test_worker_ideal_replays_films_on_the_first_free_worker() -> None:
     assert ideal_wall([["a", "b"], ["a", "c"], ["d"]], latency, workers=2) == 6.0
     assert ideal_wall([["a", "b"], ["a", "c"], ["d"]], latency, workers=3) == 4.0
     assert ideal_wall([["a", "b"]], latency, workers=1, slots=1) == 5.0  # one slot: one after the other
+    # a rate limit of 1 run a second: b starts at 1 s, c at 2 s, d at 3 s (then 4 s long)
+    assert ideal_wall([["a", "b"], ["c"], ["d"]], latency, workers=3, rate=(1, 1.0)) == 7.0
+    assert ideal_wall([["a", "b"], ["c"], ["d"]], latency, workers=3, rate=(2, 1.0)) == 5.0
 
 
 def test_worker_workload_shares_thirty_percent_of_the_slots() -> None:

@@ -14,6 +14,7 @@ from storyboard.cache._local import (
     known_sha256,
 )
 from storyboard.cache._open import open_cache
+from storyboard.cache._remoteclaims import lease_stats
 from storyboard.cache.claims import Claim, ClaimStore, LocalClaims
 
 __all__ = [
@@ -28,5 +29,6 @@ __all__ = [
     "atomic_write_json",
     "file_sha256",
     "known_sha256",
+    "lease_stats",
     "open_cache",
 ]

@@ -132,6 +132,7 @@ class Cache:
     # The longest a render waiting on another one's claim sleeps between looks (seconds):
     # a look here is a flock, cheap, so it looks every 0.2 s (runner._context.holding).
     claim_poll_most = 0.2
+    remote = False  # a shared store's cache calls wait on the network (see SharedCache)
 
     def __init__(self, root: Path, *, create: bool = True, verify: Callable[[Path], object] | None = None) -> None:
         self.root = root.absolute()  # reports and journals name clips by absolute path

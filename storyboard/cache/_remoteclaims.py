@@ -6,7 +6,9 @@ highest generation whose lease has not expired holds K. To claim K a runner list
 ``claims/K/``: no generation → it creates generation 0; the top one expired → it creates
 the next one; it creates with a put-if-absent (S3 ``If-None-Match: *``), so of two
 runners racing for the same generation exactly one wins. The holder renews its lease
-(rewrites its own object) every third of the lease, and deletes it on release.
+(rewrites its own object) every third of the lease, from one thread per process that
+nothing else blocks, and deletes it on release. :func:`lease_stats` counts renewals that
+failed, came late, or came after the lease had lapsed.
 
 Which stores are safe (see docs/reliability.md): S3 and S3-compatible servers that honour
 ``If-None-Match: *`` on PutObject (AWS S3 since 2024, MinIO, moto), and a local folder
@@ -16,10 +18,14 @@ create-only write is refused with a CacheError, never silently unsafe.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
+import threading
 import time
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from storyboard.cache.claims import owner_text
@@ -73,27 +79,142 @@ def create_if_absent(fs: Any, path: str, data: bytes) -> bool:
     raise ConditionalCreateUnsupported(f"the {protocols[0]}:// store has no create-only write storyboard can use")
 
 
-class RemoteClaim:
-    """A held claim: one generation object under ``claims/<key>/``, with a lease."""
+class _Keeper:
+    """One daemon thread per process that renews every held lease on time, whatever the
+    renders' event loops are doing (a loop blocked on a slow call, or starved of the GIL
+    among many workers, once let a live holder's lease run out: issue 29). On an async
+    store (s3fs) its writes go through an I/O loop of their own, not fsspec's shared one,
+    where they queued behind every other request of the process. A renewal that fails is
+    tried again within a second, not a third of a lease later."""
 
-    def __init__(self, store: RemoteClaims, key: str, path: str) -> None:
+    def __init__(self) -> None:
+        self._reset()
+        if hasattr(os, "register_at_fork"):  # a forked child holds no claims and no thread
+            os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._claims: dict[int, RemoteClaim] = {}
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._own: dict[int, tuple[Any, Any]] = {}  # id(fs) → (fs, its twin on the keeper's loop)
+
+    def fs_for(self, fs: Any) -> Any:
+        """``fs``, or for an async store its twin whose requests run on the keeper's loop."""
+        if not getattr(fs, "async_impl", False):
+            return fs
+        with self._lock:
+            if id(fs) not in self._own:
+                if self._loop is None:
+                    self._loop = asyncio.new_event_loop()
+                    threading.Thread(target=self._loop.run_forever, name="storyboard-claim-lease-io",
+                                     daemon=True).start()
+                twin = type(fs)(**fs.storage_options, skip_instance_cache=True, loop=self._loop)
+                self._own[id(fs)] = (fs, twin)
+            return self._own[id(fs)][1]
+
+    def add(self, claim: RemoteClaim) -> None:
+        with self._lock:
+            self._claims[id(claim)] = claim
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="storyboard-claim-leases", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def remove(self, claim: RemoteClaim) -> None:
+        with self._lock:
+            self._claims.pop(id(claim), None)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                claims = list(self._claims.values())
+            for claim in claims:
+                if claim.due <= time.monotonic():
+                    claim.renew()
+            with self._lock:
+                due = min((c.due for c in self._claims.values()), default=None)
+            self._wake.wait(None if due is None else max(0.05, due - time.monotonic()))
+            self._wake.clear()
+
+
+_KEEPER = _Keeper()
+_COUNTS_LOCK = threading.Lock()
+_COUNTS: Counter[str] = Counter()
+
+
+def _count(what: str, most: int | None = None) -> None:
+    with _COUNTS_LOCK:
+        if most is None:
+            _COUNTS[what] += 1
+        else:
+            _COUNTS[what] = max(_COUNTS[what], most)
+
+
+def lease_stats() -> dict[str, int]:
+    """This process's lease renewals so far: ``renewed``; ``failed`` (the write failed, tried
+    again soon); ``late`` (more than half the lease had passed since the last write);
+    ``lapsed`` (the whole lease had passed: another render may have taken the key over);
+    ``lost`` (it had: a higher generation exists, so this holder stops renewing); and
+    ``slowest_ms``, the longest a renewal's write took."""
+    with _COUNTS_LOCK:
+        return {k: _COUNTS[k] for k in ("renewed", "failed", "late", "lapsed", "lost", "slowest_ms")}
+
+
+class RemoteClaim:
+    """A held claim: one generation object under ``claims/<key>/``, with a lease that the
+    process's lease keeper renews every third of the lease until it is released."""
+
+    def __init__(self, store: RemoteClaims, key: str, gen: int, expires: float) -> None:
         self.key = key
-        self.renew_every: float | None = store.lease / 3
+        self.gen = gen
+        self.lost = False  # its lease lapsed and another render took the key over
         self._store = store
-        self._path: str | None = path
+        self._path: str | None = f"{store.folder}/{key}/{gen}.json"
+        self._expires = expires
+        self.due = time.monotonic() + store.lease / 3
+        self.on_release: Callable[[], object] | None = None  # the cache forgets what it kept
+        _KEEPER.add(self)
 
     def renew(self) -> None:
-        """Rewrite the claim with a fresh lease (best effort: a failed renewal retries later)."""
-        if self._path is not None:
-            with contextlib.suppress(Exception):
-                self._store.fs.pipe_file(self._path, self._store.body())
+        """Rewrite the claim with a fresh lease; a failure is counted and tried again soon."""
+        if self._path is None or self.lost:
+            return
+        lease = self._store.lease
+        behind = time.time() - (self._expires - lease)  # since the last write
+        if behind >= lease:
+            _count("lapsed")
+            if max(self._store.generations(self.key), default=-1) > self.gen:
+                self.lost = True  # rewriting it now would bring back a claim another render holds
+                _count("lost")
+                _KEEPER.remove(self)
+                return
+        elif behind > lease / 2:
+            _count("late")
+        expires = time.time() + lease
+        began = time.monotonic()
+        try:
+            _KEEPER.fs_for(self._store.fs).pipe_file(self._path, self._store.body(expires))
+        except Exception:
+            _count("failed")
+            self.due = time.monotonic() + min(1.0, lease / 6)
+            return
+        self._expires = expires
+        self.due = time.monotonic() + lease / 3
+        _count("renewed")
+        _count("slowest_ms", round((time.monotonic() - began) * 1000))
 
     def release(self) -> None:
-        """Delete the claim object (idempotent)."""
+        """Stop renewing and delete the claim object (idempotent)."""
+        _KEEPER.remove(self)
         if self._path is None:
             return
-        with contextlib.suppress(Exception):
-            self._store.fs.rm_file(self._path)
+        if self.on_release is not None:
+            self.on_release()
+        if not self.lost:
+            with contextlib.suppress(Exception):
+                self._store.fs.rm_file(self._path)
         self._path = None
 
 
@@ -104,12 +225,14 @@ class RemoteClaims:
         self.fs = fs
         self.folder = folder.rstrip("/")
         self.lease = lease if lease is not None else lease_seconds()
+        self._seen: dict[str, int] = {}  # key → the live generation a waiter last saw
 
-    def body(self) -> bytes:
+    def body(self, expires: float) -> bytes:
         """What a claim object holds: its owner and when its lease ends."""
-        return json.dumps({"owner": owner_text(), "expires": time.time() + self.lease}).encode()
+        return json.dumps({"owner": owner_text(), "expires": expires}).encode()
 
-    def _generations(self, key: str) -> list[int]:
+    def generations(self, key: str) -> list[int]:
+        """The claim generations of ``key`` now on the store, lowest first."""
         folder = f"{self.folder}/{key}"
         self.fs.invalidate_cache(folder)
         try:
@@ -133,27 +256,37 @@ class RemoteClaims:
         return data if isinstance(data, dict) else None
 
     def try_claim(self, key: str) -> RemoteClaim | None:
-        """Create the next generation of ``key``'s claim if nobody live holds it."""
-        gens = self._generations(key)
+        """Create the next generation of ``key``'s claim if nobody live holds it.
+
+        A waiter that saw a live generation looks at that one object again (one request)
+        rather than listing: a taker only ever creates a generation above an expired one."""
+        seen = self._seen.get(key)
+        if seen is not None:
+            top = self._read(key, seen)
+            if top is not None and float(top.get("expires", 0)) > time.time():
+                return None
+            self._seen.pop(key, None)
+        gens = self.generations(key)
         nxt = 0
         if gens:
             top = self._read(key, gens[-1])
             if top is None:  # released between the listing and the read: look again next poll
                 return None
             if float(top.get("expires", 0)) > time.time():
+                self._seen[key] = gens[-1]
                 return None
             nxt = gens[-1] + 1  # its owner died (lease expired): take it over
-        path = f"{self.folder}/{key}/{nxt}.json"
-        if not create_if_absent(self.fs, path, self.body()):
+        expires = time.time() + self.lease
+        if not create_if_absent(self.fs, f"{self.folder}/{key}/{nxt}.json", self.body(expires)):
             return None
         for g in gens:  # the expired generations before ours
             with contextlib.suppress(Exception):
                 self.fs.rm_file(f"{self.folder}/{key}/{g}.json")
-        return RemoteClaim(self, key, path)
+        return RemoteClaim(self, key, nxt, expires)
 
     def holder(self, key: str) -> str | None:
         """The owner text of a live claim on ``key``, else None."""
-        gens = self._generations(key)
+        gens = self.generations(key)
         top = self._read(key, gens[-1]) if gens else None
         if top is None or float(top.get("expires", 0)) <= time.time():
             return None

@@ -18,6 +18,7 @@ report names anything but the URL.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import time
@@ -50,9 +51,10 @@ class SharedCache(Cache):
     """A cache whose clips, index, journal and claims live at ``url`` (fsspec), with
     ``root`` as the local read-through copy and work area."""
 
-    # A look at a claim here is two requests (a listing and a read): a waiter backs off
-    # to one look a second, so a hot shot's waiters do not flood the store (issue 29).
+    # A look at a claim here is a request: a waiter backs off to one look a second, so a
+    # hot shot's waiters do not flood the store (issue 29).
     claim_poll_most = 1.0
+    remote = True
 
     def __init__(self, root: Path, url: str, *, create: bool = True,
                  verify: Callable[[Path], object] | None = None) -> None:
@@ -71,7 +73,12 @@ class SharedCache(Cache):
             raise self._error("opening", e) from None
         self.fs: Any = fs
         self.base = str(base).rstrip("/")
-        self.claims = RemoteClaims(fs, f"{self.base}/claims")  # type: ignore[assignment]
+        self.leased = RemoteClaims(fs, f"{self.base}/claims")
+        self.claims = self.leased  # type: ignore[assignment]
+        # The journals of the keys this process holds claims on: the holder is their only
+        # writer, so it reads each once, when it claims, and keeps it (issue 29: the
+        # journal was read before every write and every recall, six reads a shot).
+        self._held: dict[str, dict[str, Any]] = {}
 
     def _error(self, action: str, e: BaseException) -> CacheError:
         why = scrub(str(e).splitlines()[0] if str(e) else type(e).__name__)
@@ -163,6 +170,12 @@ class SharedCache(Cache):
 
     def journal(self, key: str) -> dict[str, Any]:
         """The shared journal of a shot key ({} when there is none)."""
+        held = self._held.get(key)
+        if held is not None:
+            return copy.deepcopy(held)
+        return self._read_journal(key)
+
+    def _read_journal(self, key: str) -> dict[str, Any]:
         try:
             raw = self._cat(self._journal_remote(key))
         except Exception as e:
@@ -183,9 +196,13 @@ class SharedCache(Cache):
             self.fs.pipe_file(self._journal_remote(key), json.dumps(data, sort_keys=True, default=str).encode())
         except Exception as e:
             raise self._error("writing the journal", e) from None
+        if key in self._held:
+            self._held[key] = data
 
     def forget(self, key: str) -> None:
         """Drop a shot key's shared journal."""
+        if key in self._held:
+            self._held[key] = {}
         with contextlib.suppress(Exception):
             self.fs.rm_file(self._journal_remote(key))
 
@@ -209,9 +226,18 @@ class SharedCache(Cache):
     # ------------------------------------------------------------------ claims
 
     def try_claim(self, key: str) -> RemoteClaim | None:
-        """Claim a shot key on the shared store (conditional create + lease)."""
+        """Claim a shot key on the shared store (conditional create + lease); its journal
+        is read once now and kept while the claim is held."""
         try:
-            return self.claims.try_claim(key)  # type: ignore[return-value]
+            claim = self.leased.try_claim(key)
+            if claim is not None:
+                try:
+                    self._held[key] = self._read_journal(key)
+                except BaseException:
+                    claim.release()
+                    raise
+                claim.on_release = lambda: self._held.pop(key, None)
+            return claim
         except ConditionalCreateUnsupported as e:
             raise CacheError(f"shared cache {self.url}: {e}; claims would not be safe there "
                              "(safe: s3:// with If-None-Match, or a local folder)") from None

@@ -10,8 +10,8 @@ claim, under the same key).
 local folder with one ``flock``-ed file per key: the kernel releases the lock when its
 process dies (even by SIGKILL), so a dead owner's claim is free at once, with no lease
 to wait out. A store without such locks (object storage) implements the same two
-methods with a conditional create (put-if-absent) plus a lease that the holder renews
-and that a waiter may take over once it has expired.
+methods with a conditional create (put-if-absent) plus a lease that the holder's process
+renews and that a waiter may take over once it has expired.
 """
 
 from __future__ import annotations
@@ -31,12 +31,10 @@ class Claim(Protocol):
     """A held claim on one shot key."""
 
     key: str
-    # Seconds between renewals its lease needs while held; None when it has no lease
-    # (a flock lives exactly as long as its process).
-    renew_every: float | None
 
     def renew(self) -> None:
-        """Extend the lease (stores with leases); nothing for a flock."""
+        """Extend the lease now (a leased claim is also renewed on its own while held);
+        nothing for a flock."""
 
     def release(self) -> None:
         """Give the key up (idempotent). Done after the clip is stored, or on failure."""
@@ -59,8 +57,6 @@ def owner_text() -> str:
 
 class LocalClaim:
     """A claim held as an exclusive ``flock`` on ``claims/<key>.lock``."""
-
-    renew_every: float | None = None
 
     def __init__(self, key: str, path: Path, fd: int) -> None:
         self.key = key

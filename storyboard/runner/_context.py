@@ -8,10 +8,12 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from storyboard.cache import Cache, Claim
 from storyboard.events import Event, ShotProgress, ShotResult, Warning_
+
+T = TypeVar("T")
 
 
 class JournalContext:
@@ -79,25 +81,25 @@ CLAIM_POLL_GROWTH = 1.5  # each look after that waits longer, up to the cache's 
 @contextlib.asynccontextmanager
 async def holding(cache: Cache, key: str, on_wait: Callable[[], None] | None = None) -> AsyncIterator[Claim]:
     """Claim ``key`` (waiting while another render holds it; ``on_wait`` is called once
-    then), renew a leased claim while the body runs, and release it at the end."""
+    then) and release it at the end. A leased claim renews itself while held; a look at
+    a shared store's claim runs off the loop, so the render's other shots go on."""
     announced = False
     pause = CLAIM_POLL_SECONDS
-    while (claim := cache.try_claim(key)) is None:
+    while (claim := await off_loop(cache, cache.try_claim, key)) is None:
         if not announced and on_wait is not None:
             on_wait()
         announced = True
         await asyncio.sleep(min(pause, max(CLAIM_POLL_SECONDS, cache.claim_poll_most)))
         pause *= CLAIM_POLL_GROWTH
-    renewing = asyncio.ensure_future(_renew(claim, claim.renew_every)) if claim.renew_every is not None else None
     try:
         yield claim
     finally:
-        if renewing is not None:
-            renewing.cancel()
-        claim.release()
+        claim.release()  # in place: a cancelled render must not leave a claim held
 
 
-async def _renew(claim: Claim, every: float) -> None:
-    while True:
-        await asyncio.sleep(every)
-        claim.renew()
+async def off_loop(cache: Cache, call: Callable[..., T], *args: Any) -> T:
+    """``call(*args)``, a cache call: in a thread when the cache is on a shared store (it
+    waits on the network), in place on a local one (it is quick)."""
+    if cache.remote:
+        return await asyncio.to_thread(call, *args)
+    return call(*args)

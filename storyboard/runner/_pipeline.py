@@ -80,6 +80,26 @@ def expand_force(board: Board, force: Iterable[str]) -> frozenset[str]:
     return frozenset(out)
 
 
+class SeenIndex:
+    """The cache as one render's plans see it: each key's clip hash is read once. A render
+    plans up to three times (before and after the live checks), and on a shared store
+    each read is a request; a shot the plans call missing is looked up again before it
+    is paid for."""
+
+    def __init__(self, cache: Cache) -> None:
+        self.cache = cache
+        self._hashes: dict[str, str | None] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.cache, name)
+
+    def clip_hash(self, key: str) -> str | None:
+        """The cache's answer for ``key``, asked once."""
+        if key not in self._hashes:
+            self._hashes[key] = self.cache.clip_hash(key)
+        return self._hashes[key]
+
+
 class Pipeline:
     """Render a storyboard: generate what is missing, then assemble the film.
 
@@ -228,7 +248,8 @@ class Pipeline:
             from storyboard.runner._audio import with_remembered_audio
 
             self.board = with_remembered_audio(self.board, cache)
-            plan = self.plan(cache)
+            seen: Any = SeenIndex(cache)  # the plans below read each key's index once
+            plan = self.plan(seen)
             for note in self.take_notes():
                 self.emit(Warning_(message=note))
             for key, why in cache.dropped:
@@ -240,13 +261,13 @@ class Pipeline:
             if plan.pending and getattr(self.backend, "paid", True):
                 # before the first paid call: every shot against the app versions served now
                 self.board = await live_check(self.board, self.backend, cache, self.emit)
-                plan = self.plan(cache)
+                plan = self.plan(seen)
                 self.check_budget(plan)
             if plan.pending_audio and getattr(self.backend, "paid", True):
                 from storyboard.runner._audio import live_check_audio
 
                 self.board = await live_check_audio(self.board, plan, self.backend, cache, self.emit)
-                plan = self.plan(cache)  # keyed by the versions served now
+                plan = self.plan(seen)  # keyed by the versions served now
                 self.check_budget(plan)
             used = tuple(s.id for s in plan.shots if s.status != "unused")
             self.emit(RenderStarted(shots=used, to_generate=len(plan.pending), estimate=plan.cost,

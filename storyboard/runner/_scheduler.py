@@ -44,7 +44,7 @@ from storyboard.events import (
 )
 from storyboard.plan import PAID_STATUSES, Plan, PlannedShot, PlannedTake
 from storyboard.request import FrameRef, ShotRequest, billed_cost, cache_key, image_identity
-from storyboard.runner._context import JournalContext, holding, warn_if_uncertain
+from storyboard.runner._context import JournalContext, holding, off_loop, warn_if_uncertain
 from storyboard.runner._images import ImageSteps, RenderState
 from storyboard.runner._slots import Order, PrioritySlots, expected_seconds
 from storyboard.runner._spend import Spend
@@ -200,7 +200,10 @@ class ShotScheduler(ImageSteps):
         key = self.shot_key(ps, entries)
         self.results[ps.id].key = key
         forced = ps.request.shot_id in self.force
-        hit = None if forced else self.lookup(key)
+        # On a shared store the plan read this key's index a moment ago: a shot it found
+        # missing goes straight to its claim, and is looked up again once claimed.
+        planned_miss = self.cache.remote and ps.status == "generate"
+        hit = None if forced or planned_miss else await off_loop(self.cache, self.lookup, key)
         if hit is not None:
             return self.take_cached(ps.id, hit)
         return await self.generate_claimed(ps, key, entries, forced)
@@ -214,7 +217,7 @@ class ShotScheduler(ImageSteps):
         waiting = functools.partial(self.emit, ShotProgress(shot=ps.id, status=WAITING_FOR_ANOTHER_RENDER))
         async with holding(self.cache, key, waiting):
             # Looked up again once claimed: the render we waited for may have stored it.
-            hit = None if forced else self.lookup(key)
+            hit = None if forced else await off_loop(self.cache, self.lookup, key)
             if hit is not None:
                 return self.take_cached(ps.id, hit)
             return await self.prepare_and_generate(ps, key, entries)
