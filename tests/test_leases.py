@@ -113,3 +113,28 @@ def test_a_holder_whose_lapsed_key_was_taken_over_stops_renewing_and_leaves_the_
     claim.release()
     assert sorted(p.name for p in held.iterdir()) == ["1.json"]  # no generation 0 brought back
     assert json.loads((held / "1.json").read_text()) == taker
+
+
+def test_a_holder_whose_key_was_taken_over_does_not_submit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The money point: before a submission the holder checks that it still holds the
+    key. Its lease lapsed (renewals failed) and another render created a higher
+    generation: the submission mark is refused, so the shot is not paid by both."""
+    from storyboard.errors import CacheError
+
+    monkeypatch.setenv("STORYBOARD_CLAIM_LEASE", "1.0")
+    board = tmp_path / "a" / "film.yaml"
+    board.parent.mkdir()
+    cache = open_cache(board, f"file://{tmp_path / 'shared'}")
+    claim = cache.try_claim(KEY)
+    assert claim is not None
+    cache.remember(KEY, "submitting", "2026-12-03T08:00:00", shot="a")  # held: fine
+    held = tmp_path / "shared" / "claims" / KEY
+    (held / "0.json").unlink()
+    (held / "0.json").mkdir()  # the holder's renewals fail from now on: its lease lapses
+    time.sleep(1.2)
+    (held / "1.json").write_text(json.dumps({"owner": "another render", "expires": time.time() + 60}))
+    with pytest.raises(CacheError, match="took the shot over; it was not submitted here"):
+        cache.remember(KEY, "submitting", "2026-12-03T08:00:02", shot="a")
+    assert cache.recall(KEY, "submitting") == "2026-12-03T08:00:00"  # the journal was not written
+    claim.release()
+    assert (held / "1.json").exists()  # the taker's claim is left alone

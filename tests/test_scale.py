@@ -226,7 +226,18 @@ def test_a_local_fsspec_url_claims_with_exclusive_create_and_unsafe_stores_are_r
     cache = open_cache(board, f"file://{tmp_path / 'remote'}")
     claim = cache.try_claim("k" * 64)
     assert claim is not None and cache.try_claim("k" * 64) is None
+    # a folder store makes the parents of what it writes (the journal and index folders
+    # did not exist, so a paid render on file:// failed at its first journal write)
+    cache.remember("k" * 64, "task_id", "t-1", shot="a")
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"not a real clip, but bytes")
+    cache.store("k" * 64, clip, shot="a")
     claim.release()
+    elsewhere = tmp_path / "b" / "film.yaml"
+    elsewhere.parent.mkdir()
+    other = open_cache(elsewhere, f"file://{tmp_path / 'remote'}")
+    assert other.clip_hash("k" * 64) == cache.clip_hash("k" * 64) is not None
+    assert other.recall("k" * 64, "task_id") == "t-1"
     memory = open_cache(board, "memory://cache")
     with pytest.raises(CacheError, match="claims would not be safe"):
         memory.try_claim("k" * 64)

@@ -26,12 +26,14 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from storyboard.cache.claims import owner_text
 
 LEASE_ENV = "STORYBOARD_CLAIM_LEASE"
 DEFAULT_LEASE = 60.0
+RENEWING_AT_ONCE = 16  # renewals the lease keeper writes side by side
 
 
 def lease_seconds() -> float:
@@ -98,6 +100,7 @@ class _Keeper:
         self._claims: dict[int, RemoteClaim] = {}
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._pool: ThreadPoolExecutor | None = None
         self._own: dict[int, tuple[Any, Any]] = {}  # id(fs) → (fs, its twin on the keeper's loop)
 
     def fs_for(self, fs: Any) -> Any:
@@ -129,13 +132,17 @@ class _Keeper:
     def _run(self) -> None:
         while True:
             with self._lock:
-                claims = list(self._claims.values())
-            for claim in claims:
-                if claim.due <= time.monotonic():
-                    claim.renew()
+                now = time.monotonic()
+                due = [c for c in self._claims.values() if c.due <= now]
+            if len(due) == 1:
+                due[0].renew()
+            elif due:  # side by side: hundreds of claims held through a rate limit's waits
+                if self._pool is None:  # (one after the other, 114 of 516 renewals came late)
+                    self._pool = ThreadPoolExecutor(RENEWING_AT_ONCE, thread_name_prefix="storyboard-claim-renew")
+                list(self._pool.map(RemoteClaim.renew, due))
             with self._lock:
-                due = min((c.due for c in self._claims.values()), default=None)
-            self._wake.wait(None if due is None else max(0.05, due - time.monotonic()))
+                soonest = min((c.due for c in self._claims.values()), default=None)
+            self._wake.wait(None if soonest is None else max(0.05, soonest - time.monotonic()))
             self._wake.clear()
 
 
@@ -204,6 +211,17 @@ class RemoteClaim:
         self.due = time.monotonic() + lease / 3
         _count("renewed")
         _count("slowest_ms", round((time.monotonic() - began) * 1000))
+
+    def still_held(self) -> bool:
+        """Whether this render still holds the key, checked before money moves: True while
+        the lease it last wrote runs; after that, True only when no render created a
+        higher generation (then the lease is renewed at once)."""
+        if self.lost or self._path is None:
+            return False
+        if time.time() < self._expires - 1.0:
+            return True
+        self.renew()
+        return not self.lost
 
     def release(self) -> None:
         """Stop renewing and delete the claim object (idempotent)."""

@@ -65,7 +65,9 @@ class SharedCache(Cache):
         except ImportError:
             raise CacheError(f"a shared cache at {self.url} needs fsspec: pip install 'storyboard-film[s3]'") from None
         try:
-            fs, base = fsspec.core.url_to_fs(self.url)
+            local = fsspec.utils.get_protocol(self.url) in ("file", "local")
+            # a folder (file://, e.g. on NFS) makes the parents of what it writes
+            fs, base = fsspec.core.url_to_fs(self.url, **({"auto_mkdir": True} if local else {}))
         except ImportError as e:
             raise CacheError(f"a shared cache at {self.url} needs its filesystem driver ({e.name or e}): "
                              "pip install 'storyboard-film[s3]' (s3fs) or gcsfs") from None
@@ -79,6 +81,7 @@ class SharedCache(Cache):
         # writer, so it reads each once, when it claims, and keeps it (issue 29: the
         # journal was read before every write and every recall, six reads a shot).
         self._held: dict[str, dict[str, Any]] = {}
+        self._claims: dict[str, RemoteClaim] = {}  # the claims held now, by key
 
     def _error(self, action: str, e: BaseException) -> CacheError:
         why = scrub(str(e).splitlines()[0] if str(e) else type(e).__name__)
@@ -187,7 +190,14 @@ class SharedCache(Cache):
         return data if isinstance(data, dict) else {}
 
     def remember(self, key: str, field: str, value: str, **context: Any) -> None:
-        """Journal one field of a shot key on the shared store (only the claim holder writes)."""
+        """Journal one field of a shot key on the shared store (only the claim holder writes).
+        Before a submission (``submitting``), a holder whose lease lapsed and whose key
+        another render took over stops: that render submits or re-attaches, not both."""
+        claim = self._claims.get(key)
+        if field == "submitting" and claim is not None and not claim.still_held():
+            raise CacheError(f"shared cache {self.url}: this render's claim on a shot lapsed and another "
+                             "render took the shot over; it was not submitted here, so it is not paid twice. "
+                             "Render again to take its clip from the cache")
         data = self.journal(key)
         data.update(context)
         data.setdefault("state", {})[field] = value
@@ -236,7 +246,8 @@ class SharedCache(Cache):
                 except BaseException:
                     claim.release()
                     raise
-                claim.on_release = lambda: self._held.pop(key, None)
+                self._claims[key] = claim
+                claim.on_release = lambda: (self._held.pop(key, None), self._claims.pop(key, None))
             return claim
         except ConditionalCreateUnsupported as e:
             raise CacheError(f"shared cache {self.url}: {e}; claims would not be safe there "
