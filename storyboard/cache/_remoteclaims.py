@@ -182,10 +182,17 @@ class RemoteClaim:
         self._expires = expires
         self.due = time.monotonic() + store.lease / 3
         self.on_release: Callable[[], object] | None = None  # the cache forgets what it kept
+        # a renewal (the keeper's thread) and the release (the render's) never overlap:
+        # a write after the delete would bring the released claim back for a whole lease
+        self._writing = threading.Lock()
         _KEEPER.add(self)
 
     def renew(self) -> None:
         """Rewrite the claim with a fresh lease; a failure is counted and tried again soon."""
+        with self._writing:
+            self._renew()
+
+    def _renew(self) -> None:
         if self._path is None or self.lost:
             return
         lease = self._store.lease
@@ -226,14 +233,15 @@ class RemoteClaim:
     def release(self) -> None:
         """Stop renewing and delete the claim object (idempotent)."""
         _KEEPER.remove(self)
-        if self._path is None:
+        with self._writing:
+            path, self._path = self._path, None
+        if path is None:
             return
         if self.on_release is not None:
             self.on_release()
         if not self.lost:
             with contextlib.suppress(Exception):
-                self._store.fs.rm_file(self._path)
-        self._path = None
+                self._store.fs.rm_file(path)
 
 
 class RemoteClaims:
