@@ -138,3 +138,29 @@ def test_a_holder_whose_key_was_taken_over_does_not_submit(tmp_path: Path, monke
     assert cache.recall(KEY, "submitting") == "2026-12-03T08:00:00"  # the journal was not written
     claim.release()
     assert (held / "1.json").exists()  # the taker's claim is left alone
+
+
+def test_the_keeper_outlives_a_store_that_fails_in_every_way(tmp_path: Path) -> None:
+    """Found by CI: a lapsed claim's store went away (its moto server stopped), the look
+    for a taker raised, and the keeper thread died, so no claim of the process was
+    renewed again. Now every failure is counted and tried again within a second."""
+    import threading
+
+    claims = _claims(tmp_path / "claims", lease=1.0)
+    claim = claims.try_claim(KEY)  # type: ignore[attr-defined]
+    assert claim is not None
+    before = lease_stats()
+    folder, aside = tmp_path / "claims", tmp_path / "aside"
+    folder.rename(aside)
+    folder.write_text("not a folder: every write and every listing under it fails")
+    try:
+        assert _until(lambda: lease_stats()["lapsed"] > before["lapsed"], 3.0)
+        assert _until(lambda: lease_stats()["failed"] >= before["failed"] + 3, 3.0)
+        assert any(t.name == "storyboard-claim-leases" and t.is_alive() for t in threading.enumerate())
+    finally:
+        folder.unlink()
+        aside.rename(folder)
+    renewed = lease_stats()["renewed"]
+    assert _until(lambda: lease_stats()["renewed"] > renewed, 3.0), "renewals did not resume"
+    assert not claim.lost
+    claim.release()

@@ -134,12 +134,16 @@ class _Keeper:
             with self._lock:
                 now = time.monotonic()
                 due = [c for c in self._claims.values() if c.due <= now]
-            if len(due) == 1:
-                due[0].renew()
-            elif due:  # side by side: hundreds of claims held through a rate limit's waits
-                if self._pool is None:  # (one after the other, 114 of 516 renewals came late)
-                    self._pool = ThreadPoolExecutor(RENEWING_AT_ONCE, thread_name_prefix="storyboard-claim-renew")
-                list(self._pool.map(RemoteClaim.renew, due))
+            try:
+                if len(due) == 1:
+                    due[0].renew()
+                elif due:  # side by side: hundreds of claims held through a rate limit's waits
+                    if self._pool is None:  # (one after the other, 114 of 516 renewals came late)
+                        self._pool = ThreadPoolExecutor(RENEWING_AT_ONCE, thread_name_prefix="storyboard-claim-renew")
+                    list(self._pool.map(RemoteClaim.renew, due))
+            except Exception:  # a renewal never raises; should one, the keeper must not die of it
+                for claim in due:
+                    claim.due = max(claim.due, time.monotonic() + 1.0)
             with self._lock:
                 soonest = min((c.due for c in self._claims.values()), default=None)
             self._wake.wait(None if soonest is None else max(0.05, soonest - time.monotonic()))
@@ -199,7 +203,12 @@ class RemoteClaim:
         behind = time.time() - (self._expires - lease)  # since the last write
         if behind >= lease:
             _count("lapsed")
-            if max(self._store.generations(self.key), default=-1) > self.gen:
+            try:
+                gens = self._store.generations(self.key)
+            except Exception:  # the store is unreachable: count it and try again soon
+                self._retry_soon()
+                return
+            if max(gens, default=-1) > self.gen:
                 self.lost = True  # rewriting it now would bring back a claim another render holds
                 _count("lost")
                 _KEEPER.remove(self)
@@ -211,13 +220,16 @@ class RemoteClaim:
         try:
             _KEEPER.fs_for(self._store.fs).pipe_file(self._path, self._store.body(expires))
         except Exception:
-            _count("failed")
-            self.due = time.monotonic() + min(1.0, lease / 6)
+            self._retry_soon()
             return
         self._expires = expires
         self.due = time.monotonic() + lease / 3
         _count("renewed")
         _count("slowest_ms", round((time.monotonic() - began) * 1000))
+
+    def _retry_soon(self) -> None:
+        _count("failed")
+        self.due = time.monotonic() + min(1.0, self._store.lease / 6)
 
     def still_held(self) -> bool:
         """Whether this render still holds the key, checked before money moves: True while
