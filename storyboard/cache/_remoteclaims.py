@@ -55,6 +55,33 @@ def read_small(fs: Any, path: str) -> bytes:
     return bytes(fs.cat_file(path))
 
 
+def list_names(fs: Any, folder: str) -> list[str]:
+    """The object names directly under ``folder``: on S3 one listing (s3fs's ``ls`` of an
+    empty folder lists its parent too, every claim folder in the cache), else ``ls``."""
+    if "s3" in _protocols(fs):
+        bucket, key, _ = fs.split_path(folder)
+        out = fs.call_s3("list_objects_v2", Bucket=bucket, Prefix=f"{key.rstrip('/')}/", Delimiter="/")
+        return [f"{bucket}/{o['Key']}" for o in out.get("Contents", [])]
+    fs.invalidate_cache(folder)
+    try:
+        return [str(n) for n in fs.ls(folder, detail=False)]
+    except FileNotFoundError:
+        return []
+
+
+def object_exists(fs: Any, path: str) -> bool:
+    """Whether the object ``path`` exists: on S3 one HEAD (s3fs's ``exists`` of a missing
+    object also lists its folder), else ``exists``."""
+    if "s3" in _protocols(fs):
+        bucket, key, _ = fs.split_path(path)
+        try:
+            fs.call_s3("head_object", Bucket=bucket, Key=key)
+        except FileNotFoundError:
+            return False
+        return True
+    return bool(fs.exists(path))
+
+
 class ConditionalCreateUnsupported(Exception):
     """The filesystem cannot create an object only if it is absent."""
 
@@ -271,12 +298,7 @@ class RemoteClaims:
 
     def generations(self, key: str) -> list[int]:
         """The claim generations of ``key`` now on the store, lowest first."""
-        folder = f"{self.folder}/{key}"
-        self.fs.invalidate_cache(folder)
-        try:
-            names = self.fs.ls(folder, detail=False)
-        except FileNotFoundError:
-            return []
+        names = list_names(self.fs, f"{self.folder}/{key}")
         gens = []
         for name in names:
             stem = str(name).rstrip("/").rsplit("/", 1)[-1].removesuffix(".json")

@@ -31,6 +31,7 @@ from storyboard.cache._remoteclaims import (
     ConditionalCreateUnsupported,
     RemoteClaim,
     RemoteClaims,
+    object_exists,
     read_small,
 )
 from storyboard.errors import CacheError
@@ -158,7 +159,7 @@ class SharedCache(Cache):
         meta = {"clip": entry.clip, "shot": shot, "created": time.time(), "facts": facts or {},
                 **({"suffix": suffix} if suffix != ".mp4" else {})}
         try:
-            if not self.fs.exists(rclip):  # content-addressed: an existing object is the same bytes
+            if not object_exists(self.fs, rclip):  # content-addressed: an existing object is the same bytes
                 self.fs.put_file(str(entry.path), rclip)
             self.fs.pipe_file(self._remote("index", key[:2], f"{key}.json"),
                               json.dumps(meta, sort_keys=True, default=str).encode())
