@@ -17,8 +17,6 @@ import pytest
 from fakeserver import FakeInference
 from tests.helpers import free_port, wait_for_worker
 
-pytest.importorskip("distributed")
-
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "sk-test-dask-cli-5e2a"
 BOARD = """

@@ -28,12 +28,7 @@ import time
 import uuid
 from pathlib import Path
 
-import pytest
-
 from tests.helpers import KEY, free_port
-
-pytest.importorskip("s3fs")
-pytest.importorskip("distributed")
 
 LIMIT = 90.0  # seconds one scenario may take (about 15 s here); unguarded ones froze for good
 BOARD = """storyboard: 1

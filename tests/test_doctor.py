@@ -75,7 +75,6 @@ def test_an_unwritable_cache_fails(tmp_path: Path) -> None:
 
 
 def test_an_s3_cache_round_trips_and_a_missing_bucket_fails(tmp_path: Path) -> None:
-    pytest.importorskip("s3fs")
     from moto.server import ThreadedMotoServer
 
     port = free_port()
@@ -102,7 +101,6 @@ def test_an_s3_cache_round_trips_and_a_missing_bucket_fails(tmp_path: Path) -> N
 @pytest.fixture
 def scheduler(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """A scheduler and a worker from the command line; the environment they share."""
-    pytest.importorskip("distributed")
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     site = tmp_path / "site"
@@ -137,7 +135,6 @@ def test_doctor_checks_a_dask_cluster_can_load_the_tasks(scheduler: tuple[str, d
 
 
 def test_doctor_says_to_install_storyboard_where_the_cluster_lacks_it(tmp_path: Path) -> None:
-    pytest.importorskip("distributed")
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     without = tmp_path / "without" / "storyboard"

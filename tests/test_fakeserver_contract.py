@@ -10,19 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
+from inferencesh import Inference, TaskStatus
+from inferencesh.client import parse_status
+from inferencesh.models.errors import APIError
 
 from fakeserver import FakeInference, gradient_image
-
-inferencesh = pytest.importorskip(
-    "inferencesh", reason="the official SDK (dev extra) is not installed"
-)
-requests = pytest.importorskip("requests", reason="the SDK's sync client needs requests")
-
-from inferencesh import Inference, TaskStatus  # noqa: E402
-from inferencesh.client import parse_status  # noqa: E402
-from inferencesh.models.errors import APIError  # noqa: E402
-
-from storyboard.media import probe  # noqa: E402
+from storyboard.media import probe
 
 APP = "klingai/video-v3"
 

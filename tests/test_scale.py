@@ -20,7 +20,6 @@ from storyboard.cache import open_cache
 from storyboard.errors import CacheError
 from tests.helpers import KEY, Render, free_port, wait_for
 
-pytest.importorskip("s3fs")
 ACCESS_ID = "AKIASCALETESTID0001"
 SECRET = "scale-secret-do-not-leak-9f8e7d"
 
@@ -280,7 +279,8 @@ cut: [opening, hero]
 
 def test_a_six_row_matrix_on_a_dask_cluster_renders_six_films_paying_shared_shots_once(
         write_board: Callable[..., Path], s3_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    distributed = pytest.importorskip("distributed")
+    import distributed
+
     from pipelines.matrix import plan_matrix, run_matrix
 
     board = write_board(MATRIX_BOARD, name="spot/film.yaml")

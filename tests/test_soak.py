@@ -113,7 +113,6 @@ def test_twenty_quick_soak_runs_keep_every_invariant() -> None:
 def test_quick_soak_runs_on_one_s3_cache_keep_every_invariant() -> None:
     """The same soak with both runners on one ``s3://`` cache (moto on loopback), each with
     its own local folder, as two machines: claims are conditional creates with a lease."""
-    pytest.importorskip("s3fs")
     from tests.soak.s3 import moto_s3
 
     with moto_s3() as bucket:
