@@ -23,6 +23,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,14 @@ def scrub(text: str) -> str:
         if value and len(value) >= 4:
             text = text.replace(value, "***")
     return text
+
+
+@dataclass
+class _Held:
+    """A claim this process holds, and its key's journal, read once when claimed."""
+
+    claim: RemoteClaim
+    journal: dict[str, Any]
 
 
 class SharedCache(Cache):
@@ -81,8 +90,7 @@ class SharedCache(Cache):
         # The journals of the keys this process holds claims on: the holder is their only
         # writer, so it reads each once, when it claims, and keeps it (issue 29: the
         # journal was read before every write and every recall, six reads a shot).
-        self._held: dict[str, dict[str, Any]] = {}
-        self._claims: dict[str, RemoteClaim] = {}  # the claims held now, by key
+        self._held: dict[str, _Held] = {}
 
     def _error(self, action: str, e: BaseException) -> CacheError:
         why = scrub(str(e).splitlines()[0] if str(e) else type(e).__name__)
@@ -176,7 +184,7 @@ class SharedCache(Cache):
         """The shared journal of a shot key ({} when there is none)."""
         held = self._held.get(key)
         if held is not None:
-            return copy.deepcopy(held)
+            return copy.deepcopy(held.journal)
         return self._read_journal(key)
 
     def _read_journal(self, key: str) -> dict[str, Any]:
@@ -194,8 +202,8 @@ class SharedCache(Cache):
         """Journal one field of a shot key on the shared store (only the claim holder writes).
         Before a submission (``submitting``), a holder whose lease lapsed and whose key
         another render took over stops: that render submits or re-attaches, not both."""
-        claim = self._claims.get(key)
-        if field == "submitting" and claim is not None and not claim.still_held():
+        held = self._held.get(key)
+        if field == "submitting" and held is not None and not held.claim.still_held():
             raise CacheError(f"shared cache {self.url}: this render's claim on a shot lapsed and another "
                              "render took the shot over; it was not submitted here, so it is not paid twice. "
                              "Render again to take its clip from the cache")
@@ -207,13 +215,14 @@ class SharedCache(Cache):
             self.fs.pipe_file(self._journal_remote(key), json.dumps(data, sort_keys=True, default=str).encode())
         except Exception as e:
             raise self._error("writing the journal", e) from None
-        if key in self._held:
-            self._held[key] = data
+        if held is not None:
+            held.journal = data
 
     def forget(self, key: str) -> None:
         """Drop a shot key's shared journal."""
-        if key in self._held:
-            self._held[key] = {}
+        held = self._held.get(key)
+        if held is not None:
+            held.journal = {}
         with contextlib.suppress(Exception):
             self.fs.rm_file(self._journal_remote(key))
 
@@ -243,12 +252,11 @@ class SharedCache(Cache):
             claim = self.leased.try_claim(key)
             if claim is not None:
                 try:
-                    self._held[key] = self._read_journal(key)
+                    self._held[key] = _Held(claim, self._read_journal(key))
                 except BaseException:
                     claim.release()
                     raise
-                self._claims[key] = claim
-                claim.on_release = lambda: (self._held.pop(key, None), self._claims.pop(key, None))
+                claim.on_release = lambda: self._held.pop(key, None)
             return claim
         except ConditionalCreateUnsupported as e:
             raise CacheError(f"shared cache {self.url}: {e}; claims would not be safe there "

@@ -227,6 +227,32 @@ class Pipeline:
 
     # ----------------------------------------------------------------- run
 
+    async def checked_plan(self, cache: Cache) -> Plan:
+        """The plan, checked against the budget offline, then against the app versions
+        served now (the live checks), before anything is paid."""
+        seen: Any = SeenIndex(cache)  # the plans below read each key's index once
+        plan = self.plan(seen)
+        for note in self.take_notes():
+            self.emit(Warning_(message=note))
+        for key, why in cache.dropped:
+            self.emit(Warning_(message=f"dropped cache entry {key[:10]}: {why}; it will be regenerated"))
+        self.check_budget(plan)  # offline first: an over-budget render costs not even a request
+        ready = getattr(self.backend, "check_ready", None)
+        if (plan.pending or plan.pending_audio) and callable(ready):
+            ready()
+        if plan.pending and getattr(self.backend, "paid", True):
+            # before the first paid call: every shot against the app versions served now
+            self.board = await live_check(self.board, self.backend, cache, self.emit)
+            plan = self.plan(seen)
+            self.check_budget(plan)
+        if plan.pending_audio and getattr(self.backend, "paid", True):
+            from storyboard.runner._audio import live_check_audio
+
+            self.board = await live_check_audio(self.board, plan, self.backend, cache, self.emit)
+            plan = self.plan(seen)  # keyed by the versions served now
+            self.check_budget(plan)
+        return plan
+
     async def run(self) -> RenderResult:
         """Generate what is missing, then assemble the film (see the class docstring)."""
         started = time.monotonic()
@@ -248,27 +274,7 @@ class Pipeline:
             from storyboard.runner._audio import with_remembered_audio
 
             self.board = with_remembered_audio(self.board, cache)
-            seen: Any = SeenIndex(cache)  # the plans below read each key's index once
-            plan = self.plan(seen)
-            for note in self.take_notes():
-                self.emit(Warning_(message=note))
-            for key, why in cache.dropped:
-                self.emit(Warning_(message=f"dropped cache entry {key[:10]}: {why}; it will be regenerated"))
-            self.check_budget(plan)  # offline first: an over-budget render costs not even a request
-            ready = getattr(self.backend, "check_ready", None)
-            if (plan.pending or plan.pending_audio) and callable(ready):
-                ready()
-            if plan.pending and getattr(self.backend, "paid", True):
-                # before the first paid call: every shot against the app versions served now
-                self.board = await live_check(self.board, self.backend, cache, self.emit)
-                plan = self.plan(seen)
-                self.check_budget(plan)
-            if plan.pending_audio and getattr(self.backend, "paid", True):
-                from storyboard.runner._audio import live_check_audio
-
-                self.board = await live_check_audio(self.board, plan, self.backend, cache, self.emit)
-                plan = self.plan(seen)  # keyed by the versions served now
-                self.check_budget(plan)
+            plan = await self.checked_plan(cache)
             used = tuple(s.id for s in plan.shots if s.status != "unused")
             self.emit(RenderStarted(shots=used, to_generate=len(plan.pending), estimate=plan.cost,
                                     levels=self.board.graph.levels(used)))
@@ -422,6 +428,7 @@ class Pipeline:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(path, report_data(self, result))
         result.report = path
+
 
 def render(board: Board | str | Path, backend: str | Backend | None = None, **options: Any) -> RenderResult:
     """Render a storyboard synchronously (see :class:`Pipeline` for the options)."""
